@@ -1,0 +1,188 @@
+"""The built-in outbox: serves every effect port by keeping the rendered message in the database.
+
+It makes the service usable and inspectable without any vendor account. Each record is
+keyed by the effect's idempotency key, so a step that is re-run after a crash records its
+effect once (the insert is skipped on a key it has already seen).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from incident.adapters.tables import OutboxRow
+from incident.clock import Clock
+from incident.domain.incident import Incident, Status, war_room_name
+from incident.services.ports import WarRoom
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    idempotency_key: str
+    incident_id: int
+    created_at: datetime
+    channel: str
+    destination: str
+    subject: str
+    body: str
+
+
+class Outbox:
+    """Implements Pager, Chat, Notifier, StatusPage and CustomerComms."""
+
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, *, conference_url_template: str | None = None
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._conference_url_template = conference_url_template
+
+    async def _record(
+        self,
+        *,
+        key: str,
+        incident: Incident,
+        channel: str,
+        destination: str,
+        subject: str = "",
+        body: str,
+    ) -> None:
+        assert incident.id is not None
+        values = {
+            "idempotency_key": key,
+            "incident_id": incident.id,
+            "created_at": self._clock.now(),
+            "channel": channel,
+            "destination": destination,
+            "subject": subject,
+            "body": body,
+        }
+        insert = postgres_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(OutboxRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
+
+    # --- Pager -----------------------------------------------------------------------------
+
+    async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="page",
+            destination=f"oncall:{tier}",
+            subject=summary,
+            body=summary,
+        )
+        return key
+
+    # --- Chat ------------------------------------------------------------------------------
+
+    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+        room = WarRoom(channel=war_room_name(incident), conference_url=self._conference(incident))
+        body = f"War room #{room.channel} opened."
+        if room.conference_url:
+            body += f" Conference: {room.conference_url}"
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="chat",
+            destination=f"chat:#{room.channel}",
+            body=body,
+        )
+        return room
+
+    async def post(self, *, incident: Incident, text: str, key: str) -> None:
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="chat",
+            destination=f"chat:#{incident.war_room or war_room_name(incident)}",
+            body=text,
+        )
+
+    # --- Notifier --------------------------------------------------------------------------
+
+    async def notify(
+        self,
+        *,
+        incident: Incident,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        war_room = f"chat:#{incident.war_room or war_room_name(incident)}"
+        for named in destinations:
+            destination = war_room if named == "chat:war-room" else named
+            channel = "email" if destination.startswith("email:") else "chat"
+            await self._record(
+                key=f"{key}#{destination}",
+                incident=incident,
+                channel=channel,
+                destination=destination,
+                subject=subject,
+                body=body,
+            )
+
+    # --- StatusPage ------------------------------------------------------------------------
+
+    async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="status_page",
+            destination="status_page",
+            subject=status.value,
+            body=body,
+        )
+
+    # --- CustomerComms ---------------------------------------------------------------------
+
+    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="customers",
+            destination="customers",
+            subject=subject,
+            body=body,
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def messages(self, *, incident_id: int | None = None) -> list[OutboxMessage]:
+        query = select(OutboxRow).order_by(col(OutboxRow.created_at), col(OutboxRow.id))
+        if incident_id is not None:
+            query = query.where(col(OutboxRow.incident_id) == incident_id)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [
+            OutboxMessage(
+                idempotency_key=r["idempotency_key"],
+                incident_id=r["incident_id"],
+                created_at=r["created_at"],
+                channel=r["channel"],
+                destination=r["destination"],
+                subject=r["subject"],
+                body=r["body"],
+            )
+            for r in rows
+        ]
+
+    def _conference(self, incident: Incident) -> str | None:
+        if not self._conference_url_template:
+            return None
+        return self._conference_url_template.format(
+            id=incident.id, ref=incident.ref, channel=war_room_name(incident)
+        )

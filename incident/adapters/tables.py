@@ -1,0 +1,138 @@
+"""SQLModel tables: incidents, their timeline, planned step occurrences and the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every database.
+
+    SQLite has no time zones, so instants are stored there as naive UTC text, which also
+    keeps their text order equal to their time order for range queries.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: every *_at must be timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _at(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class IncidentRow(SQLModel, table=True):
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    severity: str = Field(max_length=2, index=True)
+    status: str = Field(max_length=16, index=True)
+    service: str = ""
+    impact: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    declared_at: datetime = _at(nullable=False)
+    declared_by: str
+    acknowledged_at: datetime | None = _at()
+    acknowledged_by: str | None = None
+    commander: str | None = None
+    comms_lead: str | None = None
+    severity_changed_at: datetime | None = _at()
+    last_customer_update_at: datetime | None = _at()
+    resolved_at: datetime | None = _at()
+    resolution_summary: str | None = Field(default=None, sa_column=Column(Text))
+    rca_due_at: datetime | None = _at()
+    rca_link: str | None = None
+    closed_at: datetime | None = _at()
+    war_room: str | None = None
+    conference_url: str | None = None
+    # Set by callers that may retry a declaration (API Idempotency-Key, alert group keys).
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+
+
+class TimelineRow(SQLModel, table=True):
+    __tablename__ = "timeline"
+    __table_args__ = (Index("ix_timeline_incident_at", "incident_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    at: datetime = _at(nullable=False)
+    kind: str = Field(max_length=40)
+    actor: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    public: bool = False  # customer-facing (shown on the status page) or internal
+    step_id: str | None = None
+    occurrence: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OccurrenceState:
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    # States that count as "fired" for planning: the occurrence is over and was not undone.
+    FIRED = (DONE, FAILED, SKIPPED)
+
+
+class StepOccurrenceRow(SQLModel, table=True):
+    """One planned occurrence of one step: the durable timer."""
+
+    __tablename__ = "step_occurrences"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "step_id", "occurrence", name="uq_occurrence"),
+        # The claim query walks this index: pending rows in run_at order.
+        Index("ix_occurrence_claim", "state", "run_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    step_id: str = Field(max_length=80)
+    occurrence: int
+    action: str = Field(max_length=40)
+    target: str | None = None
+    due_at: datetime = _at(nullable=False)  # when the playbook says it is due
+    not_before: datetime | None = _at()  # snoozed, or backing off after a failure
+    run_at: datetime = _at(nullable=False)  # max(due_at, not_before): when it may run
+    state: str = Field(default=OccurrenceState.PENDING, max_length=12)
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _at()
+    started_at: datetime | None = _at()
+    finished_at: datetime | None = _at()
+    outcome: str | None = Field(default=None, sa_column=Column(Text))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class OutboxRow(SQLModel, table=True):
+    """An effect kept by the built-in outbox adapter: what would have been sent, rendered."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=300)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    created_at: datetime = _at(nullable=False)
+    channel: str = Field(max_length=20)  # page, chat, email, status_page, customers
+    destination: str
+    subject: str = ""
+    body: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,0 +1,174 @@
+"""`incident ...`: the command line. User mistakes exit non-zero with a readable message."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from incident import bootstrap
+from incident.adapters.playbook_files import load_playbooks
+from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
+from incident.config import Settings, load_settings
+from incident.domain.errors import DomainError, InvalidPlaybook
+from incident.domain.incident import Severity, Status
+from incident.domain.playbook import parse_duration
+
+
+class UsageError(Exception):
+    """A mistake in the command line; printed without a traceback."""
+
+
+def _duration(text: str) -> object:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _severity(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except DomainError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incident", description="Incident response orchestration: timed playbooks.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service (HTTP and scheduler)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    playbooks = commands.add_parser("playbooks", help="work with playbooks")
+    playbook_commands = playbooks.add_subparsers(dest="playbooks_command", required=True)
+    check = playbook_commands.add_parser("check", help="validate every playbook file")
+    check.add_argument("directory", nargs="?", type=Path,
+                       help="playbooks directory (default: INCIDENT_PLAYBOOKS_DIR or playbooks/)")
+
+    comms = commands.add_parser("comms", help="work with message templates")
+    comms_commands = comms.add_subparsers(dest="comms_command", required=True)
+    comms_commands.add_parser("check", help="render every template with sample data")
+
+    simulate = commands.add_parser(
+        "simulate", help="show what a playbook will do, in virtual time",
+        description="Runs the real engine on a throw-away database under a virtual clock. "
+        "Every offset counts from the declaration.")
+    simulate.add_argument("--severity", type=_severity, required=True)
+    simulate.add_argument("--ack-after", type=_duration, default=None)
+    simulate.add_argument("--update-every", type=_duration, default=None,
+                          help="the commander posts a customer update this often (0: never)")
+    simulate.add_argument("--resolve-after", type=_duration, default=None)
+    simulate.add_argument("--rca-after", type=_duration, default=None)
+    simulate.add_argument("--until", type=_duration, default=parse_duration("60h"))
+    simulate.add_argument("--json", action="store_true", help="print a JSON array")
+
+    outbox = commands.add_parser("outbox", help="list the effects kept by the outbox")
+    outbox.add_argument("--incident", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        match args.command:
+            case "serve":
+                return _serve(settings, args.host, args.port)
+            case "playbooks":
+                return _check_playbooks(settings, args.directory)
+            case "comms":
+                return _check_comms(settings)
+            case "simulate":
+                return asyncio.run(_simulate(settings, args))
+            case "outbox":
+                return asyncio.run(_outbox(settings, args.incident))
+    except InvalidPlaybook as error:
+        print(f"incident: invalid playbooks:\n{error}", file=sys.stderr)
+        return 2
+    except (DomainError, UsageError, TemplateProblem) as error:
+        print(f"incident: {error}", file=sys.stderr)
+        return 2
+    return 0  # pragma: no cover - argparse requires a command
+
+
+def _check_playbooks(settings: Settings, directory: Path | None) -> int:
+    directory = directory or settings.playbooks_dir
+    playbooks = load_playbooks(directory, comms_dir=settings.comms_dir,
+                               runbooks_dir=settings.runbooks_dir)
+    for severity, playbook in sorted(playbooks.playbooks.items()):
+        print(f"ok  {playbook.source}: {severity.value} {playbook.name}, "
+              f"{len(playbook.steps)} steps")
+    return 0
+
+
+def _check_comms(settings: Settings) -> int:
+    renderer = JinjaRenderer(settings.comms_dir)
+    names = renderer.names()
+    if not names:
+        raise UsageError(f"no templates found in {settings.comms_dir}")
+    problems = []
+    for name in names:
+        for status in Status:
+            try:
+                renderer.render(name, sample_context(status=status))
+            except TemplateProblem as error:
+                problems.append(f"{error} (status {status.value})")
+    if problems:
+        print("incident: templates that do not render:\n" + "\n".join(problems), file=sys.stderr)
+        return 2
+    print(f"ok  {len(names)} templates render for every status")
+    return 0
+
+
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from incident.simulate import Script, format_table, simulate
+
+    update_every = args.update_every if args.update_every else None
+    script = Script(severity=args.severity, until=args.until, ack_after=args.ack_after,
+                    update_every=update_every, resolve_after=args.resolve_after,
+                    rca_after=args.rca_after)
+    logging.getLogger("incident").setLevel(logging.ERROR)
+    events = await simulate(script, settings)
+    if args.json:
+        print(json.dumps([e.as_json() for e in events if e.kind == "step"], indent=2))
+    else:
+        print(format_table(events))
+    return 0
+
+
+async def _outbox(settings: Settings, incident_id: int | None) -> int:
+    container = await bootstrap.build(settings)
+    try:
+        for message in await container.outbox.messages(incident_id=incident_id):
+            print(f"{message.created_at.isoformat()}  INC-{message.incident_id}  "
+                  f"{message.channel:<11} {message.destination}")
+            for line in message.body.splitlines():
+                print(f"    {line}")
+    finally:
+        await container.close()
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from incident.web.app import create_app
+
+    bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
+                        "%(message)s")
+    print(f"incident: serving on http://{host}:{port} with {settings.database_url}; "
+          "integrations: outbox (no vendor credentials configured)", flush=True)
+    web.run_app(create_app(settings), host=host, port=port, print=None)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Planning maths: when is the next occurrence of each step due?
+
+Pure functions of the incident's facts, the playbook and what has already fired. They never
+read a clock: re-planning the same facts always gives the same plan, which is what makes
+re-planning on every state change safe.
+
+Rules
+- A step is planned only while none of its `until` events has happened and the incident
+  is not closed. A non-repeating step fires at most once per incident.
+- Occurrence numbers count firings of a step (1, 2, ...); the next occurrence is always
+  `fired + 1`, so a pending occurrence keeps its number when its due time moves.
+- The first occurrence since the step's anchor is due at `anchor + offset`. A repeating
+  step's later occurrences follow on a fixed grid (`previous due + every`), so lateness
+  never accumulates. If the anchor moves past the grid (a customer update was posted),
+  the grid restarts from the new anchor.
+- Missed repeats are coalesced: when an occurrence fired late, the next one is the first
+  grid point after the instant it actually fired, never a burst of catch-up sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from incident.domain.incident import Incident, Status
+from incident.domain.playbook import Anchor, Condition, Playbook, Step, StopEvent
+
+
+@dataclass(frozen=True)
+class StepHistory:
+    """What has already happened to one step of one incident."""
+
+    fired: int = 0  # occurrences that ran, failed for good or were skipped
+    last_due: datetime | None = None  # due time of the latest of those
+    last_fired_at: datetime | None = None  # when the latest of those actually ran
+
+
+NO_HISTORY = StepHistory()
+
+
+@dataclass(frozen=True)
+class PlannedOccurrence:
+    step_id: str
+    occurrence: int
+    due_at: datetime
+
+
+def anchor_time(incident: Incident, anchor: Anchor) -> datetime | None:
+    match anchor:
+        case Anchor.DECLARED:
+            return incident.declared_at
+        case Anchor.ACKNOWLEDGED:
+            return incident.acknowledged_at
+        case Anchor.SEVERITY_CHANGED:
+            return incident.severity_changed_at
+        case Anchor.LAST_CUSTOMER_UPDATE:
+            return incident.last_customer_update_at or incident.declared_at
+        case Anchor.RESOLVED:
+            return incident.resolved_at
+
+
+def has_happened(incident: Incident, event: StopEvent) -> bool:
+    match event:
+        case StopEvent.ACKNOWLEDGED:
+            return incident.acknowledged_at is not None
+        case StopEvent.COMMANDER_ASSIGNED:
+            return incident.commander is not None
+        case StopEvent.CUSTOMER_UPDATE_POSTED:
+            return incident.last_customer_update_at is not None
+        case StopEvent.RESOLVED:
+            return incident.resolved_at is not None
+        case StopEvent.RCA_COMPLETED:
+            return incident.rca_link is not None
+
+
+def condition_holds(incident: Incident, condition: Condition) -> bool:
+    match condition:
+        case Condition.UNACKNOWLEDGED:
+            return incident.acknowledged_at is None
+        case Condition.UNRESOLVED:
+            return incident.resolved_at is None
+        case Condition.NO_COMMANDER:
+            return incident.commander is None
+
+
+def stopped_by(incident: Incident, step: Step) -> StopEvent | None:
+    """The `until` event that has ended this step, if any."""
+    return next((event for event in step.until if has_happened(incident, event)), None)
+
+
+def failed_condition(incident: Incident, step: Step) -> Condition | None:
+    return next((c for c in step.when if not condition_holds(incident, c)), None)
+
+
+def next_occurrence(
+    step: Step, incident: Incident, history: StepHistory = NO_HISTORY
+) -> PlannedOccurrence | None:
+    """The one occurrence of `step` that should be pending now, or None."""
+    if incident.status is Status.CLOSED or stopped_by(incident, step) is not None:
+        return None
+    if history.fired and not step.repeats:
+        return None
+    if step.max_occurrences is not None and history.fired >= step.max_occurrences:
+        return None
+    anchor = anchor_time(incident, step.anchor)
+    if anchor is None:
+        return None
+    due = anchor + step.offset
+    if step.every is not None and history.last_due is not None and history.last_due >= due:
+        due = history.last_due + step.every
+        fired_at = history.last_fired_at or history.last_due
+        if due <= fired_at:
+            due += step.every * ((fired_at - due) // step.every + 1)
+    due = max(due, incident.declared_at + step.window_start)
+    if step.window_end is not None and due >= incident.declared_at + step.window_end:
+        return None
+    return PlannedOccurrence(step_id=step.id, occurrence=history.fired + 1, due_at=due)
+
+
+def plan(
+    incident: Incident, playbook: Playbook, history: Mapping[str, StepHistory]
+) -> list[PlannedOccurrence]:
+    """Every occurrence that should be pending for this incident, in due order."""
+    planned = [
+        occurrence
+        for step in playbook.steps
+        if (occurrence := next_occurrence(step, incident, history.get(step.id, NO_HISTORY)))
+    ]
+    return sorted(planned, key=lambda o: (o.due_at, o.step_id))
+
+
+def tracked_deadline(incident: Incident, playbook: Playbook, name: str) -> datetime | None:
+    """The instant of a tracked deadline (e.g. `rca_due`), once its anchor has happened."""
+    for step in playbook.steps:
+        if step.tracks == name:
+            anchor = anchor_time(incident, step.anchor)
+            return anchor + step.offset if anchor is not None else None
+    return None
+
+
+def step_deadline(incident: Incident, step: Step) -> datetime | None:
+    """For a deadline's reminder or missed step: the deadline itself."""
+    if step.deadline is None:
+        return None
+    anchor = anchor_time(incident, step.anchor)
+    return anchor + step.deadline if anchor is not None else None
+
+
+def backoff(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:
+    """Delay before retry number `attempt` (1-based): doubling from `base`, capped."""
+    delay: timedelta = base * (2 ** max(0, attempt - 1))
+    return min(cap, delay)

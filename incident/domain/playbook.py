@@ -1,0 +1,434 @@
+"""The playbook model: typed steps parsed once from YAML, and the rules a playbook must obey.
+
+A playbook is data. `parse_playbook` turns one YAML document into a `Playbook`; every
+problem it finds is a `PlaybookProblem` naming the file, the step and the field, so
+`incident playbooks check` and the service's start-up refusal print the same message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from incident.domain.audiences import Directory
+from incident.domain.errors import InvalidPlaybook, PlaybookProblem
+from incident.domain.incident import Severity
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `4h`, `48h`, `1h30m`, `2d`, `0m` -> timedelta. Raises ValueError otherwise."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not match or not text.strip():
+        raise ValueError(f"{text!r} is not a duration; write it like 30m, 4h, 1h30m or 2d")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of parse_duration, in the shortest form (`1h30m`, `48h`, `0m`)."""
+    total = int(delta.total_seconds())
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{seconds}s" if seconds else "",
+    ]
+    return sign + ("".join(parts) or "0m")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} has no unit; write it like 30m, 4h or 2d")
+    return parse_duration(str(value))
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _string_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class Anchor(StrEnum):
+    """The instant a step's offset counts from."""
+
+    DECLARED = "declared"
+    ACKNOWLEDGED = "acknowledged"
+    SEVERITY_CHANGED = "severity_changed"
+    # The latest customer-facing update, or the declaration while there is none.
+    LAST_CUSTOMER_UPDATE = "last_customer_update"
+    RESOLVED = "resolved"
+
+
+class StopEvent(StrEnum):
+    """Once one of these has happened, a step plans no more occurrences."""
+
+    ACKNOWLEDGED = "acknowledged"
+    COMMANDER_ASSIGNED = "commander_assigned"
+    CUSTOMER_UPDATE_POSTED = "customer_update_posted"
+    RESOLVED = "resolved"
+    RCA_COMPLETED = "rca_completed"
+
+
+class Condition(StrEnum):
+    """Checked again when an occurrence fires; a false condition skips that occurrence."""
+
+    UNACKNOWLEDGED = "unacknowledged"
+    UNRESOLVED = "unresolved"
+    NO_COMMANDER = "no_commander"
+
+
+class Action(StrEnum):
+    """What a step does. Each maps to one port call in services/actions.py."""
+
+    PAGE = "page"
+    OPEN_WAR_ROOM = "open_war_room"
+    STATUS_PAGE = "status_page"
+    CUSTOMER_NOTIFICATION = "customer_notification"
+    CUSTOMER_UPDATE_REMINDER = "customer_update_reminder"
+    CUSTOMER_HOLDING_UPDATE = "customer_holding_update"
+    REMIND = "remind"
+    NOTIFY = "notify"
+    ESCALATE = "escalate"
+    SCHEDULE_REVIEW = "schedule_review"
+    RCA_REMINDER = "rca_reminder"
+    RCA_OVERDUE = "rca_overdue"
+
+
+# Actions that address a named audience or on-call tier, so `target` is required.
+TARGETED_ACTIONS = frozenset(
+    {Action.PAGE, Action.NOTIFY, Action.ESCALATE, Action.RCA_REMINDER, Action.RCA_OVERDUE}
+)
+# Actions whose text comes from a template in comms/.
+TEMPLATED_ACTIONS = frozenset(set(Action) - {Action.PAGE, Action.OPEN_WAR_ROOM})
+
+_STEP_ID = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Window(_Strict):
+    """Occurrences are planned only when due within [from, to) of the declaration."""
+
+    start: Duration = Field(default=timedelta(0), alias="from")
+    end: Duration | None = Field(default=None, alias="to")
+
+
+class ActionSpec(_Strict):
+    action: Action
+    target: str | None = None
+    template: str | None = None
+
+    @model_validator(mode="after")
+    def _check_needs(self) -> ActionSpec:
+        if self.action in TARGETED_ACTIONS and not self.target:
+            raise ValueError(f"action {self.action.value!r} needs a target (an audience or tier)")
+        if self.action in TEMPLATED_ACTIONS and not self.template:
+            raise ValueError(f"action {self.action.value!r} needs a template from comms/")
+        return self
+
+
+class Reminders(ActionSpec):
+    before: list[Duration] = Field(min_length=1)
+
+
+class OnMissed(ActionSpec):
+    every: Duration | None = None
+
+
+class StepSpec(_Strict):
+    """One step as written in YAML. Deadline steps expand into several `Step`s."""
+
+    id: str = Field(pattern=_STEP_ID, max_length=60)
+    description: str = ""
+    anchor: Anchor
+    runbook: str | None = None
+    until: Annotated[list[StopEvent], BeforeValidator(_string_list)] = []
+    when: Annotated[list[Condition], BeforeValidator(_string_list)] = []
+    stale_after: Duration | None = None
+    # A plain step:
+    action: Action | None = None
+    target: str | None = None
+    template: str | None = None
+    offset: Duration | None = None
+    every: Duration | None = None
+    max_occurrences: int | None = Field(default=None, ge=1)
+    window: Window | None = None
+    # A deadline step:
+    deadline: Duration | None = None
+    tracks: str | None = None
+    remind: Reminders | None = None
+    on_missed: OnMissed | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _positive_every(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(minutes=1):
+            raise ValueError("every must be at least 1m")
+        return value
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> StepSpec:
+        if self.deadline is not None:
+            stray = [
+                name
+                for name in ("action", "offset", "every", "target", "template", "max_occurrences")
+                if getattr(self, name) is not None
+            ]
+            if stray:
+                raise ValueError(
+                    f"a deadline step takes remind and on_missed, not {', '.join(stray)}"
+                )
+            if self.on_missed is None:
+                raise ValueError("a deadline step needs on_missed (what happens when it passes)")
+            if not self.until:
+                raise ValueError("a deadline step needs until (the event that meets it)")
+            if self.on_missed.every is not None and self.on_missed.every < timedelta(minutes=1):
+                raise ValueError("on_missed.every must be at least 1m")
+            for before in self.remind.before if self.remind else []:
+                if not timedelta(0) < before <= self.deadline:
+                    raise ValueError(
+                        f"reminder {format_duration(before)} before the deadline falls outside "
+                        f"the {format_duration(self.deadline)} deadline"
+                    )
+            return self
+        if self.tracks is not None:
+            raise ValueError("tracks is only for deadline steps")
+        if self.action is None:
+            raise ValueError("a step needs an action (or a deadline)")
+        if self.offset is None:
+            raise ValueError("a step needs an offset from its anchor, like 0m or 4h")
+        ActionSpec(action=self.action, target=self.target, template=self.template)
+        if self.every is not None and not self.until and self.max_occurrences is None:
+            raise ValueError(
+                "a repeating step needs until or max_occurrences; nothing may repeat forever"
+            )
+        return self
+
+
+class PlaybookSpec(_Strict):
+    severity: Severity
+    name: str = Field(min_length=1)
+    description: str = ""
+    steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return str(value).upper() if isinstance(value, str) else value
+
+
+# --- the typed objects the engine interprets ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schedulable step. `id` is unique across all playbooks of an incident's life:
+    the same id in two playbooks is the same step, so a severity change never repeats it."""
+
+    id: str
+    action: Action
+    anchor: Anchor
+    offset: timedelta
+    target: str | None = None
+    template: str | None = None
+    runbook: str | None = None
+    description: str = ""
+    every: timedelta | None = None
+    max_occurrences: int | None = None
+    until: tuple[StopEvent, ...] = ()
+    when: tuple[Condition, ...] = ()
+    stale_after: timedelta | None = None
+    window_start: timedelta = timedelta(0)
+    window_end: timedelta | None = None
+    deadline: timedelta | None = None  # on a deadline's reminders and missed step
+    tracks: str | None = None  # on a deadline's missed step: which incident deadline it is
+
+    @property
+    def repeats(self) -> bool:
+        return self.every is not None
+
+
+@dataclass(frozen=True)
+class Playbook:
+    severity: Severity
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    source: str
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def deadline(self, name: str) -> timedelta | None:
+        """The offset of the named tracked deadline (e.g. `rca_due`) from its anchor."""
+        for step in self.steps:
+            if step.tracks == name:
+                return step.offset
+        return None
+
+
+def expand(spec: StepSpec) -> list[Step]:
+    """A plain step is one Step; a deadline step is its reminders plus its missed action."""
+    common: dict[str, Any] = {
+        "anchor": spec.anchor,
+        "runbook": spec.runbook,
+        "description": spec.description,
+        "until": tuple(spec.until),
+        "when": tuple(spec.when),
+        "stale_after": spec.stale_after,
+    }
+    if spec.deadline is None:
+        assert spec.action is not None and spec.offset is not None  # checked by the model
+        window = spec.window or Window()
+        return [
+            Step(
+                id=spec.id,
+                action=spec.action,
+                offset=spec.offset,
+                target=spec.target,
+                template=spec.template,
+                every=spec.every,
+                max_occurrences=spec.max_occurrences,
+                window_start=window.start,
+                window_end=window.end,
+                **common,
+            )
+        ]
+    common["deadline"] = spec.deadline
+    steps = []
+    if spec.remind:
+        for before in sorted(spec.remind.before, reverse=True):
+            steps.append(
+                Step(
+                    id=f"{spec.id}.reminder-{format_duration(before)}",
+                    action=spec.remind.action,
+                    offset=spec.deadline - before,
+                    target=spec.remind.target,
+                    template=spec.remind.template,
+                    **common,
+                )
+            )
+    assert spec.on_missed is not None
+    steps.append(
+        Step(
+            id=f"{spec.id}.missed",
+            action=spec.on_missed.action,
+            offset=spec.deadline,
+            target=spec.on_missed.target,
+            template=spec.on_missed.template,
+            every=spec.on_missed.every,
+            tracks=spec.tracks,
+            **common,
+        )
+    )
+    return steps
+
+
+def parse_playbook(document: Any, *, source: str) -> Playbook:
+    """Validate one YAML document and build the typed playbook, or raise InvalidPlaybook."""
+    if not isinstance(document, dict):
+        raise InvalidPlaybook(
+            [PlaybookProblem(source, "a playbook is a mapping with severity, name and steps")]
+        )
+    try:
+        spec = PlaybookSpec.model_validate(document)
+    except ValidationError as error:
+        raise InvalidPlaybook(_problems(error, document, source)) from None
+    steps = [step for step_spec in spec.steps for step in expand(step_spec)]
+    problems = []
+    seen: set[str] = set()
+    for step_spec, raw in zip(spec.steps, document["steps"], strict=True):
+        if step_spec.id in seen:
+            problems.append(
+                PlaybookProblem(
+                    source,
+                    "two steps share this id; ids must be unique",
+                    step=str(raw.get("id")),
+                    field="id",
+                )
+            )
+        seen.add(step_spec.id)
+    for step in steps:
+        if step.tracks == "rca_due" and step.anchor is not Anchor.RESOLVED:
+            problems.append(
+                PlaybookProblem(
+                    source,
+                    "the rca_due deadline counts from resolved",
+                    step=step.id.removesuffix(".missed"),
+                    field="anchor",
+                )
+            )
+    tracked = [s.tracks for s in steps if s.tracks]
+    for name in {t for t in tracked if tracked.count(t) > 1}:
+        problems.append(
+            PlaybookProblem(source, f"more than one deadline tracks {name!r}", field="tracks")
+        )
+    if problems:
+        raise InvalidPlaybook(problems)
+    return Playbook(
+        severity=spec.severity,
+        name=spec.name,
+        description=spec.description,
+        steps=tuple(steps),
+        source=source,
+    )
+
+
+def _problems(
+    error: ValidationError, document: dict[str, Any], source: str
+) -> list[PlaybookProblem]:
+    problems = []
+    steps_value = document.get("steps")
+    raw_steps: list[Any] = steps_value if isinstance(steps_value, list) else []
+    for item in error.errors(include_url=False):
+        loc = list(item["loc"])
+        step_name: str | None = None
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            index = loc[1]
+            raw = raw_steps[index] if index < len(raw_steps) else None
+            step_name = str(raw["id"]) if isinstance(raw, dict) and "id" in raw else f"#{index + 1}"
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field; check its spelling against playbooks/README.md"
+        problems.append(PlaybookProblem(source, message, step=step_name, field=field or None))
+    return problems
+
+
+@dataclass(frozen=True)
+class PlaybookSet:
+    """The playbook for each severity, and the directory of targets they may name."""
+
+    playbooks: Mapping[Severity, Playbook]
+    directory: Directory
+
+    def for_severity(self, severity: Severity) -> Playbook:
+        return self.playbooks[severity]
+
+    def steps(self) -> dict[str, Step]:
+        """Every step of every playbook by id (a shared id is the same step)."""
+        return {step.id: step for playbook in self.playbooks.values() for step in playbook.steps}

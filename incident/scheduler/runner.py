@@ -1,0 +1,300 @@
+"""The scheduler: claims due step occurrences and runs them, exactly once as far as anyone sees.
+
+For each occurrence: claim it (a lease, in the database), check its conditions against the
+incident as it is now, perform the effect through a port with the occurrence's idempotency
+key, then mark it done and re-plan in one transaction. A crash between the effect and the
+mark re-runs the occurrence later with the same key, which the adapters turn into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from incident.domain.errors import DomainError
+from incident.domain.incident import Incident, Status
+from incident.domain.planning import backoff, failed_condition, step_deadline, stopped_by
+from incident.domain.playbook import Action, Step
+from incident.domain.records import Occurrence, TimelineEntry
+from incident.services.actions import Outcome, StepRun, message_context, perform
+from incident.services.incidents import Runtime, replan, timeline_entry
+from incident.services.ports import Effects
+
+log = logging.getLogger("incident.scheduler")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What happened to one claimed occurrence (for metrics and `incident simulate`)."""
+
+    occurrence: Occurrence
+    result: str  # done, retry, failed, skipped, cancelled
+    lateness: timedelta
+    detail: str = ""
+
+
+@dataclass
+class TickReport:
+    steps: list[StepReport] = field(default_factory=list)
+
+    def count(self, result: str) -> int:
+        return sum(1 for s in self.steps if s.result == result)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(minutes=10)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        effects: Effects,
+        owner: str,
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 100,
+        retry: RetryPolicy | None = None,
+        base_url: str = "http://127.0.0.1:8080",
+        poll_interval: timedelta = timedelta(seconds=30),
+        on_step: Callable[[StepReport], None] | None = None,
+    ) -> None:
+        self.rt = runtime
+        self.effects = effects
+        self.owner = owner
+        self.lease = lease
+        self.batch = batch
+        self.retry = retry or RetryPolicy()
+        self.base_url = base_url
+        self.poll_interval = poll_interval
+        self.on_step = on_step
+        self._wake = asyncio.Event()
+        self.running = False
+
+    def wake(self) -> None:
+        """Called when a plan changes: the nearest due time may have moved closer."""
+        self._wake.set()
+
+    async def tick(self, now: datetime) -> TickReport:
+        """Run every occurrence runnable at `now`, in due order, until none is left."""
+        report = TickReport()
+        for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
+            claimed = await self.rt.store.claim_due(
+                now=now, owner=self.owner, lease_until=now + self.lease, limit=self.batch
+            )
+            if not claimed:
+                break
+            for occurrence in claimed:
+                step_report = await self._run(occurrence, now)
+                report.steps.append(step_report)
+                if self.on_step:
+                    self.on_step(step_report)
+        return report
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick in real time until `stop` is set: sleep until the next due time or a wake-up."""
+        self.running = True
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.tick(self.rt.clock.now())
+                    next_at = await self.rt.store.next_run_at()
+                except Exception:  # the database may be briefly unavailable; keep going
+                    log.exception("scheduler tick failed", extra={"action": "tick_failed"})
+                    next_at = None
+                delay = self.poll_interval.total_seconds()
+                if next_at is not None:
+                    until_next = (next_at - self.rt.clock.now()).total_seconds()
+                    delay = max(0.0, min(delay, until_next))
+                waiters = {
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                }
+                try:
+                    await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+        finally:
+            self.running = False
+
+    # --- one occurrence --------------------------------------------------------------------
+
+    async def _run(self, occurrence: Occurrence, now: datetime) -> StepReport:
+        lateness = now - occurrence.due_at
+        async with self.rt.store.transaction() as tx:
+            incident = await tx.get_incident(occurrence.incident_id)
+            playbook = self.rt.playbooks.for_severity(incident.severity)
+            step = playbook.step(occurrence.step_id)
+            verdict = self._verdict(step, incident, occurrence, now)
+            if verdict is not None:
+                state, reason = verdict
+                await tx.finish_occurrence(occurrence.id, state=state, now=now, outcome=reason)
+                await tx.append_timeline(
+                    incident.id or 0,
+                    [
+                        TimelineEntry(
+                            at=now,
+                            kind=f"step_{state}",
+                            actor="playbook",
+                            step_id=occurrence.step_id,
+                            occurrence=occurrence.occurrence,
+                            text=f"{occurrence.step_id}: {reason}",
+                        )
+                    ],
+                )
+                await replan(tx, incident, self.rt.playbooks, now=now, reason=reason)
+                return StepReport(occurrence, state, lateness, reason)
+            assert step is not None
+            timeline = await tx.timeline(occurrence.incident_id)
+            pending = await tx.occurrences(occurrence.incident_id, states=("pending",))
+        context = message_context(
+            incident=incident,
+            step=step,
+            occurrence=occurrence.occurrence,
+            now=now,
+            timeline=timeline,
+            directory=self.rt.playbooks.directory,
+            next_update_due=_next_customer_update(pending),
+            deadline=step_deadline(incident, step),
+            base_url=self.base_url,
+        )
+        run = StepRun(
+            step=step,
+            incident=incident,
+            key=occurrence.idempotency_key,
+            context=context,
+            effects=self.effects,
+            directory=self.rt.playbooks.directory,
+        )
+        try:
+            outcome = await perform(run)
+        except Exception as error:  # any vendor or template failure: retried, never lost
+            return await self._failed(occurrence, step, error, now, lateness)
+        await self._done(occurrence, step, outcome, now)
+        return StepReport(occurrence, "done", lateness, outcome.summary)
+
+    def _verdict(
+        self, step: Step | None, incident: Incident, occurrence: Occurrence, now: datetime
+    ) -> tuple[str, str] | None:
+        if step is None:
+            return "cancelled", f"not in the {incident.severity.value} playbook"
+        if incident.status is Status.CLOSED:
+            return "cancelled", "incident closed"
+        if (event := stopped_by(incident, step)) is not None:
+            return "cancelled", f"stopped: {event.value}"
+        if (condition := failed_condition(incident, step)) is not None:
+            return "skipped", f"condition {condition.value} no longer holds"
+        if step.stale_after is not None and now - occurrence.due_at > step.stale_after:
+            return (
+                "skipped",
+                f"stale: due {occurrence.due_at.isoformat()}, over {step.stale_after} ago",
+            )
+        return None
+
+    async def _done(
+        self, occurrence: Occurrence, step: Step, outcome: Outcome, now: datetime
+    ) -> None:
+        async with self.rt.store.transaction() as tx:
+            incident = await tx.get_incident(occurrence.incident_id, lock=True)
+            entries = [
+                TimelineEntry(
+                    at=now,
+                    kind="step_done",
+                    actor="playbook",
+                    step_id=step.id,
+                    occurrence=occurrence.occurrence,
+                    text=f"{step.id}: {outcome.summary}",
+                    data={
+                        "action": step.action.value,
+                        "target": step.target,
+                        "message": outcome.message,
+                        "lateness_seconds": (now - occurrence.due_at).total_seconds(),
+                    },
+                )
+            ]
+            if outcome.war_room is not None:
+                incident.open_war_room(
+                    channel=outcome.war_room.channel, conference_url=outcome.war_room.conference_url
+                )
+            if outcome.customer_update is not None and incident.is_open:
+                try:
+                    events = incident.post_customer_update(
+                        message=outcome.customer_update, at=now, by="playbook", automatic=True
+                    )
+                    entries += [timeline_entry(e) for e in events]
+                except DomainError:  # resolved meanwhile: the message went, the state stays
+                    pass
+            await tx.save_incident(incident)
+            await tx.finish_occurrence(
+                occurrence.id, state="done", now=now, outcome=outcome.summary
+            )
+            await tx.append_timeline(occurrence.incident_id, entries)
+            await replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+
+    async def _failed(
+        self,
+        occurrence: Occurrence,
+        step: Step,
+        error: Exception,
+        now: datetime,
+        lateness: timedelta,
+    ) -> StepReport:
+        message = f"{type(error).__name__}: {error}"[:500]
+        log.warning(
+            "step failed",
+            extra={
+                "action": "step_failed",
+                "incident_id": occurrence.incident_id,
+                "step": step.id,
+                "attempt": occurrence.attempts,
+                "error": message,
+            },
+        )
+        final = occurrence.attempts >= self.retry.max_attempts
+        async with self.rt.store.transaction() as tx:
+            if final:
+                await tx.finish_occurrence(
+                    occurrence.id, state="failed", now=now, outcome="failed", error=message
+                )
+                text = f"{step.id} failed after {occurrence.attempts} attempts: {message}"
+            else:
+                retry_at = now + backoff(
+                    occurrence.attempts, base=self.retry.base, cap=self.retry.cap
+                )
+                await tx.retry_occurrence(occurrence.id, not_before=retry_at, error=message)
+                text = (
+                    f"{step.id} attempt {occurrence.attempts} of "
+                    f"{self.retry.max_attempts} failed ({message}); "
+                    f"retrying at {retry_at.isoformat()}"
+                )
+            await tx.append_timeline(
+                occurrence.incident_id,
+                [
+                    TimelineEntry(
+                        at=now,
+                        kind="step_failed" if final else "step_retry",
+                        actor="playbook",
+                        step_id=step.id,
+                        occurrence=occurrence.occurrence,
+                        text=text,
+                        data={"error": message, "attempt": occurrence.attempts},
+                    )
+                ],
+            )
+            if final:
+                incident = await tx.get_incident(occurrence.incident_id, lock=True)
+                await replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
+        return StepReport(occurrence, "failed" if final else "retry", lateness, message)
+
+
+def _next_customer_update(pending: list[Occurrence]) -> datetime | None:
+    holding = [o.due_at for o in pending if o.action == Action.CUSTOMER_HOLDING_UPDATE.value]
+    return min(holding) if holding else None

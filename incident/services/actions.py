@@ -1,0 +1,204 @@
+"""What each playbook action does, through the ports. One function per action."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from incident.domain.audiences import Directory
+from incident.domain.incident import Incident
+from incident.domain.playbook import Action, Step
+from incident.domain.records import TimelineEntry
+from incident.services.ports import Effects, WarRoom
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action did, for the timeline, and what it changes on the incident."""
+
+    summary: str
+    message: str = ""
+    public: bool = False
+    war_room: WarRoom | None = None
+    customer_update: str | None = None  # text to record as a customer-facing update
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """Everything one action needs: the step, the incident, and the rendering context."""
+
+    step: Step
+    incident: Incident
+    key: str
+    context: Mapping[str, Any]
+    effects: Effects
+    directory: Directory
+
+    def render(self) -> str:
+        assert self.step.template is not None  # the playbook model requires one
+        return self.effects.renderer.render(self.step.template, self.context)
+
+    @property
+    def subject(self) -> str:
+        incident = self.incident
+        return f"[{incident.ref} {incident.severity.value}] {incident.title}"
+
+
+async def _page(run: StepRun) -> Outcome:
+    assert run.step.target is not None
+    summary = f"{run.subject} ({run.incident.status.value})"
+    await run.effects.pager.page(
+        incident=run.incident, tier=run.step.target, summary=summary, key=run.key
+    )
+    return Outcome(summary=f"paged on-call {run.step.target}", message=summary)
+
+
+async def _open_war_room(run: StepRun) -> Outcome:
+    room = await run.effects.chat.open_war_room(incident=run.incident, key=run.key)
+    summary = f"war room #{room.channel} open"
+    if room.conference_url:
+        summary += f", conference {room.conference_url}"
+    return Outcome(summary=summary, war_room=room)
+
+
+async def _status_page(run: StepRun) -> Outcome:
+    body = run.render()
+    await run.effects.status_page.publish(
+        incident=run.incident, status=run.incident.status, body=body, key=run.key
+    )
+    return Outcome(
+        summary=f"status page set to {run.incident.status.value}", message=body, public=True
+    )
+
+
+async def _customer_message(run: StepRun) -> Outcome:
+    body = run.render()
+    await run.effects.customers.send(
+        incident=run.incident, subject=run.subject, body=body, key=run.key
+    )
+    holding = run.step.action is Action.CUSTOMER_HOLDING_UPDATE
+    return Outcome(
+        summary="holding update sent to customers" if holding else "customers notified",
+        message=body,
+        public=True,
+        customer_update=body if run.incident.is_open else None,
+    )
+
+
+async def _war_room_post(run: StepRun) -> Outcome:
+    body = run.render()
+    await run.effects.chat.post(incident=run.incident, text=body, key=run.key)
+    return Outcome(
+        summary=f"posted {run.step.action.value.replace('_', ' ')} in the war room", message=body
+    )
+
+
+async def _notify(run: StepRun) -> Outcome:
+    assert run.step.target is not None
+    audience = run.directory.audiences[run.step.target]  # checked when playbooks load
+    body = run.render()
+    await run.effects.notifier.notify(
+        incident=run.incident,
+        audience=run.step.target,
+        destinations=audience.destinations,
+        subject=run.subject,
+        body=body,
+        key=run.key,
+    )
+    verb = "escalated to" if run.step.action is Action.ESCALATE else "notified"
+    return Outcome(summary=f"{verb} {run.step.target}", message=body)
+
+
+HANDLERS: Mapping[Action, Callable[[StepRun], Awaitable[Outcome]]] = {
+    Action.PAGE: _page,
+    Action.OPEN_WAR_ROOM: _open_war_room,
+    Action.STATUS_PAGE: _status_page,
+    Action.CUSTOMER_NOTIFICATION: _customer_message,
+    Action.CUSTOMER_HOLDING_UPDATE: _customer_message,
+    Action.CUSTOMER_UPDATE_REMINDER: _war_room_post,
+    Action.REMIND: _war_room_post,
+    Action.SCHEDULE_REVIEW: _war_room_post,
+    Action.NOTIFY: _notify,
+    Action.ESCALATE: _notify,
+    Action.RCA_REMINDER: _notify,
+    Action.RCA_OVERDUE: _notify,
+}
+
+
+async def perform(run: StepRun) -> Outcome:
+    return await HANDLERS[run.step.action](run)
+
+
+def message_context(
+    *,
+    incident: Incident,
+    step: Step,
+    occurrence: int,
+    now: datetime,
+    timeline: Sequence[TimelineEntry],
+    directory: Directory,
+    next_update_due: datetime | None,
+    deadline: datetime | None,
+    base_url: str,
+) -> dict[str, Any]:
+    """The variables every template in comms/ may use (see `sample_context`)."""
+    audience = directory.audiences.get(step.target or "")
+    return {
+        "incident": {
+            "id": incident.id,
+            "ref": incident.ref,
+            "title": incident.title,
+            "severity": incident.severity.value,
+            "status": incident.status.value,
+            "service": incident.service,
+            "impact": incident.impact,
+            "declared_at": incident.declared_at,
+            "declared_by": incident.declared_by,
+            "acknowledged_at": incident.acknowledged_at,
+            "acknowledged_by": incident.acknowledged_by,
+            "commander": incident.commander,
+            "comms_lead": incident.comms_lead,
+            "resolved_at": incident.resolved_at,
+            "resolution_summary": incident.resolution_summary,
+            "rca_due_at": incident.rca_due_at,
+            "rca_link": incident.rca_link,
+            "war_room": incident.war_room,
+            "conference_url": incident.conference_url,
+            "age": (incident.resolved_at or now) - incident.declared_at,
+        },
+        "step": {
+            "id": step.id,
+            "action": step.action.value,
+            "target": step.target,
+            "description": step.description,
+            "runbook": _runbook(step),
+        },
+        "occurrence": occurrence,
+        "now": now,
+        "audience": (
+            {"name": step.target, "description": audience.description} if audience else None
+        ),
+        "updates": [
+            {"at": e.at, "status": e.data.get("status", ""), "message": e.text}
+            for e in reversed(timeline)
+            if e.kind == "customer_update"
+        ],
+        "notes": [
+            {"at": e.at, "actor": e.actor, "text": e.text}
+            for e in reversed(timeline)
+            if e.kind == "internal_note"
+        ],
+        "next_update_due": next_update_due,
+        "deadline": deadline,
+        "links": {
+            "incident": f"{base_url}/ui/incidents/{incident.id}",
+            "status_page": f"{base_url}/status",
+            "runbook": _runbook(step),
+        },
+    }
+
+
+def _runbook(step: Step) -> str | None:
+    return f"runbooks/{step.runbook}" if step.runbook else None

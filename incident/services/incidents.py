@@ -1,0 +1,386 @@
+"""Use cases: everything a person (or an alert) can do to an incident.
+
+Each use case reads the clock once, changes the incident through the domain, records the
+timeline, re-plans the incident's step occurrences and commits, all in one transaction,
+then tells the scheduler the plan changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from incident.clock import Clock
+from incident.domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
+from incident.domain.incident import (
+    CustomerUpdatePosted,
+    Event,
+    Incident,
+    IncidentAcknowledged,
+    IncidentDeclared,
+    IncidentResolved,
+    InternalNoteAdded,
+    RcaCompleted,
+    Role,
+    RoleAssigned,
+    Severity,
+    SeverityChanged,
+    Status,
+    StatusChanged,
+)
+from incident.domain.planning import plan
+from incident.domain.playbook import PlaybookSet
+from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.services.ports import Store, Transaction
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Runtime:
+    """What the use cases work with. Built once by bootstrap."""
+
+    store: Store
+    playbooks: PlaybookSet
+    clock: Clock
+    plan_changed: Callable[[], None] = field(default=_nothing)
+
+
+@dataclass(frozen=True)
+class UpcomingStep:
+    occurrence_id: int
+    step_id: str
+    occurrence: int
+    action: str
+    target: str | None
+    description: str
+    due_at: datetime
+    run_at: datetime
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    incident: Incident
+    timeline: list[TimelineEntry]
+    upcoming: list[UpcomingStep]
+    history: list[Occurrence]
+
+
+# --- timeline entries for domain events ----------------------------------------------------
+
+
+def timeline_entry(event: Event) -> TimelineEntry:
+    kind, text, data = _describe(event)
+    return TimelineEntry(
+        at=event.at,
+        actor=event.actor,
+        kind=kind,
+        text=text,
+        data=data,
+        public=isinstance(event, CustomerUpdatePosted),
+    )
+
+
+def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
+    match event:
+        case IncidentDeclared(severity=severity, title=title):
+            return "declared", f"{severity.value} declared: {title}", {"severity": severity.value}
+        case IncidentAcknowledged():
+            return "acknowledged", f"acknowledged by {event.actor}", {}
+        case StatusChanged(old=old, new=new):
+            return (
+                "status_changed",
+                f"status {old.value} -> {new.value}",
+                {"old": old.value, "new": new.value},
+            )
+        case CustomerUpdatePosted(status=status, message=message, automatic=automatic):
+            return "customer_update", message, {"status": status.value, "automatic": automatic}
+        case InternalNoteAdded(text=text):
+            return "internal_note", text, {}
+        case SeverityChanged(old=old, new=new, reason=reason):
+            text = f"severity {old.value} -> {new.value}" + (f": {reason}" if reason else "")
+            return "severity_changed", text, {"old": old.value, "new": new.value}
+        case RoleAssigned(role=role, person=person):
+            return (
+                "role_assigned",
+                f"{role.value}: {person}",
+                {"role": role.value, "person": person},
+            )
+        case IncidentResolved(summary=summary):
+            return "resolved", summary, {}
+        case RcaCompleted(link=link):
+            return "rca_completed", f"RCA done: {link}", {"link": link}
+    raise TypeError(f"no timeline entry for {event!r}")  # pragma: no cover
+
+
+# --- planning glue -------------------------------------------------------------------------
+
+
+async def replan(
+    tx: Transaction,
+    incident: Incident,
+    playbooks: PlaybookSet,
+    *,
+    now: datetime,
+    reason: str,
+) -> PlanChange:
+    """Bring the incident's pending occurrences in line with its current facts and playbook."""
+    assert incident.id is not None
+    playbook = playbooks.for_severity(incident.severity)
+    history = await tx.step_history(incident.id)
+    planned = plan(incident, playbook, history)
+    change = await tx.reconcile(incident.id, planned, {s.id: s for s in playbook.steps}, now=now)
+    if change.cancelled:
+        await tx.append_timeline(
+            incident.id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="steps_cancelled",
+                    actor="playbook",
+                    text=f"{reason}: cancelled {', '.join(sorted(set(change.cancelled)))}",
+                    data={"steps": sorted(set(change.cancelled))},
+                )
+            ],
+        )
+    return change
+
+
+async def _change(
+    rt: Runtime,
+    incident_id: int,
+    reason: str,
+    mutate: Callable[[Incident, datetime], Sequence[Event]],
+) -> Incident:
+    now = rt.clock.now()
+    async with rt.store.transaction() as tx:
+        incident = await tx.get_incident(incident_id, lock=True)
+        events = mutate(incident, now)
+        await tx.save_incident(incident)
+        await tx.append_timeline(incident_id, [timeline_entry(e) for e in events])
+        await replan(tx, incident, rt.playbooks, now=now, reason=reason)
+    rt.plan_changed()
+    return incident
+
+
+# --- use cases -----------------------------------------------------------------------------
+
+
+async def declare_incident(
+    rt: Runtime,
+    *,
+    title: str,
+    severity: Severity,
+    by: str,
+    service: str = "",
+    impact: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[Incident, bool]:
+    """Declare and plan the whole playbook in one transaction.
+
+    With an `idempotency_key`, a repeated declaration returns the first incident and
+    `False` (not created) instead of declaring twice.
+    """
+    now = rt.clock.now()
+    incident = Incident.declare(
+        title=title, severity=severity, at=now, by=by, service=service, impact=impact
+    )
+    try:
+        async with rt.store.transaction() as tx:
+            if idempotency_key is not None:
+                existing = await tx.find_incident_by_key(idempotency_key)
+                if existing is not None:
+                    return existing, False
+            incident_id = await tx.add_incident(incident, idempotency_key=idempotency_key)
+            await tx.append_timeline(incident_id, [timeline_entry(e) for e in incident.events])
+            await replan(tx, incident, rt.playbooks, now=now, reason="declared")
+    except Conflict:
+        # A concurrent declaration with the same key committed first: answer with it.
+        assert idempotency_key is not None
+        async with rt.store.transaction() as tx:
+            existing = await tx.find_incident_by_key(idempotency_key)
+        if existing is None:  # pragma: no cover - the key cannot vanish
+            raise
+        return existing, False
+    rt.plan_changed()
+    return incident, True
+
+
+async def acknowledge_incident(rt: Runtime, incident_id: int, *, by: str) -> Incident:
+    return await _change(
+        rt, incident_id, "acknowledged", lambda i, now: [i.acknowledge(at=now, by=by)]
+    )
+
+
+async def change_status(rt: Runtime, incident_id: int, status: Status, *, by: str) -> Incident:
+    return await _change(
+        rt, incident_id, "status changed", lambda i, now: [i.change_status(status, at=now, by=by)]
+    )
+
+
+async def post_customer_update(
+    rt: Runtime, incident_id: int, *, message: str, by: str, status: Status | None = None
+) -> Incident:
+    return await _change(
+        rt,
+        incident_id,
+        "customer update posted",
+        lambda i, now: i.post_customer_update(message=message, at=now, by=by, status=status),
+    )
+
+
+async def add_internal_note(rt: Runtime, incident_id: int, *, text: str, by: str) -> Incident:
+    return await _change(
+        rt, incident_id, "note added", lambda i, now: [i.add_note(text=text, at=now, by=by)]
+    )
+
+
+async def change_severity(
+    rt: Runtime, incident_id: int, severity: Severity, *, by: str, reason: str = ""
+) -> Incident:
+    return await _change(
+        rt,
+        incident_id,
+        f"severity changed to {severity.value}",
+        lambda i, now: [i.change_severity(severity, at=now, by=by, reason=reason)],
+    )
+
+
+async def assign_role(
+    rt: Runtime, incident_id: int, role: Role, person: str, *, by: str
+) -> Incident:
+    return await _change(
+        rt,
+        incident_id,
+        f"{role.value} assigned",
+        lambda i, now: [i.assign(role, person, at=now, by=by)],
+    )
+
+
+async def resolve_incident(rt: Runtime, incident_id: int, *, summary: str, by: str) -> Incident:
+    def resolve(incident: Incident, now: datetime) -> list[Event]:
+        within = rt.playbooks.for_severity(incident.severity).deadline("rca_due")
+        return [incident.resolve(summary=summary, at=now, by=by, rca_within=within)]
+
+    return await _change(rt, incident_id, "resolved", resolve)
+
+
+async def complete_rca(rt: Runtime, incident_id: int, *, link: str, by: str) -> Incident:
+    return await _change(
+        rt, incident_id, "RCA completed", lambda i, now: [i.complete_rca(link=link, at=now, by=by)]
+    )
+
+
+async def _pending_occurrence(tx: Transaction, incident_id: int, step_id: str) -> Occurrence:
+    pending = await tx.occurrences(incident_id, states=("pending",))
+    match = next((o for o in pending if o.step_id == step_id), None)
+    if match is None:
+        upcoming = ", ".join(sorted({o.step_id for o in pending})) or "none"
+        raise NotFound(
+            f"step {step_id!r} has no upcoming occurrence on incident "
+            f"{incident_id}; upcoming steps: {upcoming}"
+        )
+    return match
+
+
+async def skip_step(
+    rt: Runtime, incident_id: int, step_id: str, *, reason: str, by: str
+) -> Incident:
+    """Skip the next occurrence of a step (a repeating step plans its following one)."""
+    if not reason.strip():
+        raise InvalidValue("reason", "say why the step is skipped; it goes on the timeline")
+    now = rt.clock.now()
+    async with rt.store.transaction() as tx:
+        incident = await tx.get_incident(incident_id, lock=True)
+        occurrence = await _pending_occurrence(tx, incident_id, step_id)
+        await tx.finish_occurrence(
+            occurrence.id, state="skipped", now=now, outcome=f"skipped by {by}: {reason.strip()}"
+        )
+        await tx.append_timeline(
+            incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="step_skipped",
+                    actor=by,
+                    step_id=step_id,
+                    occurrence=occurrence.occurrence,
+                    text=f"skipped {step_id}: {reason.strip()}",
+                )
+            ],
+        )
+        await replan(tx, incident, rt.playbooks, now=now, reason="step skipped")
+    rt.plan_changed()
+    return incident
+
+
+async def snooze_step(
+    rt: Runtime, incident_id: int, step_id: str, *, delay: timedelta, reason: str, by: str
+) -> Incident:
+    """Hold the next occurrence of a step back by `delay` from now."""
+    if not reason.strip():
+        raise InvalidValue("reason", "say why the step is snoozed; it goes on the timeline")
+    if not timedelta(minutes=1) <= delay <= timedelta(days=7):
+        raise InvalidValue("delay", "snooze for between 1 minute and 7 days")
+    now = rt.clock.now()
+    async with rt.store.transaction() as tx:
+        incident = await tx.get_incident(incident_id, lock=True)
+        if not incident.is_open and incident.status is Status.CLOSED:
+            raise IllegalTransition(f"{incident.ref} is closed")
+        occurrence = await _pending_occurrence(tx, incident_id, step_id)
+        await tx.snooze_occurrence(occurrence.id, until=now + delay)
+        await tx.append_timeline(
+            incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="step_snoozed",
+                    actor=by,
+                    step_id=step_id,
+                    occurrence=occurrence.occurrence,
+                    text=f"snoozed {step_id} until {(now + delay).isoformat()}: {reason.strip()}",
+                )
+            ],
+        )
+    rt.plan_changed()
+    return incident
+
+
+async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
+    async with rt.store.transaction() as tx:
+        incident = await tx.get_incident(incident_id)
+        timeline = await tx.timeline(incident_id)
+        occurrences = await tx.occurrences(incident_id)
+    steps = rt.playbooks.steps()
+    upcoming = [
+        UpcomingStep(
+            occurrence_id=o.id,
+            step_id=o.step_id,
+            occurrence=o.occurrence,
+            action=o.action,
+            target=o.target,
+            description=steps[o.step_id].description if o.step_id in steps else "",
+            due_at=o.due_at,
+            run_at=o.run_at,
+            state=o.state,
+            attempts=o.attempts,
+            last_error=o.last_error,
+        )
+        for o in sorted(occurrences, key=lambda o: (o.run_at, o.id))
+        if o.state in ("pending", "running")
+    ]
+    history = [o for o in occurrences if o.state not in ("pending", "running")]
+    return IncidentView(incident=incident, timeline=timeline, upcoming=upcoming, history=history)
+
+
+async def list_incidents(
+    rt: Runtime, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
+) -> list[Incident]:
+    async with rt.store.transaction() as tx:
+        return await tx.list_incidents(statuses=statuses, severities=severities)

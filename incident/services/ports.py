@@ -1,0 +1,131 @@
+"""Ports: what the use cases need from the outside world, in domain words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from incident.domain.incident import Incident, Severity, Status
+from incident.domain.planning import PlannedOccurrence, StepHistory
+from incident.domain.playbook import Step
+from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+
+
+@dataclass(frozen=True)
+class WarRoom:
+    channel: str
+    conference_url: str | None = None
+
+
+class Pager(Protocol):
+    async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
+        """Page the on-call of `tier`. Sending twice with one `key` pages once."""
+        ...
+
+
+class Chat(Protocol):
+    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+        """Open (or find, when retried) the incident's war room."""
+        ...
+
+    async def post(self, *, incident: Incident, text: str, key: str) -> None:
+        """Post to the incident's war room."""
+        ...
+
+
+class Notifier(Protocol):
+    async def notify(
+        self,
+        *,
+        incident: Incident,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None: ...
+
+
+class StatusPage(Protocol):
+    async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
+        """Show the incident on the public status page with this status and text."""
+        ...
+
+
+class CustomerComms(Protocol):
+    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None: ...
+
+
+class Renderer(Protocol):
+    def render(self, template: str, context: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Every port a step may act through."""
+
+    pager: Pager
+    chat: Chat
+    notifier: Notifier
+    status_page: StatusPage
+    customers: CustomerComms
+    renderer: Renderer
+
+
+class Transaction(Protocol):
+    async def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int: ...
+    async def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident: ...
+    async def find_incident_by_key(self, idempotency_key: str) -> Incident | None: ...
+    async def save_incident(self, incident: Incident) -> None: ...
+    async def list_incidents(
+        self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
+    ) -> list[Incident]: ...
+    async def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None: ...
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    async def step_history(self, incident_id: int) -> dict[str, StepHistory]: ...
+    async def reconcile(
+        self,
+        incident_id: int,
+        planned: Sequence[PlannedOccurrence],
+        steps: Mapping[str, Step],
+        *,
+        now: datetime,
+    ) -> PlanChange: ...
+    async def occurrences(
+        self, incident_id: int, *, states: Sequence[str] = ()
+    ) -> list[Occurrence]: ...
+    async def get_occurrence(self, occurrence_id: int) -> Occurrence: ...
+    async def finish_occurrence(
+        self,
+        occurrence_id: int,
+        *,
+        state: str,
+        now: datetime,
+        outcome: str,
+        error: str | None = None,
+    ) -> None: ...
+    async def retry_occurrence(
+        self, occurrence_id: int, *, not_before: datetime, error: str
+    ) -> None: ...
+    async def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None: ...
+
+
+class Store(Protocol):
+    """Durable state. Every method that takes `now` uses it as a bound parameter."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[Occurrence]:
+        """Claim up to `limit` runnable occurrences, oldest `run_at` first, for `owner`."""
+        ...
+
+    async def release_claims(self, *, owner: str | None = None) -> int:
+        """Hand running occurrences back (all of them, or one owner's) to be run again."""
+        ...
+
+    async def next_run_at(self) -> datetime | None: ...

@@ -1,0 +1,61 @@
+"""The aiohttp application factory: health endpoints and the scheduler's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy import text
+
+from incident import bootstrap
+from incident.config import Settings
+
+CONTAINER = web.AppKey("container", bootstrap.Container)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=256 * 1024)
+    app.cleanup_ctx.append(_container(settings))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def _container(settings: Settings):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        container = await bootstrap.build(settings)
+        # Single-process SQLite: anything left running by a crashed predecessor runs again.
+        await container.store.release_claims()
+        app[CONTAINER] = container
+        stop = asyncio.Event()
+        task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=30)
+            await container.store.release_claims(owner=container.scheduler.owner)
+            await container.close()
+
+    return context
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    container = request.app[CONTAINER]
+    problems = []
+    try:
+        async with container.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:  # readiness reports, it does not raise
+        problems.append(f"database unreachable: {type(error).__name__}")
+    if not container.scheduler.running:
+        problems.append("scheduler not running")
+    status = 503 if problems else 200
+    return web.json_response({"ready": not problems, "problems": problems}, status=status)
