@@ -45,8 +45,12 @@ def check_playbooks(settings: Settings) -> PlaybookSet:
 
 
 async def build(
-    settings: Settings, *, clock: Clock | None = None, effects: Effects | None = None,
-    retry: RetryPolicy | None = None, on_step: Callable[[StepReport], None] | None = None,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    effects: Effects | None = None,
+    retry: RetryPolicy | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
 ) -> Container:
     """Wire the service. Playbooks are checked first: an invalid one stops us here."""
     clock = clock or SystemClock()
@@ -56,15 +60,29 @@ async def build(
     store = SqlStore(engine)
     outbox = Outbox(engine, clock, conference_url_template=settings.conference_url_template)
     effects = effects or Effects(
-        pager=outbox, chat=outbox, notifier=outbox, status_page=outbox, customers=outbox,
+        pager=outbox,
+        chat=outbox,
+        notifier=outbox,
+        status_page=outbox,
+        customers=outbox,
         renderer=JinjaRenderer(settings.comms_dir),
     )
     runtime = Runtime(store=store, playbooks=playbooks, clock=clock)
     scheduler = Scheduler(
-        runtime=runtime, effects=effects,
+        runtime=runtime,
+        effects=effects,
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-        retry=retry, base_url=settings.base_url, on_step=on_step,
+        retry=retry,
+        base_url=settings.base_url,
+        on_step=on_step,
     )
     runtime.plan_changed = scheduler.wake
-    return Container(settings=settings, engine=engine, store=store, outbox=outbox,
-                     effects=effects, runtime=runtime, scheduler=scheduler)
+    return Container(
+        settings=settings,
+        engine=engine,
+        store=store,
+        outbox=outbox,
+        effects=effects,
+        runtime=runtime,
+        scheduler=scheduler,
+    )

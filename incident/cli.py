@@ -39,7 +39,8 @@ def _severity(text: str) -> Severity:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="incident", description="Incident response orchestration: timed playbooks.")
+        prog="incident", description="Incident response orchestration: timed playbooks."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the service (HTTP and scheduler)")
@@ -49,21 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks = commands.add_parser("playbooks", help="work with playbooks")
     playbook_commands = playbooks.add_subparsers(dest="playbooks_command", required=True)
     check = playbook_commands.add_parser("check", help="validate every playbook file")
-    check.add_argument("directory", nargs="?", type=Path,
-                       help="playbooks directory (default: INCIDENT_PLAYBOOKS_DIR or playbooks/)")
+    check.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        help="playbooks directory (default: INCIDENT_PLAYBOOKS_DIR or playbooks/)",
+    )
 
     comms = commands.add_parser("comms", help="work with message templates")
     comms_commands = comms.add_subparsers(dest="comms_command", required=True)
     comms_commands.add_parser("check", help="render every template with sample data")
 
     simulate = commands.add_parser(
-        "simulate", help="show what a playbook will do, in virtual time",
+        "simulate",
+        help="show what a playbook will do, in virtual time",
         description="Runs the real engine on a throw-away database under a virtual clock. "
-        "Every offset counts from the declaration.")
+        "Every offset counts from the declaration.",
+    )
     simulate.add_argument("--severity", type=_severity, required=True)
     simulate.add_argument("--ack-after", type=_duration, default=None)
-    simulate.add_argument("--update-every", type=_duration, default=None,
-                          help="the commander posts a customer update this often (0: never)")
+    simulate.add_argument(
+        "--update-every",
+        type=_duration,
+        default=None,
+        help="the commander posts a customer update this often (0: never)",
+    )
     simulate.add_argument("--resolve-after", type=_duration, default=None)
     simulate.add_argument("--rca-after", type=_duration, default=None)
     simulate.add_argument("--until", type=_duration, default=parse_duration("60h"))
@@ -100,11 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_playbooks(settings: Settings, directory: Path | None) -> int:
     directory = directory or settings.playbooks_dir
-    playbooks = load_playbooks(directory, comms_dir=settings.comms_dir,
-                               runbooks_dir=settings.runbooks_dir)
+    playbooks = load_playbooks(
+        directory, comms_dir=settings.comms_dir, runbooks_dir=settings.runbooks_dir
+    )
     for severity, playbook in sorted(playbooks.playbooks.items()):
-        print(f"ok  {playbook.source}: {severity.value} {playbook.name}, "
-              f"{len(playbook.steps)} steps")
+        print(
+            f"ok  {playbook.source}: {severity.value} {playbook.name}, {len(playbook.steps)} steps"
+        )
     return 0
 
 
@@ -131,9 +144,14 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from incident.simulate import Script, format_table, simulate
 
     update_every = args.update_every if args.update_every else None
-    script = Script(severity=args.severity, until=args.until, ack_after=args.ack_after,
-                    update_every=update_every, resolve_after=args.resolve_after,
-                    rca_after=args.rca_after)
+    script = Script(
+        severity=args.severity,
+        until=args.until,
+        ack_after=args.ack_after,
+        update_every=update_every,
+        resolve_after=args.resolve_after,
+        rca_after=args.rca_after,
+    )
     logging.getLogger("incident").setLevel(logging.ERROR)
     events = await simulate(script, settings)
     if args.json:
@@ -147,8 +165,10 @@ async def _outbox(settings: Settings, incident_id: int | None) -> int:
     container = await bootstrap.build(settings)
     try:
         for message in await container.outbox.messages(incident_id=incident_id):
-            print(f"{message.created_at.isoformat()}  INC-{message.incident_id}  "
-                  f"{message.channel:<11} {message.destination}")
+            print(
+                f"{message.created_at.isoformat()}  INC-{message.incident_id}  "
+                f"{message.channel:<11} {message.destination}"
+            )
             for line in message.body.splitlines():
                 print(f"    {line}")
     finally:
@@ -162,10 +182,12 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from incident.web.app import create_app
 
     bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(message)s")
-    print(f"incident: serving on http://{host}:{port} with {settings.database_url}; "
-          "integrations: outbox (no vendor credentials configured)", flush=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    print(
+        f"incident: serving on http://{host}:{port} with {settings.database_url}; "
+        "integrations: outbox (no vendor credentials configured)",
+        flush=True,
+    )
     web.run_app(create_app(settings), host=host, port=port, print=None)
     return 0
 

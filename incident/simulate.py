@@ -47,9 +47,14 @@ class SimulatedEvent:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "at_seconds": int(self.at.total_seconds()), "at": _offset(self.at),
-            "kind": self.kind, "step": self.step, "action": self.action,
-            "target": self.target, "result": self.result, "detail": self.detail,
+            "at_seconds": int(self.at.total_seconds()),
+            "at": _offset(self.at),
+            "kind": self.kind,
+            "step": self.step,
+            "action": self.action,
+            "target": self.target,
+            "result": self.result,
+            "detail": self.detail,
         }
 
 
@@ -83,20 +88,29 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
     def record(report: StepReport) -> None:
         if report.result in ("done", "failed"):
             o = report.occurrence
-            events.append(SimulatedEvent(
-                at=clock.now() - START, kind="step", step=o.step_id, action=o.action,
-                target=o.target or "", result=report.result, detail=report.detail))
+            events.append(
+                SimulatedEvent(
+                    at=clock.now() - START,
+                    kind="step",
+                    step=o.step_id,
+                    action=o.action,
+                    target=o.target or "",
+                    result=report.result,
+                    detail=report.detail,
+                )
+            )
 
     with tempfile.TemporaryDirectory(prefix="incident-simulate-") as tmp:
         database = Path(tmp) / "simulate.db"
         container = await bootstrap.build(
-            settings.with_database(f"sqlite+aiosqlite:///{database}"), clock=clock,
+            settings.with_database(f"sqlite+aiosqlite:///{database}"),
+            clock=clock,
             on_step=record,
         )
         try:
             incident, _ = await uc.declare_incident(
-                container.runtime, title=script.title, severity=script.severity,
-                by="simulation")
+                container.runtime, title=script.title, severity=script.severity, by="simulation"
+            )
             assert incident.id is not None
             humans = _human_script(script)
             end = START + script.until
@@ -110,8 +124,9 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
                 clock.set(max(clock.now(), min(candidates)))
                 while humans and START + humans[0][0] <= clock.now():
                     _, what = humans.pop(0)
-                    events.append(await _act(container.runtime, incident.id, what,
-                                             clock.now() - START))
+                    events.append(
+                        await _act(container.runtime, incident.id, what, clock.now() - START)
+                    )
         finally:
             await container.close()
     return events
@@ -122,16 +137,26 @@ async def _act(rt: uc.Runtime, incident_id: int, what: str, at: timedelta) -> Si
         case "acknowledge":
             await uc.acknowledge_incident(rt, incident_id, by="on-call")
         case "update":
-            await uc.post_customer_update(rt, incident_id, by="commander",
-                                          message="We are still working on it.")
+            await uc.post_customer_update(
+                rt, incident_id, by="commander", message="We are still working on it."
+            )
         case "resolve":
-            await uc.resolve_incident(rt, incident_id, by="commander",
-                                      summary="Fixed by the simulation.")
+            await uc.resolve_incident(
+                rt, incident_id, by="commander", summary="Fixed by the simulation."
+            )
         case "rca":
-            await uc.complete_rca(rt, incident_id, by="commander",
-                                  link="https://wiki.example.com/rca/simulated")
-    return SimulatedEvent(at=at, kind="human", step="-", action=what, target="", result="done",
-                          detail=f"{what} (scripted)")
+            await uc.complete_rca(
+                rt, incident_id, by="commander", link="https://wiki.example.com/rca/simulated"
+            )
+    return SimulatedEvent(
+        at=at,
+        kind="human",
+        step="-",
+        action=what,
+        target="",
+        result="done",
+        detail=f"{what} (scripted)",
+    )
 
 
 def format_table(events: list[SimulatedEvent]) -> str:

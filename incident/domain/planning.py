@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from incident.domain.incident import Incident, Status
-from incident.domain.playbook import Anchor, Condition, Playbook, Step, StopEvent
+from incident.domain.playbook import Action, Anchor, Condition, Playbook, Step, StopEvent
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,15 @@ def tracked_deadline(incident: Incident, playbook: Playbook, name: str) -> datet
             anchor = anchor_time(incident, step.anchor)
             return anchor + step.offset if anchor is not None else None
     return None
+
+
+def next_customer_update_due(
+    incident: Incident, playbook: Playbook, history: Mapping[str, StepHistory]
+) -> datetime | None:
+    """When customers will next hear from us automatically, if nobody posts before then."""
+    holding = {s.id for s in playbook.steps if s.action is Action.CUSTOMER_HOLDING_UPDATE}
+    dues = [p.due_at for p in plan(incident, playbook, history) if p.step_id in holding]
+    return min(dues, default=None)
 
 
 def step_deadline(incident: Incident, step: Step) -> datetime | None:

@@ -115,6 +115,8 @@ class Action(StrEnum):
     RCA_OVERDUE = "rca_overdue"
 
 
+# Actions whose message goes to customers (and counts as a customer-facing update).
+CUSTOMER_MESSAGES = frozenset({Action.CUSTOMER_NOTIFICATION, Action.CUSTOMER_HOLDING_UPDATE})
 # Actions that address a named audience or on-call tier, so `target` is required.
 TARGETED_ACTIONS = frozenset(
     {Action.PAGE, Action.NOTIFY, Action.ESCALATE, Action.RCA_REMINDER, Action.RCA_OVERDUE}
@@ -130,7 +132,11 @@ class _Strict(BaseModel):
 
 
 class Window(_Strict):
-    """Occurrences are planned only when due within [from, to) of the declaration."""
+    """Limits a step to part of the incident's life, counted from the declaration.
+
+    An occurrence that would be due before `from` waits until `from`; one that would be
+    due at or after `to` is not planned at all.
+    """
 
     start: Duration = Field(default=timedelta(0), alias="from")
     end: Duration | None = Field(default=None, alias="to")
@@ -145,6 +151,11 @@ class ActionSpec(_Strict):
     def _check_needs(self) -> ActionSpec:
         if self.action in TARGETED_ACTIONS and not self.target:
             raise ValueError(f"action {self.action.value!r} needs a target (an audience or tier)")
+        if self.action not in TARGETED_ACTIONS and self.target:
+            raise ValueError(
+                f"action {self.action.value!r} takes no target; it goes to the war room, "
+                "the status page or customers"
+            )
         if self.action in TEMPLATED_ACTIONS and not self.template:
             raise ValueError(f"action {self.action.value!r} needs a template from comms/")
         return self
@@ -194,7 +205,15 @@ class StepSpec(_Strict):
         if self.deadline is not None:
             stray = [
                 name
-                for name in ("action", "offset", "every", "target", "template", "max_occurrences")
+                for name in (
+                    "action",
+                    "offset",
+                    "every",
+                    "target",
+                    "template",
+                    "max_occurrences",
+                    "window",
+                )
                 if getattr(self, name) is not None
             ]
             if stray:

@@ -9,15 +9,25 @@ mark re-runs the occurrence later with the same key, which the adapters turn int
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incident.domain.errors import DomainError
 from incident.domain.incident import Incident, Status
-from incident.domain.planning import backoff, failed_condition, step_deadline, stopped_by
-from incident.domain.playbook import Action, Step
+from incident.domain.planning import (
+    NO_HISTORY,
+    StepHistory,
+    backoff,
+    failed_condition,
+    next_customer_update_due,
+    next_occurrence,
+    step_deadline,
+    stopped_by,
+)
+from incident.domain.playbook import CUSTOMER_MESSAGES, Step, format_duration
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.services.actions import Outcome, StepRun, message_context, perform
 from incident.services.incidents import Runtime, replan, timeline_entry
@@ -133,28 +143,34 @@ class Scheduler:
             incident = await tx.get_incident(occurrence.incident_id)
             playbook = self.rt.playbooks.for_severity(incident.severity)
             step = playbook.step(occurrence.step_id)
-            verdict = self._verdict(step, incident, occurrence, now)
+            history = await tx.step_history(occurrence.incident_id)
+            verdict = _verdict(step, incident, occurrence, history, now)
             if verdict is not None:
-                state, reason = verdict
+                state, kind, reason = verdict
                 await tx.finish_occurrence(occurrence.id, state=state, now=now, outcome=reason)
-                await tx.append_timeline(
-                    incident.id or 0,
-                    [
-                        TimelineEntry(
-                            at=now,
-                            kind=f"step_{state}",
-                            actor="playbook",
-                            step_id=occurrence.step_id,
-                            occurrence=occurrence.occurrence,
-                            text=f"{occurrence.step_id}: {reason}",
-                        )
-                    ],
+                entry = TimelineEntry(
+                    at=now,
+                    kind=kind,
+                    actor="playbook",
+                    step_id=occurrence.step_id,
+                    occurrence=occurrence.occurrence,
+                    text=f"{occurrence.step_id}: {reason}",
                 )
+                await tx.append_timeline(occurrence.incident_id, [entry])
                 await replan(tx, incident, self.rt.playbooks, now=now, reason=reason)
                 return StepReport(occurrence, state, lateness, reason)
             assert step is not None
             timeline = await tx.timeline(occurrence.incident_id)
-            pending = await tx.occurrences(occurrence.incident_id, states=("pending",))
+        # What customers are told about the next update assumes this occurrence has fired.
+        after = dict(history)
+        after[step.id] = StepHistory(
+            fired=history.get(step.id, NO_HISTORY).fired + 1,
+            last_due=occurrence.due_at,
+            last_fired_at=now,
+        )
+        facts = incident
+        if step.action in CUSTOMER_MESSAGES and incident.is_open:
+            facts = dataclasses.replace(incident, last_customer_update_at=now)
         context = message_context(
             incident=incident,
             step=step,
@@ -162,7 +178,7 @@ class Scheduler:
             now=now,
             timeline=timeline,
             directory=self.rt.playbooks.directory,
-            next_update_due=_next_customer_update(pending),
+            next_update_due=next_customer_update_due(facts, playbook, after),
             deadline=step_deadline(incident, step),
             base_url=self.base_url,
         )
@@ -180,24 +196,6 @@ class Scheduler:
             return await self._failed(occurrence, step, error, now, lateness)
         await self._done(occurrence, step, outcome, now)
         return StepReport(occurrence, "done", lateness, outcome.summary)
-
-    def _verdict(
-        self, step: Step | None, incident: Incident, occurrence: Occurrence, now: datetime
-    ) -> tuple[str, str] | None:
-        if step is None:
-            return "cancelled", f"not in the {incident.severity.value} playbook"
-        if incident.status is Status.CLOSED:
-            return "cancelled", "incident closed"
-        if (event := stopped_by(incident, step)) is not None:
-            return "cancelled", f"stopped: {event.value}"
-        if (condition := failed_condition(incident, step)) is not None:
-            return "skipped", f"condition {condition.value} no longer holds"
-        if step.stale_after is not None and now - occurrence.due_at > step.stale_after:
-            return (
-                "skipped",
-                f"stale: due {occurrence.due_at.isoformat()}, over {step.stale_after} ago",
-            )
-        return None
 
     async def _done(
         self, occurrence: Occurrence, step: Step, outcome: Outcome, now: datetime
@@ -295,6 +293,39 @@ class Scheduler:
         return StepReport(occurrence, "failed" if final else "retry", lateness, message)
 
 
-def _next_customer_update(pending: list[Occurrence]) -> datetime | None:
-    holding = [o.due_at for o in pending if o.action == Action.CUSTOMER_HOLDING_UPDATE.value]
-    return min(holding) if holding else None
+def _verdict(
+    step: Step | None,
+    incident: Incident,
+    occurrence: Occurrence,
+    history: Mapping[str, StepHistory],
+    now: datetime,
+) -> tuple[str, str, str] | None:
+    """Should this claimed occurrence still run now? None if so, else (state, kind, reason).
+
+    The facts may have changed since it was planned, or while it was claimed: the
+    incident resolved, its severity changed, a customer update moved the anchor.
+    """
+    if step is None:
+        return "cancelled", "step_cancelled", f"not in the {incident.severity.value} playbook"
+    if incident.status is Status.CLOSED:
+        return "cancelled", "step_cancelled", "incident closed"
+    if (event := stopped_by(incident, step)) is not None:
+        return "cancelled", "step_cancelled", f"stopped: {event.value}"
+    planned = next_occurrence(step, incident, history.get(step.id, NO_HISTORY))
+    if planned is None or planned.occurrence != occurrence.occurrence:
+        return "cancelled", "step_cancelled", "no longer planned"
+    if planned.due_at > now:
+        # Cancelled here and planned again, at its new due time, by the re-plan that follows.
+        return "cancelled", "step_moved", f"moved to {planned.due_at.isoformat()}"
+    if (condition := failed_condition(incident, step)) is not None:
+        return "skipped", "step_skipped", f"condition {condition.value} no longer holds"
+    if step.stale_after is not None and now - occurrence.due_at > step.stale_after:
+        return (
+            "skipped",
+            "step_skipped",
+            (
+                f"stale: due {occurrence.due_at.isoformat()}, more than "
+                f"{format_duration(step.stale_after)} ago"
+            ),
+        )
+    return None

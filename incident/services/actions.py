@@ -42,8 +42,14 @@ class StepRun:
 
     @property
     def subject(self) -> str:
+        """For people inside the company: reference, severity and title."""
         incident = self.incident
         return f"[{incident.ref} {incident.severity.value}] {incident.title}"
+
+    @property
+    def customer_subject(self) -> str:
+        """For customers: no internal reference or severity label."""
+        return f"Service incident: {self.incident.title}"
 
 
 async def _page(run: StepRun) -> Outcome:
@@ -76,7 +82,7 @@ async def _status_page(run: StepRun) -> Outcome:
 async def _customer_message(run: StepRun) -> Outcome:
     body = run.render()
     await run.effects.customers.send(
-        incident=run.incident, subject=run.subject, body=body, key=run.key
+        incident=run.incident, subject=run.customer_subject, body=body, key=run.key
     )
     holding = run.step.action is Action.CUSTOMER_HOLDING_UPDATE
     return Outcome(

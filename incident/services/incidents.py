@@ -323,7 +323,8 @@ async def skip_step(
 async def snooze_step(
     rt: Runtime, incident_id: int, step_id: str, *, delay: timedelta, reason: str, by: str
 ) -> Incident:
-    """Hold the next occurrence of a step back by `delay` from now."""
+    """Postpone the next occurrence of a step by `delay` from its due time, or from now
+    when it is already due, so a snooze always moves the step later."""
     if not reason.strip():
         raise InvalidValue("reason", "say why the step is snoozed; it goes on the timeline")
     if not timedelta(minutes=1) <= delay <= timedelta(days=7):
@@ -334,7 +335,8 @@ async def snooze_step(
         if not incident.is_open and incident.status is Status.CLOSED:
             raise IllegalTransition(f"{incident.ref} is closed")
         occurrence = await _pending_occurrence(tx, incident_id, step_id)
-        await tx.snooze_occurrence(occurrence.id, until=now + delay)
+        until = max(occurrence.run_at, now) + delay
+        await tx.snooze_occurrence(occurrence.id, until=until)
         await tx.append_timeline(
             incident_id,
             [

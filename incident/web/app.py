@@ -26,8 +26,10 @@ def create_app(settings: Settings) -> web.Application:
 def _container(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         container = await bootstrap.build(settings)
-        # Single-process SQLite: anything left running by a crashed predecessor runs again.
-        await container.store.release_claims()
+        if container.engine.dialect.name == "sqlite":
+            # One process per SQLite file: whatever a crashed predecessor left running is
+            # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)
+            await container.store.release_claims()
         app[CONTAINER] = container
         stop = asyncio.Event()
         task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")

@@ -1,0 +1,68 @@
+"""Shared fixtures: a real SQLite file per test, a fake clock, recording effect ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from incident import bootstrap
+from incident.adapters.templates import JinjaRenderer
+from incident.clock import FakeClock
+from incident.config import PROJECT_ROOT, Settings
+from incident.scheduler.runner import RetryPolicy
+from tests.fakes import RecordingEffects
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'incident.db'}",
+        playbooks_dir=PROJECT_ROOT / "playbooks",
+        comms_dir=PROJECT_ROOT / "comms",
+        runbooks_dir=PROJECT_ROOT / "runbooks",
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def vendor(clock: FakeClock) -> RecordingEffects:
+    return RecordingEffects(clock=clock)
+
+
+Build = Callable[[], Awaitable[bootstrap.Container]]
+
+
+@pytest.fixture
+async def build(
+    settings: Settings, clock: FakeClock, vendor: RecordingEffects
+) -> AsyncIterator[Build]:
+    """Build (or, after a simulated crash, rebuild) the service on the same database."""
+    containers: list[bootstrap.Container] = []
+
+    async def make() -> bootstrap.Container:
+        container = await bootstrap.build(
+            settings,
+            clock=clock,
+            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
+            retry=RetryPolicy(max_attempts=3),
+        )
+        containers.append(container)
+        return container
+
+    yield make
+    for container in containers:
+        await container.close()
+
+
+@pytest.fixture
+async def app(build: Build) -> bootstrap.Container:
+    return await build()

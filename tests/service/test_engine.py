@@ -1,0 +1,382 @@
+"""The engine's promises, in virtual time, on a real SQLite file with recording fake ports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from incident.bootstrap import Container
+from incident.clock import FakeClock
+from incident.domain.errors import IllegalTransition, NotFound
+from incident.domain.incident import Role, Severity, Status
+from incident.services import incidents as uc
+from tests.conftest import T0, Build
+from tests.fakes import RecordingEffects, SimulatedCrash
+
+M = timedelta(minutes=1)
+H = timedelta(hours=1)
+
+
+async def declare(app: Container, severity: Severity = Severity.P1) -> int:
+    incident, created = await uc.declare_incident(
+        app.runtime, title="Checkout API down", severity=severity, by="dana"
+    )
+    assert created and incident.id is not None
+    return incident.id
+
+
+async def run_until(app: Container, clock: FakeClock, until: timedelta) -> None:
+    """Tick at every due time up to T0 + until, like the real loop but in virtual time."""
+    end = T0 + until
+    while True:
+        await app.scheduler.tick(clock.now())
+        next_at = await app.store.next_run_at()
+        if next_at is None or next_at > end:
+            break
+        clock.set(max(clock.now(), next_at))
+    clock.set(max(clock.now(), end))
+    await app.scheduler.tick(clock.now())
+
+
+def sends_of(vendor: RecordingEffects, step: str) -> list[timedelta]:
+    return [s.at - T0 for s in vendor.sends if s.key.split("/")[1] == step]
+
+
+async def test_declaring_plans_the_whole_playbook_in_one_go(app: Container) -> None:
+    incident_id = await declare(app)
+    view = await uc.get_incident(app.runtime, incident_id)
+    due = {u.step_id: u.due_at - T0 for u in view.upcoming}
+    assert due["page-oncall-tier3"] == timedelta(0)
+    assert due["escalate-vp-clevel"] == 4 * H
+    assert due["notify-executives"] == 30 * M
+    assert view.timeline[0].kind == "declared"
+
+
+async def test_pages_repeat_until_acknowledged(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await run_until(app, clock, 7 * M)
+    assert sends_of(vendor, "page-oncall-tier3") == [0 * M]
+    assert sends_of(vendor, "repage-oncall-tier3") == [5 * M]
+    await uc.acknowledge_incident(app.runtime, incident_id, by="sam")
+    await run_until(app, clock, 2 * H)
+    assert sends_of(vendor, "repage-oncall-tier3") == [5 * M]
+    view = await uc.get_incident(app.runtime, incident_id)
+    assert "repage-oncall-tier3" not in {u.step_id for u in view.upcoming}
+
+
+async def test_re_pages_stop_after_their_maximum(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    await declare(app)
+    await run_until(app, clock, 3 * H)
+    assert sends_of(vendor, "repage-oncall-tier3") == [5 * M, 10 * M, 15 * M, 20 * M, 25 * M]
+
+
+async def test_an_upgrade_to_p1_after_acknowledgement_still_pages_tier3_once(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app, Severity.P2)
+    await uc.acknowledge_incident(app.runtime, incident_id, by="tier2-engineer")
+    clock.set(T0 + 1 * H)
+    await uc.change_severity(app.runtime, incident_id, Severity.P1, by="dana")
+    await run_until(app, clock, 2 * H)
+    assert sends_of(vendor, "page-oncall-tier3") == [1 * H]
+    assert sends_of(vendor, "repage-oncall-tier3") == []
+
+
+async def test_a_customer_update_moves_the_next_one(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    clock.set(T0 + 8 * M)
+    await uc.post_customer_update(
+        app.runtime, incident_id, message="Looking into it", status=Status.INVESTIGATING, by="dana"
+    )
+    view = await uc.get_incident(app.runtime, incident_id)
+    due = {u.step_id: u.due_at - T0 for u in view.upcoming}
+    assert due["customer-update"] == 38 * M
+    assert due["customer-update-reminder"] == 33 * M
+    assert "customer-notification" not in due  # the commander already told customers
+    await run_until(app, clock, 60 * M)
+    assert sends_of(vendor, "customer-update") == [38 * M]
+    assert sends_of(vendor, "customer-update-reminder") == [33 * M]
+
+
+async def test_holding_updates_keep_a_30_minute_cadence_until_resolution(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await run_until(app, clock, 2 * H + 5 * M)
+    await uc.resolve_incident(app.runtime, incident_id, summary="Rolled back", by="dana")
+    await run_until(app, clock, 10 * H)
+    updates = sends_of(vendor, "customer-notification") + sends_of(vendor, "customer-update")
+    assert updates == [10 * M, 40 * M, 70 * M, 100 * M]
+    gaps = {b - a for a, b in zip(updates, updates[1:], strict=False)}
+    assert gaps == {30 * M}
+    assert not sends_of(vendor, "escalate-vp-clevel")  # resolved before 4 h
+    view = await uc.get_incident(app.runtime, incident_id)
+    cancelled = [e for e in view.timeline if e.kind == "steps_cancelled"]
+    assert cancelled and "customer-update" in cancelled[0].data["steps"]
+
+
+async def test_resolution_plans_the_rca_deadline_and_closing_stops_it(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    clock.set(T0 + 5 * H)
+    incident = await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
+    assert incident.rca_due_at == T0 + 53 * H
+    await run_until(app, clock, 30 * H)
+    assert sends_of(vendor, "rca.reminder-24h") == [29 * H]
+    await uc.complete_rca(app.runtime, incident_id, link="https://wiki/rca", by="dana")
+    await run_until(app, clock, 80 * H)
+    assert not sends_of(vendor, "rca.missed")
+    view = await uc.get_incident(app.runtime, incident_id)
+    assert view.incident.status is Status.CLOSED and not view.upcoming
+
+
+async def test_the_rca_overdue_action_repeats_daily_until_done(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    clock.set(T0 + 1 * H)
+    await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
+    await run_until(app, clock, 100 * H)
+    assert sends_of(vendor, "rca.missed") == [49 * H, 73 * H, 97 * H]
+
+
+async def test_a_severity_change_swaps_the_plan_without_repeating_done_steps(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app, Severity.P2)
+    await run_until(app, clock, 20 * M)
+    assert sends_of(vendor, "open-war-room") == [0 * M]
+    await uc.change_severity(
+        app.runtime, incident_id, Severity.P1, by="dana", reason="all regions down"
+    )
+    await run_until(app, clock, 21 * M)
+    # Shared steps already done do not repeat; P1-only steps that are overdue run now.
+    assert sends_of(vendor, "open-war-room") == [0 * M]
+    assert sends_of(vendor, "status-page-investigating") == [0 * M]
+    assert sends_of(vendor, "page-oncall-tier3")[0] == 20 * M
+    assert sends_of(vendor, "notify-support-manager") == [20 * M]
+    view = await uc.get_incident(app.runtime, incident_id)
+    steps = {u.step_id for u in view.upcoming}
+    assert "escalate-vp-clevel" in steps and "notify-account-managers" not in steps
+
+
+async def test_a_crash_after_sending_re_runs_once_with_the_same_key(
+    build: Build, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    app = await build()
+    await declare(app)
+    vendor.crash_after_next = 1
+    with pytest.raises(SimulatedCrash):
+        await app.scheduler.tick(clock.now())
+    crashed_key = vendor.sends[-1].key
+    await app.close()
+
+    restarted = await build()
+    # The whole claimed batch was left running; it is all handed back and run again.
+    assert await restarted.store.release_claims() == 4
+    await restarted.scheduler.tick(clock.now())
+    assert vendor.attempts[crashed_key] == 2  # re-sent with the same idempotency key
+    assert all(n == 1 for key, n in vendor.attempts.items() if key != crashed_key)
+    assert len(vendor.keys()) == len(set(vendor.keys()))  # and the vendor saw it once
+    async with restarted.store.transaction() as tx:
+        rows = await tx.occurrences(1)
+    done = [(r.step_id, r.occurrence) for r in rows if r.state == "done"]
+    assert len(done) == len(set(done)) == 4
+
+
+async def test_after_downtime_overdue_steps_run_once_in_due_order(
+    build: Build, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    app = await build()
+    await declare(app)
+    await app.scheduler.tick(clock.now())
+    await app.close()
+    clock.set(T0 + 5 * H)  # the service was down for five hours
+    restarted = await build()
+    report = await restarted.scheduler.tick(clock.now())
+    ran = [s.occurrence for s in report.steps if s.result == "done"]
+    assert [o.due_at for o in ran] == sorted(o.due_at for o in ran)
+    steps = [o.step_id for o in ran]
+    assert steps.count("escalate-vp-clevel") == 1
+    assert steps.count("page-oncall-tier3") == 0  # it ran before the outage
+    assert steps.count("repage-oncall-tier3") == 1  # missed re-pages coalesce into one
+    # Customers get one message, not a notification and a holding update at once: the
+    # late notification moved the holding update (and its reminder) on by 30 minutes.
+    assert steps.count("customer-notification") == 1
+    assert "customer-update" not in steps and "customer-update-reminder" not in steps
+    moved = {s.occurrence.step_id for s in report.steps if s.detail.startswith("moved")}
+    assert moved == {"customer-update", "customer-update-reminder"}
+    view = await uc.get_incident(restarted.runtime, 1)
+    nxt = {u.step_id: u.due_at for u in view.upcoming}
+    assert nxt["customer-update"] == clock.now() + 30 * M
+    assert nxt["customer-update-reminder"] == clock.now() + 25 * M
+    assert nxt["repage-oncall-tier3"] == clock.now() + 5 * M
+
+
+async def test_failures_are_retried_with_backoff_then_marked_failed(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    vendor.fail_when = lambda key: "/notify-support-manager/" in key
+    await app.scheduler.tick(clock.now())
+    view = await uc.get_incident(app.runtime, incident_id)
+    retry = next(u for u in view.upcoming if u.step_id == "notify-support-manager")
+    assert retry.run_at == T0 + 30 * timedelta(seconds=1)
+    assert "VendorDown" in (retry.last_error or "")
+    await run_until(app, clock, 10 * M)
+    view = await uc.get_incident(app.runtime, incident_id)
+    failed = [o for o in view.history if o.step_id == "notify-support-manager"]
+    assert [o.state for o in failed] == ["failed"] and failed[0].attempts == 3
+    kinds = [e.kind for e in view.timeline if e.step_id == "notify-support-manager"]
+    assert kinds == ["step_retry", "step_retry", "step_failed"]
+    # Other steps were not held up by the failing one.
+    assert sends_of(vendor, "page-oncall-tier3") == [0 * M]
+    assert sends_of(vendor, "repage-oncall-tier3")[:1] == [5 * M]
+
+
+async def test_a_vendor_outage_delays_but_does_not_lose_or_double(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    vendor.fail_next = 2
+    await run_until(app, clock, 3 * M)
+    assert len(vendor.keys()) == len(set(vendor.keys()))
+    view = await uc.get_incident(app.runtime, incident_id)
+    assert not [o for o in view.history if o.state == "failed"]
+    assert {
+        "open-war-room",
+        "page-oncall-tier3",
+        "notify-support-manager",
+        "status-page-investigating",
+    } <= {s.key.split("/")[1] for s in vendor.sends}
+
+
+async def test_skip_and_snooze_a_step_with_a_reason(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await uc.skip_step(
+        app.runtime, incident_id, "notify-executives", reason="CEO is in the room", by="dana"
+    )
+    await uc.snooze_step(
+        app.runtime,
+        incident_id,
+        "escalate-vp-clevel",
+        delay=1 * H,
+        reason="fix is deploying",
+        by="dana",
+    )
+    view = await uc.get_incident(app.runtime, incident_id)
+    upcoming = {u.step_id: u for u in view.upcoming}
+    assert "notify-executives" not in upcoming
+    assert upcoming["escalate-vp-clevel"].run_at == T0 + 5 * H
+    assert upcoming["escalate-vp-clevel"].due_at == T0 + 4 * H
+    with pytest.raises(NotFound, match="no upcoming occurrence"):
+        await uc.skip_step(app.runtime, incident_id, "no-such-step", reason="x", by="dana")
+    await run_until(app, clock, 6 * H)
+    assert not sends_of(vendor, "notify-executives")
+    assert sends_of(vendor, "escalate-vp-clevel") == [5 * H]
+
+
+async def test_refusals_change_nothing(app: Container, clock: FakeClock) -> None:
+    incident_id = await declare(app)
+    await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
+    before = await uc.get_incident(app.runtime, incident_id)
+    with pytest.raises(IllegalTransition):
+        await uc.acknowledge_incident(app.runtime, incident_id, by="sam")
+    with pytest.raises(IllegalTransition):
+        await uc.resolve_incident(app.runtime, incident_id, summary="again", by="sam")
+    after = await uc.get_incident(app.runtime, incident_id)
+    assert after.incident == before.incident
+    assert after.timeline == before.timeline
+    assert after.upcoming == before.upcoming
+
+
+async def test_the_same_idempotency_key_declares_once(app: Container) -> None:
+    first, created = await uc.declare_incident(
+        app.runtime, title="x", severity=Severity.P2, by="am", idempotency_key="group-1"
+    )
+    again, created_again = await uc.declare_incident(
+        app.runtime, title="x", severity=Severity.P2, by="am", idempotency_key="group-1"
+    )
+    assert created and not created_again and first.id == again.id
+    assert len(await uc.list_incidents(app.runtime)) == 1
+
+
+async def test_assigning_a_commander_stops_the_reminders(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await run_until(app, clock, 6 * M)
+    await uc.assign_role(app.runtime, incident_id, Role.COMMANDER, "dana", by="dana")
+    await run_until(app, clock, 30 * M)
+    assert sends_of(vendor, "assign-commander") == [5 * M]
+
+
+async def test_the_outbox_records_every_effect_once(
+    build: Build, settings: object, clock: FakeClock
+) -> None:
+    from incident import bootstrap
+
+    app = await bootstrap.build(settings, clock=clock)  # type: ignore[arg-type]
+    try:
+        incident_id = await declare(app)
+        await app.scheduler.tick(clock.now())
+        await app.store.release_claims()
+        messages = await app.outbox.messages(incident_id=incident_id)
+        channels = sorted({m.channel for m in messages})
+        assert channels == ["chat", "email", "page", "status_page"]
+        keys = [m.idempotency_key for m in messages]
+        assert len(keys) == len(set(keys))
+        # Re-running an effect with the same key records nothing new.
+        incident = (await uc.get_incident(app.runtime, incident_id)).incident
+        await app.outbox.page(
+            incident=incident,
+            tier="tier3",
+            summary="again",
+            key=f"inc-{incident_id}/page-oncall-tier3/1",
+        )
+        assert len(await app.outbox.messages(incident_id=incident_id)) == len(messages)
+        view = await uc.get_incident(app.runtime, incident_id)
+        assert view.incident.war_room == f"inc-{incident_id}-checkout-api-down"
+    finally:
+        await app.close()
+
+
+async def test_a_reminder_too_late_to_matter_is_skipped_as_stale(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    clock.set(T0 + 1 * M)
+    await uc.post_customer_update(app.runtime, incident_id, message="Investigating", by="dana")
+    await app.scheduler.tick(clock.now())
+    clock.set(T0 + 31 * M)  # the scheduler was stalled through the reminder's due time
+    report = await app.scheduler.tick(clock.now())
+    results = {s.occurrence.step_id: (s.result, s.detail) for s in report.steps}
+    assert results["customer-update-reminder"][0] == "skipped"
+    assert results["customer-update-reminder"][1].startswith("stale")
+    assert results["customer-update"][0] == "done"
+    assert sends_of(vendor, "customer-update-reminder") == []
+
+
+async def test_two_customer_messages_due_together_send_only_one(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    # P3: the first-day progress update (a missed deadline) and the daily update are both
+    # due 24 h in. Both are claimed in one batch; the first one sent moves the second.
+    await declare(app, Severity.P3)
+    await run_until(app, clock, 25 * H)
+    customer = [s for s in vendor.sends if s.port == "customers"]
+    assert [s.at - T0 for s in customer] == [24 * H]
+    assert customer[0].key.split("/")[1] in ("progress-update.missed", "daily-customer-update")
+    view = await uc.get_incident(app.runtime, 1)
+    nxt = {u.step_id: u.due_at for u in view.upcoming}
+    assert nxt["daily-customer-update"] == T0 + 48 * H

@@ -1,0 +1,103 @@
+"""The incident lifecycle: legal transitions succeed, illegal ones are refused with a reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from incident.domain.errors import IllegalTransition, InvalidValue
+from incident.domain.incident import (
+    CustomerUpdatePosted,
+    Incident,
+    Role,
+    Severity,
+    Status,
+    StatusChanged,
+    war_room_name,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def declared(severity: Severity = Severity.P1) -> Incident:
+    incident = Incident.declare(title="Checkout API down", severity=severity, at=T0, by="dana")
+    incident.id = 7
+    return incident
+
+
+def test_lifecycle_from_declaration_to_closure() -> None:
+    incident = declared()
+    incident.acknowledge(at=T0 + timedelta(minutes=3), by="sam")
+    incident.assign(Role.COMMANDER, "dana", at=T0, by="dana")
+    events = incident.post_customer_update(
+        message="Investigating", status=Status.IDENTIFIED, at=T0 + timedelta(minutes=20), by="dana"
+    )
+    assert [type(e) for e in events] == [StatusChanged, CustomerUpdatePosted]
+    assert incident.last_customer_update_at == T0 + timedelta(minutes=20)
+    incident.resolve(
+        summary="Rolled back", at=T0 + timedelta(hours=5), by="dana", rca_within=timedelta(hours=48)
+    )
+    assert incident.rca_due_at == T0 + timedelta(hours=53)
+    incident.complete_rca(link="https://wiki/rca/7", at=T0 + timedelta(hours=30), by="dana")
+    assert incident.status is Status.CLOSED
+    assert incident.commander == "dana"
+
+
+@pytest.mark.parametrize(
+    ("prepare", "attempt", "reason"),
+    [
+        ("closed", lambda i: i.resolve(summary="x", at=T0, by="a"), "closed incident cannot"),
+        ("resolved", lambda i: i.resolve(summary="x", at=T0, by="a"), "already resolved"),
+        ("resolved", lambda i: i.acknowledge(at=T0, by="a"), "it is resolved"),
+        ("open", lambda i: i.complete_rca(link="l", at=T0, by="a"), "resolve it before"),
+        ("acked", lambda i: i.acknowledge(at=T0, by="b"), "already acknowledged"),
+        ("open", lambda i: i.change_status(Status.RESOLVED, at=T0, by="a"), "use resolve"),
+        ("open", lambda i: i.change_severity(Severity.P1, at=T0, by="a"), "already P1"),
+        ("closed", lambda i: i.add_note(text="x", at=T0, by="a"), "closed"),
+    ],
+)
+def test_illegal_transitions_are_refused_with_a_reason(
+    prepare: str, attempt: object, reason: str
+) -> None:
+    incident = declared()
+    if prepare == "acked":
+        incident.acknowledge(at=T0, by="a")
+    if prepare in ("resolved", "closed"):
+        incident.resolve(summary="x", at=T0, by="a")
+    if prepare == "closed":
+        incident.complete_rca(link="l", at=T0, by="a")
+    before = (incident.status, incident.acknowledged_by, incident.severity)
+    with pytest.raises(IllegalTransition, match=reason):
+        attempt(incident)  # type: ignore[operator]
+    assert (incident.status, incident.acknowledged_by, incident.severity) == before
+
+
+@pytest.mark.parametrize("text", ["P5", "critical", "", "p0"])
+def test_unknown_severity_is_refused(text: str) -> None:
+    with pytest.raises(InvalidValue, match="unknown severity"):
+        Severity.parse(text)
+
+
+def test_severity_parse_accepts_lower_case() -> None:
+    assert Severity.parse(" p2 ") is Severity.P2
+
+
+@pytest.mark.parametrize(("title", "message"), [("  ", "needs a title"), ("x" * 201, "under 200")])
+def test_bad_titles_are_refused(title: str, message: str) -> None:
+    with pytest.raises(InvalidValue, match=message):
+        Incident.declare(title=title, severity=Severity.P1, at=T0, by="a")
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Incident.declare(title="x", severity=Severity.P1, at=datetime(2026, 1, 1), by="a")  # noqa: DTZ001
+
+
+def test_war_room_names_are_deterministic_and_channel_safe() -> None:
+    incident = declared()
+    assert war_room_name(incident) == "inc-7-checkout-api-down"
+    incident.title = "Ünïcode!! and  $pecial -- chars " * 3
+    name = war_room_name(incident)
+    assert name == war_room_name(incident)
+    assert len(name) <= 80 and not name.endswith("-")

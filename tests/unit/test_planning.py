@@ -1,0 +1,173 @@
+"""Planning maths as parameter tables: when is the next occurrence of a step due?"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from incident.domain.incident import Incident, Severity
+from incident.domain.planning import (
+    StepHistory,
+    backoff,
+    next_occurrence,
+    plan,
+    tracked_deadline,
+)
+from incident.domain.playbook import Action, Anchor, Step, StopEvent
+from tests.unit.test_playbook import load_real_playbooks
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+M = timedelta(minutes=1)
+H = timedelta(hours=1)
+
+
+def incident(**facts: object) -> Incident:
+    base = Incident(title="API down", severity=Severity.P1, declared_at=T0, declared_by="t")
+    for name, value in facts.items():
+        setattr(base, name, value)
+    return base
+
+
+def step(**fields: object) -> Step:
+    values: dict[str, object] = {
+        "id": "s",
+        "action": Action.REMIND,
+        "anchor": Anchor.DECLARED,
+        "offset": timedelta(0),
+        "template": "x",
+    }
+    values.update(fields)
+    return Step(**values)  # type: ignore[arg-type]
+
+
+def history(fired: int, last_due: timedelta, fired_at: timedelta | None = None) -> StepHistory:
+    return StepHistory(
+        fired=fired,
+        last_due=T0 + last_due,
+        last_fired_at=T0 + (fired_at if fired_at is not None else last_due),
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "the_step", "facts", "past", "expected"),
+    [
+        ("one-off at offset", step(offset=10 * M), {}, StepHistory(), (1, 10 * M)),
+        ("one-off fires once", step(offset=10 * M), {}, history(1, 10 * M), None),
+        ("first repeat", step(offset=25 * M, every=30 * M), {}, StepHistory(), (1, 25 * M)),
+        (
+            "grid, no drift",
+            step(offset=25 * M, every=30 * M),
+            {},
+            history(1, 25 * M, fired_at=27 * M),
+            (2, 55 * M),
+        ),
+        (
+            "missed repeats coalesce",
+            step(offset=0 * M, every=30 * M),
+            {},
+            history(1, 0 * M, fired_at=3 * H + 5 * M),
+            (2, 3 * H + 30 * M),
+        ),
+        (
+            "anchor moved past grid restarts it",
+            step(anchor=Anchor.LAST_CUSTOMER_UPDATE, offset=25 * M, every=30 * M),
+            {"last_customer_update_at": T0 + 28 * M},
+            history(1, 25 * M),
+            (2, 53 * M),
+        ),
+        (
+            "anchor moved before first fire moves it",
+            step(anchor=Anchor.LAST_CUSTOMER_UPDATE, offset=30 * M, every=30 * M),
+            {"last_customer_update_at": T0 + 12 * M},
+            StepHistory(),
+            (1, 42 * M),
+        ),
+        ("anchor not yet happened", step(anchor=Anchor.RESOLVED), {}, StepHistory(), None),
+        (
+            "until event stops it",
+            step(every=5 * M, until=(StopEvent.ACKNOWLEDGED,)),
+            {"acknowledged_at": T0 + M},
+            history(1, 0 * M),
+            None,
+        ),
+        ("max occurrences", step(every=5 * M, max_occurrences=3), {}, history(3, 10 * M), None),
+        (
+            "below max occurrences",
+            step(every=5 * M, max_occurrences=3),
+            {},
+            history(2, 5 * M),
+            (3, 10 * M),
+        ),
+        (
+            "window end excludes",
+            step(offset=2 * H, every=2 * H, window_end=4 * H),
+            {},
+            history(1, 2 * H),
+            None,
+        ),
+        (
+            "window start delays",
+            step(offset=1 * H, window_start=4 * H),
+            {},
+            StepHistory(),
+            (1, 4 * H),
+        ),
+        ("closed stops everything", step(), {"status": "closed"}, StepHistory(), None),
+        (
+            "resolved-anchored after resolution",
+            step(anchor=Anchor.RESOLVED, offset=24 * H),
+            {"resolved_at": T0 + 5 * H},
+            StepHistory(),
+            (1, 29 * H),
+        ),
+    ],
+)
+def test_next_occurrence(
+    label: str,
+    the_step: Step,
+    facts: dict[str, object],
+    past: StepHistory,
+    expected: tuple[int, timedelta] | None,
+) -> None:
+    from incident.domain.incident import Status
+
+    if facts.get("status") == "closed":
+        facts = {**facts, "status": Status.CLOSED}
+    planned = next_occurrence(the_step, incident(**facts), past)
+    if expected is None:
+        assert planned is None, label
+    else:
+        assert planned is not None, label
+        assert (planned.occurrence, planned.due_at - T0) == expected, label
+
+
+def test_plan_is_sorted_and_has_one_occurrence_per_step() -> None:
+    playbooks = load_real_playbooks()
+    planned = plan(incident(), playbooks.for_severity(Severity.P1), {})
+    assert [p.due_at for p in planned] == sorted(p.due_at for p in planned)
+    assert len({p.step_id for p in planned}) == len(planned)
+    due = {p.step_id: p.due_at - T0 for p in planned}
+    assert due["page-oncall-tier3"] == timedelta(0)
+    assert due["escalate-vp-clevel"] == 4 * H
+    assert due["customer-update"] == 30 * M
+    assert "rca.missed" not in due  # its anchor (resolution) has not happened
+
+
+def test_rca_deadline_is_48h_after_resolution() -> None:
+    playbooks = load_real_playbooks()
+    resolved = incident(resolved_at=T0 + 5 * H)
+    for severity in (Severity.P1, Severity.P2):
+        assert tracked_deadline(resolved, playbooks.for_severity(severity), "rca_due") == (
+            T0 + 53 * H
+        )
+    assert tracked_deadline(incident(), playbooks.for_severity(Severity.P1), "rca_due") is None
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"),
+    [(1, 30), (2, 60), (3, 120), (4, 240), (5, 480), (6, 600), (20, 600)],
+)
+def test_backoff_doubles_and_caps(attempt: int, expected: int) -> None:
+    delay = backoff(attempt, base=timedelta(seconds=30), cap=timedelta(minutes=10))
+    assert delay == timedelta(seconds=expected)
