@@ -129,14 +129,21 @@ def _check_comms(settings: Settings) -> int:
     problems = []
     for name in names:
         for status in Status:
-            try:
-                renderer.render(name, sample_context(status=status))
-            except TemplateProblem as error:
-                problems.append(f"{error} (status {status.value})")
+            for sparse in (False, True):
+                try:
+                    text = renderer.render(name, sample_context(status=status, sparse=sparse))
+                except TemplateProblem as error:
+                    problems.append(f"{error} (status {status.value})")
+                    continue
+                if "None" in text:
+                    problems.append(
+                        f"{name}: prints 'None' (status {status.value}, "
+                        f"{'sparse' if sparse else 'full'} data); guard it with if"
+                    )
     if problems:
         print("incident: templates that do not render:\n" + "\n".join(problems), file=sys.stderr)
         return 2
-    print(f"ok  {len(names)} templates render for every status")
+    print(f"ok  {len(names)} templates render for every status, with full and sparse data")
     return 0
 
 

@@ -69,8 +69,32 @@ class JinjaRenderer:
             raise TemplateProblem(f"{template}{SUFFIX}: {error}") from None
 
 
-def sample_context(*, status: Status = Status.INVESTIGATING) -> dict[str, Any]:
-    """Realistic data for rendering every template in `incident comms check` and tests."""
+def sample_context(
+    *, status: Status = Status.INVESTIGATING, sparse: bool = False
+) -> dict[str, Any]:
+    """Realistic data for rendering every template in `incident comms check` and tests.
+
+    `sparse` leaves out everything that may be missing early in an incident (no
+    commander, no war room, no updates or notes yet), which templates must also handle.
+    """
+    context = _full_sample(status)
+    if sparse:
+        context["incident"].update(
+            commander=None,
+            comms_lead=None,
+            acknowledged_at=None,
+            acknowledged_by=None,
+            war_room=None,
+            conference_url=None,
+            impact="",
+            service="",
+        )
+        context.update(updates=[], notes=[], audience=None, deadline=None, next_update_due=None)
+        context["links"]["runbook"] = None
+    return context
+
+
+def _full_sample(status: Status) -> dict[str, Any]:
     declared = datetime(2026, 3, 14, 9, 2, tzinfo=UTC)
     resolved = status in (Status.RESOLVED, Status.CLOSED)
     now = declared + (timedelta(hours=5) if resolved else timedelta(hours=4, minutes=1))

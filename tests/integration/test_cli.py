@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -72,7 +73,7 @@ def test_p1_resolved_at_5h() -> None:
     assert times(events, "page-oncall-tier3")[0] == 0
     updates = sorted(times(events, "customer-notification") + times(events, "customer-update"))
     assert updates[0] <= 15 * 60
-    assert all(b - a == 30 * 60 for a, b in zip(updates, updates[1:], strict=False))
+    assert all(b - a == 30 * 60 for a, b in itertools.pairwise(updates))
     assert 4.5 * H <= updates[-1] < 5 * H  # every 30 min until 5 h, none after
     assert times(events, "escalate-vp-clevel") == [4 * H]
     assert times(events, "resolution-notice") == [5 * H]
@@ -121,8 +122,8 @@ def test_p2_has_its_own_cadence_and_escalations() -> None:
     )
     early = [u for u in updates if u < 4 * H]
     late = [u for u in updates if u >= 4 * H]
-    assert all(b - a == 2 * H for a, b in zip(early, early[1:], strict=False))
-    assert all(b - a == 4 * H for a, b in zip(late, late[1:], strict=False))
+    assert all(b - a == 2 * H for a, b in itertools.pairwise(early))
+    assert all(b - a == 4 * H for a, b in itertools.pairwise(late))
     assert late and max(updates) < 30 * H
     assert times(events, "escalate-tier3") == [4 * H]
     assert times(events, "notify-account-managers") == [4 * H]

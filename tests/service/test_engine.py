@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -114,7 +115,7 @@ async def test_holding_updates_keep_a_30_minute_cadence_until_resolution(
     await run_until(app, clock, 10 * H)
     updates = sends_of(vendor, "customer-notification") + sends_of(vendor, "customer-update")
     assert updates == [10 * M, 40 * M, 70 * M, 100 * M]
-    gaps = {b - a for a, b in zip(updates, updates[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(updates)}
     assert gaps == {30 * M}
     assert not sends_of(vendor, "escalate-vp-clevel")  # resolved before 4 h
     view = await uc.get_incident(app.runtime, incident_id)

@@ -10,6 +10,7 @@ against what the database says (occurrence rows, incident facts, timeline).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import shutil
@@ -134,10 +135,8 @@ class PlaybookMachine(RuleBasedStateMachine):
 
     def _attempt(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run a use case; a domain refusal (acknowledging twice, ...) is a fine outcome."""
-        try:
+        with contextlib.suppress(DomainError):
             self._run(coroutine)
-        except DomainError:
-            pass
 
     async def _build(self) -> bootstrap.Container:
         return await bootstrap.build(

@@ -22,10 +22,12 @@ CUSTOMER_FACING = [
 
 @pytest.mark.parametrize("name", RENDERER.names())
 @pytest.mark.parametrize("status", list(Status))
-def test_every_template_renders(name: str, status: Status) -> None:
-    text = RENDERER.render(name, sample_context(status=status))
+@pytest.mark.parametrize("sparse", [False, True], ids=["full", "sparse"])
+def test_every_template_renders(name: str, status: Status, sparse: bool) -> None:
+    text = RENDERER.render(name, sample_context(status=status, sparse=sparse))
     assert text.strip()
     assert "None" not in text
+    assert "\n\n\n" not in text  # no runs of blank lines
 
 
 @pytest.mark.parametrize("name", CUSTOMER_FACING)
@@ -48,7 +50,7 @@ def test_status_page_text_differs_per_status() -> None:
 
 def test_undefined_variables_are_errors(tmp_path: Path) -> None:
     (tmp_path / "oops.txt.j2").write_text("Hello {{ incident.nonexistent }}")
-    with pytest.raises(TemplateProblem, match="oops.txt.j2"):
+    with pytest.raises(TemplateProblem, match=r"oops\.txt\.j2"):
         JinjaRenderer(tmp_path).render("oops", sample_context())
 
 
