@@ -44,6 +44,7 @@ from sqlalchemy import event, text
 from incident import bootstrap
 from incident.adapters.templates import JinjaRenderer
 from incident.config import PROJECT_ROOT, Settings
+from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Incident, Severity, Status
 from incident.services.incidents import Runtime, declare_incident
 from incident.services.ports import Effects, WarRoom
@@ -52,7 +53,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 FAR = timedelta(days=30)  # "far in the future" for the pending timers nobody waits for
 PLACEHOLDER = timedelta(days=10)  # where measured incidents are declared before the shift
-MEASURED_STEP = "notify-support-queue"  # the P4 step due at the declaration instant
 LEAD = 1.0  # seconds between starting a scheduler and the first measured timer
 
 
@@ -223,6 +223,7 @@ class Config:
     aps_jobs: int
     add_job_budget: float
     workdir: Path
+    config: Path
 
 
 def _sqlite_url(path: Path, driver: str = "") -> str:
@@ -235,13 +236,22 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def _settings(path: Path) -> Settings:
+def _settings(path: Path, config: Path) -> Settings:
     return Settings(
         database_url=_sqlite_url(path, "+aiosqlite"),
-        playbooks_dir=PROJECT_ROOT / "playbooks",
-        comms_dir=PROJECT_ROOT / "comms",
-        runbooks_dir=PROJECT_ROOT / "runbooks",
+        playbooks_dir=config / "playbooks",
+        comms_dir=config / "comms",
+        runbooks_dir=config / "runbooks",
     )
+
+
+def snapshot_config(workdir: Path) -> Path:
+    """Copy playbooks/, comms/ and runbooks/ once, so one run sees one consistent set."""
+    config = workdir / "config"
+    for name in ("playbooks", "comms", "runbooks"):
+        shutil.copytree(PROJECT_ROOT / name, config / name)
+    bootstrap.check_playbooks(_settings(workdir / "unused.db", config))
+    return config
 
 
 async def _count(container: bootstrap.Container, sql: str, **params: Any) -> int:
@@ -249,11 +259,17 @@ async def _count(container: bootstrap.Container, sql: str, **params: Any) -> int
         return int((await connection.execute(text(sql), params)).scalar_one())
 
 
+async def _rows(container: bootstrap.Container, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    async with container.engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(sql), params)]
+
+
 # --- 1. throughput ---------------------------------------------------------------------------
 
 
-async def _ours_throughput(path: Path, incidents: int) -> Throughput:
-    settings = _settings(_fresh(path))
+async def _ours_throughput(cfg: Config) -> Throughput:
+    incidents = cfg.p1_incidents
+    settings = _settings(_fresh(cfg.workdir / "ours-throughput.db"), cfg.config)
     recorder = TimingEffects()
     container = await bootstrap.build(
         settings, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
@@ -333,7 +349,7 @@ def _median_rate(runs: list[Throughput]) -> float:
 def measure_throughput(cfg: Config) -> ThroughputResults:
     results = ThroughputResults(p1_incidents=cfg.p1_incidents)
     for round_ in range(cfg.rounds):  # interleaved, so drifting machine load hits all alike
-        ours = asyncio.run(_ours_throughput(cfg.workdir / "ours-throughput.db", cfg.p1_incidents))
+        ours = asyncio.run(_ours_throughput(cfg))
         aps = _aps_throughput(cfg.workdir / "aps-throughput.db", cfg.aps_jobs, wal=False)
         wal = _aps_throughput(cfg.workdir / "aps-wal-throughput.db", cfg.aps_jobs, wal=True)
         results.ours.append(ours)
@@ -359,38 +375,47 @@ def _parse_instant(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def _bulk_filler(path: Path, count: int, first_due: datetime) -> None:
-    """N pending occurrences far in the future, 10 per dummy incident, in one transaction.
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
 
-    The scheduler only claims by (state, run_at), so these are as good as planned ones.
+
+def _bulk_filler(path: Path, count: int, template_id: int, first_due: datetime) -> None:
+    """`count` pending occurrences far in the future, 10 per dummy incident, in one transaction.
+
+    Rows are cloned from a template occurrence (and its incident) that the engine itself
+    planned, so they stay valid whatever columns the tables grow. The scheduler only claims
+    by (state, run_at), so these are as good as planned ones.
     """
     if count <= 0:
         return
     per_incident = 10
-    declared = _sql_instant(datetime.now(UTC))
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("BEGIN IMMEDIATE")
-        first_id = int(
-            connection.execute("SELECT coalesce(max(id), 0) FROM incidents").fetchone()[0]
-        )
+        incident_id = connection.execute(
+            "SELECT incident_id FROM step_occurrences WHERE id = ?", (template_id,)
+        ).fetchone()[0]
+        keep = [c for c in _columns(connection, "incidents") if c not in ("id", "idempotency_key")]
+        first = int(connection.execute("SELECT max(id) FROM incidents").fetchone()[0]) + 1
         incidents = (count + per_incident - 1) // per_incident
         connection.executemany(
-            "INSERT INTO incidents (id, title, severity, status, service, impact, declared_at,"
-            " declared_by) VALUES (?, 'filler', 'P4', 'investigating', '', '', ?, 'bench')",
-            ((first_id + 1 + k, declared) for k in range(incidents)),
+            f"INSERT INTO incidents (id, {', '.join(keep)}) "
+            f"SELECT ?, {', '.join(keep)} FROM incidents WHERE id = ?",
+            ((first + k, incident_id) for k in range(incidents)),
         )
+        varying = ("id", "incident_id", "occurrence", "due_at", "run_at", "state")
+        keep = [c for c in _columns(connection, "step_occurrences") if c not in varying]
         connection.executemany(
-            "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, target,"
-            " due_at, run_at, state, attempts) VALUES (?, ?, ?, 'notify', 'support-queue',"
-            " ?, ?, 'pending', 0)",
+            f"INSERT INTO step_occurrences (incident_id, occurrence, due_at, run_at, state, "
+            f"{', '.join(keep)}) SELECT ?, ?, ?, ?, 'pending', {', '.join(keep)} "
+            "FROM step_occurrences WHERE id = ?",
             (
                 (
-                    first_id + 1 + i // per_incident,
-                    MEASURED_STEP,
+                    first + i // per_incident,
                     i % per_incident + 1,
                     due := _sql_instant(first_due + timedelta(seconds=i)),
                     due,
+                    template_id,
                 )
                 for i in range(count)
             ),
@@ -435,7 +460,7 @@ def _shift_incidents(path: Path, incident_ids: list[int], delta: timedelta) -> N
 
 async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Lateness:
     path = _fresh(cfg.workdir / f"ours-lateness-{pending}.db")
-    settings = _settings(path)
+    settings = _settings(path, cfg.config)
     recorder = TimingEffects()
     container = await bootstrap.build(  # the real SystemClock drives the scheduler
         settings, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
@@ -443,7 +468,7 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
     try:
         setup_start = time.perf_counter()
         # The measured timers: P4 incidents, whose first step is due the instant they are
-        # declared; the rest of a P4 playbook is due 20 h or more later. Index 0 warms up.
+        # declared; the rest of a P4 playbook is due hours later. Index 0 warms up.
         base = datetime.now(UTC) + PLACEHOLDER
         offsets = pattern.offsets
         pinned = PinnedClock(base)
@@ -458,23 +483,42 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
             )
             assert incident.id is not None
             incident_ids.append(incident.id)
-        planned = await _count(container, "SELECT count(*) FROM step_occurrences")
-        far_from_measured = planned - len(offsets)
-        _bulk_filler(path, pending - far_from_measured, base + FAR)
-        setup_seconds = time.perf_counter() - setup_start
-        far = await _count(
+        # One more, a month on: the template the filler timers are cloned from.
+        pinned.at = base + FAR
+        await declare_incident(declaring, title="filler", severity=Severity.P4, by="bench")
+        soon = await _rows(
             container,
-            "SELECT count(*) FROM step_occurrences WHERE state = 'pending' AND run_at > :t",
-            t=_sql_instant(base + timedelta(hours=1)),
+            "SELECT incident_id, step_id FROM step_occurrences WHERE due_at <= :soon "
+            "ORDER BY incident_id",
+            soon=_sql_instant(base + timedelta(hours=1)),
         )
-        assert far == max(pending, far_from_measured), f"{far} far timers, wanted {pending}"
+        steps = {step for _, step in soon}
+        if [id_ for id_, _ in soon] != incident_ids or len(steps) != 1:
+            raise SystemExit(
+                "bench: expected a P4 incident to plan exactly one step at its declaration "
+                f"(got {len(soon)} for {len(incident_ids)} incidents: {sorted(steps)}); "
+                "the P4 playbook changed, adapt _ours_lateness"
+            )
+        (measured_step,) = steps
+        far_query = "SELECT count(*) FROM step_occurrences WHERE state = 'pending' AND run_at > :t"
+        soon_limit = _sql_instant(base + timedelta(hours=1))
+        planned_far = await _count(container, far_query, t=soon_limit)
+        template = await _count(
+            container,
+            "SELECT max(id) FROM step_occurrences WHERE step_id = :step",
+            step=measured_step,
+        )
+        _bulk_filler(path, pending - planned_far, template, base + FAR)
+        setup_seconds = time.perf_counter() - setup_start
+        far = await _count(container, far_query, t=soon_limit)
+        assert far == max(pending, planned_far), f"{far} far timers, wanted {pending}"
 
         # Now move the measured incidents so the first measured timer is LEAD s from now.
         start_wall = time.time()
         t0 = datetime.fromtimestamp(start_wall + LEAD, UTC)
         _shift_incidents(path, incident_ids, t0 - base)
         due = {
-            f"inc-{id_}/{MEASURED_STEP}/1": (t0 + timedelta(seconds=offset)).timestamp()
+            f"inc-{id_}/{measured_step}/1": (t0 + timedelta(seconds=offset)).timestamp()
             for id_, offset in zip(incident_ids[1:], offsets[1:], strict=True)
         }
         recorder.expected = set(due)
@@ -783,19 +827,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     workdir = RESULTS_DIR / f"work-{os.getpid()}"
     workdir.mkdir()
-    cfg = Config(
-        sizes=sizes,
-        rounds=args.rounds or (1 if args.quick else 3),
-        p1_incidents=60 if args.quick else 200,
-        aps_jobs=300 if args.quick else 1000,
-        patterns=[Pattern.parse(p) for p in (args.patterns or default_patterns).split(",") if p],
-        add_job_budget=args.add_job_budget,
-        workdir=workdir,
-    )
     load_before = _load()
     started = time.perf_counter()
     report = ["# Durable timers: ours vs APScheduler 3", ""]
     try:
+        try:
+            config = snapshot_config(workdir)
+        except InvalidPlaybook as error:
+            _progress(f"the playbooks do not load, nothing measured:\n{error}")
+            return 2
+        cfg = Config(
+            sizes=sizes,
+            patterns=[Pattern.parse(p) for p in (args.patterns or default_patterns).split(",")],
+            rounds=args.rounds or (1 if args.quick else 3),
+            p1_incidents=60 if args.quick else 200,
+            aps_jobs=300 if args.quick else 1000,
+            add_job_budget=args.add_job_budget,
+            workdir=workdir,
+            config=config,
+        )
         add_rate = 250.0  # only used when throughput is skipped
         throughput: ThroughputResults | None = None
         if not args.skip_throughput:

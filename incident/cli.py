@@ -15,7 +15,7 @@ from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
 from incident.config import Settings, load_settings
 from incident.domain.errors import DomainError, InvalidPlaybook
-from incident.domain.incident import Severity, Status
+from incident.domain.incident import Category, Severity, Status
 from incident.domain.playbook import parse_duration
 
 
@@ -33,6 +33,13 @@ def _duration(text: str) -> object:
 def _severity(text: str) -> Severity:
     try:
         return Severity.parse(text)
+    except DomainError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _category(text: str) -> Category:
+    try:
+        return Category.parse(text)
     except DomainError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -68,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Every offset counts from the declaration.",
     )
     simulate.add_argument("--severity", type=_severity, required=True)
+    simulate.add_argument(
+        "--category",
+        type=_category,
+        default=Category.GENERAL,
+        help="security, legal, regulatory, media, fraud, compliance or general",
+    )
     simulate.add_argument("--ack-after", type=_duration, default=None)
     simulate.add_argument(
         "--update-every",
@@ -158,6 +171,7 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         update_every=update_every,
         resolve_after=args.resolve_after,
         rca_after=args.rca_after,
+        category=args.category,
     )
     logging.getLogger("incident").setLevel(logging.ERROR)
     events = await simulate(script, settings)

@@ -15,7 +15,7 @@ from pathlib import Path
 from incident import bootstrap
 from incident.clock import FakeClock
 from incident.config import Settings
-from incident.domain.incident import Severity
+from incident.domain.incident import Category, Severity
 from incident.scheduler.runner import StepReport
 from incident.services import incidents as uc
 
@@ -30,6 +30,7 @@ class Script:
     update_every: timedelta | None = None
     resolve_after: timedelta | None = None
     rca_after: timedelta | None = None
+    category: Category = Category.GENERAL
     title: str = "Simulated incident"
 
 
@@ -109,7 +110,11 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
         )
         try:
             incident, _ = await uc.declare_incident(
-                container.runtime, title=script.title, severity=script.severity, by="simulation"
+                container.runtime,
+                title=script.title,
+                severity=script.severity,
+                by="simulation",
+                category=script.category,
             )
             assert incident.id is not None
             humans = _human_script(script)

@@ -24,7 +24,7 @@ from incident.adapters.tables import (
     UTCDateTime,
 )
 from incident.domain.errors import Conflict, NotFound
-from incident.domain.incident import Incident, Severity, Status
+from incident.domain.incident import Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
@@ -36,6 +36,7 @@ def _to_incident(row: IncidentRow) -> Incident:
     values: dict[str, Any] = {name: getattr(row, name) for name in _INCIDENT_FIELDS}
     values["severity"] = Severity(row.severity)
     values["status"] = Status(row.status)
+    values["category"] = Category(row.category)
     return Incident(**values)
 
 

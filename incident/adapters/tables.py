@@ -46,6 +46,7 @@ class IncidentRow(SQLModel, table=True):
     severity: str = Field(max_length=2, index=True)
     status: str = Field(max_length=16, index=True)
     service: str = ""
+    category: str = Field(default="general", max_length=20)
     impact: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     declared_at: datetime = _at(nullable=False)
     declared_by: str

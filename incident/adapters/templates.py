@@ -106,6 +106,7 @@ def _full_sample(status: Status) -> dict[str, Any]:
             "severity": "P1",
             "status": status.value,
             "service": "checkout-api",
+            "category": "general",
             "impact": "Most customers cannot complete a purchase; card payments fail.",
             "declared_at": declared,
             "declared_by": "alertmanager",

@@ -58,6 +58,29 @@ class Status(StrEnum):
 OPEN_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
 
 
+class Category(StrEnum):
+    """What kind of incident it is; some kinds go to a particular team at once, whatever
+    the severity (security to the security team; legal, regulatory, media and fraud to
+    the CIO; compliance requests to compliance)."""
+
+    GENERAL = "general"
+    SECURITY = "security"
+    LEGAL = "legal"
+    REGULATORY = "regulatory"
+    MEDIA = "media"
+    FRAUD = "fraud"
+    COMPLIANCE = "compliance"
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "category") -> Category:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise InvalidValue(
+                where, f"unknown category {text!r}; use one of " + ", ".join(c.value for c in cls)
+            ) from None
+
+
 class Role(StrEnum):
     COMMANDER = "commander"
     COMMS_LEAD = "comms_lead"
@@ -146,6 +169,7 @@ class Incident:
     declared_by: str
     id: int | None = None
     service: str = ""
+    category: Category = Category.GENERAL
     status: Status = Status.INVESTIGATING
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
@@ -185,6 +209,7 @@ class Incident:
         by: str,
         service: str = "",
         impact: str = "",
+        category: Category = Category.GENERAL,
     ) -> Incident:
         title = title.strip()
         if not title:
@@ -199,6 +224,7 @@ class Incident:
             declared_by=by,
             service=service.strip(),
             impact=impact.strip(),
+            category=category,
         )
         incident.events.append(IncidentDeclared(at=at, actor=by, severity=severity, title=title))
         return incident

@@ -99,6 +99,8 @@ def next_occurrence(
     """The one occurrence of `step` that should be pending now, or None."""
     if incident.status is Status.CLOSED or stopped_by(incident, step) is not None:
         return None
+    if step.categories and incident.category not in step.categories:
+        return None
     if history.fired and not step.repeats:
         return None
     if step.max_occurrences is not None and history.fired >= step.max_occurrences:

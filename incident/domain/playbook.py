@@ -26,7 +26,7 @@ from pydantic import (
 
 from incident.domain.audiences import Directory
 from incident.domain.errors import InvalidPlaybook, PlaybookProblem
-from incident.domain.incident import Severity
+from incident.domain.incident import Category, Severity
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -178,6 +178,7 @@ class StepSpec(_Strict):
     runbook: str | None = None
     until: Annotated[list[StopEvent], BeforeValidator(_string_list)] = []
     when: Annotated[list[Condition], BeforeValidator(_string_list)] = []
+    categories: Annotated[list[Category], BeforeValidator(_string_list)] = []
     stale_after: Duration | None = None
     # A plain step:
     action: Action | None = None
@@ -279,6 +280,7 @@ class Step:
     max_occurrences: int | None = None
     until: tuple[StopEvent, ...] = ()
     when: tuple[Condition, ...] = ()
+    categories: tuple[Category, ...] = ()  # empty: every incident
     stale_after: timedelta | None = None
     window_start: timedelta = timedelta(0)
     window_end: timedelta | None = None
@@ -317,6 +319,7 @@ def expand(spec: StepSpec) -> list[Step]:
         "description": spec.description,
         "until": tuple(spec.until),
         "when": tuple(spec.when),
+        "categories": tuple(spec.categories),
         "stale_after": spec.stale_after,
     }
     if spec.deadline is None:

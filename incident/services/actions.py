@@ -159,6 +159,7 @@ def message_context(
             "severity": incident.severity.value,
             "status": incident.status.value,
             "service": incident.service,
+            "category": incident.category.value,
             "impact": incident.impact,
             "declared_at": incident.declared_at,
             "declared_by": incident.declared_by,

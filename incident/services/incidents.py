@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from incident.clock import Clock
 from incident.domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
 from incident.domain.incident import (
+    Category,
     CustomerUpdatePosted,
     Event,
     Incident,
@@ -180,6 +181,7 @@ async def declare_incident(
     by: str,
     service: str = "",
     impact: str = "",
+    category: Category = Category.GENERAL,
     idempotency_key: str | None = None,
 ) -> tuple[Incident, bool]:
     """Declare and plan the whole playbook in one transaction.
@@ -189,7 +191,13 @@ async def declare_incident(
     """
     now = rt.clock.now()
     incident = Incident.declare(
-        title=title, severity=severity, at=now, by=by, service=service, impact=impact
+        title=title,
+        severity=severity,
+        at=now,
+        by=by,
+        service=service,
+        impact=impact,
+        category=category,
     )
     try:
         async with rt.store.transaction() as tx:

@@ -10,7 +10,7 @@ import pytest
 from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.domain.errors import IllegalTransition, NotFound
-from incident.domain.incident import Role, Severity, Status
+from incident.domain.incident import Category, Role, Severity, Status
 from incident.services import incidents as uc
 from tests.conftest import T0, Build
 from tests.fakes import RecordingEffects, SimulatedCrash
@@ -381,3 +381,25 @@ async def test_two_customer_messages_due_together_send_only_one(
     view = await uc.get_incident(app.runtime, 1)
     nxt = {u.step_id: u.due_at for u in view.upcoming}
     assert nxt["daily-customer-update"] == T0 + 48 * H
+
+
+async def test_a_security_incident_goes_to_the_security_team_at_once(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident, _ = await uc.declare_incident(
+        app.runtime,
+        title="Leaked API keys",
+        severity=Severity.P3,
+        by="dana",
+        category=Category.SECURITY,
+    )
+    await uc.declare_incident(app.runtime, title="Slow search", severity=Severity.P3, by="dana")
+    await app.scheduler.tick(clock.now())
+    escalations = [
+        (s.incident_id, s.target)
+        for s in vendor.sends
+        if s.port == "notifier"
+        and "/notify-" in s.key
+        and s.target in ("security", "cio", "compliance")
+    ]
+    assert escalations == [(incident.id, "security")]

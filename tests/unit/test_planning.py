@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incident.domain.incident import Incident, Severity
+from incident.domain.incident import Category, Incident, Severity
 from incident.domain.planning import (
     StepHistory,
     backoff,
@@ -114,6 +114,20 @@ def history(fired: int, last_due: timedelta, fired_at: timedelta | None = None) 
             (1, 4 * H),
         ),
         ("closed stops everything", step(), {"status": "closed"}, StepHistory(), None),
+        (
+            "category filter excludes",
+            step(categories=(Category.SECURITY,)),
+            {},
+            StepHistory(),
+            None,
+        ),
+        (
+            "category filter includes",
+            step(categories=(Category.SECURITY,)),
+            {"category": Category.SECURITY},
+            StepHistory(),
+            (1, 0 * M),
+        ),
         (
             "resolved-anchored after resolution",
             step(anchor=Anchor.RESOLVED, offset=24 * H),
