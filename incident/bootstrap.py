@@ -8,9 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from incident.adapters.database import create_engine, create_schema
+from incident.adapters.database import Database
 from incident.adapters.outbox import Outbox
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.sql_store import SqlStore
@@ -26,7 +24,7 @@ from incident.services.ports import Effects
 @dataclass
 class Container:
     settings: Settings
-    engine: AsyncEngine
+    database: Database
     store: SqlStore
     outbox: Outbox
     effects: Effects
@@ -34,7 +32,7 @@ class Container:
     scheduler: Scheduler
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.dispose()
 
 
 def check_playbooks(settings: Settings) -> PlaybookSet:
@@ -55,10 +53,10 @@ async def build(
     """Wire the service. Playbooks are checked first: an invalid one stops us here."""
     clock = clock or SystemClock()
     playbooks = check_playbooks(settings)
-    engine = create_engine(settings.database_url)
-    await create_schema(engine)
-    store = SqlStore(engine)
-    outbox = Outbox(engine, clock, conference_url_template=settings.conference_url_template)
+    database = Database(settings.database_url)
+    await database.create_schema()
+    store = SqlStore(database)
+    outbox = Outbox(database, clock, conference_url_template=settings.conference_url_template)
     effects = effects or Effects(
         pager=outbox,
         chat=outbox,
@@ -79,7 +77,7 @@ async def build(
     runtime.plan_changed = scheduler.wake
     return Container(
         settings=settings,
-        engine=engine,
+        database=database,
         store=store,
         outbox=outbox,
         effects=effects,

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from incident.adapters.database import POSTGRES_PREFIXES, SQLITE_PREFIXES
 from incident.domain.errors import InvalidValue
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///incident.db"
+DEFAULT_DATABASE_URL = "sqlite:///incident.db"
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return Path(value).expanduser() if value else default
 
     url = env.get("INCIDENT_DATABASE_URL", defaults.database_url).strip()
-    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+    if not url.startswith((*SQLITE_PREFIXES, *POSTGRES_PREFIXES)):
         raise InvalidValue(
             "INCIDENT_DATABASE_URL",
-            f"{url!r} is not supported; use sqlite+aiosqlite:///path/to/file.db or "
+            f"{url!r} is not supported; use sqlite:///path/to/file.db or "
             "postgresql+asyncpg://user@host/dbname",
         )
     base_url = env.get("INCIDENT_BASE_URL", defaults.base_url).rstrip("/")

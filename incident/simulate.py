@@ -104,7 +104,7 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
     with tempfile.TemporaryDirectory(prefix="incident-simulate-") as tmp:
         database = Path(tmp) / "simulate.db"
         container = await bootstrap.build(
-            settings.with_database(f"sqlite+aiosqlite:///{database}"),
+            settings.with_database(f"sqlite:///{database}"),
             clock=clock,
             on_step=record,
         )
@@ -121,7 +121,7 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
             end = START + script.until
             while True:
                 await container.scheduler.tick(clock.now())
-                next_step = await container.store.next_run_at()
+                next_step = await container.store.run(lambda tx: tx.next_run_at())
                 next_human = START + humans[0][0] if humans else None
                 candidates = [t for t in (next_step, next_human) if t is not None and t <= end]
                 if not candidates:

@@ -21,7 +21,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'incident.db'}",
+        database_url=f"sqlite:///{tmp_path / 'incident.db'}",
         playbooks_dir=PROJECT_ROOT / "playbooks",
         comms_dir=PROJECT_ROOT / "comms",
         runbooks_dir=PROJECT_ROOT / "runbooks",

@@ -1,50 +1,113 @@
-"""Database engines: SQLite (the embedded default) and PostgreSQL, set up for our access pattern."""
+"""The database: runs each unit of work, a plain function of a Session, in one transaction.
+
+Units of work are synchronous functions, so a whole transaction costs one hand-off between
+the event loop and the database, however many statements it runs:
+
+- SQLite runs them on one dedicated thread with SQLAlchemy's built-in driver. (Through an
+  async driver every statement is a thread hand-off of its own: about 0.6 ms each here, and
+  a fired step runs a dozen statements; see bench/README.md.) One thread also means one
+  writer, which is what SQLite wants.
+- PostgreSQL runs them through asyncpg with `AsyncSession.run_sync`: each statement is a
+  network round trip anyway, and the event loop stays free while it waits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from incident.adapters import tables  # noqa: F401  (registers the tables on the metadata)
 
+T = TypeVar("T")
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for `url`; SQLite files get WAL, a busy timeout and write-first locking."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _sqlite_write_first(engine)
-        return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+SQLITE_PREFIXES = ("sqlite://", "sqlite+pysqlite://", "sqlite+aiosqlite://")
+POSTGRES_PREFIXES = ("postgresql+asyncpg://",)
 
 
-def _sqlite_write_first(engine: AsyncEngine) -> None:
-    # Every transaction here may write, and SQLite refuses (rather than waits) when a
-    # reader tries to become a writer while another writer is active. BEGIN IMMEDIATE
-    # takes the write lock up front so transactions queue on the busy timeout instead.
-    @event.listens_for(engine.sync_engine, "connect")
+class Database:
+    """Where units of work run. `await db.run(work)` commits if `work` returns normally."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if self.dialect == "sqlite":
+            parsed = parsed.set(drivername="sqlite+pysqlite")
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._sync = create_sync_engine(
+                parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            _sqlite_pragmas(self._sync)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        else:
+            self._async = create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction: committed when it returns, rolled back if it raises."""
+        if self._sync is not None:
+            if self._thread is None:
+                raise RuntimeError("the database has been disposed")
+            engine = self._sync
+
+            def in_transaction() -> T:
+                with Session(engine, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+
+            return await asyncio.get_running_loop().run_in_executor(self._thread, in_transaction)
+        assert self._async is not None
+        async with AsyncSession(self._async, expire_on_commit=False) as session, session.begin():
+            return await session.run_sync(work)
+
+    async def create_schema(self) -> None:
+        """Create any missing tables (idempotent)."""
+
+        def create(session: Session) -> None:
+            SQLModel.metadata.create_all(session.connection())
+
+        await self.run(create)
+
+    async def dispose(self) -> None:
+        """Close every connection. Safe to call twice."""
+        if self._sync is not None and self._thread is not None:
+            thread, self._thread = self._thread, None
+            await asyncio.get_running_loop().run_in_executor(thread, self._sync.dispose)
+            thread.shutdown(wait=True)
+        if self._async is not None:
+            await self._async.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Our own transaction control (below) instead of the driver's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a committed step occurrence survives a power cut, not only a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
+        # Another process (a CLI command, a second service refused at start) may use the
+        # same file: take the write lock up front so it waits instead of failing mid-way.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create any missing tables (idempotent)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
+from incident.adapters.database import Database
 from incident.adapters.tables import OutboxRow
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
@@ -37,9 +37,9 @@ class Outbox:
     """Implements Pager, Chat, Notifier, StatusPage and CustomerComms."""
 
     def __init__(
-        self, engine: AsyncEngine, clock: Clock, *, conference_url_template: str | None = None
+        self, database: Database, clock: Clock, *, conference_url_template: str | None = None
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._clock = clock
         self._conference_url_template = conference_url_template
 
@@ -63,14 +63,13 @@ class Outbox:
             "subject": subject,
             "body": body,
         }
-        insert = postgres_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        insert = sqlite_insert if self._database.is_sqlite else postgres_insert
         statement = (
             insert(OutboxRow)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
         )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
+        await self._database.run(lambda session: session.execute(statement))
 
     # --- Pager -----------------------------------------------------------------------------
 
@@ -165,17 +164,16 @@ class Outbox:
         query = select(OutboxRow).order_by(col(OutboxRow.created_at), col(OutboxRow.id))
         if incident_id is not None:
             query = query.where(col(OutboxRow.incident_id) == incident_id)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).mappings().all()
+        rows = await self._database.run(lambda session: list(session.scalars(query)))
         return [
             OutboxMessage(
-                idempotency_key=r["idempotency_key"],
-                incident_id=r["incident_id"],
-                created_at=r["created_at"],
-                channel=r["channel"],
-                destination=r["destination"],
-                subject=r["subject"],
-                body=r["body"],
+                idempotency_key=r.idempotency_key,
+                incident_id=r.incident_id,
+                created_at=r.created_at,
+                channel=r.channel,
+                destination=r.destination,
+                subject=r.subject,
+                body=r.body,
             )
             for r in rows
         ]

@@ -6,16 +6,16 @@ Time is always a bound parameter (`now`), never the database's clock.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from incident.adapters.database import Database
 from incident.adapters.tables import (
     IncidentRow,
     OccurrenceState,
@@ -28,6 +28,8 @@ from incident.domain.incident import Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+
+T = TypeVar("T")
 
 _INCIDENT_FIELDS = tuple(f.name for f in dataclasses.fields(Incident) if f.name != "events")
 
@@ -76,48 +78,48 @@ def _to_entry(row: TimelineRow) -> TimelineEntry:
 class SqlTransaction:
     """One unit of work; commits when its `async with` block ends without an error."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self._postgres = session.get_bind().dialect.name == "postgresql"
 
     # --- incidents -------------------------------------------------------------------------
 
-    async def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int:
+    def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int:
         values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
         row = IncidentRow(**values, idempotency_key=idempotency_key)
         self.session.add(row)
         try:
-            await self.session.flush()
+            self.session.flush()
         except IntegrityError as error:
             raise Conflict(f"idempotency key {idempotency_key!r} is already taken") from error
         assert row.id is not None
         incident.id = row.id
         return row.id
 
-    async def _row(self, incident_id: int, *, lock: bool) -> IncidentRow:
+    def _row(self, incident_id: int, *, lock: bool) -> IncidentRow:
         query = select(IncidentRow).where(col(IncidentRow.id) == incident_id)
         if lock and self._postgres:
             query = query.with_for_update()
-        row = (await self.session.execute(query)).scalar_one_or_none()
+        row = (self.session.execute(query)).scalar_one_or_none()
         if row is None:
             raise NotFound(f"there is no incident {incident_id}")
         return row
 
-    async def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
-        return _to_incident(await self._row(incident_id, lock=lock))
+    def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
+        return _to_incident(self._row(incident_id, lock=lock))
 
-    async def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
+    def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
         query = select(IncidentRow).where(col(IncidentRow.idempotency_key) == idempotency_key)
-        row = (await self.session.execute(query)).scalar_one_or_none()
+        row = (self.session.execute(query)).scalar_one_or_none()
         return _to_incident(row) if row else None
 
-    async def save_incident(self, incident: Incident) -> None:
+    def save_incident(self, incident: Incident) -> None:
         assert incident.id is not None
-        row = await self._row(incident.id, lock=False)
+        row = self._row(incident.id, lock=False)
         for name in _INCIDENT_FIELDS:
             setattr(row, name, getattr(incident, name))
 
-    async def list_incidents(
+    def list_incidents(
         self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
     ) -> list[Incident]:
         query = select(IncidentRow).order_by(col(IncidentRow.id).desc())
@@ -125,49 +127,53 @@ class SqlTransaction:
             query = query.where(col(IncidentRow.status).in_([s.value for s in statuses]))
         if severities:
             query = query.where(col(IncidentRow.severity).in_([s.value for s in severities]))
-        return [_to_incident(r) for r in (await self.session.execute(query)).scalars()]
+        return [_to_incident(r) for r in (self.session.execute(query)).scalars()]
 
     # --- timeline --------------------------------------------------------------------------
 
-    async def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None:
-        self.session.add_all(
-            TimelineRow(
-                incident_id=incident_id,
-                at=e.at,
-                kind=e.kind,
-                actor=e.actor,
-                text=e.text,
-                public=e.public,
-                step_id=e.step_id,
-                occurrence=e.occurrence,
-                data=e.data,
-            )
-            for e in entries
+    def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None:
+        if not entries:
+            return
+        self.session.execute(
+            insert(TimelineRow),
+            [
+                {
+                    "incident_id": incident_id,
+                    "at": e.at,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "text": e.text,
+                    "public": e.public,
+                    "step_id": e.step_id,
+                    "occurrence": e.occurrence,
+                    "data": e.data,
+                }
+                for e in entries
+            ],
         )
-        await self.session.flush()
 
-    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
+    def timeline(self, incident_id: int) -> list[TimelineEntry]:
         query = (
             select(TimelineRow)
             .where(col(TimelineRow.incident_id) == incident_id)
             .order_by(col(TimelineRow.at), col(TimelineRow.id))
         )
-        return [_to_entry(r) for r in (await self.session.execute(query)).scalars()]
+        return [_to_entry(r) for r in (self.session.execute(query)).scalars()]
 
     # --- occurrences -----------------------------------------------------------------------
 
-    async def _occurrence_rows(
+    def _occurrence_rows(
         self, incident_id: int, states: Sequence[str] = ()
     ) -> list[StepOccurrenceRow]:
         query = select(StepOccurrenceRow).where(col(StepOccurrenceRow.incident_id) == incident_id)
         if states:
             query = query.where(col(StepOccurrenceRow.state).in_(states))
         query = query.order_by(col(StepOccurrenceRow.run_at), col(StepOccurrenceRow.id))
-        return list((await self.session.execute(query)).scalars())
+        return list((self.session.execute(query)).scalars())
 
-    async def step_history(self, incident_id: int) -> dict[str, StepHistory]:
+    def step_history(self, incident_id: int) -> dict[str, StepHistory]:
         history: dict[str, StepHistory] = {}
-        fired = await self._occurrence_rows(incident_id, OccurrenceState.FIRED)
+        fired = self._occurrence_rows(incident_id, OccurrenceState.FIRED)
         for row in sorted(fired, key=lambda r: (r.step_id, r.occurrence)):
             previous = history.get(row.step_id, StepHistory())
             history[row.step_id] = StepHistory(
@@ -177,7 +183,7 @@ class SqlTransaction:
             )
         return history
 
-    async def reconcile(
+    def reconcile(
         self,
         incident_id: int,
         planned: Sequence[PlannedOccurrence],
@@ -187,12 +193,13 @@ class SqlTransaction:
     ) -> PlanChange:
         wanted = {(p.step_id, p.occurrence): p for p in planned}
         # Running rows are included so a plan made while one runs leaves it alone.
-        rows = await self._occurrence_rows(
+        rows = self._occurrence_rows(
             incident_id,
             (OccurrenceState.PENDING, OccurrenceState.CANCELLED, OccurrenceState.RUNNING),
         )
         existing = {(r.step_id, r.occurrence): r for r in rows}
         added, moved, cancelled = [], [], []
+        new_rows: list[dict[str, Any]] = []
         for key, row in existing.items():
             if row.state == OccurrenceState.PENDING and key not in wanted:
                 row.state, row.finished_at, row.outcome = (
@@ -205,16 +212,19 @@ class SqlTransaction:
             row_or_none = existing.get(key)
             if row_or_none is None:
                 step = steps[item.step_id]
-                row = StepOccurrenceRow(
-                    incident_id=incident_id,
-                    step_id=item.step_id,
-                    occurrence=item.occurrence,
-                    action=step.action.value,
-                    target=step.target,
-                    due_at=item.due_at,
-                    run_at=item.due_at,
+                new_rows.append(
+                    {
+                        "incident_id": incident_id,
+                        "step_id": item.step_id,
+                        "occurrence": item.occurrence,
+                        "action": step.action.value,
+                        "target": step.target,
+                        "due_at": item.due_at,
+                        "run_at": item.due_at,
+                        "state": OccurrenceState.PENDING,
+                        "attempts": 0,
+                    }
                 )
-                self.session.add(row)
                 added.append(item.step_id)
                 continue
             row = row_or_none
@@ -232,24 +242,24 @@ class SqlTransaction:
             row.run_at = max(item.due_at, row.not_before) if row.not_before else item.due_at
         # Inserting a (step, occurrence) that exists in another state would break the unique
         # key: the planner never asks for one, and if it did we want the error, not a repeat.
-        await self.session.flush()
+        if new_rows:
+            self.session.execute(insert(StepOccurrenceRow), new_rows)
+        self.session.flush()
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
-    async def occurrences(
-        self, incident_id: int, *, states: Sequence[str] = ()
-    ) -> list[Occurrence]:
-        return [_to_occurrence(r) for r in await self._occurrence_rows(incident_id, states)]
+    def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:
+        return [_to_occurrence(r) for r in self._occurrence_rows(incident_id, states)]
 
-    async def _occurrence_row(self, occurrence_id: int) -> StepOccurrenceRow:
-        row = await self.session.get(StepOccurrenceRow, occurrence_id)
+    def _occurrence_row(self, occurrence_id: int) -> StepOccurrenceRow:
+        row = self.session.get(StepOccurrenceRow, occurrence_id)
         if row is None:
             raise NotFound(f"there is no step occurrence {occurrence_id}")
         return row
 
-    async def get_occurrence(self, occurrence_id: int) -> Occurrence:
-        return _to_occurrence(await self._occurrence_row(occurrence_id))
+    def get_occurrence(self, occurrence_id: int) -> Occurrence:
+        return _to_occurrence(self._occurrence_row(occurrence_id))
 
-    async def finish_occurrence(
+    def finish_occurrence(
         self,
         occurrence_id: int,
         *,
@@ -258,7 +268,7 @@ class SqlTransaction:
         outcome: str,
         error: str | None = None,
     ) -> None:
-        row = await self._occurrence_row(occurrence_id)
+        row = self._occurrence_row(occurrence_id)
         row.state, row.finished_at, row.outcome = state, now, outcome
         row.lease_owner = row.lease_expires_at = None
         if row.started_at is None:
@@ -266,33 +276,19 @@ class SqlTransaction:
         if error is not None:
             row.last_error = error
 
-    async def retry_occurrence(
-        self, occurrence_id: int, *, not_before: datetime, error: str
-    ) -> None:
-        row = await self._occurrence_row(occurrence_id)
+    def retry_occurrence(self, occurrence_id: int, *, not_before: datetime, error: str) -> None:
+        row = self._occurrence_row(occurrence_id)
         row.state, row.not_before, row.run_at = OccurrenceState.PENDING, not_before, not_before
         row.lease_owner = row.lease_expires_at = None
         row.last_error = error
 
-    async def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None:
-        row = await self._occurrence_row(occurrence_id)
+    def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None:
+        row = self._occurrence_row(occurrence_id)
         row.not_before, row.run_at = until, max(until, row.due_at)
 
+    # --- the scheduler's queue ---------------------------------------------------------------
 
-class SqlStore:
-    """The `Store` port on an AsyncEngine (SQLite or PostgreSQL)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._postgres = engine.dialect.name == "postgresql"
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        async with self._sessions() as session, session.begin():
-            yield SqlTransaction(session)
-
-    async def claim_due(
+    def claim_due(
         self, *, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[Occurrence]:
         # A running occurrence's run_at is its lease expiry, so one index range finds both
@@ -324,11 +320,10 @@ class SqlStore:
             .returning(StepOccurrenceRow)
             .execution_options(synchronize_session=False)
         )
-        async with self._sessions() as session, session.begin():
-            rows = list((await session.execute(claim)).scalars())
+        rows = list(self.session.execute(claim).scalars())
         return sorted((_to_occurrence(r) for r in rows), key=lambda o: (o.due_at, o.id))
 
-    async def release_claims(self, *, owner: str | None = None) -> int:
+    def release_claims(self, *, owner: str | None = None) -> int:
         query = (
             update(StepOccurrenceRow)
             .where(col(StepOccurrenceRow.state) == OccurrenceState.RUNNING)
@@ -342,14 +337,21 @@ class SqlStore:
         )
         if owner is not None:
             query = query.where(col(StepOccurrenceRow.lease_owner) == owner)
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(query)
-        return int(getattr(result, "rowcount", 0))
+        return int(getattr(self.session.execute(query), "rowcount", 0))
 
-    async def next_run_at(self) -> datetime | None:
+    def next_run_at(self) -> datetime | None:
         query = select(func.min(StepOccurrenceRow.run_at, type_=UTCDateTime())).where(
             col(StepOccurrenceRow.state).in_((OccurrenceState.PENDING, OccurrenceState.RUNNING))
         )
-        async with self._sessions() as session:
-            value: datetime | None = (await session.execute(query)).scalar_one_or_none()
+        value: datetime | None = self.session.execute(query).scalar_one_or_none()
         return value
+
+
+class SqlStore:
+    """The `Store` port: each unit of work gets a `SqlTransaction` and one transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def run(self, work: Callable[[SqlTransaction], T]) -> T:
+        return await self.database.run(lambda session: work(SqlTransaction(session)))

@@ -103,10 +103,12 @@ class StepOccurrenceRow(SQLModel, table=True):
         UniqueConstraint("incident_id", "step_id", "occurrence", name="uq_occurrence"),
         # The claim query walks this index: pending rows in run_at order.
         Index("ix_occurrence_claim", "state", "run_at"),
+        # One incident's occurrences in a given state (re-planning, skip, snooze, views).
+        Index("ix_occurrence_incident", "incident_id", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    incident_id: int = Field(foreign_key="incidents.id")
     step_id: str = Field(max_length=80)
     occurrence: int
     action: str = Field(max_length=40)

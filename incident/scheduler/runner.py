@@ -31,7 +31,7 @@ from incident.domain.playbook import CUSTOMER_MESSAGES, Step, format_duration
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.services.actions import Outcome, StepRun, message_context, perform
 from incident.services.incidents import Runtime, replan, timeline_entry
-from incident.services.ports import Effects
+from incident.services.ports import Effects, Transaction
 
 log = logging.getLogger("incident.scheduler")
 
@@ -95,16 +95,23 @@ class Scheduler:
         """Run every occurrence runnable at `now`, in due order, until none is left."""
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            claimed = await self.rt.store.claim_due(
-                now=now, owner=self.owner, lease_until=now + self.lease, limit=self.batch
-            )
-            if not claimed:
-                break
-            for occurrence in claimed:
-                step_report = await self._run(occurrence, now)
+            batch = await self.rt.store.run(lambda tx: self._claim(tx, now))
+            touched: set[int] = set()
+            for claimed in batch:
+                item = claimed
+                if item.report is None and (
+                    item.run is None or item.occurrence.incident_id in touched
+                ):
+                    # Not checked yet, or an earlier step of this incident has just run and
+                    # may have changed the facts it was checked against.
+                    item = await self._reprepare(item.occurrence, now)
+                step_report = item.report or await self._fire(item, now)
+                touched.add(item.occurrence.incident_id)
                 report.steps.append(step_report)
                 if self.on_step:
                     self.on_step(step_report)
+            if len(batch) < self.batch:
+                break
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,7 +122,7 @@ class Scheduler:
                 self._wake.clear()
                 try:
                     await self.tick(self.rt.clock.now())
-                    next_at = await self.rt.store.next_run_at()
+                    next_at = await self.rt.store.run(lambda tx: tx.next_run_at())
                 except Exception:  # the database may be briefly unavailable; keep going
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})
                     next_at = None
@@ -137,30 +144,53 @@ class Scheduler:
 
     # --- one occurrence --------------------------------------------------------------------
 
-    async def _run(self, occurrence: Occurrence, now: datetime) -> StepReport:
+    async def _reprepare(self, occurrence: Occurrence, now: datetime) -> Prepared:
+        return await self.rt.store.run(lambda tx: self._prepare(tx, occurrence, now))
+
+    def _claim(self, tx: Transaction, now: datetime) -> list[Prepared]:
+        """Claim a batch and check each occurrence, in one transaction."""
+        claimed = tx.claim_due(
+            now=now, owner=self.owner, lease_until=now + self.lease, limit=self.batch
+        )
+        # Only the first occurrence of each incident is checked now: the ones after it
+        # must be checked against the facts as they are once it has run.
+        seen: set[int] = set()
+        batch = []
+        for occurrence in claimed:
+            if occurrence.incident_id in seen:
+                batch.append(Prepared(occurrence))
+            else:
+                seen.add(occurrence.incident_id)
+                batch.append(self._prepare(tx, occurrence, now))
+        return batch
+
+    def _prepare(self, tx: Transaction, occurrence: Occurrence, now: datetime) -> Prepared:
+        """Decide whether a claimed occurrence still runs; if so, gather what it needs."""
         lateness = now - occurrence.due_at
-        async with self.rt.store.transaction() as tx:
-            incident = await tx.get_incident(occurrence.incident_id)
-            playbook = self.rt.playbooks.for_severity(incident.severity)
-            step = playbook.step(occurrence.step_id)
-            history = await tx.step_history(occurrence.incident_id)
-            verdict = _verdict(step, incident, occurrence, history, now)
-            if verdict is not None:
-                state, kind, reason = verdict
-                await tx.finish_occurrence(occurrence.id, state=state, now=now, outcome=reason)
-                entry = TimelineEntry(
-                    at=now,
-                    kind=kind,
-                    actor="playbook",
-                    step_id=occurrence.step_id,
-                    occurrence=occurrence.occurrence,
-                    text=f"{occurrence.step_id}: {reason}",
-                )
-                await tx.append_timeline(occurrence.incident_id, [entry])
-                await replan(tx, incident, self.rt.playbooks, now=now, reason=reason)
-                return StepReport(occurrence, state, lateness, reason)
-            assert step is not None
-            timeline = await tx.timeline(occurrence.incident_id)
+        incident = tx.get_incident(occurrence.incident_id)
+        playbook = self.rt.playbooks.for_severity(incident.severity)
+        step = playbook.step(occurrence.step_id)
+        history = tx.step_history(occurrence.incident_id)
+        verdict = _verdict(step, incident, occurrence, history, now)
+        if verdict is not None:
+            state, kind, reason = verdict
+            tx.finish_occurrence(occurrence.id, state=state, now=now, outcome=reason)
+            tx.append_timeline(
+                occurrence.incident_id,
+                [
+                    TimelineEntry(
+                        at=now,
+                        kind=kind,
+                        actor="playbook",
+                        step_id=occurrence.step_id,
+                        occurrence=occurrence.occurrence,
+                        text=f"{occurrence.step_id}: {reason}",
+                    )
+                ],
+            )
+            replan(tx, incident, self.rt.playbooks, now=now, reason=reason)
+            return Prepared(occurrence, report=StepReport(occurrence, state, lateness, reason))
+        assert step is not None
         # What customers are told about the next update assumes this occurrence has fired.
         after = dict(history)
         after[step.id] = StepHistory(
@@ -176,7 +206,7 @@ class Scheduler:
             step=step,
             occurrence=occurrence.occurrence,
             now=now,
-            timeline=timeline,
+            timeline=tx.timeline(occurrence.incident_id),
             directory=self.rt.playbooks.directory,
             next_update_due=next_customer_update_due(facts, playbook, after),
             deadline=step_deadline(incident, step),
@@ -190,18 +220,25 @@ class Scheduler:
             effects=self.effects,
             directory=self.rt.playbooks.directory,
         )
+        return Prepared(occurrence, run=run)
+
+    async def _fire(self, item: Prepared, now: datetime) -> StepReport:
+        """Send the effect, then record it; a failure is retried later, never lost."""
+        occurrence, run = item.occurrence, item.run
+        assert run is not None
+        lateness = now - occurrence.due_at
         try:
             outcome = await perform(run)
         except Exception as error:  # any vendor or template failure: retried, never lost
-            return await self._failed(occurrence, step, error, now, lateness)
-        await self._done(occurrence, step, outcome, now)
+            return await self._failed(occurrence, run.step, error, now, lateness)
+        await self._done(occurrence, run.step, outcome, now)
         return StepReport(occurrence, "done", lateness, outcome.summary)
 
     async def _done(
         self, occurrence: Occurrence, step: Step, outcome: Outcome, now: datetime
     ) -> None:
-        async with self.rt.store.transaction() as tx:
-            incident = await tx.get_incident(occurrence.incident_id, lock=True)
+        def work(tx: Transaction) -> None:
+            incident = tx.get_incident(occurrence.incident_id, lock=True)
             entries = [
                 TimelineEntry(
                     at=now,
@@ -230,12 +267,12 @@ class Scheduler:
                     entries += [timeline_entry(e) for e in events]
                 except DomainError:  # resolved meanwhile: the message went, the state stays
                     pass
-            await tx.save_incident(incident)
-            await tx.finish_occurrence(
-                occurrence.id, state="done", now=now, outcome=outcome.summary
-            )
-            await tx.append_timeline(occurrence.incident_id, entries)
-            await replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+            tx.save_incident(incident)
+            tx.finish_occurrence(occurrence.id, state="done", now=now, outcome=outcome.summary)
+            tx.append_timeline(occurrence.incident_id, entries)
+            replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+
+        await self.rt.store.run(work)
 
     async def _failed(
         self,
@@ -257,9 +294,10 @@ class Scheduler:
             },
         )
         final = occurrence.attempts >= self.retry.max_attempts
-        async with self.rt.store.transaction() as tx:
+
+        def work(tx: Transaction) -> None:
             if final:
-                await tx.finish_occurrence(
+                tx.finish_occurrence(
                     occurrence.id, state="failed", now=now, outcome="failed", error=message
                 )
                 text = f"{step.id} failed after {occurrence.attempts} attempts: {message}"
@@ -267,13 +305,13 @@ class Scheduler:
                 retry_at = now + backoff(
                     occurrence.attempts, base=self.retry.base, cap=self.retry.cap
                 )
-                await tx.retry_occurrence(occurrence.id, not_before=retry_at, error=message)
+                tx.retry_occurrence(occurrence.id, not_before=retry_at, error=message)
                 text = (
                     f"{step.id} attempt {occurrence.attempts} of "
                     f"{self.retry.max_attempts} failed ({message}); "
                     f"retrying at {retry_at.isoformat()}"
                 )
-            await tx.append_timeline(
+            tx.append_timeline(
                 occurrence.incident_id,
                 [
                     TimelineEntry(
@@ -288,9 +326,21 @@ class Scheduler:
                 ],
             )
             if final:
-                incident = await tx.get_incident(occurrence.incident_id, lock=True)
-                await replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
+                incident = tx.get_incident(occurrence.incident_id, lock=True)
+                replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
+
+        await self.rt.store.run(work)
         return StepReport(occurrence, "failed" if final else "retry", lateness, message)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed occurrence: finished by its fire-time checks (`report`), ready to send
+    (`run`), or not checked yet (neither)."""
+
+    occurrence: Occurrence
+    run: StepRun | None = None
+    report: StepReport | None = None
 
 
 def _verdict(

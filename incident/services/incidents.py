@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incident.clock import Clock
-from incident.domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
+from incident.domain.errors import Conflict, InvalidValue, NotFound
 from incident.domain.incident import (
     Category,
     CustomerUpdatePosted,
@@ -123,30 +123,26 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
 # --- planning glue -------------------------------------------------------------------------
 
 
-async def replan(
-    tx: Transaction,
-    incident: Incident,
-    playbooks: PlaybookSet,
-    *,
-    now: datetime,
-    reason: str,
+def replan(
+    tx: Transaction, incident: Incident, playbooks: PlaybookSet, *, now: datetime, reason: str
 ) -> PlanChange:
     """Bring the incident's pending occurrences in line with its current facts and playbook."""
     assert incident.id is not None
     playbook = playbooks.for_severity(incident.severity)
-    history = await tx.step_history(incident.id)
+    history = tx.step_history(incident.id)
     planned = plan(incident, playbook, history)
-    change = await tx.reconcile(incident.id, planned, {s.id: s for s in playbook.steps}, now=now)
+    change = tx.reconcile(incident.id, planned, {s.id: s for s in playbook.steps}, now=now)
     if change.cancelled:
-        await tx.append_timeline(
+        steps = sorted(set(change.cancelled))
+        tx.append_timeline(
             incident.id,
             [
                 TimelineEntry(
                     at=now,
                     kind="steps_cancelled",
                     actor="playbook",
-                    text=f"{reason}: cancelled {', '.join(sorted(set(change.cancelled)))}",
-                    data={"steps": sorted(set(change.cancelled))},
+                    text=f"{reason}: cancelled {', '.join(steps)}",
+                    data={"steps": steps},
                 )
             ],
         )
@@ -160,12 +156,16 @@ async def _change(
     mutate: Callable[[Incident, datetime], Sequence[Event]],
 ) -> Incident:
     now = rt.clock.now()
-    async with rt.store.transaction() as tx:
-        incident = await tx.get_incident(incident_id, lock=True)
+
+    def work(tx: Transaction) -> Incident:
+        incident = tx.get_incident(incident_id, lock=True)
         events = mutate(incident, now)
-        await tx.save_incident(incident)
-        await tx.append_timeline(incident_id, [timeline_entry(e) for e in events])
-        await replan(tx, incident, rt.playbooks, now=now, reason=reason)
+        tx.save_incident(incident)
+        tx.append_timeline(incident_id, [timeline_entry(e) for e in events])
+        replan(tx, incident, rt.playbooks, now=now, reason=reason)
+        return incident
+
+    incident = await rt.store.run(work)
     rt.plan_changed()
     return incident
 
@@ -199,25 +199,29 @@ async def declare_incident(
         impact=impact,
         category=category,
     )
+
+    def work(tx: Transaction) -> tuple[Incident, bool]:
+        if idempotency_key is not None:
+            existing = tx.find_incident_by_key(idempotency_key)
+            if existing is not None:
+                return existing, False
+        incident_id = tx.add_incident(incident, idempotency_key=idempotency_key)
+        tx.append_timeline(incident_id, [timeline_entry(e) for e in incident.events])
+        replan(tx, incident, rt.playbooks, now=now, reason="declared")
+        return incident, True
+
     try:
-        async with rt.store.transaction() as tx:
-            if idempotency_key is not None:
-                existing = await tx.find_incident_by_key(idempotency_key)
-                if existing is not None:
-                    return existing, False
-            incident_id = await tx.add_incident(incident, idempotency_key=idempotency_key)
-            await tx.append_timeline(incident_id, [timeline_entry(e) for e in incident.events])
-            await replan(tx, incident, rt.playbooks, now=now, reason="declared")
+        result = await rt.store.run(work)
     except Conflict:
         # A concurrent declaration with the same key committed first: answer with it.
         assert idempotency_key is not None
-        async with rt.store.transaction() as tx:
-            existing = await tx.find_incident_by_key(idempotency_key)
+        existing = await rt.store.run(lambda tx: tx.find_incident_by_key(idempotency_key))
         if existing is None:  # pragma: no cover - the key cannot vanish
             raise
         return existing, False
-    rt.plan_changed()
-    return incident, True
+    if result[1]:
+        rt.plan_changed()
+    return result
 
 
 async def acknowledge_incident(rt: Runtime, incident_id: int, *, by: str) -> Incident:
@@ -285,8 +289,8 @@ async def complete_rca(rt: Runtime, incident_id: int, *, link: str, by: str) -> 
     )
 
 
-async def _pending_occurrence(tx: Transaction, incident_id: int, step_id: str) -> Occurrence:
-    pending = await tx.occurrences(incident_id, states=("pending",))
+def _pending_occurrence(tx: Transaction, incident_id: int, step_id: str) -> Occurrence:
+    pending = tx.occurrences(incident_id, states=("pending",))
     match = next((o for o in pending if o.step_id == step_id), None)
     if match is None:
         upcoming = ", ".join(sorted({o.step_id for o in pending})) or "none"
@@ -301,16 +305,18 @@ async def skip_step(
     rt: Runtime, incident_id: int, step_id: str, *, reason: str, by: str
 ) -> Incident:
     """Skip the next occurrence of a step (a repeating step plans its following one)."""
-    if not reason.strip():
+    reason = reason.strip()
+    if not reason:
         raise InvalidValue("reason", "say why the step is skipped; it goes on the timeline")
     now = rt.clock.now()
-    async with rt.store.transaction() as tx:
-        incident = await tx.get_incident(incident_id, lock=True)
-        occurrence = await _pending_occurrence(tx, incident_id, step_id)
-        await tx.finish_occurrence(
-            occurrence.id, state="skipped", now=now, outcome=f"skipped by {by}: {reason.strip()}"
+
+    def work(tx: Transaction) -> Incident:
+        incident = tx.get_incident(incident_id, lock=True)
+        occurrence = _pending_occurrence(tx, incident_id, step_id)
+        tx.finish_occurrence(
+            occurrence.id, state="skipped", now=now, outcome=f"skipped by {by}: {reason}"
         )
-        await tx.append_timeline(
+        tx.append_timeline(
             incident_id,
             [
                 TimelineEntry(
@@ -319,11 +325,14 @@ async def skip_step(
                     actor=by,
                     step_id=step_id,
                     occurrence=occurrence.occurrence,
-                    text=f"skipped {step_id}: {reason.strip()}",
+                    text=f"skipped {step_id}: {reason}",
                 )
             ],
         )
-        await replan(tx, incident, rt.playbooks, now=now, reason="step skipped")
+        replan(tx, incident, rt.playbooks, now=now, reason="step skipped")
+        return incident
+
+    incident = await rt.store.run(work)
     rt.plan_changed()
     return incident
 
@@ -333,19 +342,19 @@ async def snooze_step(
 ) -> Incident:
     """Postpone the next occurrence of a step by `delay` from its due time, or from now
     when it is already due, so a snooze always moves the step later."""
-    if not reason.strip():
+    reason = reason.strip()
+    if not reason:
         raise InvalidValue("reason", "say why the step is snoozed; it goes on the timeline")
     if not timedelta(minutes=1) <= delay <= timedelta(days=7):
         raise InvalidValue("delay", "snooze for between 1 minute and 7 days")
     now = rt.clock.now()
-    async with rt.store.transaction() as tx:
-        incident = await tx.get_incident(incident_id, lock=True)
-        if not incident.is_open and incident.status is Status.CLOSED:
-            raise IllegalTransition(f"{incident.ref} is closed")
-        occurrence = await _pending_occurrence(tx, incident_id, step_id)
+
+    def work(tx: Transaction) -> Incident:
+        incident = tx.get_incident(incident_id, lock=True)
+        occurrence = _pending_occurrence(tx, incident_id, step_id)
         until = max(occurrence.run_at, now) + delay
-        await tx.snooze_occurrence(occurrence.id, until=until)
-        await tx.append_timeline(
+        tx.snooze_occurrence(occurrence.id, until=until)
+        tx.append_timeline(
             incident_id,
             [
                 TimelineEntry(
@@ -354,19 +363,22 @@ async def snooze_step(
                     actor=by,
                     step_id=step_id,
                     occurrence=occurrence.occurrence,
-                    text=f"snoozed {step_id} until {(now + delay).isoformat()}: {reason.strip()}",
+                    text=f"snoozed {step_id} until {until.isoformat()}: {reason}",
                 )
             ],
         )
+        return incident
+
+    incident = await rt.store.run(work)
     rt.plan_changed()
     return incident
 
 
 async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
-    async with rt.store.transaction() as tx:
-        incident = await tx.get_incident(incident_id)
-        timeline = await tx.timeline(incident_id)
-        occurrences = await tx.occurrences(incident_id)
+    def read(tx: Transaction) -> tuple[Incident, list[TimelineEntry], list[Occurrence]]:
+        return (tx.get_incident(incident_id), tx.timeline(incident_id), tx.occurrences(incident_id))
+
+    incident, timeline, occurrences = await rt.store.run(read)
     steps = rt.playbooks.steps()
     upcoming = [
         UpcomingStep(
@@ -392,5 +404,6 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
 async def list_incidents(
     rt: Runtime, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
 ) -> list[Incident]:
-    async with rt.store.transaction() as tx:
-        return await tx.list_incidents(statuses=statuses, severities=severities)
+    return await rt.store.run(
+        lambda tx: tx.list_incidents(statuses=statuses, severities=severities)
+    )

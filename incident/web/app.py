@@ -26,10 +26,10 @@ def create_app(settings: Settings) -> web.Application:
 def _container(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         container = await bootstrap.build(settings)
-        if container.engine.dialect.name == "sqlite":
+        if container.database.is_sqlite:
             # One process per SQLite file: whatever a crashed predecessor left running is
             # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)
-            await container.store.release_claims()
+            await container.store.run(lambda tx: tx.release_claims())
         app[CONTAINER] = container
         stop = asyncio.Event()
         task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")
@@ -39,7 +39,8 @@ def _container(settings: Settings):  # type: ignore[no-untyped-def]
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=30)
-            await container.store.release_claims(owner=container.scheduler.owner)
+            owner = container.scheduler.owner
+            await container.store.run(lambda tx: tx.release_claims(owner=owner))
             await container.close()
 
     return context
@@ -53,8 +54,7 @@ async def readyz(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
     problems = []
     try:
-        async with container.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await container.database.run(lambda session: session.execute(text("SELECT 1")))
     except Exception as error:  # readiness reports, it does not raise
         problems.append(f"database unreachable: {type(error).__name__}")
     if not container.scheduler.running:

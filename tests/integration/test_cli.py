@@ -150,7 +150,7 @@ def test_the_service_refuses_to_start_on_an_invalid_playbook(tmp_path: Path) -> 
         "0",
         env={
             "INCIDENT_PLAYBOOKS_DIR": str(copy),
-            "INCIDENT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
+            "INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
         },
     )
     assert result.returncode == 2

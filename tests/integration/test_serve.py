@@ -34,7 +34,7 @@ def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> No
     database = tmp_path / "served.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={**os.environ, "INCIDENT_DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+        env={**os.environ, "INCIDENT_DATABASE_URL": f"sqlite:///{database}"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

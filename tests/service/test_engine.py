@@ -32,7 +32,7 @@ async def run_until(app: Container, clock: FakeClock, until: timedelta) -> None:
     end = T0 + until
     while True:
         await app.scheduler.tick(clock.now())
-        next_at = await app.store.next_run_at()
+        next_at = await app.store.run(lambda tx: tx.next_run_at())
         if next_at is None or next_at > end:
             break
         clock.set(max(clock.now(), next_at))
@@ -182,13 +182,12 @@ async def test_a_crash_after_sending_re_runs_once_with_the_same_key(
 
     restarted = await build()
     # The whole claimed batch was left running; it is all handed back and run again.
-    assert await restarted.store.release_claims() == 4
+    assert await restarted.store.run(lambda tx: tx.release_claims()) == 4
     await restarted.scheduler.tick(clock.now())
     assert vendor.attempts[crashed_key] == 2  # re-sent with the same idempotency key
     assert all(n == 1 for key, n in vendor.attempts.items() if key != crashed_key)
     assert len(vendor.keys()) == len(set(vendor.keys()))  # and the vendor saw it once
-    async with restarted.store.transaction() as tx:
-        rows = await tx.occurrences(1)
+    rows = await restarted.store.run(lambda tx: tx.occurrences(1))
     done = [(r.step_id, r.occurrence) for r in rows if r.state == "done"]
     assert len(done) == len(set(done)) == 4
 
@@ -331,7 +330,7 @@ async def test_the_outbox_records_every_effect_once(
     try:
         incident_id = await declare(app)
         await app.scheduler.tick(clock.now())
-        await app.store.release_claims()
+        await app.store.run(lambda tx: tx.release_claims())
         messages = await app.outbox.messages(incident_id=incident_id)
         channels = sorted({m.channel for m in messages})
         assert channels == ["chat", "email", "page", "status_page"]
