@@ -24,6 +24,7 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -182,6 +183,13 @@ class Lateness:
     margin_seconds: float  # how far in the future the first measured timer was at start
     late_ms: list[float]
     missed: int
+    fired_at: list[float]  # wall times, to see how fast a backlog drained
+
+    @property
+    def fired_per_second(self) -> float:
+        if len(self.fired_at) < 2:
+            return float("nan")
+        return (len(self.fired_at) - 1) / (max(self.fired_at) - min(self.fired_at))
 
     def quantile(self, q: float) -> float:
         if not self.late_ms:
@@ -238,7 +246,7 @@ def _fresh(path: Path) -> Path:
 
 def _settings(path: Path, config: Path) -> Settings:
     return Settings(
-        database_url=_sqlite_url(path, "+aiosqlite"),
+        database_url=_sqlite_url(path),
         playbooks_dir=config / "playbooks",
         comms_dir=config / "comms",
         runbooks_dir=config / "runbooks",
@@ -255,13 +263,15 @@ def snapshot_config(workdir: Path) -> Path:
 
 
 async def _count(container: bootstrap.Container, sql: str, **params: Any) -> int:
-    async with container.engine.connect() as connection:
-        return int((await connection.execute(text(sql), params)).scalar_one())
+    return await container.database.run(
+        lambda session: int(session.execute(text(sql), params).scalar_one())
+    )
 
 
 async def _rows(container: bootstrap.Container, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    async with container.engine.connect() as connection:
-        return [tuple(row) for row in await connection.execute(text(sql), params)]
+    return await container.database.run(
+        lambda session: [tuple(row) for row in session.execute(text(sql), params)]
+    )
 
 
 # --- 1. throughput ---------------------------------------------------------------------------
@@ -533,6 +543,7 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
         await runner
         late = [(recorder.fired[k] - at) * 1000 for k, at in due.items() if k in recorder.fired]
         return Lateness(
+            fired_at=[recorder.fired[k] for k in due if k in recorder.fired],
             pending=far,
             setup_seconds=setup_seconds,
             setup_method="declare_incident (measured) + bulk SQL (filler)",
@@ -628,6 +639,7 @@ def _aps_lateness(cfg: Config, pending: int, pattern: Pattern, add_rate: float) 
         measured = {k: at for k, at in due.items() if k != "measured-0"}
         late = [(fired[k] - at) * 1000 for k, at in measured.items() if k in fired]
         return Lateness(
+            fired_at=[fired[k] for k in measured if k in fired],
             pending=pending,
             setup_seconds=setup_seconds,
             setup_method=method,
@@ -694,6 +706,29 @@ def _load() -> str:
         return "?"
 
 
+def _git_state() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "incident", "playbooks"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}" + (
+        f" + {len(dirty)} modified file(s) in incident/ or playbooks/" if dirty else ""
+    )
+
+
 def machine(load_before: str) -> list[str]:
     return [
         "## Machine",
@@ -702,8 +737,9 @@ def machine(load_before: str) -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {_version('sqlalchemy')}, "
-        f"aiosqlite {_version('aiosqlite')}, APScheduler {_version('apscheduler')}",
+        f"APScheduler {_version('apscheduler')}",
         f"- Load average (1/5/15 min) before: {load_before}; after: {_load()}",
+        f"- Code: {_git_state()}",
         "",
     ]
 
@@ -757,8 +793,9 @@ def lateness_table(rows: list[LatenessRow]) -> list[str]:
             f"{1 / pattern.spacing:.0f} timers/s)",
             "",
             "| N pending | ours p50 | ours p99 | ours max | APS p50 | APS p99 | APS max "
-            "| p99 ours/APS | missed ours/APS | setup ours (s) | setup APS (s) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| p99 ours/APS | fired/s ours/APS | missed ours/APS | setup ours (s) "
+            "| setup APS (s) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for row in (r for r in rows if r.pattern == pattern):
             o, a = row.ours, row.aps
@@ -766,7 +803,8 @@ def lateness_table(rows: list[LatenessRow]) -> list[str]:
                 f"| {o.pending:,} | {_ms(o.quantile(0.5))} | **{_ms(o.quantile(0.99))}** "
                 f"| {_ms(max(o.late_ms, default=float('nan')))} | {_ms(a.quantile(0.5))} "
                 f"| **{_ms(a.quantile(0.99))}** | {_ms(max(a.late_ms, default=float('nan')))} "
-                f"| {_ratio(o.quantile(0.99), a.quantile(0.99))} | {o.missed}/{a.missed} "
+                f"| {_ratio(o.quantile(0.99), a.quantile(0.99))} "
+                f"| {o.fired_per_second:,.0f}/{a.fired_per_second:,.0f} | {o.missed}/{a.missed} "
                 f"| {o.setup_seconds:.1f} | {a.setup_seconds:.1f}, {a.setup_method} |"
             )
         lines.append("")

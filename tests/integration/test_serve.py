@@ -35,7 +35,9 @@ def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> No
     process = subprocess.Popen(
         [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
         env={**os.environ, "INCIDENT_DATABASE_URL": f"sqlite:///{database}"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
