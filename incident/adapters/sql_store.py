@@ -10,10 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlmodel import col, select
 
 from incident.adapters.database import Database
 from incident.adapters.tables import (
@@ -34,7 +33,7 @@ T = TypeVar("T")
 _INCIDENT_FIELDS = tuple(f.name for f in dataclasses.fields(Incident) if f.name != "events")
 
 
-def _to_incident(row: IncidentRow) -> Incident:
+def _to_incident(row: Any) -> Incident:
     values: dict[str, Any] = {name: getattr(row, name) for name in _INCIDENT_FIELDS}
     values["severity"] = Severity(row.severity)
     values["status"] = Status(row.status)
@@ -42,7 +41,7 @@ def _to_incident(row: IncidentRow) -> Incident:
     return Incident(**values)
 
 
-def _to_occurrence(row: StepOccurrenceRow) -> Occurrence:
+def _to_occurrence(row: Any) -> Occurrence:
     assert row.id is not None
     return Occurrence(
         id=row.id,
@@ -62,7 +61,7 @@ def _to_occurrence(row: StepOccurrenceRow) -> Occurrence:
     )
 
 
-def _to_entry(row: TimelineRow) -> TimelineEntry:
+def _to_entry(row: Any) -> TimelineEntry:
     return TimelineEntry(
         at=row.at,
         kind=row.kind,
@@ -75,8 +74,81 @@ def _to_entry(row: TimelineRow) -> TimelineEntry:
     )
 
 
+# Statements are built once: building and cache-keying a statement costs more than running
+# it on SQLite, and a fired step runs about ten of them. Reads return plain rows, not ORM
+# objects, for the same reason (see bench/README.md).
+_I: Table = IncidentRow.__table__  # type: ignore[attr-defined]
+_O: Table = StepOccurrenceRow.__table__  # type: ignore[attr-defined]
+_T: Table = TimelineRow.__table__  # type: ignore[attr-defined]
+_AT = UTCDateTime()
+
+_INSERT_INCIDENT = insert(_I).returning(_I.c.id)
+_GET_INCIDENT = select(_I).where(_I.c.id == bindparam("b_id"))
+_GET_INCIDENT_FOR_UPDATE = _GET_INCIDENT.with_for_update()
+_INCIDENT_BY_KEY = select(_I).where(_I.c.idempotency_key == bindparam("b_key"))
+_UPDATE_INCIDENT = update(_I).where(_I.c.id == bindparam("b_id"))
+_INSERT_TIMELINE = insert(_T)
+_TIMELINE = select(_T).where(_T.c.incident_id == bindparam("b_id")).order_by(_T.c.at, _T.c.id)
+_OCCURRENCES = (
+    select(_O).where(_O.c.incident_id == bindparam("b_id")).order_by(_O.c.run_at, _O.c.id)
+)
+_OCCURRENCES_IN = _OCCURRENCES.where(_O.c.state.in_(bindparam("b_states", expanding=True)))
+_OCCURRENCE = select(_O).where(_O.c.id == bindparam("b_id"))
+_INSERT_OCCURRENCE = insert(_O)
+_UPDATE_OCCURRENCE = update(_O).where(_O.c.id == bindparam("b_id"))
+_FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
+    started_at=func.coalesce(_O.c.started_at, bindparam("b_now", type_=_AT)),
+    last_error=func.coalesce(bindparam("b_error", type_=Text()), _O.c.last_error),
+    lease_owner=None,
+    lease_expires_at=None,
+)
+
+
+def _claim(*, skip_locked: bool) -> Any:
+    # A running occurrence's run_at is its lease expiry, so one index range finds both
+    # runnable pending rows and rows whose owner died holding them.
+    candidates = (
+        select(_O.c.id)
+        .where(_O.c.state.in_(_ACTIVE), _O.c.run_at <= bindparam("b_now", type_=_AT))
+        .order_by(_O.c.run_at, _O.c.id)
+        .limit(bindparam("b_limit"))
+    )
+    if skip_locked:
+        candidates = candidates.with_for_update(skip_locked=True)
+    lease = bindparam("b_lease", type_=_AT)
+    return (
+        update(_O)
+        .where(_O.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=OccurrenceState.RUNNING,
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=lease,
+            run_at=lease,
+            started_at=bindparam("b_now", type_=_AT),
+            attempts=_O.c.attempts + 1,
+        )
+        .returning(*_O.c)
+    )
+
+
+_ACTIVE = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
+_CLAIM = _claim(skip_locked=False)
+_CLAIM_FOR_UPDATE = _claim(skip_locked=True)
+_RELEASE = (
+    update(_O)
+    .where(_O.c.state == OccurrenceState.RUNNING)
+    .values(
+        state=OccurrenceState.PENDING,
+        lease_owner=None,
+        lease_expires_at=None,
+        run_at=func.coalesce(_O.c.not_before, _O.c.due_at),
+    )
+)
+_NEXT_RUN_AT = select(func.min(_O.c.run_at, type_=_AT)).where(_O.c.state.in_(_ACTIVE))
+
+
 class SqlTransaction:
-    """One unit of work; commits when its `async with` block ends without an error."""
+    """The `Transaction` port on one SQLAlchemy session (one database transaction)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -86,48 +158,43 @@ class SqlTransaction:
 
     def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int:
         values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
-        row = IncidentRow(**values, idempotency_key=idempotency_key)
-        self.session.add(row)
-        try:
-            self.session.flush()
-        except IntegrityError as error:
-            raise Conflict(f"idempotency key {idempotency_key!r} is already taken") from error
-        assert row.id is not None
-        incident.id = row.id
-        return row.id
-
-    def _row(self, incident_id: int, *, lock: bool) -> IncidentRow:
-        query = select(IncidentRow).where(col(IncidentRow.id) == incident_id)
-        if lock and self._postgres:
-            query = query.with_for_update()
-        row = (self.session.execute(query)).scalar_one_or_none()
-        if row is None:
-            raise NotFound(f"there is no incident {incident_id}")
-        return row
+        values["idempotency_key"] = idempotency_key
+        if idempotency_key is None:
+            incident_id = int(self.session.execute(_INSERT_INCIDENT, values).scalar_one())
+        else:
+            try:  # a savepoint, so a taken key is reported instead of spoiling the transaction
+                with self.session.begin_nested():
+                    incident_id = int(self.session.execute(_INSERT_INCIDENT, values).scalar_one())
+            except IntegrityError as error:
+                raise Conflict(f"idempotency key {idempotency_key!r} is already taken") from error
+        incident.id = incident_id
+        return incident_id
 
     def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
-        return _to_incident(self._row(incident_id, lock=lock))
+        query = _GET_INCIDENT_FOR_UPDATE if lock and self._postgres else _GET_INCIDENT
+        row = self.session.execute(query, {"b_id": incident_id}).one_or_none()
+        if row is None:
+            raise NotFound(f"there is no incident {incident_id}")
+        return _to_incident(row)
 
     def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
-        query = select(IncidentRow).where(col(IncidentRow.idempotency_key) == idempotency_key)
-        row = (self.session.execute(query)).scalar_one_or_none()
+        row = self.session.execute(_INCIDENT_BY_KEY, {"b_key": idempotency_key}).one_or_none()
         return _to_incident(row) if row else None
 
     def save_incident(self, incident: Incident) -> None:
         assert incident.id is not None
-        row = self._row(incident.id, lock=False)
-        for name in _INCIDENT_FIELDS:
-            setattr(row, name, getattr(incident, name))
+        values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
+        self.session.execute(_UPDATE_INCIDENT, {**values, "b_id": incident.id})
 
     def list_incidents(
         self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
     ) -> list[Incident]:
-        query = select(IncidentRow).order_by(col(IncidentRow.id).desc())
+        query = select(_I).order_by(_I.c.id.desc())
         if statuses:
-            query = query.where(col(IncidentRow.status).in_([s.value for s in statuses]))
+            query = query.where(_I.c.status.in_([s.value for s in statuses]))
         if severities:
-            query = query.where(col(IncidentRow.severity).in_([s.value for s in severities]))
-        return [_to_incident(r) for r in (self.session.execute(query)).scalars()]
+            query = query.where(_I.c.severity.in_([s.value for s in severities]))
+        return [_to_incident(r) for r in self.session.execute(query)]
 
     # --- timeline --------------------------------------------------------------------------
 
@@ -135,7 +202,7 @@ class SqlTransaction:
         if not entries:
             return
         self.session.execute(
-            insert(TimelineRow),
+            _INSERT_TIMELINE,
             [
                 {
                     "incident_id": incident_id,
@@ -153,23 +220,18 @@ class SqlTransaction:
         )
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
-        query = (
-            select(TimelineRow)
-            .where(col(TimelineRow.incident_id) == incident_id)
-            .order_by(col(TimelineRow.at), col(TimelineRow.id))
-        )
-        return [_to_entry(r) for r in (self.session.execute(query)).scalars()]
+        return [_to_entry(r) for r in self.session.execute(_TIMELINE, {"b_id": incident_id})]
 
     # --- occurrences -----------------------------------------------------------------------
 
-    def _occurrence_rows(
-        self, incident_id: int, states: Sequence[str] = ()
-    ) -> list[StepOccurrenceRow]:
-        query = select(StepOccurrenceRow).where(col(StepOccurrenceRow.incident_id) == incident_id)
+    def _occurrence_rows(self, incident_id: int, states: Sequence[str] = ()) -> list[Row[Any]]:
         if states:
-            query = query.where(col(StepOccurrenceRow.state).in_(states))
-        query = query.order_by(col(StepOccurrenceRow.run_at), col(StepOccurrenceRow.id))
-        return list((self.session.execute(query)).scalars())
+            result = self.session.execute(
+                _OCCURRENCES_IN, {"b_id": incident_id, "b_states": list(states)}
+            )
+        else:
+            result = self.session.execute(_OCCURRENCES, {"b_id": incident_id})
+        return list(result)
 
     def step_history(self, incident_id: int) -> dict[str, StepHistory]:
         history: dict[str, StepHistory] = {}
@@ -199,20 +261,29 @@ class SqlTransaction:
         )
         existing = {(r.step_id, r.occurrence): r for r in rows}
         added, moved, cancelled = [], [], []
-        new_rows: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for key, row in existing.items():
             if row.state == OccurrenceState.PENDING and key not in wanted:
-                row.state, row.finished_at, row.outcome = (
-                    OccurrenceState.CANCELLED,
-                    now,
-                    "cancelled",
+                updates.append(
+                    {
+                        "b_id": row.id,
+                        "state": OccurrenceState.CANCELLED,
+                        "finished_at": now,
+                        "outcome": "cancelled",
+                        "due_at": row.due_at,
+                        "run_at": row.run_at,
+                        "not_before": row.not_before,
+                        "attempts": row.attempts,
+                        "last_error": row.last_error,
+                    }
                 )
                 cancelled.append(row.step_id)
         for key, item in wanted.items():
-            row_or_none = existing.get(key)
-            if row_or_none is None:
+            found = existing.get(key)
+            if found is None:
                 step = steps[item.step_id]
-                new_rows.append(
+                inserts.append(
                     {
                         "incident_id": incident_id,
                         "step_id": item.step_id,
@@ -227,37 +298,51 @@ class SqlTransaction:
                 )
                 added.append(item.step_id)
                 continue
-            row = row_or_none
-            if row.state == OccurrenceState.RUNNING:
+            if found.state == OccurrenceState.RUNNING:
                 continue
-            if row.state == OccurrenceState.CANCELLED:
-                row.state, row.finished_at, row.outcome = OccurrenceState.PENDING, None, None
-                row.not_before, row.attempts, row.last_error = None, 0, None
+            change = {
+                "b_id": found.id,
+                "state": found.state,
+                "finished_at": found.finished_at,
+                "outcome": found.outcome,
+                "not_before": found.not_before,
+                "attempts": found.attempts,
+                "last_error": found.last_error,
+            }
+            if found.state == OccurrenceState.CANCELLED:
+                change.update(
+                    state=OccurrenceState.PENDING,
+                    finished_at=None,
+                    outcome=None,
+                    not_before=None,
+                    attempts=0,
+                    last_error=None,
+                )
                 added.append(item.step_id)
-            elif row.due_at != item.due_at:
+            elif found.due_at != item.due_at:
                 moved.append(item.step_id)
             else:
                 continue
-            row.due_at = item.due_at
-            row.run_at = max(item.due_at, row.not_before) if row.not_before else item.due_at
+            not_before = change["not_before"]
+            change["due_at"] = item.due_at
+            change["run_at"] = max(item.due_at, not_before) if not_before else item.due_at
+            updates.append(change)
         # Inserting a (step, occurrence) that exists in another state would break the unique
         # key: the planner never asks for one, and if it did we want the error, not a repeat.
-        if new_rows:
-            self.session.execute(insert(StepOccurrenceRow), new_rows)
-        self.session.flush()
+        if updates:
+            self.session.execute(_UPDATE_OCCURRENCE, updates)
+        if inserts:
+            self.session.execute(_INSERT_OCCURRENCE, inserts)
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
     def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:
         return [_to_occurrence(r) for r in self._occurrence_rows(incident_id, states)]
 
-    def _occurrence_row(self, occurrence_id: int) -> StepOccurrenceRow:
-        row = self.session.get(StepOccurrenceRow, occurrence_id)
+    def get_occurrence(self, occurrence_id: int) -> Occurrence:
+        row = self.session.execute(_OCCURRENCE, {"b_id": occurrence_id}).one_or_none()
         if row is None:
             raise NotFound(f"there is no step occurrence {occurrence_id}")
-        return row
-
-    def get_occurrence(self, occurrence_id: int) -> Occurrence:
-        return _to_occurrence(self._occurrence_row(occurrence_id))
+        return _to_occurrence(row)
 
     def finish_occurrence(
         self,
@@ -268,82 +353,56 @@ class SqlTransaction:
         outcome: str,
         error: str | None = None,
     ) -> None:
-        row = self._occurrence_row(occurrence_id)
-        row.state, row.finished_at, row.outcome = state, now, outcome
-        row.lease_owner = row.lease_expires_at = None
-        if row.started_at is None:
-            row.started_at = now
-        if error is not None:
-            row.last_error = error
+        self.session.execute(
+            _FINISH_OCCURRENCE,
+            {
+                "b_id": occurrence_id,
+                "b_now": now,
+                "b_error": error,
+                "state": state,
+                "finished_at": now,
+                "outcome": outcome,
+            },
+        )
 
     def retry_occurrence(self, occurrence_id: int, *, not_before: datetime, error: str) -> None:
-        row = self._occurrence_row(occurrence_id)
-        row.state, row.not_before, row.run_at = OccurrenceState.PENDING, not_before, not_before
-        row.lease_owner = row.lease_expires_at = None
-        row.last_error = error
+        self.session.execute(
+            _UPDATE_OCCURRENCE,
+            {
+                "b_id": occurrence_id,
+                "state": OccurrenceState.PENDING,
+                "not_before": not_before,
+                "run_at": not_before,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "last_error": error,
+            },
+        )
 
     def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None:
-        row = self._occurrence_row(occurrence_id)
-        row.not_before, row.run_at = until, max(until, row.due_at)
+        due = self.get_occurrence(occurrence_id).due_at
+        self.session.execute(
+            _UPDATE_OCCURRENCE,
+            {"b_id": occurrence_id, "not_before": until, "run_at": max(until, due)},
+        )
 
     # --- the scheduler's queue ---------------------------------------------------------------
 
     def claim_due(
         self, *, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[Occurrence]:
-        # A running occurrence's run_at is its lease expiry, so one index range finds both
-        # runnable pending rows and rows whose owner died holding them.
-        candidates = (
-            select(StepOccurrenceRow.id)
-            .where(
-                col(StepOccurrenceRow.state).in_(
-                    (OccurrenceState.PENDING, OccurrenceState.RUNNING)
-                ),
-                col(StepOccurrenceRow.run_at) <= now,
-            )
-            .order_by(col(StepOccurrenceRow.run_at), col(StepOccurrenceRow.id))
-            .limit(limit)
+        claim = _CLAIM_FOR_UPDATE if self._postgres else _CLAIM
+        rows = self.session.execute(
+            claim, {"b_now": now, "b_limit": limit, "b_owner": owner, "b_lease": lease_until}
         )
-        if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        claim = (
-            update(StepOccurrenceRow)
-            .where(col(StepOccurrenceRow.id).in_(candidates.scalar_subquery()))
-            .values(
-                state=OccurrenceState.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=lease_until,
-                run_at=lease_until,
-                started_at=now,
-                attempts=col(StepOccurrenceRow.attempts) + 1,
-            )
-            .returning(StepOccurrenceRow)
-            .execution_options(synchronize_session=False)
-        )
-        rows = list(self.session.execute(claim).scalars())
         return sorted((_to_occurrence(r) for r in rows), key=lambda o: (o.due_at, o.id))
 
     def release_claims(self, *, owner: str | None = None) -> int:
-        query = (
-            update(StepOccurrenceRow)
-            .where(col(StepOccurrenceRow.state) == OccurrenceState.RUNNING)
-            .values(
-                state=OccurrenceState.PENDING,
-                lease_owner=None,
-                lease_expires_at=None,
-                run_at=func.coalesce(StepOccurrenceRow.not_before, col(StepOccurrenceRow.due_at)),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if owner is not None:
-            query = query.where(col(StepOccurrenceRow.lease_owner) == owner)
+        query = _RELEASE.where(_O.c.lease_owner == owner) if owner is not None else _RELEASE
         return int(getattr(self.session.execute(query), "rowcount", 0))
 
     def next_run_at(self) -> datetime | None:
-        query = select(func.min(StepOccurrenceRow.run_at, type_=UTCDateTime())).where(
-            col(StepOccurrenceRow.state).in_((OccurrenceState.PENDING, OccurrenceState.RUNNING))
-        )
-        value: datetime | None = self.session.execute(query).scalar_one_or_none()
+        value: datetime | None = self.session.execute(_NEXT_RUN_AT).scalar_one_or_none()
         return value
 
 
