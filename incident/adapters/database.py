@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -59,21 +59,43 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    async def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction: committed when it returns, rolled back if it raises."""
+    async def run(self, work: Callable[[Session], T], *, durable: bool = True) -> T:
+        """Run `work` in one transaction: committed when it returns, rolled back if it raises.
+
+        `durable=False` lets the commit return before it reaches the disk. Only for work
+        whose loss in a power cut is harmless: a claim (the step then runs again, with the
+        same idempotency key). The next durable commit makes it durable too.
+        """
         if self._sync is not None:
             if self._thread is None:
                 raise RuntimeError("the database has been disposed")
             engine = self._sync
 
             def in_transaction() -> T:
-                with Session(engine, expire_on_commit=False) as session, session.begin():
-                    return work(session)
+                with engine.connect() as connection:
+                    raw = connection.connection.driver_connection
+                    assert raw is not None
+                    if not durable:
+                        raw.execute("PRAGMA synchronous=NORMAL")
+                    try:
+                        with (
+                            Session(bind=connection, expire_on_commit=False) as session,
+                            session.begin(),
+                        ):
+                            return work(session)
+                    finally:
+                        if not durable:
+                            raw.execute("PRAGMA synchronous=FULL")
 
             return await asyncio.get_running_loop().run_in_executor(self._thread, in_transaction)
         assert self._async is not None
+
+        def relaxed(session: Session) -> T:
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            return work(session)
+
         async with AsyncSession(self._async, expire_on_commit=False) as session, session.begin():
-            return await session.run_sync(work)
+            return await session.run_sync(work if durable else relaxed)
 
     async def create_schema(self) -> None:
         """Create any missing tables (idempotent)."""

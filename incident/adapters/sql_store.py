@@ -252,6 +252,7 @@ class SqlTransaction:
         steps: Mapping[str, Step],
         *,
         now: datetime,
+        new: bool = False,
     ) -> PlanChange:
         wanted = {(p.step_id, p.occurrence): p for p in planned}
         # Running rows are included so a plan made while one runs leaves it alone.
@@ -412,5 +413,7 @@ class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def run(self, work: Callable[[SqlTransaction], T]) -> T:
-        return await self.database.run(lambda session: work(SqlTransaction(session)))
+    async def run(self, work: Callable[[SqlTransaction], T], *, durable: bool = True) -> T:
+        return await self.database.run(
+            lambda session: work(SqlTransaction(session)), durable=durable
+        )

@@ -95,7 +95,7 @@ class Scheduler:
         """Run every occurrence runnable at `now`, in due order, until none is left."""
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            batch = await self.rt.store.run(lambda tx: self._claim(tx, now))
+            batch = await self.rt.store.run(lambda tx: self._claim(tx, now), durable=False)
             touched: set[int] = set()
             for claimed in batch:
                 item = claimed
@@ -145,7 +145,7 @@ class Scheduler:
     # --- one occurrence --------------------------------------------------------------------
 
     async def _reprepare(self, occurrence: Occurrence, now: datetime) -> Prepared:
-        return await self.rt.store.run(lambda tx: self._prepare(tx, occurrence, now))
+        return await self.rt.store.run(lambda tx: self._prepare(tx, occurrence, now), durable=False)
 
     def _claim(self, tx: Transaction, now: datetime) -> list[Prepared]:
         """Claim a batch and check each occurrence, in one transaction."""

@@ -124,14 +124,24 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
 
 
 def replan(
-    tx: Transaction, incident: Incident, playbooks: PlaybookSet, *, now: datetime, reason: str
+    tx: Transaction,
+    incident: Incident,
+    playbooks: PlaybookSet,
+    *,
+    now: datetime,
+    reason: str,
+    new: bool = False,
 ) -> PlanChange:
-    """Bring the incident's pending occurrences in line with its current facts and playbook."""
+    """Bring the incident's pending occurrences in line with its current facts and playbook.
+
+    `new`: the incident was added in this transaction, so it has no occurrences yet.
+    """
     assert incident.id is not None
     playbook = playbooks.for_severity(incident.severity)
-    history = tx.step_history(incident.id)
+    history = {} if new else tx.step_history(incident.id)
     planned = plan(incident, playbook, history)
-    change = tx.reconcile(incident.id, planned, {s.id: s for s in playbook.steps}, now=now)
+    by_id = {s.id: s for s in playbook.steps}
+    change = tx.reconcile(incident.id, planned, by_id, now=now, new=new)
     if change.cancelled:
         steps = sorted(set(change.cancelled))
         tx.append_timeline(
@@ -207,7 +217,7 @@ async def declare_incident(
                 return existing, False
         incident_id = tx.add_incident(incident, idempotency_key=idempotency_key)
         tx.append_timeline(incident_id, [timeline_entry(e) for e in incident.events])
-        replan(tx, incident, rt.playbooks, now=now, reason="declared")
+        replan(tx, incident, rt.playbooks, now=now, reason="declared", new=True)
         return incident, True
 
     try:

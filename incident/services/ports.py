@@ -95,7 +95,11 @@ class Transaction(Protocol):
         steps: Mapping[str, Step],
         *,
         now: datetime,
-    ) -> PlanChange: ...
+        new: bool = False,
+    ) -> PlanChange:
+        """Make the pending occurrences match `planned`; `new`: the incident has none yet."""
+        ...
+
     def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]: ...
     def get_occurrence(self, occurrence_id: int) -> Occurrence: ...
     def finish_occurrence(
@@ -129,6 +133,10 @@ T = TypeVar("T")
 class Store(Protocol):
     """Durable state. Time is always passed in (`now`), never read from the database."""
 
-    async def run(self, work: Callable[[Transaction], T]) -> T:
-        """Run `work` as one transaction: committed if it returns, rolled back if it raises."""
+    async def run(self, work: Callable[[Transaction], T], *, durable: bool = True) -> T:
+        """Run `work` as one transaction: committed if it returns, rolled back if it raises.
+
+        `durable=False`: the commit may be lost in a power cut (not in a crash); only for
+        work that is harmless to redo, such as claiming occurrences.
+        """
         ...
