@@ -132,7 +132,7 @@ def _full_sample(status: Status) -> dict[str, Any]:
             "action": "escalate",
             "target": "vp-clevel",
             "description": "Still unresolved after 4 hours; escalate to VP / C-level.",
-            "runbook": "runbooks/escalation.md",
+            "runbook": "http://127.0.0.1:8080/runbooks/escalation.md",
         },
         "occurrence": 1,
         "now": now,
@@ -166,6 +166,6 @@ def _full_sample(status: Status) -> dict[str, Any]:
         "links": {
             "incident": "http://127.0.0.1:8080/ui/incidents/42",
             "status_page": "http://127.0.0.1:8080/status",
-            "runbook": "runbooks/escalation.md",
+            "runbook": "http://127.0.0.1:8080/runbooks/escalation.md",
         },
     }

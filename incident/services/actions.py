@@ -180,7 +180,7 @@ def message_context(
             "action": step.action.value,
             "target": step.target,
             "description": step.description,
-            "runbook": _runbook(step),
+            "runbook": _runbook(step, base_url),
         },
         "occurrence": occurrence,
         "now": now,
@@ -202,10 +202,11 @@ def message_context(
         "links": {
             "incident": f"{base_url}/ui/incidents/{incident.id}",
             "status_page": f"{base_url}/status",
-            "runbook": _runbook(step),
+            "runbook": _runbook(step, base_url),
         },
     }
 
 
-def _runbook(step: Step) -> str | None:
-    return f"runbooks/{step.runbook}" if step.runbook else None
+def _runbook(step: Step, base_url: str) -> str | None:
+    """A link people can open: the service serves runbooks/ at /runbooks/."""
+    return f"{base_url}/runbooks/{step.runbook}" if step.runbook else None

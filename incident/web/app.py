@@ -20,6 +20,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_container(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/runbooks/{name}", runbook)
     return app
 
 
@@ -44,6 +45,19 @@ def _container(settings: Settings):  # type: ignore[no-untyped-def]
             await container.close()
 
     return context
+
+
+async def runbook(request: web.Request) -> web.StreamResponse:
+    """The runbooks that messages link to, as Markdown text."""
+    name = request.match_info["name"]
+    directory = request.app[CONTAINER].settings.runbooks_dir
+    path = directory / name
+    # Only plain file names of existing Markdown files: nothing outside runbooks/.
+    if "/" in name or name.startswith(".") or not name.endswith(".md") or not path.is_file():
+        return web.json_response(
+            {"error": "not found", "detail": f"there is no runbook {name!r}"}, status=404
+        )
+    return web.Response(text=path.read_text(encoding="utf-8"), content_type="text/markdown")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -53,6 +53,12 @@ def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> No
         assert status == 200, body
         assert body == {"ready": True, "problems": []}
         assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "alive"})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/runbooks/paging.md") as page:
+            assert page.headers["Content-Type"].startswith("text/markdown")
+            assert page.read().decode().startswith("#")
+        for bad in ("..%2Fpyproject.toml", "nope.md", ".hidden.md"):
+            status, body = get(f"http://127.0.0.1:{port}/runbooks/{bad}")
+            assert status == 404 and body["error"] == "not found"
         assert database.exists()
     finally:
         process.send_signal(signal.SIGTERM)

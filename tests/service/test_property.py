@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -248,9 +248,14 @@ class PlaybookMachine(RuleBasedStateMachine):
             complete_rca(self.app.runtime, self._target(pick), link="https://rca/1", by="bob")
         )
 
-    @rule(delta=DURATIONS)
-    def advance(self, delta: timedelta) -> None:
+    @rule(delta=DURATIONS, then_tick=st.booleans())
+    def advance(self, delta: timedelta, then_tick: bool) -> None:
+        """Let time pass, maybe ticking at once. (Hypothesis switches rules off at random
+        per example, "swarm testing"; this way time passing still usually comes with ticks.)
+        """
         self.clock.advance(delta)
+        if then_tick:
+            self.tick(outage=0)
 
     @rule(outage=st.one_of(st.just(0), st.integers(1, 3)))
     def tick(self, outage: int) -> None:
@@ -263,16 +268,17 @@ class PlaybookMachine(RuleBasedStateMachine):
         left = self._run(self._runnable(now))
         assert not left, f"after a tick at {now}, still runnable: {left}"
 
-    @rule(after=st.integers(0, 6))
-    def crash_and_restart(self, after: int) -> None:
-        """Tick; the process dies right after the (after + 1)-th effect of the tick took
-        place, before marking it done (or after the tick if there are fewer). Restart."""
+    @rule(wait=st.one_of(st.just(timedelta(0)), DURATIONS), after=st.integers(0, 8))
+    def crash_and_restart(self, wait: timedelta, after: int) -> None:
+        """Let `wait` pass, then tick; the process dies right after the (after + 1)-th
+        effect of the tick took place, before marking it done (or, with fewer effects, at
+        the end of the tick). Then a new process starts on the same database."""
+        self.clock.advance(wait)
         self.crash_countdown = after
         try:
             self._run(self.app.scheduler.tick(self.clock.now()))
         except SimulatedCrash as crash:
             self.crashes[str(crash.args[0])] += 1
-            event(f"crash after {split_key(str(crash.args[0]))[1]}")
         finally:
             self.vendor.crash_after_next = 0
             self.crash_countdown = None
