@@ -56,6 +56,7 @@ class IncidentRow(SQLModel, table=True):
     comms_lead: str | None = None
     severity_changed_at: datetime | None = _at()
     last_customer_update_at: datetime | None = _at()
+    last_manual_update_at: datetime | None = _at()
     resolved_at: datetime | None = _at()
     resolution_summary: str | None = Field(default=None, sa_column=Column(Text))
     rca_due_at: datetime | None = _at()

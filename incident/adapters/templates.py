@@ -89,7 +89,9 @@ def sample_context(
             impact="",
             service="",
         )
-        context.update(updates=[], notes=[], audience=None, deadline=None, next_update_due=None)
+        context.update(
+            updates=[], update=None, notes=[], audience=None, deadline=None, next_update_due=None
+        )
         context["links"]["runbook"] = None
     return context
 
@@ -137,6 +139,11 @@ def _full_sample(status: Status) -> dict[str, Any]:
         "occurrence": 1,
         "now": now,
         "audience": {"name": "vp-clevel", "description": "VP and C-level escalation"},
+        "update": {
+            "at": declared + timedelta(minutes=40),
+            "status": "identified",
+            "message": "We have found the cause and are rolling back a configuration change.",
+        },
         "updates": [
             {
                 "at": declared + timedelta(minutes=40),

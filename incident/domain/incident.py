@@ -177,6 +177,7 @@ class Incident:
     comms_lead: str | None = None
     severity_changed_at: datetime | None = None
     last_customer_update_at: datetime | None = None
+    last_manual_update_at: datetime | None = None  # the latest one a person posted
     resolved_at: datetime | None = None
     resolution_summary: str | None = None
     rca_due_at: datetime | None = None
@@ -268,6 +269,8 @@ class Incident:
         if status is not None and status != self.status:
             events.append(self.change_status(status, at=at, by=by))
         self.last_customer_update_at = at
+        if not automatic:
+            self.last_manual_update_at = at
         events.append(
             self._record(
                 CustomerUpdatePosted(

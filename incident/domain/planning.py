@@ -56,6 +56,8 @@ def anchor_time(incident: Incident, anchor: Anchor) -> datetime | None:
             return incident.severity_changed_at
         case Anchor.LAST_CUSTOMER_UPDATE:
             return incident.last_customer_update_at or incident.declared_at
+        case Anchor.MANUAL_CUSTOMER_UPDATE:
+            return incident.last_manual_update_at
         case Anchor.RESOLVED:
             return incident.resolved_at
 
@@ -101,6 +103,17 @@ def next_occurrence(
         return None
     if step.categories and incident.category not in step.categories:
         return None
+    if step.per_anchor:
+        # Once for each instant the anchor takes (each update a person posts, say).
+        anchor = anchor_time(incident, step.anchor)
+        if anchor is None:
+            return None
+        due = anchor + step.offset
+        if history.last_due is not None and history.last_due >= due:
+            return None
+        if step.max_occurrences is not None and history.fired >= step.max_occurrences:
+            return None
+        return PlannedOccurrence(step_id=step.id, occurrence=history.fired + 1, due_at=due)
     if history.fired and not step.repeats:
         return None
     if step.max_occurrences is not None and history.fired >= step.max_occurrences:

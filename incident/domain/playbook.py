@@ -77,6 +77,8 @@ class Anchor(StrEnum):
     SEVERITY_CHANGED = "severity_changed"
     # The latest customer-facing update, or the declaration while there is none.
     LAST_CUSTOMER_UPDATE = "last_customer_update"
+    # The latest customer-facing update a person posted (not the automatic ones).
+    MANUAL_CUSTOMER_UPDATE = "manual_customer_update"
     RESOLVED = "resolved"
 
 
@@ -111,6 +113,7 @@ class Action(StrEnum):
     NOTIFY = "notify"
     ESCALATE = "escalate"
     SCHEDULE_REVIEW = "schedule_review"
+    PUBLISH_UPDATE = "publish_update"
     RCA_REMINDER = "rca_reminder"
     RCA_OVERDUE = "rca_overdue"
 
@@ -187,6 +190,7 @@ class StepSpec(_Strict):
     offset: Duration | None = None
     every: Duration | None = None
     max_occurrences: int | None = Field(default=None, ge=1)
+    per_anchor: bool = False
     window: Window | None = None
     # A deadline step:
     deadline: Duration | None = None
@@ -223,6 +227,8 @@ class StepSpec(_Strict):
                 )
             if self.on_missed is None:
                 raise ValueError("a deadline step needs on_missed (what happens when it passes)")
+            if self.per_anchor:
+                raise ValueError("per_anchor is for plain steps, not deadlines")
             if not self.until:
                 raise ValueError("a deadline step needs until (the event that meets it)")
             if self.on_missed.every is not None and self.on_missed.every < timedelta(minutes=1):
@@ -241,6 +247,8 @@ class StepSpec(_Strict):
         if self.offset is None:
             raise ValueError("a step needs an offset from its anchor, like 0m or 4h")
         ActionSpec(action=self.action, target=self.target, template=self.template)
+        if self.per_anchor and self.every is not None:
+            raise ValueError("per_anchor steps fire once each time their anchor moves; drop every")
         if self.every is not None and not self.until and self.max_occurrences is None:
             raise ValueError(
                 "a repeating step needs until or max_occurrences; nothing may repeat forever"
@@ -278,6 +286,7 @@ class Step:
     description: str = ""
     every: timedelta | None = None
     max_occurrences: int | None = None
+    per_anchor: bool = False  # once each time the anchor moves, not once per incident
     until: tuple[StopEvent, ...] = ()
     when: tuple[Condition, ...] = ()
     categories: tuple[Category, ...] = ()  # empty: every incident
@@ -334,6 +343,7 @@ def expand(spec: StepSpec) -> list[Step]:
                 template=spec.template,
                 every=spec.every,
                 max_occurrences=spec.max_occurrences,
+                per_anchor=spec.per_anchor,
                 window_start=window.start,
                 window_end=window.end,
                 **common,

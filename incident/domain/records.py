@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -42,8 +42,15 @@ class Occurrence:
 
     @property
     def idempotency_key(self) -> str:
-        """Every effect of this occurrence carries this key, so a re-run is harmless."""
-        return f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}"
+        """The key every effect of this occurrence is sent with: a re-run sends the same key,
+        so the vendor sees one effect.
+
+        The due time is part of it. An occurrence that is moved (a customer update was
+        posted) is a different message, and must not be taken for a repeat of one that went
+        out just before a crash, when nothing had recorded it yet.
+        """
+        due = self.due_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}@{due}"
 
     def lateness(self, started: datetime) -> timedelta:
         return started - self.due_at

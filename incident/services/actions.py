@@ -93,6 +93,21 @@ async def _customer_message(run: StepRun) -> Outcome:
     )
 
 
+async def _publish_update(run: StepRun) -> Outcome:
+    """An update a person posted goes to customers and to the status page."""
+    body = run.render()
+    incident = run.incident
+    await run.effects.customers.send(
+        incident=incident, subject=run.customer_subject, body=body, key=f"{run.key}/customers"
+    )
+    await run.effects.status_page.publish(
+        incident=incident, status=incident.status, body=body, key=f"{run.key}/status_page"
+    )
+    return Outcome(
+        summary="update sent to customers and the status page", message=body, public=True
+    )
+
+
 async def _war_room_post(run: StepRun) -> Outcome:
     body = run.render()
     await run.effects.chat.post(incident=run.incident, text=body, key=run.key)
@@ -126,6 +141,7 @@ HANDLERS: Mapping[Action, Callable[[StepRun], Awaitable[Outcome]]] = {
     Action.CUSTOMER_UPDATE_REMINDER: _war_room_post,
     Action.REMIND: _war_room_post,
     Action.SCHEDULE_REVIEW: _war_room_post,
+    Action.PUBLISH_UPDATE: _publish_update,
     Action.NOTIFY: _notify,
     Action.ESCALATE: _notify,
     Action.RCA_REMINDER: _notify,
@@ -186,6 +202,14 @@ def message_context(
         "now": now,
         "audience": (
             {"name": step.target, "description": audience.description} if audience else None
+        ),
+        "update": next(
+            (
+                {"at": e.at, "status": e.data.get("status", ""), "message": e.text}
+                for e in reversed(timeline)
+                if e.kind == "customer_update" and not e.data.get("automatic")
+            ),
+            None,
         ),
         "updates": [
             {"at": e.at, "status": e.data.get("status", ""), "message": e.text}

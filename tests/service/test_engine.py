@@ -338,11 +338,10 @@ async def test_the_outbox_records_every_effect_once(
         assert len(keys) == len(set(keys))
         # Re-running an effect with the same key records nothing new.
         incident = (await uc.get_incident(app.runtime, incident_id)).incident
+        page = next(m for m in messages if m.channel == "page")
+        assert page.idempotency_key == f"inc-{incident_id}/page-oncall-tier3/1@20260302T090000Z"
         await app.outbox.page(
-            incident=incident,
-            tier="tier3",
-            summary="again",
-            key=f"inc-{incident_id}/page-oncall-tier3/1",
+            incident=incident, tier="tier3", summary="again", key=page.idempotency_key
         )
         assert len(await app.outbox.messages(incident_id=incident_id)) == len(messages)
         view = await uc.get_incident(app.runtime, incident_id)
@@ -402,3 +401,54 @@ async def test_a_security_incident_goes_to_the_security_team_at_once(
         and s.target in ("security", "cio", "compliance")
     ]
     assert escalations == [(incident.id, "security")]
+
+
+async def test_each_update_a_person_posts_goes_to_customers_and_the_status_page_once(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await app.scheduler.tick(clock.now())
+    clock.set(T0 + 8 * M)
+    await uc.post_customer_update(
+        app.runtime, incident_id, message="Card payments fail.", status=Status.IDENTIFIED, by="dana"
+    )
+    await app.scheduler.tick(clock.now())
+    clock.set(T0 + 20 * M)
+    await uc.post_customer_update(app.runtime, incident_id, message="Fix deploying.", by="lee")
+    await run_until(app, clock, 2 * H)
+    published = [s for s in vendor.sends if s.key.split("/")[1] == "publish-update"]
+    assert [(s.port, s.at - T0) for s in published] == [
+        ("customers", 8 * M),
+        ("status_page", 8 * M),
+        ("customers", 20 * M),
+        ("status_page", 20 * M),
+    ]
+    assert "Card payments fail." in published[0].body and "identified" in published[1].target
+    assert "Fix deploying." in published[2].body
+    # Automatic holding updates are sent by their own step, not published a second time.
+    holding = sends_of(vendor, "customer-update")
+    assert holding and not [s for s in published if s.at - T0 in holding]
+
+
+async def test_a_moved_occurrence_is_a_new_send_even_after_an_unrecorded_one(
+    build: Build, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    # Found by the property test: a holding update goes out, the process dies before it is
+    # recorded, then the commander posts an update, which moves that occurrence 30 minutes
+    # on. The moved one must still reach customers, not be swallowed as a duplicate.
+    app = await build()
+    incident_id = await declare(app)
+    await run_until(app, clock, 39 * M)
+    clock.set(T0 + 40 * M)
+    vendor.crash_after_next = 1
+    with pytest.raises(SimulatedCrash):
+        await app.scheduler.tick(clock.now())
+    assert sends_of(vendor, "customer-update") == [40 * M]
+    await app.close()
+    restarted = await build()
+    await restarted.store.run(lambda tx: tx.release_claims())
+    await uc.post_customer_update(restarted.runtime, incident_id, message="Fixing", by="dana")
+    await run_until(restarted, clock, 71 * M)
+    assert sends_of(vendor, "customer-update") == [40 * M, 70 * M]
+    keys = [s.key for s in vendor.sends if "/customer-update/" in s.key]
+    assert keys[0].split("@")[0] == keys[1].split("@")[0]  # the same occurrence, moved

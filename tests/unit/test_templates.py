@@ -17,6 +17,7 @@ CUSTOMER_FACING = [
     "customer_notification_high",
     "customer_holding_update",
     "resolution_notice",
+    "published_update",
 ]
 
 
