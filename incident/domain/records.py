@@ -40,17 +40,20 @@ class Occurrence:
     outcome: str | None = None
     last_error: str | None = None
 
-    @property
-    def idempotency_key(self) -> str:
-        """The key every effect of this occurrence is sent with: a re-run sends the same key,
-        so the vendor sees one effect.
+    def effect_key(self, *, repeats: bool) -> str:
+        """The idempotency key every effect of this occurrence is sent with. A re-run (after
+        a crash, or a retry) sends the same key, so the vendor sees one effect.
 
-        The due time is part of it. An occurrence that is moved (a customer update was
-        posted) is a different message, and must not be taken for a repeat of one that went
-        out just before a crash, when nothing had recorded it yet.
+        A one-off step is one message per incident, wherever the plan moves it: its key is
+        `inc-<id>/<step>/1`. A repeating step's occurrence that the plan moves (a customer
+        update was posted) is a new message, so its key also names its due time;
+        otherwise a holding update sent just before a crash, before anything recorded it,
+        would swallow the next one.
         """
-        due = self.due_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}@{due}"
+        key = f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}"
+        if not repeats:
+            return key
+        return f"{key}@{self.due_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
     def lateness(self, started: datetime) -> timedelta:
         return started - self.due_at

@@ -215,7 +215,7 @@ class Scheduler:
         run = StepRun(
             step=step,
             incident=incident,
-            key=occurrence.idempotency_key,
+            key=occurrence.effect_key(repeats=step.repeats or step.per_anchor),
             context=context,
             effects=self.effects,
             directory=self.rt.playbooks.directory,

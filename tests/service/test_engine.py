@@ -339,7 +339,7 @@ async def test_the_outbox_records_every_effect_once(
         # Re-running an effect with the same key records nothing new.
         incident = (await uc.get_incident(app.runtime, incident_id)).incident
         page = next(m for m in messages if m.channel == "page")
-        assert page.idempotency_key == f"inc-{incident_id}/page-oncall-tier3/1@20260302T090000Z"
+        assert page.idempotency_key == f"inc-{incident_id}/page-oncall-tier3/1"
         await app.outbox.page(
             incident=incident, tier="tier3", summary="again", key=page.idempotency_key
         )
@@ -452,3 +452,26 @@ async def test_a_moved_occurrence_is_a_new_send_even_after_an_unrecorded_one(
     assert sends_of(vendor, "customer-update") == [40 * M, 70 * M]
     keys = [s.key for s in vendor.sends if "/customer-update/" in s.key]
     assert keys[0].split("@")[0] == keys[1].split("@")[0]  # the same occurrence, moved
+
+
+async def test_a_one_off_step_moved_after_an_unrecorded_send_is_not_sent_again(
+    build: Build, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    # The initial customer notification goes out, the process dies before recording it,
+    # then a severity change moves that step to a later time. Customers must not get the
+    # same notification twice.
+    app = await build()
+    incident_id = await declare(app)
+    await run_until(app, clock, 9 * M)
+    clock.set(T0 + 10 * M)
+    vendor.crash_after_next = 1
+    with pytest.raises(SimulatedCrash):
+        await app.scheduler.tick(clock.now())
+    assert sends_of(vendor, "customer-notification") == [10 * M]
+    await app.close()
+    restarted = await build()
+    await restarted.store.run(lambda tx: tx.release_claims())
+    await uc.change_severity(restarted.runtime, incident_id, Severity.P2, by="dana")
+    await run_until(restarted, clock, 2 * H)
+    assert sends_of(vendor, "customer-notification") == [10 * M]
+    assert vendor.attempts[f"inc-{incident_id}/customer-notification/1"] == 2  # re-sent, deduped
