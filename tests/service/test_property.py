@@ -4,7 +4,17 @@ never break the scheduler's promises (DESIGN.md section 2).
 A Hypothesis state machine drives the real service (SQLite file, real scheduler, recording
 vendor fakes) through random sequences of use cases, virtual time and restarts, and checks
 after every step what the outside world saw (`RecordingEffects.sends` and `.attempts`)
-against what the database says (occurrence rows, incident facts, timeline).
+against what the database says (occurrence rows, incident facts, timeline):
+
+1. Exactly once: an occurrence is tried again only after a fault (a crash right after its
+   effect went out, a vendor failure); a one-off step reaches the world once per incident.
+2. Nothing goes out before it is due.
+3. No step goes out after one of its `until` events (resolution, acknowledgement, ...).
+4. The RCA deadline is 48 h after resolution for P1 and P2 (none for P3 and P4), and the
+   `rca.missed` step is due exactly then.
+5. After a tick, nothing runnable at that instant is left pending or running.
+
+Run with PROPERTY_EXAMPLES=1000 (say) for a longer search.
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Coroutine
-from datetime import datetime, timedelta
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,17 +84,53 @@ MAX_INCIDENTS = 3
 PICK = st.integers(0, MAX_INCIDENTS - 1)
 
 PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "100")),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
 
-def split_key(key: str) -> tuple[int, str, int]:
-    """`inc-<id>/<step>/<n>` -> (incident id, step id, occurrence)."""
-    incident, step_id, occurrence = key.split("/")
-    return int(incident.removeprefix("inc-")), step_id, int(occurrence)
+@functools.cache
+def row_key(o: Occurrence, steps: Mapping[str, Step]) -> str:
+    """The key the scheduler sends this occurrence's effects with, as the row is now."""
+    step = steps.get(o.step_id)
+    repeats = step is not None and (step.repeats or step.per_anchor)
+    return o.effect_key(repeats=repeats)
+
+
+@dataclass(frozen=True)
+class EffectKey:
+    """An effect's idempotency key, `inc-<id>/<step>/<n>[@<due>][/<part>]`, taken apart.
+
+    `<due>` (on repeating steps: the occurrence's due time when it was sent) makes a moved
+    occurrence a new send; a one-off step has one key per incident. An action with several
+    effects (customers and the status page, say) sends each with the occurrence's key plus
+    a `/<part>`.
+    """
+
+    incident_id: int
+    step_id: str
+    occurrence: int
+    due_at: datetime | None
+    occurrence_key: str  # the key of the occurrence as it was when this effect went out
+
+    @property
+    def slot(self) -> tuple[int, str, int]:
+        """The (incident, step, occurrence) row this effect belongs to."""
+        return self.incident_id, self.step_id, self.occurrence
+
+    @classmethod
+    def parse(cls, key: str) -> EffectKey:
+        incident, step_id, numbered = key.split("/")[:3]
+        number, _, due = numbered.partition("@")
+        return cls(
+            incident_id=int(incident.removeprefix("inc-")),
+            step_id=step_id,
+            occurrence=int(number),
+            due_at=datetime.strptime(due, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if due else None,
+            occurrence_key=f"{incident}/{step_id}/{numbered}",
+        )
 
 
 def first_event_times(incident: Incident, timeline: list[TimelineEntry]) -> dict[StopEvent, Any]:
@@ -126,11 +173,17 @@ class PlaybookMachine(RuleBasedStateMachine):
         self.vendor.fail_when = self._vendor_hook
         self.failures_left = 0  # scripted VendorDown for this many upcoming sends
         self.crash_countdown: int | None = None  # crash after this many more sends go out
+        self.crash_step: str | None = None  # or crash after the first send of this step
         self.crashes: Counter[str] = Counter()  # key -> crashes injected right after its send
         self.failures: Counter[str] = Counter()  # key -> scripted VendorDown on its send
+        self.due_when_sent: dict[str, datetime] = {}  # effect key -> its due time then
         self.incidents: list[int] = []
         self.container: bootstrap.Container | None = None
-        self.container = self._run(self._build())
+        try:
+            self.container = self._run(self._build())
+        except BaseException:
+            self.teardown()
+            raise
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -168,6 +221,9 @@ class PlaybookMachine(RuleBasedStateMachine):
             self.failures_left -= 1
             self.failures[key] += 1
             return True
+        if self.crash_step is not None and EffectKey.parse(key).step_id == self.crash_step:
+            self.vendor.crash_after_next = 1
+            self.crash_step = None
         if self.crash_countdown is not None:
             if self.crash_countdown == 0:
                 self.vendor.crash_after_next = 1
@@ -263,7 +319,10 @@ class PlaybookMachine(RuleBasedStateMachine):
         are retried with back-off."""
         self.failures_left = outage
         now = self.clock.now()
-        self._run(self.app.scheduler.tick(now))
+        try:
+            self._run(self.app.scheduler.tick(now))
+        finally:
+            self.failures_left = 0
         # Invariant 5: once the scheduler has ticked, nothing runnable at `now` is left.
         left = self._run(self._runnable(now))
         assert not left, f"after a tick at {now}, still runnable: {left}"
@@ -273,16 +332,35 @@ class PlaybookMachine(RuleBasedStateMachine):
         """Let `wait` pass, then tick; the process dies right after the (after + 1)-th
         effect of the tick took place, before marking it done (or, with fewer effects, at
         the end of the tick). Then a new process starts on the same database."""
-        self.clock.advance(wait)
         self.crash_countdown = after
+        self._crash_during_tick(wait)
+
+    def crash_on_step(self, step_id: str, wait: timedelta) -> str:
+        """For replayed sequences: crash right after the first effect of `step_id`."""
+        self.crash_step = step_id
+        crashed = self._crash_during_tick(wait)
+        assert crashed is not None, f"no {step_id} was due: has the playbook changed?"
+        return crashed
+
+    def _crash_during_tick(self, wait: timedelta) -> str | None:
+        self.clock.advance(wait)
+        crashed = None
         try:
             self._run(self.app.scheduler.tick(self.clock.now()))
         except SimulatedCrash as crash:
-            self.crashes[str(crash.args[0])] += 1
+            crashed = str(crash.args[0])
+            self.crashes[crashed] += 1
         finally:
             self.vendor.crash_after_next = 0
             self.crash_countdown = None
+            self.crash_step = None
         self._run(self._restart())
+        return crashed
+
+    def assert_sent(self, step_id: str, *, at: datetime) -> None:
+        """For replayed sequences: an effect of `step_id` went out at `at`."""
+        times = [s.at for s in self.vendor.sends if EffectKey.parse(s.key).step_id == step_id]
+        assert at in times, f"no {step_id} at {at}; it went out at {times}"
 
     async def _restart(self) -> None:
         await self.app.close()
@@ -293,7 +371,8 @@ class PlaybookMachine(RuleBasedStateMachine):
     async def _runnable(self, now: datetime) -> list[str]:
         def read(tx: Transaction) -> list[str]:
             return [
-                f"{o.idempotency_key} {o.state} run_at={o.run_at}"
+                f"{o.step_id}/{o.occurrence} of incident {o.incident_id}: {o.state}, "
+                f"run_at {o.run_at}"
                 for incident_id in self.incidents
                 for o in tx.occurrences(incident_id, states=ACTIVE)
                 if o.run_at <= now
@@ -309,7 +388,7 @@ class PlaybookMachine(RuleBasedStateMachine):
 
     async def _check(self) -> None:
         steps = self.app.runtime.playbooks.steps()
-        rows: dict[str, Occurrence] = {}
+        rows: dict[tuple[int, str, int], Occurrence] = {}
         incidents: dict[int, Incident] = {}
         stopped_at: dict[int, dict[StopEvent, Any]] = {}
 
@@ -320,26 +399,34 @@ class PlaybookMachine(RuleBasedStateMachine):
                 stopped_at[incident_id] = first_event_times(incident, tx.timeline(incident_id))
                 for o in tx.occurrences(incident_id):
                     # The unique (incident, step, occurrence) key: one row, so one 'done'.
-                    assert o.idempotency_key not in rows, f"two rows for {o.idempotency_key}"
-                    rows[o.idempotency_key] = o
+                    slot = (o.incident_id, o.step_id, o.occurrence)
+                    assert slot not in rows, f"two rows for {slot}"
+                    rows[slot] = o
 
         await self.app.store.run(read)
 
         self._check_exactly_once(rows, steps)
         for sent in self.vendor.sends:
-            incident_id, step_id, _ = split_key(sent.key)
-            assert sent.incident_id == incident_id, sent
-            row = rows[sent.key]
-            # Invariant 2: nothing fires before it is due.
-            assert row.due_at <= sent.at, (
-                f"{sent.key} ({sent.port}) went out at {sent.at}, but its occurrence is due "
-                f"{row.due_at} (state {row.state})"
+            key = EffectKey.parse(sent.key)
+            assert sent.incident_id == key.incident_id, sent
+            row = rows[key.slot]
+            # Invariant 2: nothing fires before it is due, as it was due when it went out. A
+            # repeating step's key names that due time; a one-off step's does not, so it is
+            # taken from the row right after the rule that sent it (a later re-plan may move
+            # an occurrence whose effect went out just before a crash).
+            if sent.key not in self.due_when_sent:
+                self.due_when_sent[sent.key] = key.due_at or row.due_at
+                if key.due_at is not None and row_key(row, steps) == key.occurrence_key:
+                    assert key.due_at == row.due_at, (sent.key, row)
+            due = self.due_when_sent[sent.key]
+            assert due <= sent.at, (
+                f"{sent.key} ({sent.port}) went out at {sent.at}, but it was due {due} "
+                f"(row now: due {row.due_at}, state {row.state})"
             )
             # Invariant 3: no step fires after one of its `until` events (a send at the very
             # instant of the event was made by an earlier rule: rules run one at a time).
-            step = steps[step_id]
-            for stop in step.until:
-                happened = stopped_at[incident_id][stop]
+            for stop in steps[key.step_id].until:
+                happened = stopped_at[key.incident_id][stop]
                 assert happened is None or sent.at <= happened, (
                     f"{sent.key} went out at {sent.at}, after {stop.value} at {happened}"
                 )
@@ -348,31 +435,57 @@ class PlaybookMachine(RuleBasedStateMachine):
                 incident, [o for o in rows.values() if o.incident_id == incident_id], steps
             )
 
-    def _check_exactly_once(self, rows: dict[str, Occurrence], steps: dict[str, Step]) -> None:
-        """Invariant 1: every occurrence reaches the world once; retries only after faults."""
+    def _check_exactly_once(
+        self, rows: dict[tuple[int, str, int], Occurrence], steps: dict[str, Step]
+    ) -> None:
+        """Invariant 1: every occurrence reaches the world once; it is tried again only
+        after a fault (a crash right after a send, or a vendor failure)."""
         sent_keys = [s.key for s in self.vendor.sends]
         assert len(sent_keys) == len(set(sent_keys)), "a vendor recorded one key twice"
         sent = set(sent_keys)
+        # Effect keys by the occurrence key they were sent under.
+        by_occurrence: dict[str, list[str]] = {}
         for key, attempts in self.vendor.attempts.items():
-            row = rows.get(key)
-            assert row is not None, f"{key} reached a vendor but has no occurrence row"
-            faults = self.crashes[key] + self.failures[key]
-            clean = attempts - faults  # attempts that neither crashed nor failed
-            assert clean == (1 if row.state == "done" else 0), (
-                f"{key}: {attempts} vendor attempts, {self.crashes[key]} crashes, "
-                f"{self.failures[key]} scripted failures, row state {row.state}"
-            )
+            parsed = EffectKey.parse(key)
+            assert parsed.slot in rows, f"{key} reached a vendor but has no occurrence row"
+            by_occurrence.setdefault(parsed.occurrence_key, []).append(key)
+            # A send that went out is recorded once; one that only failed, not at all.
             assert (key in sent) == (attempts > self.failures[key]), key
-        for key, row in rows.items():
+        for okey, keys in by_occurrence.items():
+            row = rows[EffectKey.parse(okey).slot]
+            # Every run of an occurrence starts with its first effect, so its runs are the
+            # most attempts of any of its keys. Each run but a final, successful one must
+            # have ended in a fault on one of its effects. The successful one is the row's
+            # 'done', under the row's current key: a key the row has moved away from (after
+            # a crash, a re-plan gave it a new due time) never completes.
+            runs = max(self.vendor.attempts[k] for k in keys)
+            faults = sum(self.crashes[k] + self.failures[k] for k in keys)
+            completed = row.state == "done" and row_key(row, steps) == okey
+            assert runs == faults + int(completed), (
+                f"{okey} ran {runs} times with {faults} faults (row now "
+                f"{row_key(row, steps)}, {row.state}): "
+                + ", ".join(
+                    f"{k}: {self.vendor.attempts[k]} attempts, {self.crashes[k]} crashes, "
+                    f"{self.failures[k]} failures"
+                    for k in keys
+                )
+            )
+        for row in rows.values():
             if row.state == "done":
-                assert key in sent, f"{key} is done but no vendor saw it"
+                assert row_key(row, steps) in by_occurrence, f"{row} is done; no vendor saw it"
+        # What the world saw, per (incident, step, occurrence): a one-off step at most once.
+        seen: dict[tuple[int, str, int], set[str]] = {}
         for key in sent:
-            _, step_id, occurrence = split_key(key)
-            step = steps[step_id]
-            # A non-repeating step fires at most once; a capped one at most its cap.
-            assert step.repeats or occurrence == 1, f"{key}: a one-off step fired again"
+            parsed = EffectKey.parse(key)
+            seen.setdefault(parsed.slot, set()).add(parsed.occurrence_key)
+        for slot, okeys in seen.items():
+            step = steps[slot[1]]
+            one_off = not step.repeats and not getattr(step, "per_anchor", False)
+            if one_off:
+                assert slot[2] == 1, f"{okeys}: a one-off step fired again"
+                assert len(okeys) == 1, f"the one-off step {slot} reached the world twice: {okeys}"
             if step.max_occurrences is not None:
-                assert occurrence <= step.max_occurrences, f"{key}: over max_occurrences"
+                assert slot[2] <= step.max_occurrences, f"{okeys}: over max_occurrences"
 
     def _check_incident(
         self, incident: Incident, rows: list[Occurrence], steps: dict[str, Step]
@@ -387,7 +500,7 @@ class PlaybookMachine(RuleBasedStateMachine):
         for o in rows:
             if o.step_id != RCA_MISSED:
                 continue
-            assert incident.rca_due_at is not None, f"{o.idempotency_key} without an RCA deadline"
+            assert incident.rca_due_at is not None, f"{row_key(o, steps)} without an RCA deadline"
             if o.occurrence == 1:
                 assert o.due_at == incident.rca_due_at, (o, incident.rca_due_at)
             else:  # later reminders stay on the deadline's 24 h grid
@@ -399,16 +512,57 @@ class PlaybookMachine(RuleBasedStateMachine):
         for o in rows:
             if o.state not in ACTIVE:
                 continue
-            assert incident.rca_link is None, f"{o.idempotency_key} {o.state} on a closed incident"
+            assert incident.rca_link is None, f"{row_key(o, steps)} {o.state} on a closed incident"
             if incident.resolved_at is not None:
                 assert StopEvent.RESOLVED not in steps[o.step_id].until, (
-                    f"{o.idempotency_key} still {o.state} after resolution"
+                    f"{row_key(o, steps)} still {o.state} after resolution"
                 )
 
 
-def test_playbook_promises_hold_under_random_operations(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Parsing and checking the playbooks (pure-Python YAML) costs ~0.3 s per build, and a
-    # build happens per example and per restart. The files do not change during the run,
-    # and a PlaybookSet is immutable, so every container may share one.
-    monkeypatch.setattr(bootstrap, "check_playbooks", functools.cache(bootstrap.check_playbooks))
+def test_playbook_promises_hold_under_random_operations() -> None:
     run_state_machine_as_test(PlaybookMachine, settings=PROPERTY_SETTINGS)
+
+
+# --- sequences found before, replayed on every run -------------------------------------------
+# Each drives the machine through a fixed sequence, checking every invariant after each step
+# (the state machine search may take many examples to land on these again).
+
+Replay = list[Callable[[PlaybookMachine], object]]
+
+KNOWN_SEQUENCES: dict[str, Replay] = {
+    # The holding update went out, the process died before recording it, and a person then
+    # posted an update, moving the next holding update 30 minutes on. That one must go out
+    # too: it is not a repeat of the first, whatever the vendor's idempotency key says.
+    "moved holding update after a crash": [
+        lambda m: m.declare_first(severity=Severity.P1),
+        lambda m: m.acknowledge(pick=0),
+        lambda m: m.post_update(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=26), then_tick=True),
+        lambda m: m.crash_on_step("customer-update", wait=timedelta(minutes=4)),
+        lambda m: m.post_update(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=30), then_tick=True),
+        lambda m: m.assert_sent("customer-update", at=T0 + timedelta(minutes=60)),
+    ],
+    # The P2 customer notification went out, the process died before recording it, and the
+    # incident became P1, whose playbook has the notification at 10 minutes instead of 30.
+    # It is a one-off step: customers must not be told twice because of the crash.
+    "one-off notification moved by a severity change after a crash": [
+        lambda m: m.declare_first(severity=Severity.P2),
+        lambda m: m.acknowledge(pick=0),
+        lambda m: m.crash_on_step("customer-notification", wait=timedelta(minutes=30)),
+        lambda m: m.change_severity(pick=0, severity=Severity.P1),
+        lambda m: m.tick(outage=0),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_SEQUENCES))
+def test_known_sequence(name: str) -> None:
+    machine = PlaybookMachine()
+    try:
+        machine.promises_hold()
+        for step in KNOWN_SEQUENCES[name]:
+            step(machine)
+            machine.promises_hold()
+    finally:
+        machine.teardown()
