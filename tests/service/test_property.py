@@ -8,7 +8,8 @@ against what the database says (occurrence rows, incident facts, timeline):
 
 1. Exactly once: an occurrence is tried again only after a fault (a crash right after its
    effect went out, a vendor failure); a one-off step reaches the world once per incident.
-2. Nothing goes out before it is due.
+2. Nothing goes out before it is due; and an occurrence of a repeating step recorded as
+   done was sent at or after its due time, not swallowed as a "repeat" of an earlier send.
 3. No step goes out after one of its `until` events (resolution, acknowledgement, ...).
 4. The RCA deadline is 48 h after resolution for P1 and P2 (none for P3 and P4), and the
    `rca.missed` step is due exactly then.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -50,7 +52,7 @@ from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import DomainError
 from incident.domain.incident import Incident, Role, Severity
-from incident.domain.playbook import Step, StopEvent
+from incident.domain.playbook import PlaybookSet, Step, StopEvent
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.scheduler.runner import RetryPolicy
 from incident.services.incidents import (
@@ -91,7 +93,21 @@ PROPERTY_SETTINGS = settings(
 )
 
 
+_check_playbooks = bootstrap.check_playbooks
+
+
 @functools.cache
+def _checked_playbooks_in(playbooks: Path, comms: Path, runbooks: Path) -> PlaybookSet:
+    return _check_playbooks(
+        Settings(playbooks_dir=playbooks, comms_dir=comms, runbooks_dir=runbooks)
+    )
+
+
+def _checked_playbooks(settings: Settings) -> PlaybookSet:
+    """`bootstrap.check_playbooks`, once per directory: a PlaybookSet is immutable."""
+    return _checked_playbooks_in(settings.playbooks_dir, settings.comms_dir, settings.runbooks_dir)
+
+
 def row_key(o: Occurrence, steps: Mapping[str, Step]) -> str:
     """The key the scheduler sends this occurrence's effects with, as the row is now."""
     step = steps.get(o.step_id)
@@ -196,12 +212,15 @@ class PlaybookMachine(RuleBasedStateMachine):
             self._run(coroutine)
 
     async def _build(self) -> bootstrap.Container:
-        return await bootstrap.build(
-            self.settings,
-            clock=self.clock,
-            effects=self.vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")),
-            retry=RetryPolicy(max_attempts=3),
-        )
+        # Checking the playbooks against comms/ and runbooks/ is most of a build's cost, and
+        # examples build (and crash and rebuild) hundreds of times: check them once.
+        with mock.patch.object(bootstrap, "check_playbooks", _checked_playbooks):
+            return await bootstrap.build(
+                self.settings,
+                clock=self.clock,
+                effects=self.vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")),
+                retry=RetryPolicy(max_attempts=3),
+            )
 
     @property
     def app(self) -> bootstrap.Container:
@@ -357,10 +376,14 @@ class PlaybookMachine(RuleBasedStateMachine):
         self._run(self._restart())
         return crashed
 
-    def assert_sent(self, step_id: str, *, at: datetime) -> None:
-        """For replayed sequences: an effect of `step_id` went out at `at`."""
-        times = [s.at for s in self.vendor.sends if EffectKey.parse(s.key).step_id == step_id]
-        assert at in times, f"no {step_id} at {at}; it went out at {times}"
+    def assert_sent(self, step_id: str, *, at: datetime, port: str = "customers") -> None:
+        """For replayed sequences: `step_id` sent something through `port` at `at`."""
+        times = [
+            s.at
+            for s in self.vendor.sends
+            if EffectKey.parse(s.key).step_id == step_id and s.port == port
+        ]
+        assert at in times, f"no {step_id} to {port} at {at}; only at {times}"
 
     async def _restart(self) -> None:
         await self.app.close()
@@ -470,9 +493,25 @@ class PlaybookMachine(RuleBasedStateMachine):
                     for k in keys
                 )
             )
+        first_sent: dict[str, datetime] = {}
+        for s in self.vendor.sends:
+            okey = EffectKey.parse(s.key).occurrence_key
+            first_sent[okey] = min(s.at, first_sent.get(okey, s.at))
         for row in rows.values():
-            if row.state == "done":
-                assert row_key(row, steps) in by_occurrence, f"{row} is done; no vendor saw it"
+            if row.state != "done":
+                continue
+            okey = row_key(row, steps)
+            assert okey in by_occurrence, f"{okey} is done but no vendor saw it"
+            step = steps[row.step_id]
+            if step.repeats or step.per_anchor:
+                # Each occurrence of a repeating step is its own message: the one recorded
+                # as done went out at or after its due time, not as an earlier send (just
+                # before a crash) that the vendor then took the re-run for a repeat of.
+                first = first_sent[okey]
+                assert row.due_at <= first, (
+                    f"{okey} is done (due {row.due_at}), but the vendor took it for a repeat "
+                    f"of what it sent at {first}"
+                )
         # What the world saw, per (incident, step, occurrence): a one-off step at most once.
         seen: dict[tuple[int, str, int], set[str]] = {}
         for key in sent:
@@ -480,7 +519,7 @@ class PlaybookMachine(RuleBasedStateMachine):
             seen.setdefault(parsed.slot, set()).add(parsed.occurrence_key)
         for slot, okeys in seen.items():
             step = steps[slot[1]]
-            one_off = not step.repeats and not getattr(step, "per_anchor", False)
+            one_off = not step.repeats and not step.per_anchor
             if one_off:
                 assert slot[2] == 1, f"{okeys}: a one-off step fired again"
                 assert len(okeys) == 1, f"the one-off step {slot} reached the world twice: {okeys}"
@@ -542,6 +581,17 @@ KNOWN_SEQUENCES: dict[str, Replay] = {
         lambda m: m.post_update(pick=0),
         lambda m: m.advance(delta=timedelta(minutes=30), then_tick=True),
         lambda m: m.assert_sent("customer-update", at=T0 + timedelta(minutes=60)),
+    ],
+    # A person's update went out to customers, the process died before recording it, and a
+    # person posted another update a minute later. The second update must be published too.
+    "second manual update after a crash while publishing the first": [
+        lambda m: m.declare_first(severity=Severity.P1),
+        lambda m: m.post_update(pick=0),
+        lambda m: m.crash_on_step("publish-update", wait=timedelta(0)),
+        lambda m: m.advance(delta=timedelta(minutes=1), then_tick=False),
+        lambda m: m.post_update(pick=0),
+        lambda m: m.tick(outage=0),
+        lambda m: m.assert_sent("publish-update", at=T0 + timedelta(minutes=1)),
     ],
     # The P2 customer notification went out, the process died before recording it, and the
     # incident became P1, whose playbook has the notification at 10 minutes instead of 30.
