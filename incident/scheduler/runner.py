@@ -73,6 +73,7 @@ class Scheduler:
         retry: RetryPolicy | None = None,
         base_url: str = "http://127.0.0.1:8080",
         poll_interval: timedelta = timedelta(seconds=30),
+        lookahead: timedelta = timedelta(milliseconds=10),
         on_step: Callable[[StepReport], None] | None = None,
     ) -> None:
         self.rt = runtime
@@ -83,6 +84,9 @@ class Scheduler:
         self.retry = retry or RetryPolicy()
         self.base_url = base_url
         self.poll_interval = poll_interval
+        # How far ahead of a due time the real-time loop claims and checks a step, so the
+        # effect itself goes out on time (the claim and checks take a few milliseconds).
+        self.lookahead = lookahead
         self.on_step = on_step
         self._wake = asyncio.Event()
         self.running = False
@@ -91,8 +95,13 @@ class Scheduler:
         """Called when a plan changes: the nearest due time may have moved closer."""
         self._wake.set()
 
-    async def tick(self, now: datetime) -> TickReport:
-        """Run every occurrence runnable at `now`, in due order, until none is left."""
+    async def tick(self, now: datetime, *, on_time: bool = False) -> TickReport:
+        """Run every occurrence runnable at `now`, in due order, until none is left.
+
+        `on_time` (the real-time loop): `now` is a little ahead of the clock, so the claim
+        and the checks are done before the due time; each effect then waits for its due
+        time on the clock before it is sent.
+        """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
             batch = await self.rt.store.run(lambda tx: self._claim(tx, now), durable=False)
@@ -105,7 +114,10 @@ class Scheduler:
                     # Not checked yet, or an earlier step of this incident has just run and
                     # may have changed the facts it was checked against.
                     item = await self._reprepare(item.occurrence, now)
-                step_report = item.report or await self._fire(item, now)
+                fire_at = now
+                if item.report is None and on_time:
+                    fire_at = await self._until(item.occurrence.due_at)
+                step_report = item.report or await self._fire(item, fire_at)
                 touched.add(item.occurrence.incident_id)
                 report.steps.append(step_report)
                 if self.on_step:
@@ -121,14 +133,14 @@ class Scheduler:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    await self.tick(self.rt.clock.now())
+                    await self.tick(self.rt.clock.now() + self.lookahead, on_time=True)
                     next_at = await self.rt.store.run(lambda tx: tx.next_run_at())
                 except Exception:  # the database may be briefly unavailable; keep going
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})
                     next_at = None
                 delay = self.poll_interval.total_seconds()
                 if next_at is not None:
-                    until_next = (next_at - self.rt.clock.now()).total_seconds()
+                    until_next = (next_at - self.lookahead - self.rt.clock.now()).total_seconds()
                     delay = max(0.0, min(delay, until_next))
                 waiters = {
                     asyncio.ensure_future(self._wake.wait()),
@@ -141,6 +153,12 @@ class Scheduler:
                         waiter.cancel()
         finally:
             self.running = False
+
+    async def _until(self, instant: datetime) -> datetime:
+        """Wait until the clock reaches `instant` (never return before it); return the time."""
+        while (now := self.rt.clock.now()) < instant:
+            await self.rt.clock.sleep((instant - now).total_seconds())
+        return now
 
     # --- one occurrence --------------------------------------------------------------------
 
