@@ -259,9 +259,14 @@ class SqlTransaction:
     ) -> PlanChange:
         wanted = {(p.step_id, p.occurrence): p for p in planned}
         # Running rows are included so a plan made while one runs leaves it alone.
-        rows = self._occurrence_rows(
-            incident_id,
-            (OccurrenceState.PENDING, OccurrenceState.CANCELLED, OccurrenceState.RUNNING),
+        # A new incident (added in this transaction) cannot have rows yet: skip the read.
+        rows = (
+            []
+            if new
+            else self._occurrence_rows(
+                incident_id,
+                (OccurrenceState.PENDING, OccurrenceState.CANCELLED, OccurrenceState.RUNNING),
+            )
         )
         existing = {(r.step_id, r.occurrence): r for r in rows}
         added, moved, cancelled = [], [], []
