@@ -26,6 +26,10 @@ class NotFound(DomainError):
     """The thing asked for does not exist."""
 
 
+class Forbidden(DomainError):
+    """The person asking may not do this; the message says who may."""
+
+
 class Conflict(DomainError):
     """Another request got there first (for example, the same idempotency key)."""
 
