@@ -200,17 +200,41 @@ async def _outbox(settings: Settings, incident_id: int | None) -> int:
 def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
+    from incident.logs import configure_logging
     from incident.web.app import create_app
 
     bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(
-        f"incident: serving on http://{host}:{port} with {settings.database_url}; "
-        "integrations: outbox (no vendor credentials configured)",
-        flush=True,
-    )
+    configure_logging(settings.log_format)
+    print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
+    for line in integrations(settings):
+        print(f"incident:   {line}", flush=True)
     web.run_app(create_app(settings), host=host, port=port, print=None)
     return 0
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def integrations(settings: Settings) -> list[str]:
+    """What is live, said plainly, so an operator sees at start what will really happen."""
+    roles = sorted({t.role.value for t in settings.api_tokens})
+    return [
+        "vendors: outbox (effects are kept in the database; see `incident outbox`)",
+        f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"
+        + (f" ({', '.join(roles)})" if roles else "; set INCIDENT_API_TOKENS to allow calls"),
+        "Slack slash commands: "
+        + (
+            "signature checked with INCIDENT_SLACK_SIGNING_SECRET"
+            if settings.slack_signing_secret
+            else "off (set INCIDENT_SLACK_SIGNING_SECRET)"
+        ),
+        f"alert routing: {len(settings.alert_routing.routes)} rule(s), default "
+        f"{settings.alert_routing.default.severity.value}, alerts may resolve "
+        + (", ".join(sorted(s.value for s in settings.alert_routing.auto_resolve)) or "nothing"),
+    ]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,17 +1,61 @@
-"""Settings from the environment (prefix INCIDENT_), built by a function: nothing at import."""
+"""Settings from the environment (prefix INCIDENT_) and an optional YAML config file.
+
+Built by a function: nothing is read at import. The config file (INCIDENT_CONFIG_FILE)
+holds the same settings in lower case without the prefix (`database_url: ...`) plus the
+structured ones (`alert_routing`); an environment variable wins over the file. Every bad
+value raises InvalidValue naming the variable (or file and key) and what to write instead.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from incident.adapters.database import POSTGRES_PREFIXES, SQLITE_PREFIXES
+from incident.domain.access import AccessRole, Principal
+from incident.domain.alert_routing import AlertRouting
 from incident.domain.errors import InvalidValue
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///incident.db"
+ENV_PREFIX = "INCIDENT_"
+
+# Every setting a config file may hold (lower case, no prefix); anything else is a typo.
+KNOWN_KEYS = frozenset(
+    {
+        "database_url",
+        "playbooks_dir",
+        "comms_dir",
+        "runbooks_dir",
+        "base_url",
+        "conference_url_template",
+        "api_tokens",
+        "slack_signing_secret",
+        "slack_roles",
+        "max_body_bytes",
+        "log_format",
+        "alert_routing",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token and who it acts as (`name` goes on the timeline)."""
+
+    token: str = field(repr=False)
+    role: AccessRole
+    name: str
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(name=self.name, role=self.role)
 
 
 @dataclass(frozen=True)
@@ -22,45 +66,160 @@ class Settings:
     runbooks_dir: Path = PROJECT_ROOT / "runbooks"
     base_url: str = "http://127.0.0.1:8080"
     conference_url_template: str | None = None
+    api_tokens: tuple[ApiToken, ...] = ()
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    # Slack user id -> role; anyone else in the workspace is a responder.
+    slack_roles: Mapping[str, AccessRole] = field(default_factory=dict)
+    max_body_bytes: int = 256 * 1024
+    log_format: str = "json"
+    alert_routing: AlertRouting = field(default_factory=AlertRouting.default_rules)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
 
+    def token(self, presented: str) -> ApiToken | None:
+        found = None
+        for candidate in self.api_tokens:
+            # Compare against every token, in constant time each: no early exit to time.
+            if hmac.compare_digest(candidate.token.encode(), presented.encode()):
+                found = candidate
+        return found
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read INCIDENT_* variables; a bad value raises InvalidValue naming the variable."""
+    """Read INCIDENT_* variables and the config file they may name."""
     env = os.environ if environ is None else environ
+    file_values = _read_config_file(env.get(f"{ENV_PREFIX}CONFIG_FILE"))
     defaults = Settings()
 
-    def path(name: str, default: Path) -> Path:
-        value = env.get(name)
+    def raw(key: str) -> tuple[str, Any]:
+        """(where it came from, value) for a key: the environment first, then the file."""
+        name = ENV_PREFIX + key.upper()
+        if name in env:
+            return name, env[name]
+        if key in file_values:
+            return f"{file_values['__file__']}: {key}", file_values[key]
+        return name, None
+
+    def text(key: str, default: str | None) -> tuple[str, str | None]:
+        where, value = raw(key)
+        if value is None or value == "":
+            return where, default
+        if not isinstance(value, str | int | float):
+            raise InvalidValue(where, "must be a string")
+        return where, str(value).strip()
+
+    def path(key: str, default: Path) -> Path:
+        _, value = text(key, None)
         return Path(value).expanduser() if value else default
 
-    url = env.get("INCIDENT_DATABASE_URL", defaults.database_url).strip()
+    where, url = text("database_url", defaults.database_url)
+    assert url is not None
     if not url.startswith((*SQLITE_PREFIXES, *POSTGRES_PREFIXES)):
         raise InvalidValue(
-            "INCIDENT_DATABASE_URL",
+            where,
             f"{url!r} is not supported; use sqlite:///path/to/file.db or "
             "postgresql+asyncpg://user@host/dbname",
         )
-    base_url = env.get("INCIDENT_BASE_URL", defaults.base_url).rstrip("/")
+    where, base_url = text("base_url", defaults.base_url)
+    assert base_url is not None
+    base_url = base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
-        raise InvalidValue("INCIDENT_BASE_URL", f"{base_url!r} must start with http:// or https://")
-    template = env.get("INCIDENT_CONFERENCE_URL_TEMPLATE") or None
+        raise InvalidValue(where, f"{base_url!r} must start with http:// or https://")
+    where, template = text("conference_url_template", None)
     if template is not None:
         try:
             template.format(id=1, ref="INC-1", channel="inc-1")
         except (KeyError, IndexError, ValueError) as error:
             raise InvalidValue(
-                "INCIDENT_CONFERENCE_URL_TEMPLATE",
+                where,
                 f"{template!r} has an unknown placeholder ({error}); use {{id}}, {{ref}} or "
                 "{channel}",
             ) from None
+    where, max_body = text("max_body_bytes", str(defaults.max_body_bytes))
+    assert max_body is not None
+    if not max_body.isdigit() or not 1024 <= int(max_body) <= 64 * 1024 * 1024:
+        raise InvalidValue(where, f"{max_body!r}: give a size in bytes from 1024 to 67108864")
+    where, log_format = text("log_format", defaults.log_format)
+    if log_format not in ("json", "text"):
+        raise InvalidValue(where, f"{log_format!r}: use json or text")
+    _, secret = text("slack_signing_secret", None)
+    where, routing_raw = raw("alert_routing")
+    if isinstance(routing_raw, str):
+        raise InvalidValue(where, "alert_routing is structured: set it in the config file")
     return Settings(
         database_url=url,
-        playbooks_dir=path("INCIDENT_PLAYBOOKS_DIR", defaults.playbooks_dir),
-        comms_dir=path("INCIDENT_COMMS_DIR", defaults.comms_dir),
-        runbooks_dir=path("INCIDENT_RUNBOOKS_DIR", defaults.runbooks_dir),
+        playbooks_dir=path("playbooks_dir", defaults.playbooks_dir),
+        comms_dir=path("comms_dir", defaults.comms_dir),
+        runbooks_dir=path("runbooks_dir", defaults.runbooks_dir),
         base_url=base_url,
         conference_url_template=template,
+        api_tokens=_parse_tokens(*raw("api_tokens")),
+        slack_signing_secret=secret or None,
+        slack_roles=_parse_slack_roles(*raw("slack_roles")),
+        max_body_bytes=int(max_body),
+        log_format=log_format or "json",
+        alert_routing=AlertRouting.parse(routing_raw, where=where),
     )
+
+
+def _read_config_file(name: str | None) -> dict[str, Any]:
+    if not name:
+        return {"__file__": ""}
+    path = Path(name).expanduser()
+    where = f"{ENV_PREFIX}CONFIG_FILE"
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidValue(where, f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise InvalidValue(where, f"{path} is not valid YAML: {error}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise InvalidValue(where, f"{path} must hold a mapping of settings")
+    unknown = set(loaded) - KNOWN_KEYS
+    if unknown:
+        raise InvalidValue(
+            str(path), f"unknown settings {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
+        )
+    return {**loaded, "__file__": str(path)}
+
+
+def _pairs(where: str, value: Any, what: str) -> list[tuple[str, str]]:
+    """`a:b,c:d` (environment) or a list of `a:b` strings (file) as pairs."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise InvalidValue(where, f"a comma-separated list of {what}")
+    pairs = []
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, str) or ":" not in item:
+            raise InvalidValue(where, f"entry {index} is not {what}")
+        left, _, right = item.strip().partition(":")
+        pairs.append((left.strip(), right.strip()))
+    return pairs
+
+
+def _parse_tokens(where: str, value: Any) -> tuple[ApiToken, ...]:
+    """`token:role` or `token:role:name`; the name defaults to `api-<role>-<n>`."""
+    tokens: list[ApiToken] = []
+    for index, (token, rest) in enumerate(_pairs(where, value, "token:role[:name]"), start=1):
+        role_text, _, name = rest.partition(":")
+        if len(token) < 16:
+            raise InvalidValue(
+                where, f"token {index} is {len(token)} characters; use at least 16 random ones"
+            )
+        role = AccessRole.parse(role_text, where=f"{where} (token {index})")
+        if any(t.token == token for t in tokens):
+            raise InvalidValue(where, f"token {index} is listed twice")
+        tokens.append(ApiToken(token=token, role=role, name=name or f"api-{role.value}-{index}"))
+    return tuple(tokens)
+
+
+def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
+    return {
+        user: AccessRole.parse(role, where=f"{where} ({user})")
+        for user, role in _pairs(where, value, "slack_user_id:role")
+    }

@@ -86,6 +86,11 @@ _INSERT_INCIDENT = insert(_I).returning(_I.c.id)
 _GET_INCIDENT = select(_I).where(_I.c.id == bindparam("b_id"))
 _GET_INCIDENT_FOR_UPDATE = _GET_INCIDENT.with_for_update()
 _INCIDENT_BY_KEY = select(_I).where(_I.c.idempotency_key == bindparam("b_key"))
+_INCIDENT_BY_WAR_ROOM = (
+    select(_I)
+    .where(_I.c.war_room.in_(bindparam("b_rooms", expanding=True)))
+    .order_by(_I.c.id.desc())
+)
 _UPDATE_INCIDENT = update(_I).where(_I.c.id == bindparam("b_id"))
 _INSERT_TIMELINE = insert(_T)
 _TIMELINE = select(_T).where(_T.c.incident_id == bindparam("b_id")).order_by(_T.c.at, _T.c.id)
@@ -182,6 +187,13 @@ class SqlTransaction:
 
     def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
         row = self._db.execute(_INCIDENT_BY_KEY, {"b_key": idempotency_key}).one_or_none()
+        return _to_incident(row) if row else None
+
+    def find_incident_by_war_room(self, rooms: Sequence[str]) -> Incident | None:
+        rooms = [r for r in rooms if r]
+        if not rooms:
+            return None
+        row = self._db.execute(_INCIDENT_BY_WAR_ROOM, {"b_rooms": rooms}).first()
         return _to_incident(row) if row else None
 
     def save_incident(self, incident: Incident) -> None:

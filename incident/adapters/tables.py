@@ -62,7 +62,7 @@ class IncidentRow(SQLModel, table=True):
     rca_due_at: datetime | None = _at()
     rca_link: str | None = None
     closed_at: datetime | None = _at()
-    war_room: str | None = None
+    war_room: str | None = Field(default=None, index=True)
     conference_url: str | None = None
     # Set by callers that may retry a declaration (API Idempotency-Key, alert group keys).
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)

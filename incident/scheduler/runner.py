@@ -95,18 +95,25 @@ class Scheduler:
         """Called when a plan changes: the nearest due time may have moved closer."""
         self._wake.set()
 
-    async def tick(self, now: datetime, *, on_time: bool = False) -> TickReport:
+    async def tick(
+        self, now: datetime, *, on_time: bool = False, stop: asyncio.Event | None = None
+    ) -> TickReport:
         """Run every occurrence runnable at `now`, in due order, until none is left.
 
         `on_time` (the real-time loop): `now` is a little ahead of the clock, so the claim
         and the checks are done before the due time; each effect then waits for its due
         time on the clock before it is sent.
+
+        `stop`: once set, no further step starts; the ones claimed and not started are left
+        to the caller to hand back (release_claims).
         """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
             batch = await self.rt.store.run(lambda tx: self._claim(tx, now), durable=False)
             touched: set[int] = set()
             for claimed in batch:
+                if stop is not None and stop.is_set():
+                    return report
                 item = claimed
                 if item.report is None and (
                     item.run is None or item.occurrence.incident_id in touched
@@ -122,7 +129,7 @@ class Scheduler:
                 report.steps.append(step_report)
                 if self.on_step:
                     self.on_step(step_report)
-            if len(batch) < self.batch:
+            if len(batch) < self.batch or (stop is not None and stop.is_set()):
                 break
         return report
 
@@ -133,7 +140,7 @@ class Scheduler:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    await self.tick(self.rt.clock.now() + self.lookahead, on_time=True)
+                    await self.tick(self.rt.clock.now() + self.lookahead, on_time=True, stop=stop)
                     next_at = await self.rt.store.run(lambda tx: tx.next_run_at())
                 except Exception:  # the database may be briefly unavailable; keep going
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})

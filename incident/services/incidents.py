@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incident.clock import Clock
+from incident.domain.access import Action, Principal, authorize
 from incident.domain.errors import Conflict, InvalidValue, NotFound
 from incident.domain.incident import (
     Category,
@@ -193,6 +194,7 @@ async def declare_incident(
     impact: str = "",
     category: Category = Category.GENERAL,
     idempotency_key: str | None = None,
+    commander: str | None = None,
 ) -> tuple[Incident, bool]:
     """Declare and plan the whole playbook in one transaction.
 
@@ -209,6 +211,9 @@ async def declare_incident(
         impact=impact,
         category=category,
     )
+    if commander:
+        # Whoever declares from chat runs the incident until they hand it over.
+        incident.assign(Role.COMMANDER, commander, at=now, by=by)
 
     def work(tx: Transaction) -> tuple[Incident, bool]:
         if idempotency_key is not None:
@@ -382,6 +387,26 @@ async def snooze_step(
     incident = await rt.store.run(work)
     rt.plan_changed()
     return incident
+
+
+async def authorize_on(
+    rt: Runtime,
+    principal: Principal,
+    incident_id: int,
+    action: Action | Callable[[Incident], Action],
+) -> Incident:
+    """The incident, if `principal` may take `action` on it (Forbidden or NotFound if not).
+
+    Checked on the incident as it is when asked; the change itself runs in its own
+    transaction right after.
+    """
+    incident = await rt.store.run(lambda tx: tx.get_incident(incident_id))
+    authorize(principal, action if isinstance(action, Action) else action(incident), incident)
+    return incident
+
+
+async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None:
+    return await rt.store.run(lambda tx: tx.find_incident_by_war_room(rooms))
 
 
 async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:

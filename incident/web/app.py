@@ -1,32 +1,57 @@
-"""The aiohttp application factory: health endpoints and the scheduler's lifetime."""
+"""The aiohttp application: routes, middleware and the lifetime of the engine behind them.
+
+One process serves HTTP and runs the scheduler. Shutdown (SIGTERM / SIGINT, via aiohttp's
+runner): the server stops taking requests, the scheduler finishes the step it is running
+and starts no other, claimed steps that did not start are handed back, then the database
+is closed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import text
 
 from incident import bootstrap
 from incident.config import Settings
+from incident.domain.incident import OPEN_STATUSES
+from incident.web import api, slack, webhooks
+from incident.web.context import BACKGROUND, CONTAINER, METRICS
+from incident.web.errors import error_middleware, json_error
+from incident.web.metrics import Metrics
 
-CONTAINER = web.AppKey("container", bootstrap.Container)
+log = logging.getLogger("incident.web")
+
+Builder = Callable[[Settings, Metrics], Awaitable[bootstrap.Container]]
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=256 * 1024)
-    app.cleanup_ctx.append(_container(settings))
+async def _default_build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
+    return await bootstrap.build(settings, on_step=metrics.step_finished)
+
+
+def create_app(settings: Settings, *, build: Builder | None = None) -> web.Application:
+    """`build`: how to wire the engine (tests pass a fake clock and recording vendors)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    metrics = Metrics()
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(_engine(settings, build or _default_build))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/runbooks/{name}", runbook)
+    api.add_routes(app)
+    webhooks.add_routes(app)
+    slack.add_routes(app)
     return app
 
 
-def _container(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
-        container = await bootstrap.build(settings)
+        container = await build(settings, app[METRICS])
         if container.database.is_sqlite:
             # One process per SQLite file: whatever a crashed predecessor left running is
             # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)
@@ -34,17 +59,39 @@ def _container(settings: Settings):  # type: ignore[no-untyped-def]
         app[CONTAINER] = container
         stop = asyncio.Event()
         task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")
+        background: set[asyncio.Task[None]] = set()
+        app[BACKGROUND] = background
+        log.info("engine started", extra={"database": container.database.dialect})
         try:
             yield
         finally:
             stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
+            container.scheduler.wake()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=30)
+            if background:
+                # Slow work started after a quick reply (Slack): let it finish, briefly.
+                await asyncio.wait(background, timeout=10)
             owner = container.scheduler.owner
-            await container.store.run(lambda tx: tx.release_claims(owner=owner))
+            handed_back = await container.store.run(lambda tx: tx.release_claims(owner=owner))
             await container.close()
+            log.info("engine stopped", extra={"handed_back": handed_back})
 
     return context
+
+
+def run_in_background(app: web.Application, work: Awaitable[None]) -> None:
+    """Run `work` after the response has gone; shutdown waits for it (up to 10 s)."""
+
+    async def guarded() -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("background work failed")
+
+    task = asyncio.create_task(guarded())
+    app[BACKGROUND].add(task)
+    task.add_done_callback(app[BACKGROUND].discard)
 
 
 async def runbook(request: web.Request) -> web.StreamResponse:
@@ -54,9 +101,7 @@ async def runbook(request: web.Request) -> web.StreamResponse:
     path = directory / name
     # Only plain file names of existing Markdown files: nothing outside runbooks/.
     if "/" in name or name.startswith(".") or not name.endswith(".md") or not path.is_file():
-        return web.json_response(
-            {"error": "not found", "detail": f"there is no runbook {name!r}"}, status=404
-        )
+        return json_error(404, "not found", f"there is no runbook {name!r}")
     return web.Response(text=path.read_text(encoding="utf-8"), content_type="text/markdown")
 
 
@@ -75,3 +120,10 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append("scheduler not running")
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    container, metrics = request.app[CONTAINER], request.app[METRICS]
+    open_incidents = await container.store.run(lambda tx: tx.list_incidents(statuses=OPEN_STATUSES))
+    metrics.set_open_incidents(open_incidents)
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.content_type})

@@ -1,0 +1,117 @@
+"""Who may do what: access roles and the rule for each kind of change.
+
+Pure. Every caller (API token, Slack user, alert webhook) becomes a `Principal`; a use case
+is allowed when the principal's role on that incident is at least the one the action needs.
+Being an incident's commander gives commander rights on that incident, whatever the
+person's own role: whoever runs the incident can resolve it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from incident.domain.errors import Forbidden, InvalidValue
+from incident.domain.incident import Incident, Severity
+
+
+class AccessRole(StrEnum):
+    VIEWER = "viewer"
+    RESPONDER = "responder"
+    COMMANDER = "commander"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, AccessRole):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "role") -> AccessRole:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise InvalidValue(
+                where,
+                f"unknown role {text!r}; use one of viewer, responder, commander, admin",
+            ) from None
+
+
+_RANKS = {
+    AccessRole.VIEWER: 0,
+    AccessRole.RESPONDER: 1,
+    AccessRole.COMMANDER: 2,
+    AccessRole.ADMIN: 3,
+}
+
+
+class Action(StrEnum):
+    VIEW = "view incidents"
+    DECLARE = "declare incidents"
+    ACKNOWLEDGE = "acknowledge"
+    POST_UPDATE = "post updates and notes"
+    RAISE_SEVERITY = "raise the severity"
+    LOWER_SEVERITY = "lower the severity"
+    ASSIGN_ROLE = "assign roles"
+    RESOLVE = "resolve"
+    COMPLETE_RCA = "mark the RCA done"
+    MANAGE_STEPS = "skip or snooze playbook steps"
+
+
+REQUIRED: dict[Action, AccessRole] = {
+    Action.VIEW: AccessRole.VIEWER,
+    Action.DECLARE: AccessRole.RESPONDER,
+    Action.ACKNOWLEDGE: AccessRole.RESPONDER,
+    Action.POST_UPDATE: AccessRole.RESPONDER,
+    # Making an incident worse is everyone's job; calling it smaller is the commander's.
+    Action.RAISE_SEVERITY: AccessRole.RESPONDER,
+    Action.LOWER_SEVERITY: AccessRole.COMMANDER,
+    Action.ASSIGN_ROLE: AccessRole.COMMANDER,
+    Action.RESOLVE: AccessRole.COMMANDER,
+    Action.COMPLETE_RCA: AccessRole.COMMANDER,
+    Action.MANAGE_STEPS: AccessRole.COMMANDER,
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Someone acting: `name` goes on the timeline, `role` decides what they may do."""
+
+    name: str
+    role: AccessRole
+
+    def role_on(self, incident: Incident | None) -> AccessRole:
+        if (
+            incident is not None
+            and incident.commander is not None
+            and incident.commander == self.name
+            and not self.role >= AccessRole.COMMANDER
+        ):
+            return AccessRole.COMMANDER
+        return self.role
+
+
+def severity_action(incident: Incident, new: Severity) -> Action:
+    """A change to a more severe level (P2 -> P1) raises it; anything else lowers it."""
+    return Action.RAISE_SEVERITY if new.rank < incident.severity.rank else Action.LOWER_SEVERITY
+
+
+def authorize(principal: Principal, action: Action, incident: Incident | None = None) -> None:
+    """Raise Forbidden, saying who may, unless `principal` may take `action` on `incident`."""
+    needed = REQUIRED[action]
+    if principal.role_on(incident) >= needed:
+        return
+    who = {
+        AccessRole.VIEWER: "anyone",
+        AccessRole.RESPONDER: "responders, commanders and admins",
+        AccessRole.COMMANDER: "the incident's commander, commanders and admins",
+        AccessRole.ADMIN: "admins",
+    }[needed]
+    where = f" on {incident.ref}" if incident is not None else ""
+    raise Forbidden(
+        f"{principal.name} ({principal.role.value}) may not {action.value}{where}; only {who} may"
+    )

@@ -1,0 +1,110 @@
+"""Every error leaves as JSON `{"error": ..., "detail": ...}`; none leaves as a traceback.
+
+Domain refusals map to 4xx by kind. aiohttp's own HTTP errors (404, 405, 413 ...) get the
+same body. Anything else is a bug: it is logged with its traceback and answered with a
+plain 500 that names the request id, so an operator can find it in the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from incident.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidPlaybook,
+    InvalidValue,
+    NotFound,
+)
+from incident.web.context import CONTAINER
+
+log = logging.getLogger("incident.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = "request_id"
+
+
+class ApiError(Exception):
+    """A refusal decided in the web layer (authentication, content type, body shape)."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+        self.headers = headers or {}
+
+
+def json_error(
+    status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+def domain_status(error: DomainError) -> tuple[int, str]:
+    match error:
+        case InvalidValue() | InvalidPlaybook():
+            return 422, "invalid value"
+        case NotFound():
+            return 404, "not found"
+        case Forbidden():
+            return 403, "forbidden"
+        case IllegalTransition():
+            return 409, "not allowed now"
+        case Conflict():
+            return 409, "conflict"
+    return 400, "bad request"
+
+
+def validation_detail(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as [{"field": "a.b", "problem": "..."}], without input echoes."""
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+            "problem": item["msg"],
+        }
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except ApiError as error:
+        return json_error(error.status, error.error, error.detail, error.headers)
+    except DomainError as error:
+        status, kind = domain_status(error)
+        return json_error(status, kind, str(error))
+    except ValidationError as error:
+        return json_error(422, "invalid value", validation_detail(error))
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        detail = error.text if error.text and error.text != error.reason else error.reason
+        if error.status == 413:
+            limit = request.app[CONTAINER].settings.max_body_bytes
+            detail = f"the body is larger than the limit of {limit} bytes"
+        headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
+        return json_error(error.status, error.reason.lower(), detail, headers)
+    except Exception:
+        log.exception(
+            "unhandled error",
+            extra={"request_id": request_id, "method": request.method, "path": request.path},
+        )
+        return json_error(
+            500, "internal error", f"something went wrong on our side; request id {request_id}"
+        )
+    response.headers.setdefault("X-Request-Id", request_id)
+    return response
