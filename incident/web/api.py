@@ -1,9 +1,416 @@
-"""(placeholder: routes are added by the module's own change)."""
+"""The REST API under /api/v1: one table of operations drives the routes and the OpenAPI
+document, so what the document says is what the server does.
+
+Each operation names the least role that may call it at all; changes to one incident are
+then checked against that incident (its commander has commander rights on it).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from incident.domain.access import AccessRole, Action, Principal, severity_action
+from incident.domain.errors import InvalidValue
+from incident.domain.incident import Severity, Status
+from incident.services import incidents as uc
+from incident.services.incidents import Runtime
+from incident.web import schemas as s
+from incident.web.auth import authenticate
+from incident.web.context import CONTAINER
+from incident.web.errors import ApiError, validation_detail
+
+PREFIX = "/api/v1"
+MAX_ID = 2**53  # ids beyond this cannot exist (and would overflow SQLite's integers)
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated API request, its path parameters and its validated body."""
+
+    request: web.Request
+    rt: Runtime
+    principal: Principal
+    body: Any
+
+    @property
+    def incident_id(self) -> int:
+        text = self.request.match_info["incident_id"]
+        value = int(text)
+        if not 1 <= value <= MAX_ID:
+            raise ApiError(404, "not found", f"there is no incident {text}")
+        return value
+
+
+Handler = Callable[[Call], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    role: AccessRole
+    body: type[s.Request] | None = None
+    body_optional: bool = False
+    response: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[tuple[str, list[str], str], ...] = ()  # (name, allowed values, description)
+    idempotency_key: bool = False
+    action: Action | None = None  # the per-incident rule, for the document
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json"), status=status)
+
+
+async def _changed(call: Call, status: int = 200) -> web.Response:
+    view = await uc.get_incident(call.rt, call.incident_id)
+    upcoming = [s.UpcomingStepOut.of(u) for u in view.upcoming]
+    return _json(s.IncidentChanged(incident=s.IncidentOut.of(view.incident), upcoming=upcoming))
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+async def declare(call: Call) -> web.Response:
+    body: s.DeclareRequest = call.body
+    key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(
+            400,
+            "bad request",
+            "Idempotency-Key must be 1-200 visible ASCII characters without spaces",
+        )
+    incident, created = await uc.declare_incident(
+        call.rt,
+        title=body.title,
+        severity=body.severity,
+        by=call.principal.name,
+        service=body.service,
+        impact=body.impact,
+        category=body.category,
+        # Keys are per caller: two clients choosing the same key must not collide.
+        idempotency_key=f"api:{call.principal.name}:{key}" if key else None,
+    )
+    assert incident.id is not None
+    view = await uc.get_incident(call.rt, incident.id)
+    return _json(
+        s.Declared(
+            incident=s.IncidentOut.of(view.incident),
+            upcoming=[s.UpcomingStepOut.of(u) for u in view.upcoming],
+            created=created,
+        ),
+        status=201 if created else 200,
+    )
+
+
+def _filters(request: web.Request, name: str, parse: Callable[[str], Any]) -> list[Any]:
+    values = []
+    for raw in request.query.getall(name, []):
+        values += [parse(part) for part in raw.split(",") if part.strip()]
+    return values
+
+
+async def list_all(call: Call) -> web.Response:
+    statuses = _filters(
+        call.request, "status", lambda t: Status.parse(t, where="query parameter status")
+    )
+    severities = _filters(
+        call.request, "severity", lambda t: Severity.parse(t, where="query parameter severity")
+    )
+    found = await uc.list_incidents(call.rt, statuses=statuses, severities=severities)
+    return _json(s.IncidentList(incidents=[s.IncidentOut.of(i) for i in found]))
+
+
+async def show(call: Call) -> web.Response:
+    view = await uc.get_incident(call.rt, call.incident_id)
+    return _json(s.IncidentDetail.of(view))
+
+
+async def acknowledge(call: Call) -> web.Response:
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.ACKNOWLEDGE)
+    await uc.acknowledge_incident(call.rt, call.incident_id, by=call.principal.name)
+    return await _changed(call)
+
+
+async def post_update(call: Call) -> web.Response:
+    body: s.CustomerUpdateRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
+    status = Status(body.status) if body.status else None
+    await uc.post_customer_update(
+        call.rt, call.incident_id, message=body.message, status=status, by=call.principal.name
+    )
+    return await _changed(call)
+
+
+async def add_note(call: Call) -> web.Response:
+    body: s.NoteRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
+    await uc.add_internal_note(call.rt, call.incident_id, text=body.text, by=call.principal.name)
+    return await _changed(call)
+
+
+async def change_severity(call: Call) -> web.Response:
+    body: s.SeverityRequest = call.body
+    await uc.authorize_on(
+        call.rt, call.principal, call.incident_id, lambda i: severity_action(i, body.severity)
+    )
+    await uc.change_severity(
+        call.rt, call.incident_id, body.severity, by=call.principal.name, reason=body.reason
+    )
+    return await _changed(call)
+
+
+async def assign_role(call: Call) -> web.Response:
+    body: s.RoleRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.ASSIGN_ROLE)
+    await uc.assign_role(call.rt, call.incident_id, body.role, body.person, by=call.principal.name)
+    return await _changed(call)
+
+
+async def resolve(call: Call) -> web.Response:
+    body: s.ResolveRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.RESOLVE)
+    await uc.resolve_incident(
+        call.rt, call.incident_id, summary=body.summary, by=call.principal.name
+    )
+    return await _changed(call)
+
+
+async def complete_rca(call: Call) -> web.Response:
+    body: s.RcaRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.COMPLETE_RCA)
+    await uc.complete_rca(call.rt, call.incident_id, link=body.link, by=call.principal.name)
+    return await _changed(call)
+
+
+async def skip_step(call: Call) -> web.Response:
+    body: s.SkipRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MANAGE_STEPS)
+    step = call.request.match_info["step_id"]
+    await uc.skip_step(call.rt, call.incident_id, step, reason=body.reason, by=call.principal.name)
+    return await _changed(call)
+
+
+async def snooze_step(call: Call) -> web.Response:
+    body: s.SnoozeRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MANAGE_STEPS)
+    await uc.snooze_step(
+        call.rt,
+        call.incident_id,
+        call.request.match_info["step_id"],
+        delay=timedelta(minutes=body.minutes),
+        reason=body.reason,
+        by=call.principal.name,
+    )
+    return await _changed(call)
+
+
+_ONE = PREFIX + "/incidents/{incident_id}"
+_STEP = _ONE + "/steps/{step_id}"
+# `role` is the least role that may call an operation at all; the per-incident rule
+# (`action`: commander rights for resolving, lowering severity ...) is checked by the handler.
+_R = AccessRole.RESPONDER
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        PREFIX + "/incidents",
+        "declareIncident",
+        "Declare an incident and start its severity's playbook",
+        declare,
+        _R,
+        body=s.DeclareRequest,
+        response=s.Declared,
+        status=201,
+        idempotency_key=True,
+    ),
+    Operation(
+        "GET",
+        PREFIX + "/incidents",
+        "listIncidents",
+        "List incidents, newest first",
+        list_all,
+        AccessRole.VIEWER,
+        response=s.IncidentList,
+        query=(
+            ("status", [st.value for st in Status], "only these statuses (repeat or comma-join)"),
+            ("severity", [sv.value for sv in Severity], "only these severities"),
+        ),
+    ),
+    Operation(
+        "GET",
+        _ONE,
+        "getIncident",
+        "One incident with its timeline and upcoming steps with due times",
+        show,
+        AccessRole.VIEWER,
+        response=s.IncidentDetail,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/acknowledge",
+        "acknowledgeIncident",
+        "Acknowledge: stops re-paging",
+        acknowledge,
+        _R,
+        body=s.AcknowledgeRequest,
+        body_optional=True,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/updates",
+        "postCustomerUpdate",
+        "Post a customer-facing update (and optionally a new status)",
+        post_update,
+        _R,
+        body=s.CustomerUpdateRequest,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/notes",
+        "addInternalNote",
+        "Add an internal note to the timeline",
+        add_note,
+        _R,
+        body=s.NoteRequest,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/severity",
+        "changeSeverity",
+        "Change the severity (lowering it needs the commander); swaps the playbook",
+        change_severity,
+        _R,
+        body=s.SeverityRequest,
+        response=s.IncidentChanged,
+        action=Action.LOWER_SEVERITY,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/roles",
+        "assignRole",
+        "Assign the incident commander or communications lead",
+        assign_role,
+        _R,
+        body=s.RoleRequest,
+        response=s.IncidentChanged,
+        action=Action.ASSIGN_ROLE,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/resolve",
+        "resolveIncident",
+        "Resolve: stops the cadence and starts the RCA deadline",
+        resolve,
+        _R,
+        body=s.ResolveRequest,
+        response=s.IncidentChanged,
+        action=Action.RESOLVE,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/rca",
+        "completeRca",
+        "Mark the RCA done (closes the incident)",
+        complete_rca,
+        _R,
+        body=s.RcaRequest,
+        response=s.IncidentChanged,
+        action=Action.COMPLETE_RCA,
+    ),
+    Operation(
+        "POST",
+        _STEP + "/skip",
+        "skipStep",
+        "Skip the next occurrence of a step, with a reason",
+        skip_step,
+        _R,
+        body=s.SkipRequest,
+        response=s.IncidentChanged,
+        action=Action.MANAGE_STEPS,
+    ),
+    Operation(
+        "POST",
+        _STEP + "/snooze",
+        "snoozeStep",
+        "Postpone the next occurrence of a step, with a reason",
+        snooze_step,
+        _R,
+        body=s.SnoozeRequest,
+        response=s.IncidentChanged,
+        action=Action.MANAGE_STEPS,
+    ),
+)
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+
+async def _body(request: web.Request, op: Operation) -> Any:
+    assert op.body is not None
+    raw = await request.read()
+    if not raw.strip():
+        if op.body_optional:
+            return op.body()
+        raise ApiError(400, "bad request", f"send a JSON object ({op.body.__name__}) as the body")
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported media type",
+            f"the body must be application/json, not {request.content_type!r}",
+        )
+    try:
+        return op.body.model_validate_json(raw)
+    except ValidationError as error:
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            raise ApiError(400, "malformed JSON", "the body is not valid JSON") from None
+        raise ApiError(422, "invalid value", validation_detail(error)) from None
+
+
+def _route(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        principal = authenticate(request, at_least=op.role)
+        body = await _body(request, op) if op.body is not None else None
+        unknown = set(request.query) - {name for name, _, _ in op.query}
+        if unknown:
+            raise InvalidValue(
+                "query", f"unknown parameters {sorted(unknown)} for {op.method} {op.path}"
+            )
+        rt = request.app[CONTAINER].runtime
+        return await op.handler(Call(request=request, rt=rt, principal=principal, body=body))
+
+    handle.__name__ = op.operation_id
+    return handle
+
+
+def _aiohttp_path(path: str) -> str:
+    # Only digits reach the handler as an incident id; anything else is an unknown route.
+    return path.replace("{incident_id}", r"{incident_id:\d{1,20}}").replace(
+        "{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}"
+    )
 
 
 def add_routes(app: web.Application) -> None:
-    return None
+    from incident.web.openapi import openapi_document
+
+    for op in OPERATIONS:
+        app.router.add_route(op.method, _aiohttp_path(op.path), _route(op))
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(request.app[CONTAINER].settings.base_url))
+
+    app.router.add_get(PREFIX + "/openapi.json", openapi)

@@ -30,16 +30,16 @@ log = logging.getLogger("incident.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 class ApiError(Exception):
     """A refusal decided in the web layer (authentication, content type, body shape)."""
 
     def __init__(
-        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+        self, status: int, error: str, detail: Any, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(detail)
+        super().__init__(str(detail))
         self.status, self.error, self.detail = status, error, detail
         self.headers = headers or {}
 

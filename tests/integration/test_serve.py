@@ -29,6 +29,21 @@ def get(url: str) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read())
 
 
+def wait_ready(port: int, timeout: float = 30) -> None:
+    """Until /readyz says 200 (the service is up, its database and scheduler running)."""
+    deadline = time.monotonic() + timeout
+    status, body = 0, {}
+    while time.monotonic() < deadline:
+        try:
+            status, body = get(f"http://127.0.0.1:{port}/readyz")
+            if status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready after {timeout} s: {status} {body}")
+
+
 def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     database = tmp_path / "served.db"

@@ -1,0 +1,159 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the operation table and its models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from incident.domain.access import REQUIRED
+from incident.web import schemas as s
+from incident.web.api import MAX_ID, OPERATIONS, Operation
+
+_REF = "#/components/schemas/{model}"
+
+_ERRORS = {
+    400: "The body is missing or not JSON, or a header is malformed.",
+    401: "No bearer token, or one we do not know.",
+    403: "The token's role may not do this (on this incident).",
+    404: "No such incident, step or route.",
+    409: "The incident's state does not allow this now (e.g. resolving a closed incident).",
+    413: "The body is larger than the configured limit.",
+    415: "The body is not application/json.",
+    422: "A field is missing, of the wrong type, or not an accepted value.",
+}
+
+
+def _models() -> list[type[BaseModel]]:
+    models: set[type[BaseModel]] = {s.Error}
+    for op in OPERATIONS:
+        if op.body is not None:
+            models.add(op.body)
+        if op.response is not None:
+            models.add(op.response)
+    return sorted(models, key=lambda m: m.__name__)
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = []
+    if "{incident_id}" in op.path:
+        parameters.append(
+            {
+                "name": "incident_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            }
+        )
+    if "{step_id}" in op.path:
+        parameters.append(
+            {
+                "name": "step_id",
+                "in": "path",
+                "required": True,
+                "description": "A step id from the incident's upcoming steps.",
+                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.@-]{1,120}$"},
+            }
+        )
+    for name, allowed, description in op.query:
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": description,
+                "style": "form",
+                "explode": True,
+                "schema": {"type": "array", "items": {"type": "string", "enum": allowed}},
+            }
+        )
+    if op.idempotency_key:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Repeat a request with the same key to get the same incident "
+                "back (200, created false) instead of a second one.",
+                "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,200}$"},
+            }
+        )
+    return parameters
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    needs = f"Needs the {op.role.value} role or higher."
+    if op.action is not None:
+        needs += (
+            f" To {op.action.value} on an incident: {REQUIRED[op.action].value} or higher, "
+            "or being that incident's commander."
+        )
+    success: dict[str, Any] = {"description": "OK"}
+    if op.response is not None:
+        success["content"] = {
+            "application/json": {"schema": {"$ref": _REF.format(model=op.response.__name__)}}
+        }
+    responses: dict[str, Any] = {str(op.status): success}
+    if op.idempotency_key:
+        responses["200"] = {
+            "description": "Already declared with this Idempotency-Key",
+            "content": success.get("content", {}),
+        }
+    error_content = {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}
+    for status, description in _ERRORS.items():
+        if op.body is None and status in (400, 413, 415, 422) and not op.query:
+            continue
+        responses[str(status)] = {"description": description, "content": error_content}
+    document: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "description": needs,
+        "parameters": _parameters(op),
+        "responses": responses,
+        "security": [{"bearer": []}],
+    }
+    if op.body is not None:
+        document["requestBody"] = {
+            "required": not op.body_optional,
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model=op.body.__name__)}}
+            },
+        }
+    return document
+
+
+@cache
+def _components() -> dict[str, Any]:
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in _models()], ref_template=_REF
+    )
+    return dict(definitions.get("$defs", {}))
+
+
+def openapi_document(base_url: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Incident response orchestration",
+            "version": "1",
+            "description": "Declare incidents and drive their timed playbooks. Errors are "
+            '`{"error": ..., "detail": ...}`.',
+        },
+        "servers": [{"url": base_url}],
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from INCIDENT_API_TOKENS (token:role[:name]).",
+                }
+            },
+        },
+    }

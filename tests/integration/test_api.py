@@ -1,0 +1,351 @@
+"""The REST API over real HTTP: the app on a loopback port, a real SQLite file, a fake clock
+and recording vendors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+
+from incident import bootstrap
+from incident.adapters.templates import JinjaRenderer
+from incident.clock import FakeClock
+from incident.config import ApiToken, Settings
+from incident.domain.access import AccessRole
+from incident.web.app import create_app
+from incident.web.metrics import Metrics
+from tests.fakes import RecordingEffects
+
+TOKENS = {
+    "viewer": ApiToken(token="v" * 24, role=AccessRole.VIEWER, name="vera"),
+    "responder": ApiToken(token="r" * 24, role=AccessRole.RESPONDER, name="rob"),
+    "other": ApiToken(token="o" * 24, role=AccessRole.RESPONDER, name="olga"),
+    "commander": ApiToken(token="c" * 24, role=AccessRole.COMMANDER, name="cleo"),
+    "admin": ApiToken(token="a" * 24, role=AccessRole.ADMIN, name="ada"),
+}
+
+
+def auth(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[who].token}"}
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, api_tokens=tuple(TOKENS.values()), max_body_bytes=4096)
+
+
+@pytest.fixture
+async def client(
+    api_settings: Settings, clock: FakeClock, vendor: RecordingEffects
+) -> AsyncIterator[TestClient[Any, Any]]:
+    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
+        return await bootstrap.build(
+            settings,
+            clock=clock,
+            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
+            on_step=metrics.step_finished,
+        )
+
+    async with TestClient(TestServer(create_app(api_settings, build=build))) as test_client:
+        yield test_client
+
+
+async def declare(client: TestClient[Any, Any], who: str = "responder", **body: Any) -> Any:
+    payload = {"title": "Checkout API down", "severity": "P1", "service": "checkout", **body}
+    response = await client.post("/api/v1/incidents", json=payload, headers=auth(who))
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def until(predicate: Any, within: float = 5.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def count_incidents(client: TestClient[Any, Any]) -> int:
+    response = await client.get("/api/v1/incidents", headers=auth("viewer"))
+    return len((await response.json())["incidents"])
+
+
+# --- declare, show, list -------------------------------------------------------------------
+
+
+async def test_declare_starts_the_playbook_and_show_lists_upcoming_steps_with_due_times(
+    client: TestClient[Any, Any], vendor: RecordingEffects, clock: FakeClock
+) -> None:
+    declared = await declare(client, impact="Payments fail for EU customers")
+    incident = declared["incident"]
+    assert declared["created"] is True
+    assert incident["severity"] == "P1" and incident["status"] == "investigating"
+    assert incident["declared_by"] == "rob"
+    # The page is due at once: the running scheduler sends it.
+    await until(lambda: any(s.port == "pager" for s in vendor.sends))
+    page = next(s for s in vendor.sends if s.port == "pager")
+    assert page.incident_id == incident["id"]
+
+    response = await client.get(f"/api/v1/incidents/{incident['id']}", headers=auth("viewer"))
+    assert response.status == 200
+    detail = await response.json()
+    upcoming = {step["step_id"]: step for step in detail["upcoming"]}
+    assert "exec-escalation" in upcoming or any("exec" in s for s in upcoming)
+    for step in detail["upcoming"]:
+        assert step["due_at"].endswith(("Z", "+00:00"))
+        assert step["state"] in ("pending", "running")
+    # Customer updates every 30 minutes for a P1 are among the upcoming steps.
+    dues = sorted(step["due_at"] for step in detail["upcoming"])
+    assert dues == sorted(dues) and len(dues) >= 3
+    kinds = [entry["kind"] for entry in detail["timeline"]]
+    assert kinds[0] == "declared"
+
+
+async def test_idempotency_key_returns_the_same_incident_and_pages_once(
+    client: TestClient[Any, Any], vendor: RecordingEffects
+) -> None:
+    headers = {**auth("responder"), "Idempotency-Key": "alert-123"}
+    body = {"title": "DB down", "severity": "P2"}
+    first = await client.post("/api/v1/incidents", json=body, headers=headers)
+    second = await client.post("/api/v1/incidents", json=body, headers=headers)
+    assert (first.status, second.status) == (201, 200)
+    one, two = await first.json(), await second.json()
+    assert one["incident"]["id"] == two["incident"]["id"]
+    assert (one["created"], two["created"]) == (True, False)
+    await until(lambda: any(s.port == "pager" for s in vendor.sends))
+    await asyncio.sleep(0.2)
+    assert len([s for s in vendor.sends if s.port == "pager"]) == 1
+    assert await count_incidents(client) == 1
+    # Another caller's identical key is its own declaration.
+    other = await client.post(
+        "/api/v1/incidents", json=body, headers={**auth("other"), "Idempotency-Key": "alert-123"}
+    )
+    assert other.status == 201
+    bad = await client.post(
+        "/api/v1/incidents", json=body, headers={**auth("other"), "Idempotency-Key": "a b"}
+    )
+    assert bad.status == 400 and "Idempotency-Key" in (await bad.json())["detail"]
+
+
+async def test_list_filters_by_status_and_severity(client: TestClient[Any, Any]) -> None:
+    p1 = (await declare(client, severity="P1"))["incident"]
+    p3 = (await declare(client, severity="P3", title="Slow search"))["incident"]
+    await client.post(
+        f"/api/v1/incidents/{p3['id']}/resolve",
+        json={"summary": "cache warmed"},
+        headers=auth("commander"),
+    )
+
+    async def ids(query: str) -> list[int]:
+        response = await client.get(f"/api/v1/incidents{query}", headers=auth("viewer"))
+        assert response.status == 200, await response.text()
+        return [i["id"] for i in (await response.json())["incidents"]]
+
+    assert await ids("") == [p3["id"], p1["id"]]
+    assert await ids("?severity=P1") == [p1["id"]]
+    assert await ids("?status=resolved") == [p3["id"]]
+    assert await ids("?status=investigating,resolved&severity=P1&severity=P3") == [
+        p3["id"],
+        p1["id"],
+    ]
+    bad = await client.get("/api/v1/incidents?severity=P9", headers=auth("viewer"))
+    assert bad.status == 422 and "P9" in (await bad.json())["detail"]
+    unknown = await client.get("/api/v1/incidents?colour=red", headers=auth("viewer"))
+    assert unknown.status == 422
+
+
+# --- the lifecycle through the API ---------------------------------------------------------
+
+
+async def test_every_change_through_the_api(client: TestClient[Any, Any], clock: FakeClock) -> None:
+    incident = (await declare(client))["incident"]
+    base = f"/api/v1/incidents/{incident['id']}"
+
+    async def post(path: str, body: Any = None, who: str = "commander") -> Any:
+        response = await client.post(base + path, json=body, headers=auth(who))
+        assert response.status == 200, (path, await response.text())
+        return await response.json()
+
+    acked = await client.post(base + "/acknowledge", headers=auth("responder"))
+    assert acked.status == 200
+    assert (await acked.json())["incident"]["acknowledged_by"] == "rob"
+    again = await client.post(base + "/acknowledge", headers=auth("responder"))
+    assert again.status == 409 and "already acknowledged" in (await again.json())["detail"]
+
+    updated = await post("/updates", {"message": "We found the cause", "status": "identified"})
+    assert updated["incident"]["status"] == "identified"
+    assert updated["incident"]["last_customer_update_at"] is not None
+    await post("/notes", {"text": "rolled back deploy 42"}, who="responder")
+    roles = await post("/roles", {"role": "commander", "person": "rob"})
+    assert roles["incident"]["commander"] == "rob"
+
+    pending = {s["step_id"]: s for s in roles["upcoming"]}
+    step = "escalate-vp-clevel"  # the 4-hour executive escalation of a P1
+    assert step in pending
+    snoozed = await post(f"/steps/{step}/snooze", {"reason": "vendor call", "minutes": 15})
+    moved = next(s for s in snoozed["upcoming"] if s["step_id"] == step)
+    assert moved["runs_at"] > pending[step]["runs_at"]
+    skipped = await post(f"/steps/{step}/skip", {"reason": "done by hand"})
+    detail = await (await client.get(base, headers=auth("viewer"))).json()
+    assert any(e["kind"] == "step_skipped" for e in detail["timeline"])
+    assert skipped["incident"]["id"] == incident["id"]
+    missing = await client.post(
+        base + "/steps/no-such-step/skip", json={"reason": "x"}, headers=auth("commander")
+    )
+    assert missing.status == 404 and "upcoming steps" in (await missing.json())["detail"]
+
+    resolved = await post("/resolve", {"summary": "Rolled back the bad deploy"}, who="responder")
+    assert resolved["incident"]["status"] == "resolved"
+    assert resolved["incident"]["rca_due_at"] is not None
+    # The cadence stopped; the RCA deadline's reminders are planned.
+    after = {s["step_id"] for s in resolved["upcoming"]}
+    assert "customer-update" not in after and "escalate-vp-clevel" not in after
+    assert any(step.startswith("rca") for step in after), after
+    closed = await post("/rca", {"link": "https://wiki.example.com/rca/1"})
+    assert closed["incident"]["status"] == "closed"
+    late = await client.post(base + "/resolve", json={"summary": "x"}, headers=auth("admin"))
+    assert late.status == 409
+
+
+async def test_roles_too_low_are_refused_with_the_reason(client: TestClient[Any, Any]) -> None:
+    incident = (await declare(client, severity="P2"))["incident"]
+    base = f"/api/v1/incidents/{incident['id']}"
+    assert (await client.get(base)).status == 401
+    wrong = await client.get(base, headers={"Authorization": "Bearer " + "x" * 24})
+    assert wrong.status == 401 and wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    viewer = await client.post(
+        "/api/v1/incidents", json={"title": "x", "severity": "P1"}, headers=auth("viewer")
+    )
+    assert viewer.status == 403 and "viewer" in (await viewer.json())["detail"]
+
+    resolve = await client.post(
+        base + "/resolve", json={"summary": "fixed"}, headers=auth("responder")
+    )
+    assert resolve.status == 403
+    detail = (await resolve.json())["detail"]
+    assert "rob" in detail and "commander" in detail
+    lower = await client.post(base + "/severity", json={"severity": "P3"}, headers=auth("other"))
+    assert lower.status == 403
+    raise_ = await client.post(base + "/severity", json={"severity": "P1"}, headers=auth("other"))
+    assert raise_.status == 200 and (await raise_.json())["incident"]["severity"] == "P1"
+    # Nothing changed by the refusals.
+    detail_after = await (await client.get(base, headers=auth("viewer"))).json()
+    assert detail_after["incident"]["status"] == "investigating"
+    # The incident's own commander has commander rights on it, whatever the token's role.
+    await client.post(
+        base + "/roles", json={"role": "commander", "person": "rob"}, headers=auth("admin")
+    )
+    ok = await client.post(base + "/resolve", json={"summary": "fixed"}, headers=auth("responder"))
+    assert ok.status == 200
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "error"),
+    [
+        (b'{"title": "x", "severity": ', "application/json", 400, "malformed JSON"),
+        (b"", "application/json", 400, "bad request"),
+        (b'{"title": "x", "severity": "P9"}', "application/json", 422, "invalid value"),
+        (b'{"title": 5, "severity": "P1"}', "application/json", 422, "invalid value"),
+        (b'{"title": "x", "severity": "P1", "extra": 1}', "application/json", 422, "invalid value"),
+        (b'{"title": "   ", "severity": "P1"}', "application/json", 422, "invalid value"),
+        (b"[1, 2]", "application/json", 422, "invalid value"),
+        (b'{"title": "x", "severity": "P1"}', "text/plain", 415, "unsupported media type"),
+        (b'{"title": "' + b"x" * 5000 + b'", "severity": "P1"}', "application/json", 413, None),
+    ],
+)
+async def test_bad_declarations_get_a_json_4xx_and_store_nothing(
+    client: TestClient[Any, Any], body: bytes, content_type: str, status: int, error: str | None
+) -> None:
+    response = await client.post(
+        "/api/v1/incidents",
+        data=body,
+        headers={**auth("responder"), "Content-Type": content_type},
+    )
+    assert response.status == status, await response.text()
+    payload = await response.json()
+    assert set(payload) == {"error", "detail"} and payload["detail"]
+    if error:
+        assert payload["error"] == error
+    assert "Traceback" not in str(payload)
+    assert await count_incidents(client) == 0
+
+
+async def test_validation_errors_name_the_field(client: TestClient[Any, Any]) -> None:
+    response = await client.post(
+        "/api/v1/incidents", json={"severity": "P1"}, headers=auth("responder")
+    )
+    assert response.status == 422
+    assert (await response.json())["detail"] == [{"field": "title", "problem": "Field required"}]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/incidents/999", 404),
+        ("GET", "/api/v1/incidents/abc", 404),
+        ("GET", "/api/v1/incidents/99999999999999999999", 404),
+        ("GET", "/api/v1/nothing-here", 404),
+        ("DELETE", "/api/v1/incidents", 405),
+        ("POST", "/api/v1/incidents/1/steps/..%2F/skip", 404),
+    ],
+)
+async def test_unknown_things_are_json_errors(
+    client: TestClient[Any, Any], method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path, headers=auth("admin"))
+    assert response.status == status
+    assert set(await response.json()) == {"error", "detail"}
+
+
+# --- the document and the metrics ----------------------------------------------------------
+
+
+async def test_openapi_document_is_valid_and_matches_the_routes(
+    client: TestClient[Any, Any],
+) -> None:
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    validate(document)
+    documented = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    served = set()
+    for resource in client.app.router.resources():
+        info = resource.get_info()
+        path = info.get("path") or info.get("formatter", "")
+        if not path.startswith("/api/v1/") or path == "/api/v1/openapi.json":
+            continue
+        for route in resource:
+            if route.method != "HEAD":
+                served.add((route.method, path))
+    assert documented == served
+    declare_op = document["paths"]["/api/v1/incidents"]["post"]
+    schema_ref = declare_op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    declare_schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+    assert declare_schema["additionalProperties"] is False
+    assert set(declare_schema["required"]) == {"title", "severity"}
+
+
+async def test_metrics_count_steps_lateness_and_open_incidents(
+    client: TestClient[Any, Any], vendor: RecordingEffects, clock: FakeClock
+) -> None:
+    await declare(client, severity="P2")
+    await until(lambda: any(s.port == "pager" for s in vendor.sends))
+    clock.advance(timedelta(seconds=1))
+    response = await client.get("/metrics")
+    assert response.status == 200
+    text = await response.text()
+    assert 'incident_open_incidents{severity="P2"} 1.0' in text
+    assert 'incident_open_incidents{severity="P1"} 0.0' in text
+    assert 'incident_steps_total{action="page",outcome="done"} 1.0' in text
+    assert 'incident_step_lateness_seconds_count{action="page"} 1.0' in text
