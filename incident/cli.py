@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from incident import bootstrap
+from incident import api_commands, bootstrap
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
+from incident.client import ClientError
 from incident.config import Settings, load_settings
 from incident.domain.errors import DomainError, InvalidPlaybook
 from incident.domain.incident import Category, Severity, Status
@@ -95,11 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     outbox = commands.add_parser("outbox", help="list the effects kept by the outbox")
     outbox.add_argument("--incident", type=int, default=None)
+
+    api_commands.add_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in api_commands.COMMANDS:
+        # A client of a running service: the server's own settings play no part.
+        try:
+            return api_commands.run(args)
+        except ClientError as error:
+            print(f"incident: {error}", file=sys.stderr)
+            return 1
     try:
         settings = load_settings()
         match args.command:

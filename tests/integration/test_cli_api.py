@@ -1,0 +1,125 @@
+"""`incident declare | list | show | ack | update | note | resolve` as real processes against
+a real `incident serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_serve import free_port, wait_ready
+
+RESPONDER = "cli-responder-token-0123"
+COMMANDER = "cli-commander-token-0123"
+VIEWER = "cli-viewer-token-01234567"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory: Path = tmp_path_factory.mktemp("cli-api")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "INCIDENT_DATABASE_URL": f"sqlite:///{directory / 'served.db'}",
+            "INCIDENT_API_TOKENS": f"{RESPONDER}:responder:rob,{COMMANDER}:commander:cleo,"
+            f"{VIEWER}:viewer",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+
+
+def cli(
+    *args: str, url: str | None = None, token: str | None = RESPONDER
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    if url:
+        env["INCIDENT_URL"] = url
+    if token:
+        env["INCIDENT_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "incident.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_declare_show_ack_update_note_resolve(server: str) -> None:
+    declared = cli("declare", "P1", "Checkout API down", "--service", "checkout", url=server)
+    assert declared.returncode == 0, declared.stderr
+    assert declared.stdout.startswith("declared: INC-")
+    assert "next steps:" in declared.stdout
+    ref = declared.stdout.split()[1]
+    number = ref.removeprefix("INC-")
+
+    shown = cli("show", ref, url=server)
+    assert shown.returncode == 0, shown.stderr
+    assert "P1 investigating: Checkout API down [checkout]" in shown.stdout
+    upcoming = shown.stdout.split("upcoming steps:")[1].split("timeline:")[0]
+    assert "customer-update" in upcoming and "escalate-vp-clevel" in upcoming
+    assert "(in 4h)" in upcoming  # the VP / C-level escalation, 4 h after declaring
+
+    as_json = json.loads(cli("show", number, "--json", url=server).stdout)
+    assert as_json["incident"]["ref"] == ref
+    assert all(step["due_at"] for step in as_json["upcoming"])
+
+    assert cli("ack", number, url=server).stdout.startswith(f"acknowledged: {ref}")
+    updated = cli("update", number, "Cause found", "--status", "identified", url=server)
+    assert updated.returncode == 0 and f"{ref} P1 identified" in updated.stdout
+    assert cli("note", number, "rolled back", url=server).returncode == 0
+
+    refused = cli("resolve", number, "fixed", url=server)
+    assert refused.returncode == 1
+    assert "refused (403)" in refused.stderr and "commander" in refused.stderr
+    resolved = cli("resolve", number, "Rolled back deploy 42", url=server, token=COMMANDER)
+    assert resolved.returncode == 0 and f"{ref} P1 resolved" in resolved.stdout
+
+    listed = cli("list", "--status", "resolved", url=server, token=VIEWER)
+    assert listed.returncode == 0 and ref in listed.stdout
+    timeline = cli("show", number, url=server).stdout.split("timeline:")[1]
+    for text in ("declared", "acknowledged by rob", "Cause found", "rolled back"):
+        assert text in timeline
+
+
+def test_idempotency_key_declares_once(server: str) -> None:
+    first = cli("declare", "P3", "Slow search", "--idempotency-key", "k-1", url=server)
+    second = cli("declare", "P3", "Slow search", "--idempotency-key", "k-1", url=server)
+    assert first.stdout.startswith("declared: ")
+    assert second.stdout.startswith("already declared: ")
+    assert first.stdout.split()[1] == second.stdout.split()[2]
+
+
+def test_mistakes_are_readable_and_exit_non_zero(server: str) -> None:
+    cases = [
+        (cli("list", url=server, token=None), "no API token"),
+        (cli("list", url=server, token="wrong-token-0123456789"), "refused (401)"),
+        (cli("declare", "P9", "x", url=server), "severity: Input should be 'P1'"),
+        (cli("show", "999999", url=server), "refused (404)"),
+        (cli("show", "abc", url=server), "is not an incident id"),
+        (cli("list", url="http://127.0.0.1:9"), "cannot reach http://127.0.0.1:9"),
+        (cli("list", url="ftp://x"), "must start with http"),
+    ]
+    for result, message in cases:
+        assert result.returncode != 0, result
+        assert message in result.stderr, (message, result.stderr)
+        assert "Traceback" not in result.stderr
