@@ -1,0 +1,117 @@
+"""Settings: environment over config file, and every bad value named with what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from incident.config import DEFAULT_DATABASE_URL, load_settings
+from incident.domain.access import AccessRole
+from incident.domain.errors import InvalidValue
+from incident.domain.incident import Category, Severity
+
+TOKEN = "t" * 20
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.api_tokens == ()
+    assert settings.slack_signing_secret is None
+    assert settings.alert_routing.route({"severity": "critical", "tier": "1"}).severity is (
+        Severity.P1
+    )
+    assert settings.alert_routing.route({}).severity is Severity.P4
+
+
+def test_tokens_roles_and_names() -> None:
+    settings = load_settings({"INCIDENT_API_TOKENS": f"{TOKEN}:admin:ops-bot, {'u' * 20}:viewer"})
+    admin, viewer = settings.api_tokens
+    assert (admin.role, admin.name) == (AccessRole.ADMIN, "ops-bot")
+    assert (viewer.role, viewer.name) == (AccessRole.VIEWER, "api-viewer-2")
+    assert settings.token(TOKEN) == admin
+    assert settings.token("nope") is None
+    assert TOKEN not in repr(settings)  # tokens never reach logs through repr
+
+
+@pytest.mark.parametrize(
+    ("environ", "names"),
+    [
+        ({"INCIDENT_API_TOKENS": f"{TOKEN}:root"}, ["INCIDENT_API_TOKENS", "unknown role 'root'"]),
+        ({"INCIDENT_API_TOKENS": "short:admin"}, ["INCIDENT_API_TOKENS", "at least 16"]),
+        ({"INCIDENT_API_TOKENS": TOKEN}, ["INCIDENT_API_TOKENS", "token:role"]),
+        ({"INCIDENT_API_TOKENS": f"{TOKEN}:admin,{TOKEN}:viewer"}, ["listed twice"]),
+        ({"INCIDENT_DATABASE_URL": "mysql://x"}, ["INCIDENT_DATABASE_URL", "sqlite:///"]),
+        ({"INCIDENT_BASE_URL": "ftp://x"}, ["INCIDENT_BASE_URL", "http://"]),
+        ({"INCIDENT_MAX_BODY_BYTES": "lots"}, ["INCIDENT_MAX_BODY_BYTES", "bytes"]),
+        ({"INCIDENT_LOG_FORMAT": "xml"}, ["INCIDENT_LOG_FORMAT", "json or text"]),
+        ({"INCIDENT_SLACK_ROLES": "U1:boss"}, ["INCIDENT_SLACK_ROLES", "unknown role 'boss'"]),
+        ({"INCIDENT_CONFIG_FILE": "/no/such/file.yaml"}, ["INCIDENT_CONFIG_FILE", "cannot read"]),
+    ],
+)
+def test_bad_environment_values_are_named(environ: dict[str, str], names: list[str]) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        load_settings(environ)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_config_file_with_routing_and_env_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "incident.yaml"
+    config.write_text(
+        f"""
+database_url: sqlite:///{tmp_path}/from-file.db
+api_tokens: ["{TOKEN}:responder:alertmanager"]
+slack_roles: ["U123:admin"]
+log_format: text
+alert_routing:
+  routes:
+    - name: payments
+      match: {{service: payments, severity: critical}}
+      severity: P1
+    - match: ["alertname=~Security.*"]
+      severity: P2
+      category: security
+      service: edge
+  default: {{severity: P3}}
+  auto_resolve: [P4]
+"""
+    )
+    settings = load_settings({"INCIDENT_CONFIG_FILE": str(config), "INCIDENT_LOG_FORMAT": "json"})
+    assert settings.database_url.endswith("from-file.db")
+    assert settings.log_format == "json"  # the environment wins
+    assert settings.api_tokens[0].name == "alertmanager"
+    assert settings.slack_roles == {"U123": AccessRole.ADMIN}
+    routing = settings.alert_routing
+    assert routing.route({"service": "payments", "severity": "critical"}).name == "payments"
+    security = routing.route({"alertname": "SecurityScanFailed", "service": "x"})
+    assert (security.severity, security.category) == (Severity.P2, Category.SECURITY)
+    assert security.service_for({"service": "x"}) == "edge"
+    assert routing.route({"service": "payments", "severity": "warning"}).severity is Severity.P3
+    assert routing.auto_resolve == frozenset({Severity.P4})
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("colour: blue\n", ["unknown settings ['colour']"]),
+        ("- a\n- b\n", ["must hold a mapping"]),
+        ("database_url: [\n", ["not valid YAML"]),
+        ("alert_routing:\n  routes:\n    - match: {a: b}\n", ["routes[0].severity"]),
+        (
+            "alert_routing:\n  routes:\n    - {match: 'a=~(', severity: P1}\n",
+            ["routes[0].match[0]", "bad regular expression"],
+        ),
+        ("alert_routing:\n  routes:\n    - {match: 'a', severity: P1}\n", ["not a matcher"]),
+        ("alert_routing:\n  default: {severity: P7}\n", ["alert_routing.default.severity"]),
+        ("alert_routing:\n  auto_resolve: P1\n", ["auto_resolve", "list"]),
+    ],
+)
+def test_bad_config_files_name_file_and_key(tmp_path: Path, text: str, names: list[str]) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(InvalidValue) as caught:
+        load_settings({"INCIDENT_CONFIG_FILE": str(config)})
+    for name in names:
+        assert name in str(caught.value), str(caught.value)
