@@ -81,3 +81,56 @@ def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> No
     assert process.returncode == 0, stderr
     assert "serving on" in stdout and "outbox" in stdout
     assert "Traceback" not in stderr
+
+
+def test_serve_refuses_to_start_on_invalid_settings(tmp_path: Path) -> None:
+    config = tmp_path / "incident.yaml"
+    config.write_text("alert_routing:\n  routes:\n    - {match: 'severity=critical'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "incident.cli", "serve", "--port", str(free_port())],
+        env={
+            **os.environ,
+            "INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            "INCIDENT_CONFIG_FILE": str(config),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "alert_routing.routes[0].severity" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()  # nothing created
+
+
+def test_serve_says_which_integrations_are_live(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+            "INCIDENT_API_TOKENS": "abcdefghijklmnopqrst:responder:alertmanager",
+            "INCIDENT_SLACK_SIGNING_SECRET": "s3cr3t",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            metrics = response.read().decode()
+        assert 'incident_open_incidents{severity="P1"} 0.0' in metrics
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "1 token(s) (responder)" in stdout
+    assert "signature checked with INCIDENT_SLACK_SIGNING_SECRET" in stdout
+    assert "abcdefghijklmnopqrst" not in stdout + stderr and "s3cr3t" not in stdout + stderr
+    # Structured logs: one JSON object per line, the engine's start and stop among them.
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    messages = [r["message"] for r in records]
+    assert "engine started" in messages and "engine stopped" in messages

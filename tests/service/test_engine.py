@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import timedelta
 
@@ -475,3 +476,19 @@ async def test_a_one_off_step_moved_after_an_unrecorded_send_is_not_sent_again(
     await run_until(restarted, clock, 2 * H)
     assert sends_of(vendor, "customer-notification") == [10 * M]
     assert vendor.attempts[f"inc-{incident_id}/customer-notification/1"] == 2  # re-sent, deduped
+
+
+async def test_a_stopping_scheduler_starts_no_step_and_hands_its_claims_back(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    stop = asyncio.Event()
+    stop.set()
+    report = await app.scheduler.tick(clock.now(), stop=stop)
+    assert report.steps == [] and vendor.sends == []
+    running = await app.store.run(lambda tx: tx.occurrences(incident_id, states=("running",)))
+    assert running, "the due steps were claimed before the stop was seen"
+    owner = app.scheduler.owner
+    assert await app.store.run(lambda tx: tx.release_claims(owner=owner)) == len(running)
+    await app.scheduler.tick(clock.now())
+    assert [s.key for s in vendor.sends if "page-oncall" in s.key]
