@@ -7,6 +7,7 @@ then tells the scheduler the plan changed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from incident.domain.planning import plan
 from incident.domain.playbook import PlaybookSet
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
 from incident.services.ports import Store, Transaction
+
+log = logging.getLogger("incident.services")
 
 
 def _nothing() -> None:
@@ -178,6 +181,7 @@ async def _change(
 
     incident = await rt.store.run(work)
     rt.plan_changed()
+    log.info(reason, extra={"action": reason.replace(" ", "_"), "incident_id": incident_id})
     return incident
 
 
@@ -236,6 +240,15 @@ async def declare_incident(
         return existing, False
     if result[1]:
         rt.plan_changed()
+        log.info(
+            "incident declared",
+            extra={
+                "action": "declared",
+                "incident_id": result[0].id,
+                "severity": severity.value,
+                "by": by,
+            },
+        )
     return result
 
 

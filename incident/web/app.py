@@ -61,7 +61,10 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
         task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")
         background: set[asyncio.Task[None]] = set()
         app[BACKGROUND] = background
-        log.info("engine started", extra={"database": container.database.dialect})
+        log.info(
+            "engine started",
+            extra={"action": "engine_started", "database": container.database.dialect},
+        )
         try:
             yield
         finally:
@@ -75,7 +78,9 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
             owner = container.scheduler.owner
             handed_back = await container.store.run(lambda tx: tx.release_claims(owner=owner))
             await container.close()
-            log.info("engine stopped", extra={"handed_back": handed_back})
+            log.info(
+                "engine stopped", extra={"action": "engine_stopped", "handed_back": handed_back}
+            )
 
     return context
 
