@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from incident.domain.errors import Forbidden, InvalidValue
-from incident.domain.incident import Incident, Severity
+from incident.domain.incident import Incident, Role, Severity
 
 
 class AccessRole(StrEnum):
@@ -56,6 +56,7 @@ class Action(StrEnum):
     POST_UPDATE = "post updates and notes"
     RAISE_SEVERITY = "raise the severity"
     LOWER_SEVERITY = "lower the severity"
+    TAKE_COMMAND = "take command of an incident without a commander"
     ASSIGN_ROLE = "assign roles"
     RESOLVE = "resolve"
     COMPLETE_RCA = "mark the RCA done"
@@ -70,6 +71,9 @@ REQUIRED: dict[Action, AccessRole] = {
     # Making an incident worse is everyone's job; calling it smaller is the commander's.
     Action.RAISE_SEVERITY: AccessRole.RESPONDER,
     Action.LOWER_SEVERITY: AccessRole.COMMANDER,
+    # At 3 a.m. someone has to pick up an incident an alert declared: any responder may
+    # make themselves its commander while it has none. Handing over needs commander rights.
+    Action.TAKE_COMMAND: AccessRole.RESPONDER,
     Action.ASSIGN_ROLE: AccessRole.COMMANDER,
     Action.RESOLVE: AccessRole.COMMANDER,
     Action.COMPLETE_RCA: AccessRole.COMMANDER,
@@ -98,6 +102,13 @@ class Principal:
 def severity_action(incident: Incident, new: Severity) -> Action:
     """A change to a more severe level (P2 -> P1) raises it; anything else lowers it."""
     return Action.RAISE_SEVERITY if new.rank < incident.severity.rank else Action.LOWER_SEVERITY
+
+
+def assign_action(incident: Incident, principal: Principal, role: Role, person: str) -> Action:
+    """Taking command of an incident nobody commands is lighter than assigning a role."""
+    if role is Role.COMMANDER and incident.commander is None and person == principal.name:
+        return Action.TAKE_COMMAND
+    return Action.ASSIGN_ROLE
 
 
 def authorize(principal: Principal, action: Action, incident: Incident | None = None) -> None:

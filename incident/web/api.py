@@ -16,7 +16,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from incident.domain.access import AccessRole, Action, Principal, severity_action
+from incident.domain.access import (
+    AccessRole,
+    Action,
+    Principal,
+    assign_action,
+    severity_action,
+)
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import Severity, Status
 from incident.services import incidents as uc
@@ -173,7 +179,12 @@ async def change_severity(call: Call) -> web.Response:
 
 async def assign_role(call: Call) -> web.Response:
     body: s.RoleRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.ASSIGN_ROLE)
+    await uc.authorize_on(
+        call.rt,
+        call.principal,
+        call.incident_id,
+        lambda i: assign_action(i, call.principal, body.role, body.person),
+    )
     await uc.assign_role(call.rt, call.incident_id, body.role, body.person, by=call.principal.name)
     return await _changed(call)
 

@@ -85,20 +85,6 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
     return context
 
 
-def run_in_background(app: web.Application, work: Awaitable[None]) -> None:
-    """Run `work` after the response has gone; shutdown waits for it (up to 10 s)."""
-
-    async def guarded() -> None:
-        try:
-            await work
-        except Exception:
-            log.exception("background work failed")
-
-    task = asyncio.create_task(guarded())
-    app[BACKGROUND].add(task)
-    task.add_done_callback(app[BACKGROUND].discard)
-
-
 async def runbook(request: web.Request) -> web.StreamResponse:
     """The runbooks that messages link to, as Markdown text."""
     name = request.match_info["name"]

@@ -1,9 +1,630 @@
-"""(placeholder: routes are added by the module's own change)."""
+"""`POST /slack/commands`: the `/incident` slash command, signed by Slack, answered in 3 s.
+
+Every request is verified (Slack's v0 signature over the raw body, a 5-minute window, by
+slack_sdk's verifier reading our clock) before its body is parsed; without a signing secret
+the endpoint is off (503). The command then runs with a budget: if it finishes in time the
+reply carries its result; if not, the reply says it is under way, and the result goes to the
+request's `response_url` once the command has finished.
+
+Replies are Slack messages: changes to an incident go to the whole channel (`in_channel`);
+help, usage, lists and refusals only to the person who typed the command (`ephemeral`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import assert_never
+from urllib.parse import parse_qs
+
+import httpx
 from aiohttp import web
+from slack_sdk import signature
+
+from incident.clock import Clock
+from incident.domain.access import (
+    AccessRole,
+    Action,
+    Principal,
+    assign_action,
+    authorize,
+    severity_action,
+)
+from incident.domain.chat_commands import (
+    Acknowledge,
+    AssignCommander,
+    ChangeSeverity,
+    Command,
+    CompleteRca,
+    CustomerUpdate,
+    Declare,
+    Help,
+    IncidentCommand,
+    Note,
+    Resolve,
+    SetStatus,
+    ShowNext,
+    ShowTimeline,
+    Usage,
+    help_text,
+    parse,
+    usage_line,
+)
+from incident.domain.errors import (
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidValue,
+    NotFound,
+)
+from incident.domain.incident import OPEN_STATUSES, Role
+from incident.services import incidents as uc
+from incident.services.incidents import IncidentView, Runtime
+from incident.web.background import run_in_background
+from incident.web.context import BACKGROUND, CONTAINER, METRICS
+from incident.web.errors import ApiError, json_error
+
+log = logging.getLogger("incident.web.slack")
+
+PATH = "/slack/commands"
+# Slack gives up after 3 s, network included: answer within 2 s and finish the rest later.
+REPLY_BUDGET = 2.0
+MAX_SKEW = timedelta(minutes=5)
+# How long the result of slow work may take to reach Slack's response_url.
+RESPONSE_URL_TIMEOUT = 10.0
+# Slack shows about 4,000 characters of a message; lists are cut well before that.
+LIST_LIMIT = 20
+
+SLACK_HTTP = web.AppKey("slack_http", httpx.AsyncClient)
+
+_TIMESTAMP = re.compile(r"\d{1,12}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
+_OUR_MENTION = re.compile(r"(<@[UW][A-Z0-9]{1,30}>)")
+_TRIGGER_ID = re.compile(r"[\w.\-]{1,150}")
 
 
 def add_routes(app: web.Application) -> None:
-    return None
+    app.cleanup_ctx.append(_http_client)
+    app.router.add_post(PATH, slash_command)
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    """The client that takes late results to Slack, for the application's lifetime."""
+    async with httpx.AsyncClient(timeout=RESPONSE_URL_TIMEOUT, follow_redirects=False) as client:
+        app[SLACK_HTTP] = client
+        yield
+        # Late results still on their way need the client: let them finish first (briefly).
+        background: set[asyncio.Task[None]] = app[BACKGROUND]
+        if pending := set(background):
+            await asyncio.wait(pending, timeout=RESPONSE_URL_TIMEOUT)
+
+
+# --- the request ---------------------------------------------------------------------------
+
+
+class _SlackClock(signature.Clock):
+    """slack_sdk's verifier reads the time through this: our clock, not time.time()."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock.now().timestamp()
+
+
+def signature_problem(
+    secret: str, clock: Clock, body: bytes, headers: Mapping[str, str]
+) -> str | None:
+    """Why the request is not Slack's, or None when its signature is good and recent."""
+    timestamp = headers.get("X-Slack-Request-Timestamp")
+    presented = headers.get("X-Slack-Signature")
+    if not timestamp or not presented:
+        return (
+            "the request is not signed: Slack's X-Slack-Request-Timestamp and "
+            "X-Slack-Signature headers are missing"
+        )
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return "X-Slack-Request-Timestamp must be Unix time in whole seconds"
+    verifier = signature.SignatureVerifier(secret, clock=_SlackClock(clock))
+    try:
+        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=presented)
+    except UnicodeDecodeError:  # Slack's bodies are UTF-8; this one cannot be Slack's
+        valid = False
+    if valid:
+        return None
+    skew = clock.now().timestamp() - int(timestamp)
+    if abs(skew) > MAX_SKEW.total_seconds():
+        return (
+            f"the request was signed {abs(int(skew))} s {'ago' if skew > 0 else 'ahead'}, "
+            "more than the 5 minutes allowed: a replay, or a clock that is off (check NTP "
+            "on this server)"
+        )
+    return (
+        "the signature does not match: INCIDENT_SLACK_SIGNING_SECRET must be the Signing "
+        "Secret from the Slack app's Basic Information page"
+    )
+
+
+@dataclass(frozen=True)
+class SlashRequest:
+    """The fields of Slack's slash-command form that we use."""
+
+    command: str
+    text: str
+    user_id: str
+    channel_id: str
+    channel_name: str
+    response_url: str | None
+    trigger_id: str | None  # unique per invocation: a replayed request carries the same one
+
+    @property
+    def rooms(self) -> list[str]:
+        return [room for room in (self.channel_id, self.channel_name) if room]
+
+
+def read_form(content_type: str, body: bytes) -> SlashRequest:
+    """The slash command's form fields (ApiError 400 when the body is not one)."""
+    if content_type != "application/x-www-form-urlencoded":
+        raise ApiError(
+            400,
+            "bad request",
+            "a slash command is sent as application/x-www-form-urlencoded, not "
+            f"{content_type}: check the Request URL is this service's /slack/commands",
+        )
+    try:
+        fields = parse_qs(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=64,
+        )
+    except ValueError as error:  # includes UnicodeDecodeError
+        raise ApiError(400, "bad request", f"the form body cannot be read: {error}") from None
+
+    def one(name: str, *, required: bool = False) -> str:
+        values = fields.get(name, [])
+        if len(values) > 1:
+            raise ApiError(400, "bad request", f"form field {name!r} appears more than once")
+        if required and not values:
+            raise ApiError(
+                400, "bad request", f"form field {name!r} is missing; Slack always sends it"
+            )
+        return values[0] if values else ""
+
+    user_id = one("user_id", required=True)
+    if not _USER_ID.fullmatch(user_id):
+        raise ApiError(
+            400, "bad request", "form field 'user_id' must be a Slack user id like U0123ABCD"
+        )
+    response_url = one("response_url") or None
+    if response_url is not None and not response_url.startswith(("https://", "http://")):
+        raise ApiError(400, "bad request", "form field 'response_url' must be an http(s) URL")
+    return SlashRequest(
+        command=one("command", required=True) or "/incident",
+        text=one("text"),
+        user_id=user_id,
+        channel_id=one("channel_id"),
+        channel_name=one("channel_name"),
+        response_url=response_url,
+        trigger_id=trigger_id if _TRIGGER_ID.fullmatch(trigger_id := one("trigger_id")) else None,
+    )
+
+
+# --- the handler ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person sees. `result` labels the metric and the log line."""
+
+    text: str
+    result: str = "ok"
+    in_channel: bool = False
+    incident_id: int | None = None
+
+    def message(self) -> dict[str, str]:
+        kind = "in_channel" if self.in_channel else "ephemeral"
+        return {"response_type": kind, "text": self.text}
+
+
+async def slash_command(request: web.Request) -> web.Response:
+    app = request.app
+    container = app[CONTAINER]
+    settings = container.settings
+    if not settings.slack_signing_secret:
+        _count(app, "none", "not_configured")
+        return json_error(
+            503,
+            "slack commands are off",
+            "set INCIDENT_SLACK_SIGNING_SECRET to the Signing Secret from the Slack app's "
+            "Basic Information page and restart the service; unsigned requests are never "
+            "accepted",
+        )
+    body = await request.read()
+    problem = signature_problem(
+        settings.slack_signing_secret, container.runtime.clock, body, request.headers
+    )
+    if problem is not None:
+        _count(app, "none", "bad_signature")
+        log.warning(
+            "slack request refused", extra={"action": "slack_bad_signature", "problem": problem}
+        )
+        return json_error(401, "unauthorized", problem)
+    try:
+        slash = read_form(request.content_type, body)
+    except ApiError:
+        _count(app, "none", "bad_request")
+        raise
+    parsed = parse(slash.text)
+    if isinstance(parsed, Usage):
+        return _respond(
+            app, slash, parsed.command or "unknown", Reply(parsed.text(slash.command), "usage")
+        )
+    principal = Principal(
+        name=f"<@{slash.user_id}>",
+        role=settings.slack_roles.get(slash.user_id, AccessRole.RESPONDER),
+    )
+    work = asyncio.create_task(
+        execute(
+            container.runtime,
+            principal,
+            parsed,
+            rooms=slash.rooms,
+            slash=slash.command,
+            request_key=f"slack:{slash.trigger_id}" if slash.trigger_id else None,
+        )
+    )
+    done, _ = await asyncio.wait({work}, timeout=REPLY_BUDGET)
+    if work in done:
+        return _respond(app, slash, parsed.name, work.result())
+    run_in_background(app, _reply_later(app, work, slash, parsed.name))
+    log.info(
+        "slack command continues after the reply",
+        extra={"action": "slack_command_deferred", "command": parsed.name},
+    )
+    later = "the result will appear here" if slash.response_url else "check the timeline"
+    return web.json_response(
+        Reply(
+            f"Working on `{slash.command} {parsed.name}`: it is taking a moment; {later} "
+            "when it is done."
+        ).message()
+    )
+
+
+def _respond(app: web.Application, slash: SlashRequest, name: str, reply: Reply) -> web.Response:
+    _count(app, name, reply.result)
+    _log(slash, name, reply)
+    return web.json_response(reply.message())
+
+
+async def _reply_later(
+    app: web.Application, work: asyncio.Task[Reply], slash: SlashRequest, name: str
+) -> None:
+    reply = await work
+    _count(app, name, reply.result)
+    _log(slash, name, reply)
+    if slash.response_url is None:
+        log.warning(
+            "slow slack command had no response_url: its result was not shown",
+            extra={"action": "slack_reply_undeliverable", "command": name},
+        )
+        return
+    try:
+        response = await app[SLACK_HTTP].post(slash.response_url, json=reply.message())
+    except httpx.HTTPError as error:
+        log.warning(
+            "could not deliver a slack command's result to its response_url",
+            extra={"action": "slack_reply_failed", "command": name, "error": repr(error)},
+        )
+        return
+    if response.status_code >= 300:
+        log.warning(
+            "slack refused a command's result at its response_url",
+            extra={
+                "action": "slack_reply_failed",
+                "command": name,
+                "status": response.status_code,
+                "body": response.text[:200],
+            },
+        )
+
+
+def _count(app: web.Application, command: str, result: str) -> None:
+    app[METRICS].slack_commands.labels(command, result).inc()
+
+
+def _log(slash: SlashRequest, name: str, reply: Reply) -> None:
+    log.info(
+        "slack command",
+        extra={
+            "action": "slack_command",
+            "command": name,
+            "result": reply.result,
+            "incident_id": reply.incident_id,
+            "user": slash.user_id,
+            "channel": slash.channel_id,
+        },
+    )
+
+
+# --- running a command ---------------------------------------------------------------------
+
+
+class _NoIncidentHere(Exception):
+    """The command names no incident and the channel is no incident's war room."""
+
+
+async def execute(
+    rt: Runtime,
+    principal: Principal,
+    command: Command,
+    *,
+    rooms: Sequence[str],
+    slash: str,
+    request_key: str | None = None,
+) -> Reply:
+    """Run one command as `principal`; every refusal becomes a reply, never an exception.
+
+    `request_key` identifies the invocation: a declaration made twice with the same key (a
+    replayed request) returns the first incident instead of declaring another.
+    """
+    try:
+        return await _execute(
+            rt, principal, command, rooms=rooms, slash=slash, request_key=request_key
+        )
+    except _NoIncidentHere as error:
+        return Reply(str(error), "no_incident")
+    except Forbidden as error:
+        return Reply(f"Not allowed: {_esc(str(error))}.", "refused")
+    except InvalidValue as error:
+        return Reply(
+            f"{_esc(error.message)} ({error.field}).\nUsage: {usage_line(command.name, slash)}",
+            "invalid",
+        )
+    except NotFound as error:
+        return Reply(f"{_esc(str(error))}: check the incident id.", "not_found")
+    except IllegalTransition as error:
+        return Reply(f"Not now: {_esc(str(error))}.", "not_allowed_now")
+    except DomainError as error:
+        return Reply(_esc(str(error)), "failed")
+    except Exception:
+        log.exception(
+            "slack command failed",
+            extra={"action": "slack_command_failed", "command": command.name},
+        )
+        return Reply(
+            f"Something went wrong on our side running `{slash} {command.name}`. "
+            f"`{slash} timeline` shows whether it took effect; the service logged the error "
+            "(action slack_command_failed) for the operator.",
+            "error",
+        )
+
+
+async def _execute(
+    rt: Runtime,
+    principal: Principal,
+    command: Command,
+    *,
+    rooms: Sequence[str],
+    slash: str,
+    request_key: str | None,
+) -> Reply:
+    match command:
+        case Help():
+            return Reply(help_text(slash))
+        case Declare(severity=severity, title=title):
+            authorize(principal, Action.DECLARE)
+            incident, created = await uc.declare_incident(
+                rt,
+                title=title,
+                severity=severity,
+                by=principal.name,
+                commander=principal.name,
+                idempotency_key=request_key,
+            )
+            assert incident.id is not None
+            if not created:
+                return Reply(
+                    f"This request was already handled: it declared *{incident.ref}*.",
+                    "duplicate",
+                    incident_id=incident.id,
+                )
+            view = await uc.get_incident(rt, incident.id)
+            return Reply(
+                f"*{incident.ref}* declared by {principal.name}: *{severity.value}* "
+                f"{_esc(title)}\nIncident commander: {principal.name}\n"
+                f"The {severity.value} playbook has started. Next:\n"
+                f"{_steps(view, rt.clock.now(), limit=5)}\n"
+                f"`{slash} next {incident.ref}` shows every upcoming step; `{slash} help` "
+                "lists the commands.",
+                in_channel=True,
+                incident_id=incident.id,
+            )
+        case _:
+            incident_id = await _target(rt, command, rooms, slash)
+            reply = await _on_incident(rt, principal, command, incident_id)
+            return replace(reply, incident_id=incident_id)
+
+
+async def _target(rt: Runtime, command: IncidentCommand, rooms: Sequence[str], slash: str) -> int:
+    if command.incident_id is not None:
+        return command.incident_id
+    incident = await uc.find_by_war_room(rt, rooms)
+    if incident is not None and incident.id is not None:
+        return incident.id
+    open_now = await uc.list_incidents(rt, statuses=OPEN_STATUSES)
+    listed = "".join(f"\n• *{i.ref}* {i.severity.value} {_esc(i.title)}" for i in open_now[:10])
+    open_list = f"\nOpen incidents:{listed}" if listed else "\nNo incident is open."
+    raise _NoIncidentHere(
+        f"This channel is not an incident's war room. Type the command in the war room, or "
+        f"name the incident: `{slash} {command.name} INC-12` (or `#12`).{open_list}"
+    )
+
+
+async def _on_incident(
+    rt: Runtime, principal: Principal, command: IncidentCommand, incident_id: int
+) -> Reply:
+    by = principal.name
+    match command:
+        case Acknowledge():
+            await uc.authorize_on(rt, principal, incident_id, Action.ACKNOWLEDGE)
+            incident = await uc.acknowledge_incident(rt, incident_id, by=by)
+            return Reply(f"*{incident.ref}* acknowledged by {by}.", in_channel=True)
+        case SetStatus(status=status, message=message):
+            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
+            incident = await uc.post_customer_update(
+                rt, incident_id, message=message, status=status, by=by
+            )
+            return Reply(
+                f"*{incident.ref}* is now *{incident.status.value}*. Customer update by {by}:"
+                f"\n>{_esc(message)}",
+                in_channel=True,
+            )
+        case CustomerUpdate(message=message):
+            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
+            incident = await uc.post_customer_update(rt, incident_id, message=message, by=by)
+            return Reply(
+                f"Customer update on *{incident.ref}* by {by}:\n>{_esc(message)}",
+                in_channel=True,
+            )
+        case Note(text=text):
+            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
+            incident = await uc.add_internal_note(rt, incident_id, text=text, by=by)
+            return Reply(
+                f"Internal note on *{incident.ref}* by {by}:\n>{_esc(text)}", in_channel=True
+            )
+        case ChangeSeverity(severity=severity, reason=reason):
+            before = await uc.authorize_on(
+                rt, principal, incident_id, lambda i: severity_action(i, severity)
+            )
+            incident = await uc.change_severity(rt, incident_id, severity, by=by, reason=reason)
+            why = f": {_esc(reason)}" if reason else ""
+            return Reply(
+                f"*{incident.ref}* is now *{severity.value}* (was {before.severity.value}), "
+                f"changed by {by}{why}. The {severity.value} playbook now applies.",
+                in_channel=True,
+            )
+        case AssignCommander(person=person):
+            who = person or by
+            await uc.authorize_on(
+                rt,
+                principal,
+                incident_id,
+                lambda i: assign_action(i, principal, Role.COMMANDER, who),
+            )
+            incident = await uc.assign_role(rt, incident_id, Role.COMMANDER, who, by=by)
+            return Reply(
+                f"{who} is now the incident commander of *{incident.ref}* (assigned by {by}).",
+                in_channel=True,
+            )
+        case Resolve(summary=summary):
+            await uc.authorize_on(rt, principal, incident_id, Action.RESOLVE)
+            incident = await uc.resolve_incident(rt, incident_id, summary=summary, by=by)
+            due = (
+                f"\nThe RCA is due {_when(incident.rca_due_at, rt.clock.now())}."
+                if incident.rca_due_at is not None
+                else ""
+            )
+            return Reply(
+                f"*{incident.ref}* resolved by {by}:\n>{_esc(summary)}{due}", in_channel=True
+            )
+        case CompleteRca(link=link):
+            await uc.authorize_on(rt, principal, incident_id, Action.COMPLETE_RCA)
+            incident = await uc.complete_rca(rt, incident_id, link=link, by=by)
+            return Reply(
+                f"RCA for *{incident.ref}* recorded by {by}: {_esc(link)}\n"
+                f"*{incident.ref}* is {incident.status.value}.",
+                in_channel=True,
+            )
+        case ShowNext():
+            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
+            view = await uc.get_incident(rt, incident_id)
+            incident = view.incident
+            return Reply(
+                f"Upcoming steps of *{incident.ref}* ({incident.severity.value}, "
+                f"{incident.status.value}):\n{_steps(view, rt.clock.now(), limit=LIST_LIMIT)}"
+            )
+        case ShowTimeline():
+            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
+            view = await uc.get_incident(rt, incident_id)
+            return Reply(_timeline(view))
+    assert_never(command)
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _esc(text: str) -> str:
+    """Text for a Slack message: &, < and > escaped, except in the user mentions we wrote
+    ourselves (`<@U123>`, the names of people acting), which stay mentions."""
+    parts = _OUR_MENTION.split(text)
+    return "".join(
+        part if index % 2 else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for index, part in enumerate(parts)
+    )
+
+
+def _when(at: datetime, now: datetime) -> str:
+    """A time in the reader's own time zone (Slack's date token), and how far off it is."""
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}> "
+        f"({_relative(at - now)})"
+    )
+
+
+def _relative(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes = abs(seconds) // 60
+    if minutes == 0:
+        return "due now"
+    if minutes < 120:
+        span = f"{minutes} min"
+    elif minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        span = f"{hours} h {rest} min" if rest else f"{hours} h"
+    else:
+        days, rest = divmod(minutes, 24 * 60)
+        span = f"{days} d {rest // 60} h" if rest // 60 else f"{days} d"
+    return f"in {span}" if seconds > 0 else f"{span} overdue"
+
+
+def _steps(view: IncidentView, now: datetime, *, limit: int) -> str:
+    if not view.upcoming:
+        return "No steps are planned: the playbook has nothing left to do."
+    lines = []
+    for step in view.upcoming[:limit]:
+        notes = []
+        if step.state == "running":
+            notes.append("running")
+        elif step.last_error:
+            error = _esc(step.last_error[:120])
+            notes.append(f"retry {_when(step.run_at, now)} after: {error}")
+        elif step.run_at > step.due_at:
+            notes.append(f"snoozed until {_when(step.run_at, now)}")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        what = _esc(step.description or step.action)
+        lines.append(f"• {_when(step.due_at, now)} `{step.step_id}`: {what}{extra}")
+    if len(view.upcoming) > limit:
+        lines.append(f"…and {len(view.upcoming) - limit} more")
+    return "\n".join(lines)
+
+
+def _timeline(view: IncidentView) -> str:
+    incident, entries = view.incident, view.timeline
+    shown = entries[-LIST_LIMIT:]
+    head = f"Timeline of *{incident.ref}* ({incident.severity.value}, {incident.status.value})"
+    if len(entries) > len(shown):
+        head += f", the latest {len(shown)} of {len(entries)} entries"
+    lines = [head + ":"]
+    for entry in shown:
+        public = " (public)" if entry.public else ""
+        lines.append(
+            f"• {entry.at:%m-%d %H:%M} UTC {_esc(entry.actor)}: {_esc(entry.text[:300])}{public}"
+        )
+    return "\n".join(lines)

@@ -349,3 +349,26 @@ async def test_metrics_count_steps_lateness_and_open_incidents(
     assert 'incident_open_incidents{severity="P1"} 0.0' in text
     assert 'incident_steps_total{action="page",outcome="done"} 1.0' in text
     assert 'incident_step_lateness_seconds_count{action="page"} 1.0' in text
+
+
+async def test_a_responder_may_take_command_only_while_nobody_has_it(
+    client: TestClient[Any, Any],
+) -> None:
+    incident = (await declare(client, severity="P2"))["incident"]
+    roles = f"/api/v1/incidents/{incident['id']}/roles"
+    for_someone_else = await client.post(
+        roles, json={"role": "commander", "person": "rob"}, headers=auth("other")
+    )
+    assert for_someone_else.status == 403
+    taken = await client.post(
+        roles, json={"role": "commander", "person": "olga"}, headers=auth("other")
+    )
+    assert taken.status == 200 and (await taken.json())["incident"]["commander"] == "olga"
+    grab = await client.post(
+        roles, json={"role": "commander", "person": "rob"}, headers=auth("responder")
+    )
+    assert grab.status == 403 and "assign roles" in (await grab.json())["detail"]
+    handover = await client.post(
+        roles, json={"role": "commander", "person": "rob"}, headers=auth("other")
+    )
+    assert handover.status == 200  # olga commands it now, so she may hand it over
