@@ -140,3 +140,43 @@ class OutboxRow(SQLModel, table=True):
     destination: str
     subject: str = ""
     body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AlertGroupRow(SQLModel, table=True):
+    """One alert group's incident: generation N of a group key is the Nth incident it caused.
+
+    Unique on (source, key hash, generation): two deliveries of the same new group cannot
+    both declare, whichever process takes them.
+    """
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (UniqueConstraint("source", "key_hash", "generation", name="uq_alert_group"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)  # alertmanager, grafana
+    key_hash: str = Field(max_length=64)  # sha256 of group_key, hex
+    group_key: str = Field(sa_column=Column(Text, nullable=False))
+    generation: int
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    # fingerprint -> {"state", "name", "since"}: each alert as last reported
+    alerts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    firing: bool
+    created_at: datetime = _at(nullable=False)
+    updated_at: datetime = _at(nullable=False)
+
+
+class VendorRefRow(SQLModel, table=True):
+    """What a vendor calls one of our things (a Statuspage incident id, a Slack channel id).
+
+    Written once the vendor has created it, so a retried step updates instead of creating.
+    """
+
+    __tablename__ = "vendor_refs"
+    __table_args__ = (UniqueConstraint("incident_id", "vendor", "name", name="uq_vendor_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    vendor: str = Field(max_length=40)  # statuspage, slack, pagerduty
+    name: str = Field(max_length=80)  # what it is, e.g. "incident", "channel"
+    external_id: str = Field(max_length=200)
+    created_at: datetime = _at(nullable=False)

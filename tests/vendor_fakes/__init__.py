@@ -1,0 +1,1 @@
+"""Strict local fakes of the vendor APIs the adapters talk to (aiohttp apps on loopback)."""
