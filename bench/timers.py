@@ -136,6 +136,12 @@ class TimingEffects:
         self._send(key)
         return key
 
+    async def acknowledge(self, *, incident: Incident, key: str) -> None:
+        self._send(key)
+
+    async def resolve(self, *, incident: Incident, key: str) -> None:
+        self._send(key)
+
     async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
         self._send(key)
         return WarRoom(channel=f"inc-{incident.id}")

@@ -85,6 +85,12 @@ class RecordingEffects:
         self._send("pager", key, incident, tier, summary)
         return key
 
+    async def acknowledge(self, *, incident: Incident, key: str) -> None:
+        self._send("pager.acknowledge", key, incident, "pages", "")
+
+    async def resolve(self, *, incident: Incident, key: str) -> None:
+        self._send("pager.resolve", key, incident, "pages", "")
+
     async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
         self._send("chat.open", key, incident, "war-room", "")
         return WarRoom(channel=war_room_name(incident), conference_url=None)

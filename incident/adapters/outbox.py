@@ -84,6 +84,30 @@ class Outbox:
         )
         return key
 
+    async def acknowledge(self, *, incident: Incident, key: str) -> None:
+        await self._pager_state(incident, key, "acknowledged")
+
+    async def resolve(self, *, incident: Incident, key: str) -> None:
+        await self._pager_state(incident, key, "resolved")
+
+    async def _pager_state(self, incident: Incident, key: str, state: str) -> None:
+        """One record per paged tier, like a vendor acknowledging each of its alerts."""
+        messages = await self.messages(incident_id=incident.id)
+        paged = {
+            m.destination
+            for m in messages
+            if m.channel == "page" and m.subject not in ("acknowledged", "resolved")
+        }
+        for destination in sorted(paged):
+            await self._record(
+                key=f"{key}#{destination}",
+                incident=incident,
+                channel="page",
+                destination=destination,
+                subject=state,
+                body=f"{incident.ref}: pages {state}",
+            )
+
     # --- Chat ------------------------------------------------------------------------------
 
     async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:

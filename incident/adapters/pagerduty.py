@@ -33,6 +33,7 @@ import pagerduty
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity
+from incident.services.ports import OnCall, VendorRejected, VendorUnavailable
 
 log = logging.getLogger("incident.adapters.pagerduty")
 
@@ -62,41 +63,7 @@ T = TypeVar("T")
 # --- errors ----------------------------------------------------------------------------------
 
 
-class VendorError(Exception):
-    """A vendor call that did not take effect. The text names the vendor, the operation and
-    the reason; it never contains a credential (routing key or API token)."""
-
-    def __init__(self, vendor: str, reason: str) -> None:
-        super().__init__(f"{vendor}: {reason}")
-        self.vendor = vendor
-        self.reason = reason
-
-
-class VendorUnavailable(VendorError):
-    """The vendor could not be reached or kept failing (429, 5xx, timeouts, refused or
-    dropped connections, malformed answers) within this call's bounded retries. Transient:
-    retry later. `retry_after`: seconds the vendor asked us to wait, when it said so."""
-
-    def __init__(self, vendor: str, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(vendor, reason)
-        self.retry_after = retry_after
-
-
-class VendorRejected(VendorError):
-    """The vendor refused the request itself (bad credentials, an invalid event, an unknown
-    id): sending it again will not help until the configuration or the request is fixed."""
-
-
 # --- domain results --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OnCall:
-    """Someone on call right now: whom the war room names and invites."""
-
-    name: str
-    email: str
-    escalation_level: int  # 1 is the first to be paged
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,9 @@ class Action(StrEnum):
     PUBLISH_UPDATE = "publish_update"
     RCA_REMINDER = "rca_reminder"
     RCA_OVERDUE = "rca_overdue"
+    # Tell the pager the incident is acknowledged / resolved, so its alerts stop paging.
+    PAGER_ACKNOWLEDGE = "pager_acknowledge"
+    PAGER_RESOLVE = "pager_resolve"
 
 
 # Actions whose message goes to customers (and counts as a customer-facing update).
@@ -125,7 +128,10 @@ TARGETED_ACTIONS = frozenset(
     {Action.PAGE, Action.NOTIFY, Action.ESCALATE, Action.RCA_REMINDER, Action.RCA_OVERDUE}
 )
 # Actions whose text comes from a template in comms/.
-TEMPLATED_ACTIONS = frozenset(set(Action) - {Action.PAGE, Action.OPEN_WAR_ROOM})
+TEMPLATED_ACTIONS = frozenset(
+    set(Action)
+    - {Action.PAGE, Action.OPEN_WAR_ROOM, Action.PAGER_ACKNOWLEDGE, Action.PAGER_RESOLVE}
+)
 
 _STEP_ID = r"^[a-z0-9][a-z0-9-]*$"
 

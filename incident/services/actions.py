@@ -61,6 +61,16 @@ async def _page(run: StepRun) -> Outcome:
     return Outcome(summary=f"paged on-call {run.step.target}", message=summary)
 
 
+async def _pager_acknowledge(run: StepRun) -> Outcome:
+    await run.effects.pager.acknowledge(incident=run.incident, key=run.key)
+    return Outcome(summary="pages acknowledged at the pager")
+
+
+async def _pager_resolve(run: StepRun) -> Outcome:
+    await run.effects.pager.resolve(incident=run.incident, key=run.key)
+    return Outcome(summary="pages resolved at the pager")
+
+
 async def _open_war_room(run: StepRun) -> Outcome:
     room = await run.effects.chat.open_war_room(incident=run.incident, key=run.key)
     summary = f"war room #{room.channel} open"
@@ -146,6 +156,8 @@ HANDLERS: Mapping[Action, Callable[[StepRun], Awaitable[Outcome]]] = {
     Action.ESCALATE: _notify,
     Action.RCA_REMINDER: _notify,
     Action.RCA_OVERDUE: _notify,
+    Action.PAGER_ACKNOWLEDGE: _pager_acknowledge,
+    Action.PAGER_RESOLVE: _pager_resolve,
 }
 
 

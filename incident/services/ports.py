@@ -19,9 +19,55 @@ class WarRoom:
     conference_url: str | None = None
 
 
+# --- what a vendor call can end in ----------------------------------------------------------
+
+
+class VendorError(Exception):
+    """A vendor call that did not take effect. The text names the vendor, the operation and
+    the reason; it never contains a credential (routing key or API token)."""
+
+    def __init__(self, vendor: str, reason: str) -> None:
+        super().__init__(f"{vendor}: {reason}")
+        self.vendor = vendor
+        self.reason = reason
+
+
+class VendorUnavailable(VendorError):
+    """The vendor could not be reached or kept failing (429, 5xx, timeouts, refused or
+    dropped connections, malformed answers) within this call's bounded retries. Transient:
+    retry later. `retry_after`: seconds the vendor asked us to wait, when it said so."""
+
+    def __init__(self, vendor: str, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(vendor, reason)
+        self.retry_after = retry_after
+
+
+class VendorRejected(VendorError):
+    """The vendor refused the request itself (bad credentials, an invalid event, an unknown
+    id): sending it again will not help until the configuration or the request is fixed."""
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """Someone on call right now: whom the war room names and invites."""
+
+    name: str
+    email: str
+    escalation_level: int  # 1 is the first to be paged
+
+
 class Pager(Protocol):
     async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
         """Page the on-call of `tier`. Sending twice with one `key` pages once."""
+        ...
+
+    async def acknowledge(self, *, incident: Incident, key: str) -> None:
+        """Mark every page of the incident acknowledged (re-paging stops at the vendor too).
+        Nothing is sent when the incident never paged."""
+        ...
+
+    async def resolve(self, *, incident: Incident, key: str) -> None:
+        """Resolve every page of the incident. Nothing is sent when it never paged."""
         ...
 
 
@@ -129,6 +175,7 @@ class Transaction(Protocol):
         ...
 
     def next_run_at(self) -> datetime | None: ...
+
 
 
 T = TypeVar("T")

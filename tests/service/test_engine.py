@@ -347,6 +347,15 @@ async def test_the_outbox_records_every_effect_once(
         assert len(await app.outbox.messages(incident_id=incident_id)) == len(messages)
         view = await uc.get_incident(app.runtime, incident_id)
         assert view.incident.war_room == f"inc-{incident_id}-checkout-api-down"
+        # Acknowledging tells the pager once per paged tier, whatever the retries.
+        for _ in range(2):
+            await app.outbox.acknowledge(incident=incident, key="ack-key")
+        acks = [
+            m
+            for m in await app.outbox.messages(incident_id=incident_id)
+            if m.subject == "acknowledged"
+        ]
+        assert [(m.channel, m.destination) for m in acks] == [("page", "oncall:tier3")]
     finally:
         await app.close()
 
@@ -492,3 +501,21 @@ async def test_a_stopping_scheduler_starts_no_step_and_hands_its_claims_back(
     assert await app.store.run(lambda tx: tx.release_claims(owner=owner)) == len(running)
     await app.scheduler.tick(clock.now())
     assert [s.key for s in vendor.sends if "page-oncall" in s.key]
+
+
+async def test_acknowledging_and_resolving_reach_the_pager_once(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    await app.scheduler.tick(clock.now())
+    clock.advance(2 * M)
+    await uc.acknowledge_incident(app.runtime, incident_id, by="dana")
+    await app.scheduler.tick(clock.now())
+    clock.advance(H)
+    await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
+    await run_until(app, clock, 2 * H)
+    ports = [s.port for s in vendor.sends]
+    assert ports.count("pager.acknowledge") == 1 and ports.count("pager.resolve") == 1
+    assert ports.index("pager.acknowledge") < ports.index("pager.resolve")
+    acknowledged = next(s for s in vendor.sends if s.port == "pager.acknowledge")
+    assert acknowledged.at - T0 == 2 * M
