@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import ssl
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from incident.adapters.database import Database
 from incident.adapters.outbox import Outbox
@@ -18,7 +21,7 @@ from incident.config import Settings
 from incident.domain.playbook import PlaybookSet
 from incident.scheduler.runner import RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
-from incident.services.ports import Effects
+from incident.services.ports import Effects, Pager
 
 
 @dataclass
@@ -30,8 +33,13 @@ class Container:
     effects: Effects
     runtime: Runtime
     scheduler: Scheduler
+    live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
         await self.database.dispose()
 
 
@@ -49,22 +57,37 @@ async def build(
     effects: Effects | None = None,
     retry: RetryPolicy | None = None,
     on_step: Callable[[StepReport], None] | None = None,
+    vendor_tls: ssl.SSLContext | None = None,
 ) -> Container:
-    """Wire the service. Playbooks are checked first: an invalid one stops us here."""
+    """Wire the service. Playbooks are checked first: an invalid one stops us here.
+
+    Each vendor whose credentials are set serves its port; the outbox serves the rest.
+    `effects` replaces them all (tests); `vendor_tls` is the trust for vendor HTTPS
+    (tests with local fakes; default: the system's).
+    """
     clock = clock or SystemClock()
     playbooks = check_playbooks(settings)
     database = Database(settings.database_url)
     await database.create_schema()
     store = SqlStore(database)
     outbox = Outbox(database, clock, conference_url_template=settings.conference_url_template)
-    effects = effects or Effects(
-        pager=outbox,
-        chat=outbox,
-        notifier=outbox,
-        status_page=outbox,
-        customers=outbox,
-        renderer=JinjaRenderer(settings.comms_dir),
-    )
+    closers: list[Callable[[], Awaitable[None]]] = []
+    live = {"pager": "outbox", "chat": "outbox", "status_page": "outbox", "customers": "outbox"}
+    if effects is None:
+        pager: Pager = outbox
+        if settings.pagerduty_routing_key:
+            pager = _pagerduty(settings, database, clock, vendor_tls, closers)
+            live["pager"] = f"PagerDuty ({settings.pagerduty_events_url})"
+        effects = Effects(
+            pager=pager,
+            chat=outbox,
+            notifier=outbox,
+            status_page=outbox,
+            customers=outbox,
+            renderer=JinjaRenderer(settings.comms_dir),
+        )
+    else:
+        live = dict.fromkeys(live, "given")
     runtime = Runtime(store=store, playbooks=playbooks, clock=clock)
     scheduler = Scheduler(
         runtime=runtime,
@@ -83,4 +106,55 @@ async def build(
         effects=effects,
         runtime=runtime,
         scheduler=scheduler,
+        live=live,
+        closers=closers,
+    )
+
+
+def _pagerduty(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    tls: ssl.SSLContext | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> Pager:
+    from incident.adapters import pagerduty
+    from incident.adapters.vendor_refs import VendorRefs
+
+    assert settings.pagerduty_routing_key is not None
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    events = pagerduty.events_client(
+        routing_key=settings.pagerduty_routing_key,
+        base_url=settings.pagerduty_events_url,
+        verify=verify,
+    )
+    rest = (
+        pagerduty.rest_client(
+            api_token=settings.pagerduty_api_token,
+            base_url=settings.pagerduty_api_url,
+            verify=verify,
+        )
+        if settings.pagerduty_api_token
+        else None
+    )
+    # The package's clients block: their calls run on these threads, off the event loop.
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pagerduty")
+
+    async def close() -> None:
+        def shut() -> None:
+            for client in (events, rest):
+                if client is not None:
+                    client.close()
+
+        await asyncio.get_running_loop().run_in_executor(executor, shut)
+        executor.shutdown(wait=True)
+
+    closers.append(close)
+    return pagerduty.PagerDutyPager(
+        events=events,
+        rest=rest,
+        refs=VendorRefs(database, clock),
+        clock=clock,
+        executor=executor,
+        base_url=settings.base_url,
     )

@@ -231,8 +231,26 @@ def _safe_url(settings: Settings) -> str:
 def integrations(settings: Settings) -> list[str]:
     """What is live, said plainly, so an operator sees at start what will really happen."""
     roles = sorted({t.role.value for t in settings.api_tokens})
+    pager = (
+        f"pager: PagerDuty ({settings.pagerduty_events_url}; on-call lookup "
+        + ("on" if settings.pagerduty_api_token else "off: set INCIDENT_PAGERDUTY_API_TOKEN")
+        + ")"
+        if settings.pagerduty_routing_key
+        else "pager: outbox (set INCIDENT_PAGERDUTY_ROUTING_KEY for PagerDuty)"
+    )
+    pending = [
+        name
+        for name, configured in (
+            ("INCIDENT_SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("INCIDENT_STATUSPAGE_API_KEY", settings.statuspage_api_key),
+        )
+        if configured
+    ]
     return [
-        "vendors: outbox (effects are kept in the database; see `incident outbox`)",
+        pager,
+        "chat, notifications, status page, customer messages: outbox (kept in the database; "
+        "see `incident outbox`)"
+        + (f"; {', '.join(pending)} set but not used by this version" if pending else ""),
         f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"
         + (f" ({', '.join(roles)})" if roles else "; set INCIDENT_API_TOKENS to allow calls"),
         "Slack slash commands: "

@@ -41,6 +41,15 @@ KNOWN_KEYS = frozenset(
         "max_body_bytes",
         "log_format",
         "alert_routing",
+        "pagerduty_routing_key",
+        "pagerduty_events_url",
+        "pagerduty_api_token",
+        "pagerduty_api_url",
+        "slack_bot_token",
+        "slack_api_url",
+        "statuspage_api_key",
+        "statuspage_page_id",
+        "statuspage_api_url",
     }
 )
 
@@ -73,6 +82,16 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     log_format: str = "json"
     alert_routing: AlertRouting = field(default_factory=AlertRouting.default_rules)
+    # Vendors: each is live when its credentials are set, else the outbox serves its port.
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_api_token: str | None = field(default=None, repr=False)
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    statuspage_api_key: str | None = field(default=None, repr=False)
+    statuspage_page_id: str | None = None
+    statuspage_api_url: str = "https://api.statuspage.io/v1"
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -86,34 +105,52 @@ class Settings:
         return found
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read INCIDENT_* variables and the config file they may name."""
-    env = os.environ if environ is None else environ
-    file_values = _read_config_file(env.get(f"{ENV_PREFIX}CONFIG_FILE"))
-    defaults = Settings()
+class _Source:
+    """Where each setting comes from: the environment first, then the config file."""
 
-    def raw(key: str) -> tuple[str, Any]:
-        """(where it came from, value) for a key: the environment first, then the file."""
+    def __init__(self, env: Mapping[str, str], file_values: Mapping[str, Any]) -> None:
+        self._env = env
+        self._file = file_values
+
+    def raw(self, key: str) -> tuple[str, Any]:
+        """(where it came from, value) for a key."""
         name = ENV_PREFIX + key.upper()
-        if name in env:
-            return name, env[name]
-        if key in file_values:
-            return f"{file_values['__file__']}: {key}", file_values[key]
+        if name in self._env:
+            return name, self._env[name]
+        if key in self._file:
+            return f"{self._file['__file__']}: {key}", self._file[key]
         return name, None
 
-    def text(key: str, default: str | None) -> tuple[str, str | None]:
-        where, value = raw(key)
+    def text(self, key: str, default: str | None) -> tuple[str, str | None]:
+        where, value = self.raw(key)
         if value is None or value == "":
             return where, default
         if not isinstance(value, str | int | float):
             raise InvalidValue(where, "must be a string")
         return where, str(value).strip()
 
-    def path(key: str, default: Path) -> Path:
-        _, value = text(key, None)
+    def path(self, key: str, default: Path) -> Path:
+        _, value = self.text(key, None)
         return Path(value).expanduser() if value else default
 
-    where, url = text("database_url", defaults.database_url)
+    def http_url(self, key: str, default: str) -> str:
+        where, value = self.text(key, default)
+        assert value is not None
+        value = value.rstrip("/") if key == "base_url" else value
+        if not value.startswith(("https://", "http://")):
+            raise InvalidValue(where, f"{value!r} must start with http:// or https://")
+        return value
+
+    def credential(self, key: str) -> str | None:
+        return self.text(key, None)[1] or None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read INCIDENT_* variables and the config file they may name."""
+    env = os.environ if environ is None else environ
+    source = _Source(env, _read_config_file(env.get(f"{ENV_PREFIX}CONFIG_FILE")))
+    defaults = Settings()
+    where, url = source.text("database_url", defaults.database_url)
     assert url is not None
     if not url.startswith((*SQLITE_PREFIXES, *POSTGRES_PREFIXES)):
         raise InvalidValue(
@@ -121,12 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{url!r} is not supported; use sqlite:///path/to/file.db or "
             "postgresql+asyncpg://user@host/dbname",
         )
-    where, base_url = text("base_url", defaults.base_url)
-    assert base_url is not None
-    base_url = base_url.rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        raise InvalidValue(where, f"{base_url!r} must start with http:// or https://")
-    where, template = text("conference_url_template", None)
+    where, template = source.text("conference_url_template", None)
     if template is not None:
         try:
             template.format(id=1, ref="INC-1", channel="inc-1")
@@ -136,31 +168,61 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"{template!r} has an unknown placeholder ({error}); use {{id}}, {{ref}} or "
                 "{channel}",
             ) from None
-    where, max_body = text("max_body_bytes", str(defaults.max_body_bytes))
+    where, max_body = source.text("max_body_bytes", str(defaults.max_body_bytes))
     assert max_body is not None
     if not max_body.isdigit() or not 1024 <= int(max_body) <= 64 * 1024 * 1024:
         raise InvalidValue(where, f"{max_body!r}: give a size in bytes from 1024 to 67108864")
-    where, log_format = text("log_format", defaults.log_format)
+    where, log_format = source.text("log_format", defaults.log_format)
     if log_format not in ("json", "text"):
         raise InvalidValue(where, f"{log_format!r}: use json or text")
-    _, secret = text("slack_signing_secret", None)
-    where, routing_raw = raw("alert_routing")
+    where, routing_raw = source.raw("alert_routing")
     if isinstance(routing_raw, str):
         raise InvalidValue(where, "alert_routing is structured: set it in the config file")
     return Settings(
         database_url=url,
-        playbooks_dir=path("playbooks_dir", defaults.playbooks_dir),
-        comms_dir=path("comms_dir", defaults.comms_dir),
-        runbooks_dir=path("runbooks_dir", defaults.runbooks_dir),
-        base_url=base_url,
+        playbooks_dir=source.path("playbooks_dir", defaults.playbooks_dir),
+        comms_dir=source.path("comms_dir", defaults.comms_dir),
+        runbooks_dir=source.path("runbooks_dir", defaults.runbooks_dir),
+        base_url=source.http_url("base_url", defaults.base_url),
         conference_url_template=template,
-        api_tokens=_parse_tokens(*raw("api_tokens")),
-        slack_signing_secret=secret or None,
-        slack_roles=_parse_slack_roles(*raw("slack_roles")),
+        api_tokens=_parse_tokens(*source.raw("api_tokens")),
+        slack_signing_secret=source.credential("slack_signing_secret"),
+        slack_roles=_parse_slack_roles(*source.raw("slack_roles")),
         max_body_bytes=int(max_body),
         log_format=log_format or "json",
         alert_routing=AlertRouting.parse(routing_raw, where=where),
+        **_vendors(source, defaults),
     )
+
+
+def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
+    routing_key = source.credential("pagerduty_routing_key")
+    if routing_key is not None and len(routing_key) != 32:
+        raise InvalidValue(
+            f"{ENV_PREFIX}PAGERDUTY_ROUTING_KEY",
+            f"is {len(routing_key)} characters; a PagerDuty integration key has 32 (the "
+            "service's Events API v2 integration)",
+        )
+    statuspage_key = source.credential("statuspage_api_key")
+    page_id = source.credential("statuspage_page_id")
+    if (statuspage_key is None) != (page_id is None):
+        raise InvalidValue(
+            f"{ENV_PREFIX}STATUSPAGE_PAGE_ID",
+            "set both INCIDENT_STATUSPAGE_API_KEY and INCIDENT_STATUSPAGE_PAGE_ID, or neither",
+        )
+    return {
+        "pagerduty_routing_key": routing_key,
+        "pagerduty_events_url": source.http_url(
+            "pagerduty_events_url", defaults.pagerduty_events_url
+        ),
+        "pagerduty_api_token": source.credential("pagerduty_api_token"),
+        "pagerduty_api_url": source.http_url("pagerduty_api_url", defaults.pagerduty_api_url),
+        "slack_bot_token": source.credential("slack_bot_token"),
+        "slack_api_url": source.http_url("slack_api_url", defaults.slack_api_url),
+        "statuspage_api_key": statuspage_key,
+        "statuspage_page_id": page_id,
+        "statuspage_api_url": source.http_url("statuspage_api_url", defaults.statuspage_api_url),
+    }
 
 
 def _read_config_file(name: str | None) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def test_tokens_roles_and_names() -> None:
         ({"INCIDENT_LOG_FORMAT": "xml"}, ["INCIDENT_LOG_FORMAT", "json or text"]),
         ({"INCIDENT_SLACK_ROLES": "U1:boss"}, ["INCIDENT_SLACK_ROLES", "unknown role 'boss'"]),
         ({"INCIDENT_CONFIG_FILE": "/no/such/file.yaml"}, ["INCIDENT_CONFIG_FILE", "cannot read"]),
+        ({"INCIDENT_PAGERDUTY_ROUTING_KEY": "abc"}, ["PAGERDUTY_ROUTING_KEY", "has 32"]),
+        ({"INCIDENT_PAGERDUTY_EVENTS_URL": "events"}, ["PAGERDUTY_EVENTS_URL", "http"]),
+        ({"INCIDENT_STATUSPAGE_API_KEY": "k"}, ["STATUSPAGE_PAGE_ID", "both"]),
     ],
 )
 def test_bad_environment_values_are_named(environ: dict[str, str], names: list[str]) -> None:
@@ -115,3 +118,20 @@ def test_bad_config_files_name_file_and_key(tmp_path: Path, text: str, names: li
         load_settings({"INCIDENT_CONFIG_FILE": str(config)})
     for name in names:
         assert name in str(caught.value), str(caught.value)
+
+
+def test_vendor_credentials_are_kept_out_of_repr() -> None:
+    settings = load_settings(
+        {
+            "INCIDENT_PAGERDUTY_ROUTING_KEY": "R" * 32,
+            "INCIDENT_PAGERDUTY_API_TOKEN": "pd-token-secret",
+            "INCIDENT_SLACK_BOT_TOKEN": "xoxb-secret",
+            "INCIDENT_STATUSPAGE_API_KEY": "sp-secret",
+            "INCIDENT_STATUSPAGE_PAGE_ID": "page1",
+        }
+    )
+    assert settings.pagerduty_routing_key == "R" * 32
+    assert settings.statuspage_page_id == "page1"
+    text = repr(settings)
+    for secret in ("R" * 32, "pd-token-secret", "xoxb-secret", "sp-secret"):
+        assert secret not in text
