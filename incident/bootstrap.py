@@ -21,7 +21,7 @@ from incident.config import Settings
 from incident.domain.playbook import PlaybookSet
 from incident.scheduler.runner import RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
-from incident.services.ports import Effects, Pager
+from incident.services.ports import Effects, Pager, StatusPage
 
 
 @dataclass
@@ -78,11 +78,15 @@ async def build(
         if settings.pagerduty_routing_key:
             pager = _pagerduty(settings, database, clock, vendor_tls, closers)
             live["pager"] = f"PagerDuty ({settings.pagerduty_events_url})"
+        status_page: StatusPage = outbox
+        if settings.statuspage_api_key:
+            status_page = _statuspage(settings, database, clock, vendor_tls, closers)
+            live["status_page"] = f"Statuspage ({settings.statuspage_api_url})"
         effects = Effects(
             pager=pager,
             chat=outbox,
             notifier=outbox,
-            status_page=outbox,
+            status_page=status_page,
             customers=outbox,
             renderer=JinjaRenderer(settings.comms_dir),
         )
@@ -157,4 +161,34 @@ def _pagerduty(
         clock=clock,
         executor=executor,
         base_url=settings.base_url,
+    )
+
+
+def _statuspage(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    tls: ssl.SSLContext | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> StatusPage:
+    import httpx
+
+    from incident.adapters.statuspage import RequestSpacing, StatuspageStatusPage
+    from incident.adapters.vendor_refs import VendorRefs
+
+    assert settings.statuspage_api_key is not None and settings.statuspage_page_id is not None
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0), verify=tls if tls is not None else True
+    )
+    closers.append(http.aclose)
+    return StatuspageStatusPage(
+        client=http,
+        refs=VendorRefs(database, clock),
+        clock=clock,
+        page_id=settings.statuspage_page_id,
+        api_key=settings.statuspage_api_key,
+        base_url=settings.statuspage_api_url,
+        components=settings.statuspage_components,
+        # Statuspage allows about one request per second per API key: queue, don't fail.
+        spacing=RequestSpacing(clock, interval=1.0),
     )

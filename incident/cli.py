@@ -240,15 +240,19 @@ def integrations(settings: Settings) -> list[str]:
     )
     pending = [
         name
-        for name, configured in (
-            ("INCIDENT_SLACK_BOT_TOKEN", settings.slack_bot_token),
-            ("INCIDENT_STATUSPAGE_API_KEY", settings.statuspage_api_key),
-        )
+        for name, configured in (("INCIDENT_SLACK_BOT_TOKEN", settings.slack_bot_token),)
         if configured
     ]
     return [
         pager,
-        "chat, notifications, status page, customer messages: outbox (kept in the database; "
+        (
+            f"status page: Statuspage ({settings.statuspage_api_url}, page "
+            f"{settings.statuspage_page_id}, {len(settings.statuspage_components)} component(s))"
+            if settings.statuspage_api_key
+            else "status page: outbox (set INCIDENT_STATUSPAGE_API_KEY and _PAGE_ID for "
+            "Atlassian Statuspage)"
+        ),
+        "chat, notifications, customer messages: outbox (kept in the database; "
         "see `incident outbox`)"
         + (f"; {', '.join(pending)} set but not used by this version" if pending else ""),
         f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"

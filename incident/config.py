@@ -50,6 +50,7 @@ KNOWN_KEYS = frozenset(
         "statuspage_api_key",
         "statuspage_page_id",
         "statuspage_api_url",
+        "statuspage_components",
     }
 )
 
@@ -92,6 +93,8 @@ class Settings:
     statuspage_api_key: str | None = field(default=None, repr=False)
     statuspage_page_id: str | None = None
     statuspage_api_url: str = "https://api.statuspage.io/v1"
+    # Our service name -> Statuspage component id, for component statuses.
+    statuspage_components: Mapping[str, str] = field(default_factory=dict)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -222,6 +225,7 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
         "statuspage_api_key": statuspage_key,
         "statuspage_page_id": page_id,
         "statuspage_api_url": source.http_url("statuspage_api_url", defaults.statuspage_api_url),
+        "statuspage_components": _parse_components(*source.raw("statuspage_components")),
     }
 
 
@@ -285,3 +289,15 @@ def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
         user: AccessRole.parse(role, where=f"{where} ({user})")
         for user, role in _pairs(where, value, "slack_user_id:role")
     }
+
+
+def _parse_components(where: str, value: Any) -> dict[str, str]:
+    """`service:component_id,...` (environment), or a mapping or list of them (file)."""
+    if isinstance(value, Mapping):
+        value = [f"{k}:{v}" for k, v in value.items()]
+    components = {}
+    for service, component in _pairs(where, value, "service:component_id"):
+        if not service or not component:
+            raise InvalidValue(where, f"{service}:{component} needs both a service and an id")
+        components[service] = component
+    return components
