@@ -6,6 +6,7 @@ is counted (so tests can see retries) but produces no second effect.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class RecordingEffects:
     fail_next: int = 0  # this many upcoming sends raise VendorDown
     crash_after_next: int = 0  # this many upcoming sends "crash" after taking effect
     fail_when: Callable[[str], bool] | None = None  # key -> fail?
+    # key -> an event the send waits for first: a vendor call that hangs until released.
+    hold_when: Callable[[str], asyncio.Event | None] | None = None
 
     def effects(self, renderer: JinjaRenderer) -> Effects:
         return Effects(
@@ -67,6 +70,11 @@ class RecordingEffects:
     def keys(self) -> list[str]:
         return [s.key for s in self.sends]
 
+    async def _hold(self, key: str) -> None:
+        gate = self.hold_when(key) if self.hold_when is not None else None
+        if gate is not None:
+            await gate.wait()
+
     def _send(self, port: str, key: str, incident: Incident, target: str, body: str) -> None:
         self.attempts[key] += 1
         if self.fail_next > 0:
@@ -82,20 +90,25 @@ class RecordingEffects:
             raise SimulatedCrash(key)
 
     async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
+        await self._hold(key)
         self._send("pager", key, incident, tier, summary)
         return key
 
     async def acknowledge(self, *, incident: Incident, key: str) -> None:
+        await self._hold(key)
         self._send("pager.acknowledge", key, incident, "pages", "")
 
     async def resolve(self, *, incident: Incident, key: str) -> None:
+        await self._hold(key)
         self._send("pager.resolve", key, incident, "pages", "")
 
     async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+        await self._hold(key)
         self._send("chat.open", key, incident, "war-room", "")
         return WarRoom(channel=war_room_name(incident), conference_url=None)
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
+        await self._hold(key)
         self._send("chat.post", key, incident, "war-room", text)
 
     async def notify(
@@ -108,10 +121,13 @@ class RecordingEffects:
         body: str,
         key: str,
     ) -> None:
+        await self._hold(key)
         self._send("notifier", key, incident, audience, body)
 
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
+        await self._hold(key)
         self._send("status_page", key, incident, status.value, body)
 
     async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
+        await self._hold(key)
         self._send("customers", key, incident, "customers", body)

@@ -75,6 +75,7 @@ class Scheduler:
         poll_interval: timedelta = timedelta(seconds=30),
         lookahead: timedelta = timedelta(milliseconds=10),
         on_step: Callable[[StepReport], None] | None = None,
+        concurrency: int = 16,
     ) -> None:
         self.rt = runtime
         self.effects = effects
@@ -89,6 +90,8 @@ class Scheduler:
         self.lookahead = lookahead
         self.on_step = on_step
         self._wake = asyncio.Event()
+        # How many incidents' steps may be in flight at once (vendor calls wait in parallel).
+        self._lanes = asyncio.Semaphore(concurrency)
         self.running = False
 
     def wake(self) -> None:
@@ -110,14 +113,41 @@ class Scheduler:
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
             batch = await self.rt.store.run(lambda tx: self._claim(tx, now), durable=False)
-            touched: set[int] = set()
-            for claimed in batch:
+            # One lane per incident: its steps run in due order, one after the other, each
+            # checked against what the previous one changed. Lanes run side by side, so a
+            # slow or failing vendor call of one incident does not hold up the others.
+            lanes: dict[int, list[Prepared]] = {}
+            for item in batch:
+                lanes.setdefault(item.occurrence.incident_id, []).append(item)
+            tasks = [
+                asyncio.create_task(self._lane(items, now, on_time, stop, report))
+                for items in lanes.values()
+            ]
+            # A lane that fails (the database went away) does not stop the others: each
+            # finishes what it started, then the first failure is raised. Its unfinished
+            # claims are handed back when their lease ends (or at restart).
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            if len(batch) < self.batch or (stop is not None and stop.is_set()):
+                break
+        return report
+
+    async def _lane(
+        self,
+        items: list[Prepared],
+        now: datetime,
+        on_time: bool,
+        stop: asyncio.Event | None,
+        report: TickReport,
+    ) -> None:
+        async with self._lanes:
+            for position, claimed in enumerate(items):
                 if stop is not None and stop.is_set():
-                    return report
+                    return
                 item = claimed
-                if item.report is None and (
-                    item.run is None or item.occurrence.incident_id in touched
-                ):
+                if item.report is None and (item.run is None or position > 0):
                     # Not checked yet, or an earlier step of this incident has just run and
                     # may have changed the facts it was checked against.
                     item = await self._reprepare(item.occurrence, now)
@@ -125,13 +155,9 @@ class Scheduler:
                 if item.report is None and on_time:
                     fire_at = await self._until(item.occurrence.due_at)
                 step_report = item.report or await self._fire(item, fire_at)
-                touched.add(item.occurrence.incident_id)
                 report.steps.append(step_report)
                 if self.on_step:
                     self.on_step(step_report)
-            if len(batch) < self.batch or (stop is not None and stop.is_set()):
-                break
-        return report
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick in real time until `stop` is set: sleep until the next due time or a wake-up."""

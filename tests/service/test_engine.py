@@ -519,3 +519,22 @@ async def test_acknowledging_and_resolving_reach_the_pager_once(
     assert ports.index("pager.acknowledge") < ports.index("pager.resolve")
     acknowledged = next(s for s in vendor.sends if s.port == "pager.acknowledge")
     assert acknowledged.at - T0 == 2 * M
+
+
+async def test_a_hanging_vendor_call_does_not_hold_up_other_incidents(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    stuck, moving = await declare(app), await declare(app, Severity.P2)
+    gate = asyncio.Event()
+    vendor.hold_when = lambda key: gate if key.startswith(f"inc-{stuck}/") else None
+    tick = asyncio.create_task(app.scheduler.tick(clock.now()))
+    for _ in range(200):
+        if any(s.incident_id == moving and s.port == "pager" for s in vendor.sends):
+            break
+        await asyncio.sleep(0.01)
+    # The other incident was paged while the first one's vendor call still hangs.
+    assert any(s.incident_id == moving and s.port == "pager" for s in vendor.sends)
+    assert not any(s.incident_id == stuck for s in vendor.sends) and not tick.done()
+    gate.set()
+    await tick
+    assert any(s.incident_id == stuck and s.port == "pager" for s in vendor.sends)
