@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from incident.adapters.database import Database
 from incident.adapters.outbox import Outbox
@@ -17,11 +18,14 @@ from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.sql_store import SqlStore
 from incident.adapters.templates import JinjaRenderer
 from incident.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from incident.adapters.slack_chat import SlackChat
 from incident.config import Settings
 from incident.domain.playbook import PlaybookSet
 from incident.scheduler.runner import RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
-from incident.services.ports import Effects, Pager, StatusPage
+from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
 
 
 @dataclass
@@ -82,13 +86,22 @@ async def build(
         if settings.statuspage_api_key:
             status_page = _statuspage(settings, database, clock, vendor_tls, closers)
             live["status_page"] = f"Statuspage ({settings.statuspage_api_url})"
+        chat: Chat = outbox
+        notifier: Notifier = outbox
+        if settings.slack_bot_token:
+            from incident.adapters.split_notifier import SplitNotifier
+
+            slack = await _slack(settings, database, clock, closers)
+            chat, notifier = slack, SplitNotifier(chat=slack, other=outbox)
+            live["chat"] = f"Slack ({settings.slack_api_url})"
         effects = Effects(
             pager=pager,
-            chat=outbox,
-            notifier=outbox,
+            chat=chat,
+            notifier=notifier,
             status_page=status_page,
             customers=outbox,
             renderer=JinjaRenderer(settings.comms_dir),
+            fallback_chat=outbox if chat is not outbox else None,
         )
     else:
         live = dict.fromkeys(live, "given")
@@ -191,4 +204,30 @@ def _statuspage(
         components=settings.statuspage_components,
         # Statuspage allows about one request per second per API key: queue, don't fail.
         spacing=RequestSpacing(clock, interval=1.0),
+    )
+
+
+async def _slack(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> SlackChat:
+    import aiohttp
+
+    from incident.adapters.slack_chat import SlackChat, slack_client
+    from incident.adapters.vendor_refs import VendorRefs
+
+    assert settings.slack_bot_token is not None
+    session = aiohttp.ClientSession()
+    closers.append(session.close)
+    return SlackChat(
+        client=slack_client(
+            token=settings.slack_bot_token, base_url=settings.slack_api_url, session=session
+        ),
+        refs=VendorRefs(database, clock),
+        clock=clock,
+        conference_url_template=settings.conference_url_template,
+        status_page_url=f"{settings.base_url}/status",
+        runbook_url=f"{settings.base_url}/runbooks/war-room.md",
     )

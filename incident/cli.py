@@ -238,11 +238,6 @@ def integrations(settings: Settings) -> list[str]:
         if settings.pagerduty_routing_key
         else "pager: outbox (set INCIDENT_PAGERDUTY_ROUTING_KEY for PagerDuty)"
     )
-    pending = [
-        name
-        for name, configured in (("INCIDENT_SLACK_BOT_TOKEN", settings.slack_bot_token),)
-        if configured
-    ]
     return [
         pager,
         (
@@ -252,9 +247,13 @@ def integrations(settings: Settings) -> list[str]:
             else "status page: outbox (set INCIDENT_STATUSPAGE_API_KEY and _PAGE_ID for "
             "Atlassian Statuspage)"
         ),
-        "chat, notifications, customer messages: outbox (kept in the database; "
-        "see `incident outbox`)"
-        + (f"; {', '.join(pending)} set but not used by this version" if pending else ""),
+        (
+            f"chat: Slack war rooms and chat: notifications ({settings.slack_api_url})"
+            if settings.slack_bot_token
+            else "chat: outbox (set INCIDENT_SLACK_BOT_TOKEN for Slack war rooms)"
+        ),
+        "e-mail notifications and customer messages: outbox (kept in the database; "
+        "see `incident outbox`)",
         f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"
         + (f" ({', '.join(roles)})" if roles else "; set INCIDENT_API_TOKENS to allow calls"),
         "Slack slash commands: "

@@ -56,7 +56,10 @@ class TickReport:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 6
+    """A failed effect is tried again after 30 s, 1, 2, 4, 8 min, then every 10 min: ten
+    attempts cover about an hour of vendor outage before the step is marked failed."""
+
+    max_attempts: int = 10
     base: timedelta = timedelta(seconds=30)
     cap: timedelta = timedelta(minutes=10)
 
@@ -345,17 +348,20 @@ class Scheduler:
             },
         )
         final = occurrence.attempts >= self.retry.max_attempts
+        retry_after = getattr(error, "retry_after", None)
 
-        def work(tx: Transaction) -> None:
+        def work(tx: Transaction) -> Incident | None:
             if final:
                 tx.finish_occurrence(
                     occurrence.id, state="failed", now=now, outcome="failed", error=message
                 )
                 text = f"{step.id} failed after {occurrence.attempts} attempts: {message}"
             else:
-                retry_at = now + backoff(
-                    occurrence.attempts, base=self.retry.base, cap=self.retry.cap
-                )
+                wait = backoff(occurrence.attempts, base=self.retry.base, cap=self.retry.cap)
+                if isinstance(retry_after, int | float) and retry_after > 0:
+                    # The vendor said when to come back: not before then.
+                    wait = max(wait, timedelta(seconds=min(float(retry_after), 3600.0)))
+                retry_at = now + wait
                 tx.retry_occurrence(occurrence.id, not_before=retry_at, error=message)
                 text = (
                     f"{step.id} attempt {occurrence.attempts} of "
@@ -376,12 +382,46 @@ class Scheduler:
                     )
                 ],
             )
-            if final:
-                incident = tx.get_incident(occurrence.incident_id, lock=True)
-                replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
+            if not final:
+                return None
+            incident = tx.get_incident(occurrence.incident_id, lock=True)
+            replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
+            return incident
 
-        await self.rt.store.run(work)
+        incident = await self.rt.store.run(work)
+        if incident is not None:
+            await self._tell_commander(incident, occurrence, step, message)
         return StepReport(occurrence, "failed" if final else "retry", lateness, message)
+
+    async def _tell_commander(
+        self, incident: Incident, occurrence: Occurrence, step: Step, message: str
+    ) -> None:
+        """A step that gave up is the commander's to do by hand: say so in the war room, or
+        through the fallback (the outbox) when the chat vendor is what is failing."""
+        text = (
+            f":warning: {incident.ref}: the playbook step '{step.id}' ({step.description}) "
+            f"failed {occurrence.attempts} times and will not be retried: {message}. "
+            "Please do it by hand"
+            + (f" (runbook: {self.base_url}/runbooks/{step.runbook})" if step.runbook else "")
+            + "."
+        )
+        key = f"{occurrence.effect_key(repeats=True)}/gave-up"
+        for chat in (self.effects.chat, self.effects.fallback_chat):
+            if chat is None:
+                continue
+            try:
+                await chat.post(incident=incident, text=text, key=key)
+                return
+            except Exception as error:
+                log.warning(
+                    "could not tell the commander",
+                    extra={
+                        "action": "tell_commander_failed",
+                        "incident_id": incident.id,
+                        "step": step.id,
+                        "error": f"{type(error).__name__}: {error}"[:300],
+                    },
+                )
 
 
 @dataclass(frozen=True)

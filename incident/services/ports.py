@@ -118,6 +118,8 @@ class Effects:
     status_page: StatusPage
     customers: CustomerComms
     renderer: Renderer
+    # Where the commander hears that a step gave up when `chat` itself is what fails.
+    fallback_chat: Chat | None = None
 
 
 class Transaction(Protocol):

@@ -10,6 +10,7 @@ import pytest
 
 from incident.bootstrap import Container
 from incident.clock import FakeClock
+from incident.config import PROJECT_ROOT
 from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
 from incident.services import incidents as uc
@@ -538,3 +539,45 @@ async def test_a_hanging_vendor_call_does_not_hold_up_other_incidents(
     gate.set()
     await tick
     assert any(s.incident_id == stuck and s.port == "pager" for s in vendor.sends)
+
+
+async def test_a_step_that_gives_up_is_handed_to_the_commander(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app)
+    vendor.fail_when = lambda key: "/page-oncall-tier3/" in key and "gave-up" not in key
+    await run_until(app, clock, 30 * M)
+    view = await uc.get_incident(app.runtime, incident_id)
+    assert [o.step_id for o in view.history if o.state == "failed"] == ["page-oncall-tier3"]
+    told = [s for s in vendor.sends if s.key.endswith("/gave-up")]
+    assert len(told) == 1 and told[0].port == "chat.post"
+    assert "page-oncall-tier3" in told[0].body and "by hand" in told[0].body
+
+
+async def test_when_chat_is_what_fails_the_commander_hears_through_the_fallback(
+    build: Build, settings: object, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    import dataclasses
+
+    from incident import bootstrap
+    from incident.adapters.templates import JinjaRenderer
+    from incident.scheduler.runner import RetryPolicy
+
+    fallback = RecordingEffects(clock=clock)
+    effects = dataclasses.replace(
+        vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")), fallback_chat=fallback
+    )
+    app = await bootstrap.build(
+        settings,  # type: ignore[arg-type]
+        clock=clock,
+        effects=effects,
+        retry=RetryPolicy(max_attempts=2),
+    )
+    try:
+        await declare(app)
+        vendor.fail_when = lambda key: "/open-war-room/" in key or key.endswith("/gave-up")
+        await run_until(app, clock, 10 * M)
+    finally:
+        await app.close()
+    told = [s for s in fallback.sends if s.key.endswith("/gave-up")]
+    assert [s.body.split("'")[1] for s in told] == ["open-war-room"]
