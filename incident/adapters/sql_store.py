@@ -16,12 +16,14 @@ from sqlalchemy.orm import Session
 
 from incident.adapters.database import Database
 from incident.adapters.tables import (
+    AlertGroupRow,
     IncidentRow,
     OccurrenceState,
     StepOccurrenceRow,
     TimelineRow,
     UTCDateTime,
 )
+from incident.domain.alerts import AlertGroup, AlertRecord
 from incident.domain.errors import Conflict, NotFound
 from incident.domain.incident import Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
@@ -425,6 +427,95 @@ class SqlTransaction:
     def next_run_at(self) -> datetime | None:
         value: datetime | None = self._db.execute(_NEXT_RUN_AT).scalar_one_or_none()
         return value
+
+    # --- alert groups ------------------------------------------------------------------------
+
+    def find_alert_group(
+        self, source: str, key_hash: str, *, lock: bool = False
+    ) -> tuple[AlertGroup, Incident] | None:
+        query = _LATEST_ALERT_GROUP_FOR_UPDATE if lock and self._postgres else _LATEST_ALERT_GROUP
+        row = self._db.execute(query, {"b_source": source, "b_hash": key_hash}).first()
+        if row is None:
+            return None
+        group = AlertGroup(
+            source=source,
+            group_key=row.g_group_key,
+            generation=row.g_generation,
+            incident_id=row.id,
+            alerts={k: AlertRecord.from_json(v) for k, v in row.g_alerts.items()},
+            firing=row.g_firing,
+            created_at=row.g_created_at,
+            updated_at=row.g_updated_at,
+        )
+        return group, _to_incident(row)
+
+    def add_alert_group(self, group: AlertGroup) -> None:
+        values = {
+            "source": group.source,
+            "key_hash": group.key_hash,
+            "group_key": group.group_key,
+            "generation": group.generation,
+            "created_at": group.created_at,
+            **_alert_group_state(group),
+        }
+        # No savepoint: a lost race ends the whole unit of work (it is retried), so the
+        # spoiled transaction is rolled back anyway.
+        try:
+            self._db.execute(_INSERT_ALERT_GROUP, values)
+        except IntegrityError as error:
+            raise Conflict(
+                f"alert group {group.source}:{group.key_hash[:12]} generation "
+                f"{group.generation} was stored by another delivery"
+            ) from error
+
+    def save_alert_group(self, group: AlertGroup) -> None:
+        self._db.execute(
+            _UPDATE_ALERT_GROUP,
+            {
+                "b_source": group.source,
+                "b_hash": group.key_hash,
+                "b_generation": group.generation,
+                **_alert_group_state(group),
+            },
+        )
+
+
+# Alert group statements, built once like the ones above.
+_G: Table = AlertGroupRow.__table__  # type: ignore[attr-defined]
+# The group's latest generation joined to its incident: one statement, and on PostgreSQL
+# one lock for both rows.
+_LATEST_ALERT_GROUP = (
+    select(
+        _I,
+        _G.c.group_key.label("g_group_key"),
+        _G.c.generation.label("g_generation"),
+        _G.c.alerts.label("g_alerts"),
+        _G.c.firing.label("g_firing"),
+        _G.c.created_at.label("g_created_at"),
+        _G.c.updated_at.label("g_updated_at"),
+    )
+    .join(_I, _I.c.id == _G.c.incident_id)
+    .where(_G.c.source == bindparam("b_source"), _G.c.key_hash == bindparam("b_hash"))
+    .order_by(_G.c.generation.desc())
+    .limit(1)
+)
+_LATEST_ALERT_GROUP_FOR_UPDATE = _LATEST_ALERT_GROUP.with_for_update()
+_INSERT_ALERT_GROUP = insert(_G)
+_UPDATE_ALERT_GROUP = update(_G).where(
+    _G.c.source == bindparam("b_source"),
+    _G.c.key_hash == bindparam("b_hash"),
+    _G.c.generation == bindparam("b_generation"),
+)
+
+
+def _alert_group_state(group: AlertGroup) -> dict[str, Any]:
+    """The columns that change as notifications come in."""
+    return {
+        "incident_id": group.incident_id,
+        "alerts": {k: v.to_json() for k, v in group.alerts.items()},
+        "firing": group.firing,
+        "updated_at": group.updated_at,
+    }
 
 
 class SqlStore:

@@ -7,7 +7,7 @@ whose matchers all hold for the group's labels wins, else the default rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from incident.domain.errors import InvalidValue
@@ -86,6 +86,23 @@ class AlertRouting:
 
     def route(self, labels: Mapping[str, str]) -> Route:
         return next((r for r in self.routes if r.matches(labels)), self.default)
+
+    def route_group(
+        self, label_sets: Sequence[Mapping[str, str]]
+    ) -> tuple[Route, Mapping[str, str]]:
+        """The route for a group of alerts: the most severe of their routes (ties go to the
+        earlier rule, then the earlier alert), with the labels that chose it.
+
+        One critical alert in a group of warnings makes the group critical: an incident is
+        as severe as its worst alert.
+        """
+        if not label_sets:
+            return self.default, {}
+        order = {id(r): i for i, r in enumerate(self.routes)}
+        routed = [(self.route(labels), labels) for labels in label_sets]
+        return min(
+            routed, key=lambda pair: (pair[0].severity.rank, order.get(id(pair[0]), len(order)))
+        )
 
     @classmethod
     def default_rules(cls) -> AlertRouting:

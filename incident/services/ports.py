@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from incident.domain.alerts import AlertGroup
 from incident.domain.incident import Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
@@ -178,6 +179,19 @@ class Transaction(Protocol):
 
     def next_run_at(self) -> datetime | None: ...
 
+    def find_alert_group(
+        self, source: str, key_hash: str, *, lock: bool = False
+    ) -> tuple[AlertGroup, Incident] | None:
+        """The latest generation of an alert group and its incident, if any (`lock`: both
+        for update)."""
+        ...
+
+    def add_alert_group(self, group: AlertGroup) -> None:
+        """Store a new generation; Conflict if another delivery stored it first (the caller's
+        transaction is then spoiled: let the Conflict end it)."""
+        ...
+
+    def save_alert_group(self, group: AlertGroup) -> None: ...
 
 
 T = TypeVar("T")
