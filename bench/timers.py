@@ -48,7 +48,7 @@ from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Incident, Severity, Status
 from incident.services.incidents import Runtime, declare_incident
-from incident.services.ports import Effects, WarRoom
+from incident.services.ports import Effects, OnCall, WarRoom
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -142,7 +142,15 @@ class TimingEffects:
     async def resolve(self, *, incident: Incident, key: str) -> None:
         self._send(key)
 
-    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+    async def on_call(self, *, tier: str) -> list[OnCall]:
+        return []
+
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        self._send(key)
+
+    async def open_war_room(
+        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+    ) -> WarRoom:
         self._send(key)
         return WarRoom(channel=f"inc-{incident.id}")
 

@@ -49,7 +49,7 @@ from incident.config import PROJECT_ROOT, ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Incident, Status
-from incident.services.ports import Effects, WarRoom
+from incident.services.ports import Effects, OnCall, WarRoom
 from incident.web.app import create_app
 from incident.web.metrics import Metrics
 
@@ -100,7 +100,15 @@ class TimingEffects:
     async def resolve(self, *, incident: Incident, key: str) -> None:
         self.effects_sent += 1
 
-    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+    async def on_call(self, *, tier: str) -> list[OnCall]:
+        return []
+
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        self._send(key)
+
+    async def open_war_room(
+        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+    ) -> WarRoom:
         self.effects_sent += 1
         return WarRoom(channel=f"inc-{incident.id}")
 

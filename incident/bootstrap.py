@@ -174,6 +174,7 @@ def _pagerduty(
         clock=clock,
         executor=executor,
         base_url=settings.base_url,
+        escalation_policies=settings.pagerduty_escalation_policies,
     )
 
 

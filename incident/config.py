@@ -51,6 +51,7 @@ KNOWN_KEYS = frozenset(
         "statuspage_page_id",
         "statuspage_api_url",
         "statuspage_components",
+        "pagerduty_escalation_policies",
     }
 )
 
@@ -88,6 +89,8 @@ class Settings:
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_api_token: str | None = field(default=None, repr=False)
     pagerduty_api_url: str = "https://api.pagerduty.com"
+    # Our on-call tier -> PagerDuty escalation policy id, to invite who is on call.
+    pagerduty_escalation_policies: Mapping[str, str] = field(default_factory=dict)
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_api_url: str = "https://slack.com/api/"
     statuspage_api_key: str | None = field(default=None, repr=False)
@@ -220,12 +223,17 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
         ),
         "pagerduty_api_token": source.credential("pagerduty_api_token"),
         "pagerduty_api_url": source.http_url("pagerduty_api_url", defaults.pagerduty_api_url),
+        "pagerduty_escalation_policies": _parse_mapping(
+            *source.raw("pagerduty_escalation_policies"), what="tier:escalation_policy_id"
+        ),
         "slack_bot_token": source.credential("slack_bot_token"),
         "slack_api_url": source.http_url("slack_api_url", defaults.slack_api_url),
         "statuspage_api_key": statuspage_key,
         "statuspage_page_id": page_id,
         "statuspage_api_url": source.http_url("statuspage_api_url", defaults.statuspage_api_url),
-        "statuspage_components": _parse_components(*source.raw("statuspage_components")),
+        "statuspage_components": _parse_mapping(
+            *source.raw("statuspage_components"), what="service:component_id"
+        ),
     }
 
 
@@ -291,13 +299,13 @@ def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
     }
 
 
-def _parse_components(where: str, value: Any) -> dict[str, str]:
-    """`service:component_id,...` (environment), or a mapping or list of them (file)."""
+def _parse_mapping(where: str, value: Any, *, what: str) -> dict[str, str]:
+    """`name:id,...` (environment), or a mapping or list of them (file)."""
     if isinstance(value, Mapping):
         value = [f"{k}:{v}" for k, v in value.items()]
-    components = {}
-    for service, component in _pairs(where, value, "service:component_id"):
-        if not service or not component:
-            raise InvalidValue(where, f"{service}:{component} needs both a service and an id")
-        components[service] = component
-    return components
+    mapping = {}
+    for name, ident in _pairs(where, value, what):
+        if not name or not ident:
+            raise InvalidValue(where, f"{name}:{ident} is not {what}")
+        mapping[name] = ident
+    return mapping

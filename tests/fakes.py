@@ -15,7 +15,7 @@ from datetime import datetime
 from incident.adapters.templates import JinjaRenderer
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
-from incident.services.ports import Effects, WarRoom
+from incident.services.ports import Effects, OnCall, WarRoom
 
 
 class SimulatedCrash(BaseException):
@@ -52,6 +52,7 @@ class RecordingEffects:
     fail_when: Callable[[str], bool] | None = None  # key -> fail?
     # key -> an event the send waits for first: a vendor call that hangs until released.
     hold_when: Callable[[str], asyncio.Event | None] | None = None
+    rota: dict[str, list[OnCall]] = field(default_factory=dict)  # tier -> who is on call
 
     def effects(self, renderer: JinjaRenderer) -> Effects:
         return Effects(
@@ -102,14 +103,24 @@ class RecordingEffects:
         await self._hold(key)
         self._send("pager.resolve", key, incident, "pages", "")
 
-    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+    async def on_call(self, *, tier: str) -> list[OnCall]:
+        return list(self.rota.get(tier, ()))
+
+    async def open_war_room(
+        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+    ) -> WarRoom:
         await self._hold(key)
-        self._send("chat.open", key, incident, "war-room", "")
+        self._send("chat.open", key, incident, "war-room", ", ".join(people))
         return WarRoom(channel=war_room_name(incident), conference_url=None)
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         await self._hold(key)
         self._send("chat.post", key, incident, "war-room", text)
+
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        await self._hold(key)
+        topic = f"{incident.severity.value} {incident.status.value} {incident.commander}"
+        self._send("chat.refresh", key, incident, "war-room", topic)
 
     async def notify(
         self,

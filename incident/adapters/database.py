@@ -14,12 +14,14 @@ the event loop and the database, however many statements it runs:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -43,6 +45,9 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        # SQLite: units of work waiting for the thread, taken together by `_drain`.
+        self._queue: list[_Unit] = []
+        self._queue_lock = threading.Lock()
         if self.dialect == "sqlite":
             parsed = parsed.set(drivername="sqlite+pysqlite")
             if parsed.database and parsed.database != ":memory:":
@@ -69,25 +74,13 @@ class Database:
         if self._sync is not None:
             if self._thread is None:
                 raise RuntimeError("the database has been disposed")
-            engine = self._sync
-
-            def in_transaction() -> T:
-                with engine.connect() as connection:
-                    raw = connection.connection.driver_connection
-                    assert raw is not None
-                    if not durable:
-                        raw.execute("PRAGMA synchronous=NORMAL")
-                    try:
-                        with (
-                            Session(bind=connection, expire_on_commit=False) as session,
-                            session.begin(),
-                        ):
-                            return work(session)
-                    finally:
-                        if not durable:
-                            raw.execute("PRAGMA synchronous=FULL")
-
-            return await asyncio.get_running_loop().run_in_executor(self._thread, in_transaction)
+            loop = asyncio.get_running_loop()
+            unit = _Unit(work=work, durable=durable, loop=loop, future=loop.create_future())
+            with self._queue_lock:
+                self._queue.append(unit)
+            self._thread.submit(self._drain)
+            result: T = await unit.future
+            return result
         assert self._async is not None
 
         def relaxed(session: Session) -> T:
@@ -96,6 +89,40 @@ class Database:
 
         async with AsyncSession(self._async, expire_on_commit=False) as session, session.begin():
             return await session.run_sync(work if durable else relaxed)
+
+    def _drain(self) -> None:
+        """On the SQLite thread: run every unit of work waiting now in one transaction.
+
+        Group commit: each unit runs in a savepoint of its own (one that fails is rolled back
+        alone and gets its error), and the transaction commits once for all of them, so
+        concurrent units share one fsync instead of paying one each. Synchronous=FULL when
+        any of them is durable. Each unit's result is handed back only after the commit.
+        """
+        with self._queue_lock:
+            units = self._queue[:MAX_UNITS_PER_COMMIT]
+            del self._queue[:MAX_UNITS_PER_COMMIT]
+        if not units:
+            return  # an earlier drain took them
+        assert self._sync is not None
+        outcomes: list[tuple[bool, Any]] = []
+        durable = any(unit.durable for unit in units)
+        try:
+            with self._sync.connect() as connection:
+                raw = connection.connection.driver_connection
+                assert raw is not None
+                if not durable:
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with connection.begin():
+                        for unit in units:
+                            outcomes.append(_run_in_savepoint(connection, unit.work))
+                finally:
+                    if not durable:
+                        raw.execute("PRAGMA synchronous=FULL")
+        except BaseException as error:  # the commit itself failed: nobody's work is kept
+            outcomes = [(False, error)] * len(units)
+        for unit, (ok, value) in zip(units, outcomes, strict=True):
+            unit.loop.call_soon_threadsafe(_settle, unit.future, ok, value)
 
     async def create_schema(self) -> None:
         """Create any missing tables (idempotent)."""
@@ -113,6 +140,43 @@ class Database:
             thread.shutdown(wait=True)
         if self._async is not None:
             await self._async.dispose()
+
+
+# Enough to share an fsync among everything a busy moment brings, short enough that no
+# transaction holds the write lock for long.
+MAX_UNITS_PER_COMMIT = 64
+
+
+@dataclass
+class _Unit:
+    work: Callable[[Session], Any]
+    durable: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
+    """One unit in a savepoint of the shared transaction: released if it returns, rolled
+    back (alone) if it raises."""
+    with Session(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    ) as session:
+        try:
+            result = work(session)
+            session.commit()  # releases the savepoint; the transaction commits later
+        except BaseException as error:
+            session.rollback()
+            return False, error
+    return True, result
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # its caller was cancelled; the work is committed all the same
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

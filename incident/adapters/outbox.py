@@ -19,7 +19,7 @@ from incident.adapters.database import Database
 from incident.adapters.tables import OutboxRow
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
-from incident.services.ports import WarRoom
+from incident.services.ports import OnCall, WarRoom
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ class Outbox:
     async def resolve(self, *, incident: Incident, key: str) -> None:
         await self._pager_state(incident, key, "resolved")
 
+    async def on_call(self, *, tier: str) -> list[OnCall]:
+        return []  # the outbox knows nobody: the war room gets its commander only
+
     async def _pager_state(self, incident: Incident, key: str, state: str) -> None:
         """One record per paged tier, like a vendor acknowledging each of its alerts."""
         messages = await self.messages(incident_id=incident.id)
@@ -110,9 +113,13 @@ class Outbox:
 
     # --- Chat ------------------------------------------------------------------------------
 
-    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
+    async def open_war_room(
+        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+    ) -> WarRoom:
         room = WarRoom(channel=war_room_name(incident), conference_url=self._conference(incident))
         body = f"War room #{room.channel} opened."
+        if people:
+            body += f" Invited: {', '.join(people)}."
         if room.conference_url:
             body += f" Conference: {room.conference_url}"
         await self._record(
@@ -131,6 +138,19 @@ class Outbox:
             channel="chat",
             destination=f"chat:#{incident.war_room or war_room_name(incident)}",
             body=text,
+        )
+
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        if incident.war_room is None:
+            return
+        commander = incident.commander or "none yet"
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="chat",
+            destination=f"chat:#{incident.war_room}",
+            body=f"Topic: {incident.ref} {incident.severity.value} | {incident.status.value} | "
+            f"IC: {commander} | {incident.title}",
         )
 
     # --- Notifier --------------------------------------------------------------------------

@@ -299,6 +299,7 @@ class PagerDutyPager:
         executor: Executor | None = None,
         source: str = "incident-service",
         base_url: str | None = None,
+        escalation_policies: Mapping[str, str] | None = None,
     ) -> None:
         """`executor`: the threads that make the blocking HTTP calls (default: the loop's
         default executor); `source`: PagerDuty's `payload.source` when an incident names no
@@ -311,6 +312,8 @@ class PagerDutyPager:
         self._executor = executor
         self._source = source
         self._base_url = base_url.rstrip("/") if base_url else None
+        # Our on-call tier -> its PagerDuty escalation policy, for `on_call`.
+        self._policies = dict(escalation_policies or {})
         for client in (events, rest):
             if client is not None:
                 _one_attempt_per_call(client)
@@ -376,6 +379,14 @@ class PagerDutyPager:
             service_id=service_id,
         )
         return await self._call("on-call lookup", call, incident_id=None)
+
+    async def on_call(self, *, tier: str) -> list[OnCall]:
+        """The Pager port's lookup: who is on call for one of our tiers, through the
+        escalation policy configured for it (nobody when none is, or no REST token)."""
+        policy = self._policies.get(tier)
+        if policy is None or self._rest is None:
+            return []
+        return await self.who_is_on_call(escalation_policy_id=policy)
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -245,6 +245,13 @@ class SlackChat:
             incident_id=incident_id, channel=channel, text=text, key=key, where="the war room"
         )
 
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        """The Chat port's refresh: topic, then the commander invited (both no-ops when
+        already so)."""
+        await self.update_topic(incident=incident, key=key)
+        if incident.commander:
+            await self.invite(incident=incident, people=[incident.commander], key=key)
+
     async def update_topic(self, *, incident: Incident, key: str) -> None:
         """Make the war room's topic show the incident's severity, status and commander (no
         call that changes anything when it already does; nothing when there is no room)."""

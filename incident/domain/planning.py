@@ -136,13 +136,14 @@ def next_occurrence(
 def plan(
     incident: Incident, playbook: Playbook, history: Mapping[str, StepHistory]
 ) -> list[PlannedOccurrence]:
-    """Every occurrence that should be pending for this incident, in due order."""
+    """Every occurrence that should be pending for this incident, in due order; steps due
+    at the same instant keep the playbook's order (so a page listed first goes first)."""
     planned = [
         occurrence
         for step in playbook.steps
         if (occurrence := next_occurrence(step, incident, history.get(step.id, NO_HISTORY)))
     ]
-    return sorted(planned, key=lambda o: (o.due_at, o.step_id))
+    return sorted(planned, key=lambda o: o.due_at)  # stable: playbook order breaks ties
 
 
 def tracked_deadline(incident: Incident, playbook: Playbook, name: str) -> datetime | None:

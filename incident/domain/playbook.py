@@ -119,6 +119,8 @@ class Action(StrEnum):
     # Tell the pager the incident is acknowledged / resolved, so its alerts stop paging.
     PAGER_ACKNOWLEDGE = "pager_acknowledge"
     PAGER_RESOLVE = "pager_resolve"
+    # Bring the war room's topic (severity, status, commander) and members up to date.
+    REFRESH_WAR_ROOM = "refresh_war_room"
 
 
 # Actions whose message goes to customers (and counts as a customer-facing update).
@@ -130,7 +132,13 @@ TARGETED_ACTIONS = frozenset(
 # Actions whose text comes from a template in comms/.
 TEMPLATED_ACTIONS = frozenset(
     set(Action)
-    - {Action.PAGE, Action.OPEN_WAR_ROOM, Action.PAGER_ACKNOWLEDGE, Action.PAGER_RESOLVE}
+    - {
+        Action.PAGE,
+        Action.OPEN_WAR_ROOM,
+        Action.PAGER_ACKNOWLEDGE,
+        Action.PAGER_RESOLVE,
+        Action.REFRESH_WAR_ROOM,
+    }
 )
 
 _STEP_ID = r"^[a-z0-9][a-z0-9-]*$"

@@ -27,7 +27,7 @@ from incident.domain.planning import (
     step_deadline,
     stopped_by,
 )
-from incident.domain.playbook import CUSTOMER_MESSAGES, Step, format_duration
+from incident.domain.playbook import CUSTOMER_MESSAGES, Action, Step, format_duration
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.services.actions import Outcome, StepRun, message_context, perform
 from incident.services.incidents import Runtime, replan, timeline_entry
@@ -273,6 +273,11 @@ class Scheduler:
             context=context,
             effects=self.effects,
             directory=self.rt.playbooks.directory,
+            paged_tiers=tuple(
+                dict.fromkeys(
+                    s.target for s in playbook.steps if s.action is Action.PAGE and s.target
+                )
+            ),
         )
         return Prepared(occurrence, run=run)
 
@@ -405,7 +410,7 @@ class Scheduler:
             + (f" (runbook: {self.base_url}/runbooks/{step.runbook})" if step.runbook else "")
             + "."
         )
-        key = f"{occurrence.effect_key(repeats=True)}/gave-up"
+        key = f"{occurrence.effect_key(repeats=step.repeats or step.per_anchor)}/gave-up"
         for chat in (self.effects.chat, self.effects.fallback_chat):
             if chat is None:
                 continue

@@ -35,6 +35,7 @@ class StepRun:
     context: Mapping[str, Any]
     effects: Effects
     directory: Directory
+    paged_tiers: tuple[str, ...] = ()  # the on-call tiers the incident's playbook pages
 
     def render(self) -> str:
         assert self.step.template is not None  # the playbook model requires one
@@ -71,9 +72,25 @@ async def _pager_resolve(run: StepRun) -> Outcome:
     return Outcome(summary="pages resolved at the pager")
 
 
+async def _refresh_war_room(run: StepRun) -> Outcome:
+    await run.effects.chat.refresh_war_room(incident=run.incident, key=run.key)
+    incident = run.incident
+    return Outcome(
+        summary=f"war room topic: {incident.severity.value}, {incident.status.value}, "
+        f"commander {incident.commander or 'none yet'}"
+    )
+
+
 async def _open_war_room(run: StepRun) -> Outcome:
-    room = await run.effects.chat.open_war_room(incident=run.incident, key=run.key)
+    people: list[str] = []
+    for tier in run.paged_tiers:
+        people += [p.email for p in await run.effects.pager.on_call(tier=tier) if p.email]
+    room = await run.effects.chat.open_war_room(
+        incident=run.incident, key=run.key, people=list(dict.fromkeys(people))
+    )
     summary = f"war room #{room.channel} open"
+    if people:
+        summary += f", on-call invited: {', '.join(dict.fromkeys(people))}"
     if room.conference_url:
         summary += f", conference {room.conference_url}"
     return Outcome(summary=summary, war_room=room)
@@ -158,6 +175,7 @@ HANDLERS: Mapping[Action, Callable[[StepRun], Awaitable[Outcome]]] = {
     Action.RCA_OVERDUE: _notify,
     Action.PAGER_ACKNOWLEDGE: _pager_acknowledge,
     Action.PAGER_RESOLVE: _pager_resolve,
+    Action.REFRESH_WAR_ROOM: _refresh_war_room,
 }
 
 

@@ -71,14 +71,26 @@ class Pager(Protocol):
         """Resolve every page of the incident. Nothing is sent when it never paged."""
         ...
 
+    async def on_call(self, *, tier: str) -> Sequence[OnCall]:
+        """Who is on call for `tier` now (none when the pager cannot tell)."""
+        ...
+
 
 class Chat(Protocol):
-    async def open_war_room(self, *, incident: Incident, key: str) -> WarRoom:
-        """Open (or find, when retried) the incident's war room."""
+    async def open_war_room(
+        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+    ) -> WarRoom:
+        """Open (or find, when retried) the incident's war room, with its commander and
+        `people` (e-mail addresses of the on-call responders) invited."""
         ...
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         """Post to the incident's war room."""
+        ...
+
+    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+        """Bring the war room up to date with the incident: its topic (severity, status,
+        commander) and the commander invited. Nothing when there is no war room."""
         ...
 
 

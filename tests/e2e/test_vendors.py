@@ -20,7 +20,7 @@ from incident.config import Settings
 from incident.domain.incident import Role, Severity, Status
 from incident.services import incidents as uc
 from tests.conftest import T0
-from tests.vendor_fakes.pagerduty import FakePagerDuty
+from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift
 from tests.vendor_fakes.slack import FakeSlack, User
 from tests.vendor_fakes.statuspage import StatuspageFake
 
@@ -185,9 +185,19 @@ async def run_against_fakes(
     """A P1 from declaration to RCA against fresh fakes of all three vendors; returns what
     the vendors ended with (comparable between runs) and the steps that failed for good."""
     clock = FakeClock(T0)
-    pagerduty = FakePagerDuty(ca=trustme.CA(), routing_key=ROUTING_KEY, api_token=API_TOKEN)
+    pagerduty = FakePagerDuty(
+        ca=trustme.CA(),
+        routing_key=ROUTING_KEY,
+        api_token=API_TOKEN,
+        roster=[Shift(Person("PANA001", "Ana Oncall", "ana@example.com"), "PTIER3")],
+    )
     slack = FakeSlack(
-        bot_token=BOT_TOKEN, users=[User("UDANA0001", "dana", "dana@example.com")], clock=clock
+        bot_token=BOT_TOKEN,
+        users=[
+            User("UDANA0001", "dana", "dana@example.com"),
+            User("UANA00001", "ana", "ana@example.com"),
+        ],
+        clock=clock,
     )
     statuspage = StatuspageFake(components={"cmp-checkout": "Checkout"}, clock=clock)
     async with pagerduty, slack, statuspage:
@@ -210,6 +220,9 @@ async def run_against_fakes(
             database_url=f"sqlite:///{tmp_path / f'{name}.db'}",
             pagerduty_routing_key=ROUTING_KEY,
             pagerduty_events_url=pagerduty.url,
+            pagerduty_api_token=API_TOKEN,
+            pagerduty_api_url=pagerduty.url,
+            pagerduty_escalation_policies={"tier3": "PTIER3"},
             slack_bot_token=BOT_TOKEN,
             slack_api_url=slack.api_url,
             statuspage_api_key=statuspage.api_key,
@@ -263,8 +276,10 @@ async def test_a_p1_from_declaration_to_rca_against_all_three_vendors(tmp_path: 
     (alert,) = clean["pagerduty"]
     assert alert == ("inc-1/tier3", "resolved")
     ((room, members, topic, bookmarks),) = clean["slack rooms"]
-    assert room == "inc-1-checkout-api-down" and "UDANA0001" in members
+    # The commander and whoever PagerDuty has on call for tier 3 are in the war room.
+    assert room == "inc-1-checkout-api-down" and {"UDANA0001", "UANA00001"} <= set(members)
     assert topic.startswith("INC-1 P1") and {"Status page", "Runbook"} <= set(bookmarks)
+    assert "resolved" in topic and "UDANA0001" in topic  # kept up to date to the end
     posts = clean["slack posts"]
     assert posts[room], "the playbook's reminders are posted in the war room"
     # Unresolved at 4 hours: the VP / C-level escalation went out, once.

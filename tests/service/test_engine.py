@@ -581,3 +581,22 @@ async def test_when_chat_is_what_fails_the_commander_hears_through_the_fallback(
         await app.close()
     told = [s for s in fallback.sends if s.key.endswith("/gave-up")]
     assert [s.body.split("'")[1] for s in told] == ["open-war-room"]
+
+
+async def test_the_war_room_follows_severity_status_and_resolution(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    incident_id = await declare(app, Severity.P2)
+    await run_until(app, clock, 10 * M)
+    await uc.assign_role(app.runtime, incident_id, Role.COMMANDER, "dana", by="dana")
+    await uc.change_severity(app.runtime, incident_id, Severity.P1, by="dana")
+    await run_until(app, clock, 12 * M)
+    clock.advance(M)
+    await uc.post_customer_update(
+        app.runtime, incident_id, message="Found it", status=Status.IDENTIFIED, by="dana"
+    )
+    await run_until(app, clock, 20 * M)
+    await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
+    await run_until(app, clock, 30 * M)
+    topics = [s.body for s in vendor.sends if s.port == "chat.refresh"]
+    assert topics == ["P1 investigating dana", "P1 identified dana", "P1 resolved dana"]

@@ -92,6 +92,9 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
+# The suffix of the message telling the commander a step failed for good.
+GAVE_UP = "/gave-up"
+
 
 _check_playbooks = bootstrap.check_playbooks
 
@@ -431,6 +434,10 @@ class PlaybookMachine(RuleBasedStateMachine):
         self._check_exactly_once(rows, steps)
         for sent in self.vendor.sends:
             key = EffectKey.parse(sent.key)
+            if sent.key.endswith(GAVE_UP):
+                # Invariant 6: the commander hears of a step only once it failed for good.
+                assert rows[key.slot].state == "failed", (sent.key, rows[key.slot])
+                continue
             assert sent.incident_id == key.incident_id, sent
             row = rows[key.slot]
             # Invariant 2: nothing fires before it is due, as it was due when it went out. A
@@ -465,10 +472,12 @@ class PlaybookMachine(RuleBasedStateMachine):
         after a fault (a crash right after a send, or a vendor failure)."""
         sent_keys = [s.key for s in self.vendor.sends]
         assert len(sent_keys) == len(set(sent_keys)), "a vendor recorded one key twice"
-        sent = set(sent_keys)
+        sent = {key for key in sent_keys if not key.endswith(GAVE_UP)}
         # Effect keys by the occurrence key they were sent under.
         by_occurrence: dict[str, list[str]] = {}
         for key, attempts in self.vendor.attempts.items():
+            if key.endswith(GAVE_UP):
+                continue  # not an effect of the step: telling the commander it gave up
             parsed = EffectKey.parse(key)
             assert parsed.slot in rows, f"{key} reached a vendor but has no occurrence row"
             by_occurrence.setdefault(parsed.occurrence_key, []).append(key)
@@ -495,6 +504,8 @@ class PlaybookMachine(RuleBasedStateMachine):
             )
         first_sent: dict[str, datetime] = {}
         for s in self.vendor.sends:
+            if s.key.endswith(GAVE_UP):
+                continue
             okey = EffectKey.parse(s.key).occurrence_key
             first_sent[okey] = min(s.at, first_sent.get(okey, s.at))
         for row in rows.values():
