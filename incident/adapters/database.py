@@ -157,16 +157,19 @@ class _Unit:
 
 def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
     """One unit in a savepoint of the shared transaction: released if it returns, rolled
-    back (alone) if it raises."""
-    with Session(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    ) as session:
-        try:
+    back (alone) if it raises. The savepoint is the connection's own: the Session only
+    runs statements in it ("rollback_only": it never commits or opens one itself)."""
+    savepoint = connection.begin_nested()
+    try:
+        with Session(
+            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+        ) as session:
             result = work(session)
-            session.commit()  # releases the savepoint; the transaction commits later
-        except BaseException as error:
-            session.rollback()
-            return False, error
+            session.flush()
+    except BaseException as error:
+        savepoint.rollback()
+        return False, error
+    savepoint.commit()
     return True, result
 
 

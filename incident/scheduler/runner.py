@@ -146,18 +146,30 @@ class Scheduler:
         report: TickReport,
     ) -> None:
         async with self._lanes:
+            checked: Prepared | None = None  # the next step, checked when this one was done
             for position, claimed in enumerate(items):
                 if stop is not None and stop.is_set():
                     return
                 item = claimed
-                if item.report is None and (item.run is None or position > 0):
+                if checked is not None:
+                    item = checked
+                elif item.report is None and (item.run is None or position > 0):
                     # Not checked yet, or an earlier step of this incident has just run and
                     # may have changed the facts it was checked against.
                     item = await self._reprepare(item.occurrence, now)
+                checked = None
                 fire_at = now
                 if item.report is None and on_time:
                     fire_at = await self._until(item.occurrence.due_at)
-                step_report = item.report or await self._fire(item, fire_at)
+                if item.report is not None:
+                    step_report = item.report
+                else:
+                    following = (
+                        items[position + 1].occurrence if position + 1 < len(items) else None
+                    )
+                    step_report, checked = await self._fire(
+                        item, fire_at, following=following, checked_at=now
+                    )
                 report.steps.append(step_report)
                 if self.on_step:
                     self.on_step(step_report)
@@ -281,22 +293,43 @@ class Scheduler:
         )
         return Prepared(occurrence, run=run)
 
-    async def _fire(self, item: Prepared, now: datetime) -> StepReport:
-        """Send the effect, then record it; a failure is retried later, never lost."""
+    async def _fire(
+        self,
+        item: Prepared,
+        now: datetime,
+        *,
+        following: Occurrence | None = None,
+        checked_at: datetime | None = None,
+    ) -> tuple[StepReport, Prepared | None]:
+        """Send the effect, then record it; a failure is retried later, never lost.
+
+        `following`: the incident's next claimed occurrence, checked (at `checked_at`) in
+        the same transaction that records this one as done, against the facts this one
+        has just changed: one unit of work instead of two.
+        """
         occurrence, run = item.occurrence, item.run
         assert run is not None
         lateness = now - occurrence.due_at
         try:
             outcome = await perform(run)
         except Exception as error:  # any vendor or template failure: retried, never lost
-            return await self._failed(occurrence, run.step, error, now, lateness)
-        await self._done(occurrence, run.step, outcome, now)
-        return StepReport(occurrence, "done", lateness, outcome.summary)
+            return await self._failed(occurrence, run.step, error, now, lateness), None
+        checked = await self._done(
+            occurrence, run.step, outcome, now, following=following, checked_at=checked_at or now
+        )
+        return StepReport(occurrence, "done", lateness, outcome.summary), checked
 
     async def _done(
-        self, occurrence: Occurrence, step: Step, outcome: Outcome, now: datetime
-    ) -> None:
-        def work(tx: Transaction) -> None:
+        self,
+        occurrence: Occurrence,
+        step: Step,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        following: Occurrence | None = None,
+        checked_at: datetime | None = None,
+    ) -> Prepared | None:
+        def work(tx: Transaction) -> Prepared | None:
             incident = tx.get_incident(occurrence.incident_id, lock=True)
             entries = [
                 TimelineEntry(
@@ -330,8 +363,11 @@ class Scheduler:
             tx.finish_occurrence(occurrence.id, state="done", now=now, outcome=outcome.summary)
             tx.append_timeline(occurrence.incident_id, entries)
             replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+            if following is None:
+                return None
+            return self._prepare(tx, following, checked_at or now)
 
-        await self.rt.store.run(work)
+        return await self.rt.store.run(work)
 
     async def _failed(
         self,
