@@ -22,7 +22,7 @@ from incident.clock import Clock, SystemClock
 if TYPE_CHECKING:
     from incident.adapters.slack_chat import SlackChat
 from incident.config import Settings
-from incident.domain.playbook import PlaybookSet
+from incident.domain.playbook import Action, PlaybookSet
 from incident.scheduler.runner import RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
 from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
@@ -37,6 +37,7 @@ class Container:
     effects: Effects
     runtime: Runtime
     scheduler: Scheduler
+    page_scheduler: Scheduler
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -106,15 +107,34 @@ async def build(
     else:
         live = dict.fromkeys(live, "given")
     runtime = Runtime(store=store, playbooks=playbooks, clock=clock)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     scheduler = Scheduler(
         runtime=runtime,
         effects=effects,
-        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        owner=owner,
         retry=retry,
         base_url=settings.base_url,
         on_step=on_step,
     )
-    runtime.plan_changed = scheduler.wake
+    # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
+    # steps never holds a page back. (The main scheduler runs pages too; claims keep each
+    # step to one of them.)
+    pages = Scheduler(
+        runtime=runtime,
+        effects=effects,
+        owner=owner,
+        retry=retry,
+        base_url=settings.base_url,
+        on_step=on_step,
+        actions=(Action.PAGE.value,),
+        urgent=True,
+    )
+
+    def plan_changed() -> None:
+        scheduler.wake()
+        pages.wake()
+
+    runtime.plan_changed = plan_changed
     return Container(
         settings=settings,
         database=database,
@@ -123,6 +143,7 @@ async def build(
         effects=effects,
         runtime=runtime,
         scheduler=scheduler,
+        page_scheduler=pages,
         live=live,
         closers=closers,
     )

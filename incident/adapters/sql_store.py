@@ -111,7 +111,7 @@ _FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
 )
 
 
-def _claim(*, skip_locked: bool) -> Any:
+def _claim(*, skip_locked: bool, by_action: bool = False) -> Any:
     # A running occurrence's run_at is its lease expiry, so one index range finds both
     # runnable pending rows and rows whose owner died holding them.
     candidates = (
@@ -120,6 +120,8 @@ def _claim(*, skip_locked: bool) -> Any:
         .order_by(_O.c.run_at, _O.c.id)
         .limit(bindparam("b_limit"))
     )
+    if by_action:
+        candidates = candidates.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
     lease = bindparam("b_lease", type_=_AT)
@@ -141,6 +143,8 @@ def _claim(*, skip_locked: bool) -> Any:
 _ACTIVE = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
 _CLAIM = _claim(skip_locked=False)
 _CLAIM_FOR_UPDATE = _claim(skip_locked=True)
+_CLAIM_ACTIONS = _claim(skip_locked=False, by_action=True)
+_CLAIM_ACTIONS_FOR_UPDATE = _claim(skip_locked=True, by_action=True)
 _RELEASE = (
     update(_O)
     .where(_O.c.state == OccurrenceState.RUNNING)
@@ -412,20 +416,40 @@ class SqlTransaction:
     # --- the scheduler's queue ---------------------------------------------------------------
 
     def claim_due(
-        self, *, now: datetime, owner: str, lease_until: datetime, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+        actions: Sequence[str] = (),
     ) -> list[Occurrence]:
-        claim = _CLAIM_FOR_UPDATE if self._postgres else _CLAIM
-        rows = self._db.execute(
-            claim, {"b_now": now, "b_limit": limit, "b_owner": owner, "b_lease": lease_until}
-        )
+        params: dict[str, Any] = {
+            "b_now": now,
+            "b_limit": limit,
+            "b_owner": owner,
+            "b_lease": lease_until,
+        }
+        if actions:
+            claim = _CLAIM_ACTIONS_FOR_UPDATE if self._postgres else _CLAIM_ACTIONS
+            params["b_actions"] = list(actions)
+        else:
+            claim = _CLAIM_FOR_UPDATE if self._postgres else _CLAIM
+        rows = self._db.execute(claim, params)
         return sorted((_to_occurrence(r) for r in rows), key=lambda o: (o.due_at, o.id))
 
     def release_claims(self, *, owner: str | None = None) -> int:
         query = _RELEASE.where(_O.c.lease_owner == owner) if owner is not None else _RELEASE
         return int(getattr(self._db.execute(query), "rowcount", 0))
 
-    def next_run_at(self) -> datetime | None:
-        value: datetime | None = self._db.execute(_NEXT_RUN_AT).scalar_one_or_none()
+    def next_run_at(self, *, actions: Sequence[str] = ()) -> datetime | None:
+        if actions:
+            query = _NEXT_RUN_AT.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
+            value: datetime | None = self._db.execute(
+                query, {"b_actions": list(actions)}
+            ).scalar_one_or_none()
+            return value
+        value = self._db.execute(_NEXT_RUN_AT).scalar_one_or_none()
         return value
 
     # --- alert groups ------------------------------------------------------------------------
@@ -524,7 +548,9 @@ class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def run(self, work: Callable[[SqlTransaction], T], *, durable: bool = True) -> T:
+    async def run(
+        self, work: Callable[[SqlTransaction], T], *, durable: bool = True, urgent: bool = False
+    ) -> T:
         return await self.database.run(
-            lambda session: work(SqlTransaction(session)), durable=durable
+            lambda session: work(SqlTransaction(session)), durable=durable, urgent=urgent
         )

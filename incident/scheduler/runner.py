@@ -79,7 +79,11 @@ class Scheduler:
         lookahead: timedelta = timedelta(milliseconds=10),
         on_step: Callable[[StepReport], None] | None = None,
         concurrency: int = 16,
+        actions: tuple[str, ...] = (),
+        urgent: bool = False,
     ) -> None:
+        """`actions`: run only steps of these actions (the urgent lane runs pages), all when
+        empty; `urgent`: its database work goes ahead of other waiting work."""
         self.rt = runtime
         self.effects = effects
         self.owner = owner
@@ -92,6 +96,8 @@ class Scheduler:
         # effect itself goes out on time (the claim and checks take a few milliseconds).
         self.lookahead = lookahead
         self.on_step = on_step
+        self.actions = actions
+        self.urgent = urgent
         self._wake = asyncio.Event()
         # How many incidents' steps may be in flight at once (vendor calls wait in parallel).
         self._lanes = asyncio.Semaphore(concurrency)
@@ -115,7 +121,9 @@ class Scheduler:
         """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            batch = await self.rt.store.run(lambda tx: self._claim(tx, now), durable=False)
+            batch = await self.rt.store.run(
+                lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
+            )
             # One lane per incident: its steps run in due order, one after the other, each
             # checked against what the previous one changed. Lanes run side by side, so a
             # slow or failing vendor call of one incident does not hold up the others.
@@ -182,7 +190,9 @@ class Scheduler:
                 self._wake.clear()
                 try:
                     await self.tick(self.rt.clock.now() + self.lookahead, on_time=True, stop=stop)
-                    next_at = await self.rt.store.run(lambda tx: tx.next_run_at())
+                    next_at = await self.rt.store.run(
+                        lambda tx: tx.next_run_at(actions=self.actions), urgent=self.urgent
+                    )
                 except Exception:  # the database may be briefly unavailable; keep going
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})
                     next_at = None
@@ -211,12 +221,18 @@ class Scheduler:
     # --- one occurrence --------------------------------------------------------------------
 
     async def _reprepare(self, occurrence: Occurrence, now: datetime) -> Prepared:
-        return await self.rt.store.run(lambda tx: self._prepare(tx, occurrence, now), durable=False)
+        return await self.rt.store.run(
+            lambda tx: self._prepare(tx, occurrence, now), durable=False, urgent=self.urgent
+        )
 
     def _claim(self, tx: Transaction, now: datetime) -> list[Prepared]:
         """Claim a batch and check each occurrence, in one transaction."""
         claimed = tx.claim_due(
-            now=now, owner=self.owner, lease_until=now + self.lease, limit=self.batch
+            now=now,
+            owner=self.owner,
+            lease_until=now + self.lease,
+            limit=self.batch,
+            actions=self.actions,
         )
         # Only the first occurrence of each incident is checked now: the ones after it
         # must be checked against the facts as they are once it has run.
@@ -367,7 +383,7 @@ class Scheduler:
                 return None
             return self._prepare(tx, following, checked_at or now)
 
-        return await self.rt.store.run(work)
+        return await self.rt.store.run(work, urgent=self.urgent)
 
     async def _failed(
         self,
@@ -429,7 +445,7 @@ class Scheduler:
             replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} failed")
             return incident
 
-        incident = await self.rt.store.run(work)
+        incident = await self.rt.store.run(work, urgent=self.urgent)
         if incident is not None:
             await self._tell_commander(incident, occurrence, step, message)
         return StepReport(occurrence, "failed" if final else "retry", lateness, message)

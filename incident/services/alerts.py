@@ -69,8 +69,10 @@ async def ingest_alerts(
     now = rt.clock.now()
     for attempt in range(1, ATTEMPTS + 1):
         try:
+            # Urgent: it may declare, and the page's clock starts with the alert.
             outcome = await rt.store.run(
-                lambda tx: _ingest(tx, rt, notification, routing=routing, by=by, now=now)
+                lambda tx: _ingest(tx, rt, notification, routing=routing, by=by, now=now),
+                urgent=True,
             )
         except Conflict:
             if attempt == ATTEMPTS:

@@ -230,7 +230,8 @@ async def declare_incident(
         return incident, True
 
     try:
-        result = await rt.store.run(work)
+        # Urgent: a declaration starts the clock on paging; it goes ahead of queued work.
+        result = await rt.store.run(work, urgent=True)
     except Conflict:
         # A concurrent declaration with the same key committed first: answer with it.
         assert idempotency_key is not None

@@ -180,16 +180,23 @@ class Transaction(Protocol):
     def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None: ...
 
     def claim_due(
-        self, *, now: datetime, owner: str, lease_until: datetime, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+        actions: Sequence[str] = (),
     ) -> list[Occurrence]:
-        """Claim up to `limit` runnable occurrences, oldest `run_at` first, for `owner`."""
+        """Claim up to `limit` runnable occurrences, oldest `run_at` first, for `owner`
+        (only of these `actions`, when given)."""
         ...
 
     def release_claims(self, *, owner: str | None = None) -> int:
         """Hand running occurrences back (all of them, or one owner's) to be run again."""
         ...
 
-    def next_run_at(self) -> datetime | None: ...
+    def next_run_at(self, *, actions: Sequence[str] = ()) -> datetime | None: ...
 
     def find_alert_group(
         self, source: str, key_hash: str, *, lock: bool = False
@@ -212,10 +219,13 @@ T = TypeVar("T")
 class Store(Protocol):
     """Durable state. Time is always passed in (`now`), never read from the database."""
 
-    async def run(self, work: Callable[[Transaction], T], *, durable: bool = True) -> T:
+    async def run(
+        self, work: Callable[[Transaction], T], *, durable: bool = True, urgent: bool = False
+    ) -> T:
         """Run `work` as one transaction: committed if it returns, rolled back if it raises.
 
         `durable=False`: the commit may be lost in a power cut (not in a crash); only for
-        work that is harmless to redo, such as claiming occurrences.
+        work that is harmless to redo, such as claiming occurrences. `urgent`: ahead of
+        other waiting work (declarations, pages), where the store queues work.
         """
         ...

@@ -58,7 +58,10 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
             await container.store.run(lambda tx: tx.release_claims())
         app[CONTAINER] = container
         stop = asyncio.Event()
-        task = asyncio.create_task(container.scheduler.run(stop), name="scheduler")
+        tasks = [
+            asyncio.create_task(container.scheduler.run(stop), name="scheduler"),
+            asyncio.create_task(container.page_scheduler.run(stop), name="pages"),
+        ]
         background: set[asyncio.Task[None]] = set()
         app[BACKGROUND] = background
         log.info(
@@ -69,9 +72,9 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
             yield
         finally:
             stop.set()
-            container.scheduler.wake()
+            container.runtime.plan_changed()  # wakes both loops, to see the stop
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=30)
+                await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
             if background:
                 # Slow work started after a quick reply (Slack): let it finish, briefly.
                 await asyncio.wait(background, timeout=10)
@@ -107,7 +110,7 @@ async def readyz(request: web.Request) -> web.Response:
         await container.database.run(lambda session: session.execute(text("SELECT 1")))
     except Exception as error:  # readiness reports, it does not raise
         problems.append(f"database unreachable: {type(error).__name__}")
-    if not container.scheduler.running:
+    if not (container.scheduler.running and container.page_scheduler.running):
         problems.append("scheduler not running")
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)

@@ -292,7 +292,9 @@ class RacingStore:
         self.app, self.note, self.raced = app, note, False
         self.transactions = 0
 
-    async def run(self, work: Callable[[Any], T], *, durable: bool = True) -> T:
+    async def run(
+        self, work: Callable[[Any], T], *, durable: bool = True, urgent: bool = False
+    ) -> T:
         self.transactions += 1
         if not self.raced:
             self.raced = True

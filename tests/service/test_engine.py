@@ -600,3 +600,15 @@ async def test_the_war_room_follows_severity_status_and_resolution(
     await run_until(app, clock, 30 * M)
     topics = [s.body for s in vendor.sends if s.port == "chat.refresh"]
     assert topics == ["P1 investigating dana", "P1 identified dana", "P1 resolved dana"]
+
+
+async def test_the_urgent_lane_runs_pages_only_and_the_main_loop_the_rest(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    await declare(app)
+    paged = await app.page_scheduler.tick(clock.now())
+    assert {s.occurrence.action for s in paged.steps} == {"page"}
+    assert [s.port for s in vendor.sends] == ["pager"]
+    rest = await app.scheduler.tick(clock.now())
+    assert rest.steps and "page" not in {s.occurrence.action for s in rest.steps}
+    assert len([s for s in vendor.sends if s.port == "pager"]) == 1
