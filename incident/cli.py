@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from incident import api_commands, bootstrap
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--until", type=_duration, default=parse_duration("60h"))
     simulate.add_argument("--json", action="store_true", help="print a JSON array")
 
+    database = commands.add_parser("db", help="the database schema")
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    database_commands.add_parser(
+        "upgrade", help="migrate the database to the newest schema (serve does it at start)"
+    )
+
     outbox = commands.add_parser("outbox", help="list the effects kept by the outbox")
     outbox.add_argument("--incident", type=int, default=None)
 
@@ -123,11 +131,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_simulate(settings, args))
             case "outbox":
                 return asyncio.run(_outbox(settings, args.incident))
+            case "db":
+                return asyncio.run(_db_upgrade(settings))
     except InvalidPlaybook as error:
         print(f"incident: invalid playbooks:\n{error}", file=sys.stderr)
         return 2
     except (DomainError, UsageError, TemplateProblem) as error:
         print(f"incident: {error}", file=sys.stderr)
+        return 2
+    except (OSError, DBAPIError) as error:
+        # The database (or a port) is not there: say which and why, no traceback.
+        reason = getattr(error, "orig", None) or error
+        print(
+            f"incident: cannot use the database {_safe_url(settings)}: "
+            f"{type(reason).__name__}: {reason}. Check INCIDENT_DATABASE_URL and that the "
+            "server is running.",
+            file=sys.stderr,
+        )
         return 2
     return 0  # pragma: no cover - argparse requires a command
 
@@ -189,6 +209,21 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps([e.as_json() for e in events if e.kind == "step"], indent=2))
     else:
         print(format_table(events))
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from incident.adapters.database import Database
+    from incident.adapters.migrate import head
+
+    database = Database(settings.database_url)
+    try:
+        done = await database.migrate()
+    finally:
+        await database.dispose()
+    for line in done:
+        print(f"incident: {line}")
+    print(f"ok  {_safe_url(settings)} is at schema revision {head()}")
     return 0
 
 

@@ -26,7 +26,6 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
-from sqlmodel import SQLModel
 
 from incident.adapters import tables  # noqa: F401  (registers the tables on the metadata)
 
@@ -133,13 +132,31 @@ class Database:
         for unit, (ok, value) in zip(units, outcomes, strict=True):
             unit.loop.call_soon_threadsafe(_settle, unit.future, ok, value)
 
+    async def migrate(self) -> list[str]:
+        """Bring the schema to the newest migration (idempotent); returns what was done."""
+        from incident.adapters import migrate
+
+        if self._sync is not None:
+            thread = self._thread
+            assert thread is not None
+
+            def upgrade() -> list[str]:
+                assert self._sync is not None
+                with self._sync.connect() as connection:
+                    done = migrate.upgrade(connection)
+                    connection.commit()
+                    return done
+
+            return await asyncio.get_running_loop().run_in_executor(thread, upgrade)
+        assert self._async is not None
+        async with self._async.connect() as connection:
+            done = await connection.run_sync(migrate.upgrade)
+            await connection.commit()
+            return done
+
     async def create_schema(self) -> None:
-        """Create any missing tables (idempotent)."""
-
-        def create(session: Session) -> None:
-            SQLModel.metadata.create_all(session.connection())
-
-        await self.run(create)
+        """Create or upgrade the schema: the migrations (kept for its callers' name)."""
+        await self.migrate()
 
     async def dispose(self) -> None:
         """Close every connection. Safe to call twice."""

@@ -182,3 +182,7 @@ class VendorRefRow(SQLModel, table=True):
     name: str = Field(max_length=80)  # what it is, e.g. "incident", "channel"
     external_id: str = Field(max_length=200)
     created_at: datetime = _at(nullable=False)
+
+
+# Every table above: what migrations compare the database with.
+metadata = SQLModel.metadata

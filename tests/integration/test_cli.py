@@ -162,3 +162,20 @@ def test_a_bad_database_url_is_a_clear_error() -> None:
     result = run("playbooks", "check", env={"INCIDENT_DATABASE_URL": "mysql://nope"})
     assert result.returncode == 2
     assert "INCIDENT_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_migrates_once_and_a_missing_database_is_a_readable_error(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    first = run("db", "upgrade", env={"INCIDENT_DATABASE_URL": url})
+    assert first.returncode == 0, first.stderr
+    assert "upgraded empty database -> 0001" in first.stdout
+    again = run("db", "upgrade", env={"INCIDENT_DATABASE_URL": url})
+    assert again.returncode == 0 and "upgraded" not in again.stdout
+    assert "is at schema revision 0001" in again.stdout
+    missing = run(
+        "db", "upgrade", env={"INCIDENT_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:9/x"}
+    )
+    assert missing.returncode == 2
+    assert "cannot use the database" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,0 +1,1 @@
+"""Alembic migrations of the database schema (SQLite and PostgreSQL); see migrate.py."""

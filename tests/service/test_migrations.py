@@ -1,0 +1,147 @@
+"""Migrations: from an empty database and from a database made before migrations existed,
+on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from incident.adapters import migrate
+from incident.adapters.database import Database
+from incident.adapters.tables import metadata
+
+T = TypeVar("T")
+
+POSTGRES = os.environ.get(
+    "INCIDENT_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+async def _postgres_reachable() -> bool:
+    engine = create_async_engine(POSTGRES)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
+    if not await _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}; CI must run these tests")
+        pytest.skip(f"no PostgreSQL at {POSTGRES}; set INCIDENT_TEST_POSTGRES to run these")
+    name = f"incident_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind: a SQLite file, and a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+async def _with_connection(url: str, work: Callable[[Connection], T]) -> T:
+    """Run a synchronous `work` on a connection to `url` (asyncpg or SQLite)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                result = work(connection)
+                connection.commit()
+                return result
+        finally:
+            engine.dispose()
+    async_engine = create_async_engine(url)
+    try:
+        async with async_engine.connect() as async_connection:
+            result = await async_connection.run_sync(work)
+            await async_connection.commit()
+            return result
+    finally:
+        await async_engine.dispose()
+
+
+def _differences(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def _migrated(url: str) -> list[str]:
+    database = Database(url)
+    try:
+        return await database.migrate()
+    finally:
+        await database.dispose()
+
+
+async def test_an_empty_database_is_migrated_to_the_models(database_url: str) -> None:
+    url = database_url
+    assert await _migrated(url) == [f"upgraded empty database -> {migrate.head()}"]
+    assert await _migrated(url) == []  # idempotent
+    assert await _with_connection(url, migrate.current) == migrate.head()
+    assert await _with_connection(url, _differences) == []
+
+
+def _previous_release(connection: Connection) -> None:
+    """The schema of a database made before migrations: create_all of the tables as they
+    were (no vendor_refs, no alert_groups; incidents without category and
+    last_manual_update_at), with an incident in it."""
+    metadata.create_all(connection)
+    connection.execute(text("DROP TABLE vendor_refs"))
+    connection.execute(text("DROP TABLE alert_groups"))
+    connection.execute(text("DROP INDEX IF EXISTS ix_occurrence_claim_action"))
+    for column in ("category", "last_manual_update_at"):
+        connection.execute(text(f"ALTER TABLE incidents DROP COLUMN {column}"))
+    connection.execute(
+        text(
+            "INSERT INTO incidents (title, severity, status, service, impact, declared_at, "
+            "declared_by) VALUES ('Old one', 'P2', 'investigating', 'api', '', "
+            "'2026-01-01 00:00:00', 'dana')"
+        )
+    )
+
+
+async def test_a_database_from_before_migrations_is_adopted_and_upgraded(
+    database_url: str,
+) -> None:
+    url = database_url
+    await _with_connection(url, _previous_release)
+    done = await _migrated(url)
+    assert "added table vendor_refs" in done and "added table alert_groups" in done
+    assert "added column incidents.category" in done
+    assert "added column incidents.last_manual_update_at" in done
+    assert done[-1].startswith("upgraded") or migrate.head() == migrate.BASELINE
+    assert await _with_connection(url, migrate.current) == migrate.head()
+    assert await _with_connection(url, _differences) == []
+    row = await _with_connection(
+        url, lambda c: tuple(c.execute(text("SELECT title, category FROM incidents")).one())
+    )
+    assert row == ("Old one", "general")  # kept, and given the default
