@@ -14,12 +14,15 @@ the event loop and the database, however many statements it runs:
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session
 
 from incident.adapters import tables  # noqa: F401  (registers the tables on the metadata)
+from incident.domain.errors import Conflict
 
 T = TypeVar("T")
 
@@ -48,6 +52,7 @@ class Database:
         self._queue: list[_Unit] = []
         self._urgent: list[_Unit] = []
         self._queue_lock = threading.Lock()
+        self._lock_file: IO[str] | None = None
         if self.dialect == "sqlite":
             parsed = parsed.set(drivername="sqlite+pysqlite")
             if parsed.database and parsed.database != ":memory:":
@@ -132,6 +137,35 @@ class Database:
         for unit, (ok, value) in zip(units, outcomes, strict=True):
             unit.loop.call_soon_threadsafe(_settle, unit.future, ok, value)
 
+    def hold_single_scheduler(self) -> None:
+        """SQLite: take the file's scheduler lock, so a second `incident serve` on the same
+        file is refused (Conflict, naming the holder) instead of firing steps twice.
+        Released when this process exits or `dispose` runs. Nothing to do on PostgreSQL,
+        where replicas share the work through their claims."""
+        if self._sync is None or self._lock_file is not None:
+            return
+        database = self._sync.url.database
+        if not database or database == ":memory:":
+            return
+        path = Path(database).with_name(Path(database).name + ".lock")
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise Conflict(
+                f"{database} is already served by {holder}: SQLite allows one scheduler per "
+                "file. Stop that one, or run replicas on PostgreSQL "
+                "(INCIDENT_DATABASE_URL=postgresql+asyncpg://...)."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_file = handle
+
     async def migrate(self) -> list[str]:
         """Bring the schema to the newest migration (idempotent); returns what was done."""
         from incident.adapters import migrate
@@ -159,7 +193,10 @@ class Database:
         await self.migrate()
 
     async def dispose(self) -> None:
-        """Close every connection. Safe to call twice."""
+        """Close every connection (and give up the scheduler lock). Safe to call twice."""
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the lock
+            self._lock_file = None
         if self._sync is not None and self._thread is not None:
             thread, self._thread = self._thread, None
             await asyncio.get_running_loop().run_in_executor(thread, self._sync.dispose)

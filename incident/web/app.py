@@ -52,6 +52,11 @@ def create_app(settings: Settings, *, build: Builder | None = None) -> web.Appli
 def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         container = await build(settings, app[METRICS])
+        try:
+            container.database.hold_single_scheduler()
+        except BaseException:
+            await container.close()
+            raise
         if container.database.is_sqlite:
             # One process per SQLite file: whatever a crashed predecessor left running is
             # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)

@@ -134,3 +134,34 @@ def test_serve_says_which_integrations_are_live(tmp_path: Path) -> None:
     records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     messages = [r["message"] for r in records]
     assert "engine started" in messages and "engine stopped" in messages
+
+
+def test_a_second_serve_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "one.db"
+    env = {**os.environ, "INCIDENT_DATABASE_URL": f"sqlite:///{database}"}
+    port = free_port()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port)
+        second = subprocess.run(
+            [sys.executable, "-m", "incident.cli", "serve", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        assert f"already served by pid {first.pid}" in second.stderr
+        assert "PostgreSQL" in second.stderr and "Traceback" not in second.stderr
+        assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200  # the first one carries on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
