@@ -126,9 +126,13 @@ class Database:
                 if not durable:
                     raw.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    with connection.begin():
-                        for unit in units:
-                            outcomes.append(_run_in_savepoint(connection, unit.work))
+                    if len(units) == 1:
+                        # Alone: its own transaction, no savepoint to pay for.
+                        outcomes.append(_run_alone(connection, units[0].work))
+                    else:
+                        with connection.begin():
+                            for unit in units:
+                                outcomes.append(_run_in_savepoint(connection, unit.work))
                 finally:
                     if not durable:
                         raw.execute("PRAGMA synchronous=FULL")
@@ -216,6 +220,23 @@ class _Unit:
     durable: bool
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+
+
+def _run_alone(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
+    """One unit as the whole transaction: committed if it returns, rolled back if it
+    raises (a failed commit raises, for the caller to hand to the unit)."""
+    transaction = connection.begin()
+    try:
+        with Session(
+            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+        ) as session:
+            result = work(session)
+            session.flush()
+    except BaseException as error:
+        transaction.rollback()
+        return False, error
+    transaction.commit()
+    return True, result
 
 
 def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
