@@ -24,15 +24,16 @@ from incident.adapters.tables import metadata
 BASELINE = "0001"
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", "incident.adapters:migrations")
-    config.attributes["connection"] = connection
+    if connection is not None:  # env.py runs the migrations on it
+        config.attributes["connection"] = connection
     return config
 
 
 def head() -> str:
-    script = ScriptDirectory.from_config(_config(None))  # type: ignore[arg-type]
+    script = ScriptDirectory.from_config(_config())
     revision = script.get_current_head()
     assert revision is not None
     return revision
