@@ -18,18 +18,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2
 import pagerduty
 
+from incident.adapters.retries import RetryBudget, retry_after_seconds
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity
@@ -64,24 +62,6 @@ T = TypeVar("T")
 
 
 # --- domain results --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryBudget:
-    """How hard one call tries before it hands the failure to the scheduler's durable retry.
-
-    Worst case for one call with the defaults and a 10 s client timeout: 4 attempts of 10 s
-    plus 3 waits of at most 30 s, about 130 s: well inside the scheduler's 5-minute lease.
-    """
-
-    attempts: int = 4  # per call, the first one included
-    backoff: float = 1.0  # first wait after a 5xx, a network failure or a malformed answer
-    backoff_cap: float = 16.0  # the wait doubles up to this (with jitter: half to all of it)
-    retry_after_cap: float = 30.0  # the longest Retry-After waited for; longer gives up now
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryBudget.attempts must be at least 1")
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -467,8 +447,8 @@ class PagerDutyPager:
             except _Failed as failure:
                 if not failure.retryable:
                     raise VendorRejected(VENDOR_NAME, f"{operation}: {failure.reason}") from None
-                asked = self._retry_after(failure.retry_after)
-                wait = self._wait(attempt, asked)
+                asked = retry_after_seconds(failure.retry_after, self._clock.now())
+                wait = self._retry.wait(attempt, asked)
                 if wait is None or attempt >= budget.attempts:
                     reason = f"{operation} failed after {attempt} attempt(s): {failure.reason}"
                     if wait is None:
@@ -496,31 +476,6 @@ class PagerDutyPager:
                     },
                 )
                 await self._clock.sleep(wait)
-
-    def _wait(self, attempt: int, asked: float | None) -> float | None:
-        """Seconds to wait before the next attempt; None: the vendor asks for longer than
-        one call may wait, so give up now and let the scheduler come back later."""
-        budget = self._retry
-        if asked is not None:
-            return asked if asked <= budget.retry_after_cap else None
-        ceiling = min(budget.backoff * 2.0 ** (attempt - 1), budget.backoff_cap)
-        return ceiling / 2 + random.random() * ceiling / 2  # jitter: replicas spread out
-
-    def _retry_after(self, header: str | None) -> float | None:
-        """Retry-After as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
-        if header is None:
-            return None
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass
-        try:
-            moment = parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        return max(0.0, (moment - self._clock.now()).total_seconds())
 
 
 def dedup_key_for(incident: Incident, tier: str) -> str:

@@ -33,13 +33,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import re
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,7 +46,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from incident.adapters.pagerduty import RetryBudget
+from incident.adapters.retries import RetryBudget, retry_after_seconds
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, war_room_name
@@ -769,8 +767,8 @@ class SlackChat:
             except _Failed as failure:
                 if not failure.retryable:
                     raise VendorRejected(VENDOR_NAME, f"{operation}: {failure.reason}") from None
-                asked = self._retry_after(failure.retry_after)
-                wait = self._wait(tries, asked)
+                asked = retry_after_seconds(failure.retry_after, self._clock.now())
+                wait = self._retry.wait(tries, asked)
                 if wait is None or tries >= budget.attempts:
                     reason = f"{operation} failed after {tries} attempt(s): {failure.reason}"
                     if wait is None:
@@ -798,30 +796,6 @@ class SlackChat:
                     },
                 )
                 await self._clock.sleep(wait)
-
-    def _wait(self, attempt: int, asked: float | None) -> float | None:
-        """Seconds before the next attempt; None: Slack asks for longer than a call may wait."""
-        budget = self._retry
-        if asked is not None:
-            return asked if asked <= budget.retry_after_cap else None
-        ceiling = min(budget.backoff * 2.0 ** (attempt - 1), budget.backoff_cap)
-        return ceiling / 2 + random.random() * ceiling / 2  # jitter: replicas spread out
-
-    def _retry_after(self, header: str | None) -> float | None:
-        """Retry-After as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
-        if header is None:
-            return None
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass
-        try:
-            moment = parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        return max(0.0, (moment - self._clock.now()).total_seconds())
 
     def _conference(self, incident: Incident, channel: str) -> str | None:
         if not self._conference_url_template:

@@ -27,12 +27,12 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from incident.adapters.retries import retry_after_seconds
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity, Status
@@ -439,17 +439,8 @@ class StatuspageStatusPage:
 
     def _retry_after(self, header: str | None) -> float:
         """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
-        if header:
-            try:
-                seconds = float(header)
-            except ValueError:
-                try:
-                    seconds = (parsedate_to_datetime(header) - self._clock.now()).total_seconds()
-                except (TypeError, ValueError):
-                    seconds = math.nan
-            if math.isfinite(seconds):
-                return max(seconds, 0.0)
-        return self._backoff
+        seconds = retry_after_seconds(header or None, self._clock.now())
+        return seconds if seconds is not None and math.isfinite(seconds) else self._backoff
 
     def _delay(self, attempt: int) -> float:
         return float(min(self._max_backoff, self._backoff * 2 ** (attempt - 1)))

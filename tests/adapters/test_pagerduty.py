@@ -21,12 +21,12 @@ from incident.adapters.database import Database
 from incident.adapters.pagerduty import (
     OnCall,
     PagerDutyPager,
-    RetryBudget,
     VendorRejected,
     VendorUnavailable,
     events_client,
     rest_client,
 )
+from incident.adapters.retries import RetryBudget
 from incident.adapters.tables import IncidentRow
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock, FakeClock, SystemClock

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import delete
 
 from incident import bootstrap
-from incident.adapters.pagerduty import RetryBudget
+from incident.adapters.retries import RetryBudget
 from incident.adapters.slack_chat import (
     TEXT_LIMIT,
     SlackChat,
