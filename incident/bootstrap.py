@@ -10,20 +10,23 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from incident.adapters.database import Database
+from incident.adapters.leases import SqlLeases
 from incident.adapters.outbox import Outbox
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.sql_store import SqlStore
 from incident.adapters.templates import JinjaRenderer
+from incident.adapters.wakeups import LocalSignal, PostgresSignal
 from incident.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from incident.adapters.slack_chat import SlackChat
 from incident.config import Settings
 from incident.domain.playbook import Action, PlaybookSet
-from incident.scheduler.runner import RetryPolicy, Scheduler, StepReport
+from incident.scheduler.runner import PlanSignal, RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
 from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
 
@@ -73,7 +76,13 @@ async def build(
     clock = clock or SystemClock()
     playbooks = check_playbooks(settings)
     database = Database(settings.database_url)
-    await database.create_schema()
+    try:
+        # SQLite migrates; PostgreSQL is checked (migrated by `incident db upgrade` or
+        # `serve --migrate`), and refused with the command to run if it is behind.
+        await database.ensure_schema()
+    except BaseException:
+        await database.dispose()
+        raise
     store = SqlStore(database)
     outbox = Outbox(database, clock, conference_url_template=settings.conference_url_template)
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -106,8 +115,15 @@ async def build(
         )
     else:
         live = dict.fromkeys(live, "given")
-    runtime = Runtime(store=store, playbooks=playbooks, clock=clock)
+    runtime = Runtime(store=store, playbooks=playbooks, clock=clock, catalog=settings.catalog)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    # Replicas (PostgreSQL) wake each other through the database; polling is the fallback,
+    # more often there, since a lost signal is only noticed by the next poll.
+    signal: PlanSignal = LocalSignal()
+    if not database.is_sqlite:
+        signal = PostgresSignal(settings.database_url, replica=owner)
+    poll = timedelta(seconds=30) if database.is_sqlite else timedelta(seconds=5)
+    leases = SqlLeases(database)
     scheduler = Scheduler(
         runtime=runtime,
         effects=effects,
@@ -115,6 +131,10 @@ async def build(
         retry=retry,
         base_url=settings.base_url,
         on_step=on_step,
+        lease=settings.scheduler_lease,
+        poll_interval=poll,
+        leases=leases,
+        signal=signal,
     )
     # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
     # steps never holds a page back. (The main scheduler runs pages too; claims keep each
@@ -128,13 +148,21 @@ async def build(
         on_step=on_step,
         actions=(Action.PAGE.value,),
         urgent=True,
+        lease=settings.scheduler_lease,
+        poll_interval=poll,
+        leases=leases,
     )
 
-    def plan_changed() -> None:
+    def wake() -> None:
         scheduler.wake()
         pages.wake()
 
+    def plan_changed() -> None:
+        wake()
+        signal.announce()
+
     runtime.plan_changed = plan_changed
+    signal.on_signal = wake
     return Container(
         settings=settings,
         database=database,
@@ -224,6 +252,7 @@ def _statuspage(
         api_key=settings.statuspage_api_key,
         base_url=settings.statuspage_api_url,
         components=settings.statuspage_components,
+        catalog=settings.catalog,
         # Statuspage allows about one request per second per API key: queue, don't fail.
         spacing=RequestSpacing(clock, interval=1.0),
     )

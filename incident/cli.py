@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service (HTTP and scheduler)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="upgrade the database schema before serving (SQLite always does; on PostgreSQL "
+        "a replica refuses to start on an old schema unless this or `incident db upgrade`)",
+    )
 
     playbooks = commands.add_parser("playbooks", help="work with playbooks")
     playbook_commands = playbooks.add_subparsers(dest="playbooks_command", required=True)
@@ -99,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     database = commands.add_parser("db", help="the database schema")
     database_commands = database.add_subparsers(dest="db_command", required=True)
     database_commands.add_parser(
-        "upgrade", help="migrate the database to the newest schema (serve does it at start)"
+        "upgrade",
+        help="migrate the database to the newest schema (serve does it at start on SQLite; "
+        "on PostgreSQL with --migrate)",
     )
 
     outbox = commands.add_parser("outbox", help="list the effects kept by the outbox")
@@ -122,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         match args.command:
             case "serve":
+                if args.migrate:
+                    asyncio.run(_db_upgrade(settings))
                 return _serve(settings, args.host, args.port)
             case "playbooks":
                 return _check_playbooks(settings, args.directory)
@@ -247,13 +257,21 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     from incident.logs import configure_logging
     from incident.web.app import create_app
+    from incident.web.public.access_log import QuietPublicReads
 
     bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
     configure_logging(settings.log_format)
     print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
     for line in integrations(settings):
         print(f"incident:   {line}", flush=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        # A crowd reading the status page would otherwise write a log line per read.
+        access_log_class=QuietPublicReads,
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from incident.adapters.database import POSTGRES_PREFIXES, SQLITE_PREFIXES
 from incident.domain.access import AccessRole, Principal
 from incident.domain.alert_routing import AlertRouting
 from incident.domain.errors import InvalidValue
+from incident.domain.status_page import Catalog, Component, ComponentGroup
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///incident.db"
@@ -30,6 +32,7 @@ ENV_PREFIX = "INCIDENT_"
 KNOWN_KEYS = frozenset(
     {
         "database_url",
+        "scheduler_lease",
         "playbooks_dir",
         "comms_dir",
         "runbooks_dir",
@@ -52,6 +55,9 @@ KNOWN_KEYS = frozenset(
         "statuspage_api_url",
         "statuspage_components",
         "pagerduty_escalation_policies",
+        "status_page_name",
+        "components",
+        "component_groups",
     }
 )
 
@@ -72,6 +78,9 @@ class ApiToken:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # How long a replica's claim on a step lasts unless renewed (it renews every third of
+    # it while it works): how soon another replica takes over the steps of one that died.
+    scheduler_lease: timedelta = timedelta(minutes=1)
     playbooks_dir: Path = PROJECT_ROOT / "playbooks"
     comms_dir: Path = PROJECT_ROOT / "comms"
     runbooks_dir: Path = PROJECT_ROOT / "runbooks"
@@ -98,6 +107,9 @@ class Settings:
     statuspage_api_url: str = "https://api.statuspage.io/v1"
     # Our service name -> Statuspage component id, for component statuses.
     statuspage_components: Mapping[str, str] = field(default_factory=dict)
+    # The built-in public status page: its name and the components it lists.
+    status_page_name: str = "Service Status"
+    catalog: Catalog = field(default_factory=Catalog)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -164,6 +176,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{url!r} is not supported; use sqlite:///path/to/file.db or "
             "postgresql+asyncpg://user@host/dbname",
         )
+    where, lease_text = source.text("scheduler_lease", None)
+    lease = defaults.scheduler_lease
+    if lease_text is not None:
+        from incident.domain.playbook import parse_duration
+
+        try:
+            lease = parse_duration(lease_text)
+        except ValueError:
+            lease = timedelta(0)
+        if not timedelta(seconds=1) <= lease <= timedelta(hours=1):
+            raise InvalidValue(where, f"{lease_text!r}: give a duration from 1s to 1h, like 1m")
     where, template = source.text("conference_url_template", None)
     if template is not None:
         try:
@@ -186,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise InvalidValue(where, "alert_routing is structured: set it in the config file")
     return Settings(
         database_url=url,
+        scheduler_lease=lease,
         playbooks_dir=source.path("playbooks_dir", defaults.playbooks_dir),
         comms_dir=source.path("comms_dir", defaults.comms_dir),
         runbooks_dir=source.path("runbooks_dir", defaults.runbooks_dir),
@@ -197,8 +221,55 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=int(max_body),
         log_format=log_format or "json",
         alert_routing=AlertRouting.parse(routing_raw, where=where),
+        status_page_name=source.text("status_page_name", defaults.status_page_name)[1]
+        or defaults.status_page_name,
+        catalog=_parse_catalog(source),
         **_vendors(source, defaults),
     )
+
+
+def _parse_catalog(source: _Source) -> Catalog:
+    """Components: `id:Name,...` (environment) or, in the file, a list of `id:Name`
+    strings or of mappings with id, name, and optional description and group."""
+    groups_where, groups_raw = source.raw("component_groups")
+    where, raw = source.raw("components")
+    groups = [
+        ComponentGroup(id=g["id"], name=g["name"], description=g.get("description", ""))
+        for g in _entries(groups_where, groups_raw, "component group")
+    ]
+    components = [
+        Component(
+            id=c["id"],
+            name=c["name"],
+            description=c.get("description", ""),
+            group=c.get("group") or None,
+        )
+        for c in _entries(where, raw, "component")
+    ]
+    try:
+        return Catalog.build(components, groups)
+    except InvalidValue as error:
+        raise InvalidValue(where, error.message) from None
+
+
+def _entries(where: str, value: Any, what: str) -> list[dict[str, str]]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    ):
+        return [{"id": k, "name": v} for k, v in _pairs(where, value, f"{what} id:Name")]
+    if not isinstance(value, list):
+        raise InvalidValue(where, f"a list of {what}s (id, name, description)")
+    entries = []
+    for index, item in enumerate(value, start=1):
+        if not isinstance(item, Mapping) or not {"id", "name"} <= set(item):
+            raise InvalidValue(where, f"{what} {index} needs an id and a name")
+        unknown = set(item) - {"id", "name", "description", "group"}
+        if unknown:
+            raise InvalidValue(where, f"{what} {index} has unknown keys {sorted(unknown)}")
+        entries.append({k: str(v) for k, v in item.items()})
+    return entries
 
 
 def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:

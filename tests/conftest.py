@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite file per test, a fake clock, recording effect ports."""
+"""Shared fixtures: a real SQLite file per test (or a PostgreSQL database, for the tests
+that run on both), a fake clock, recording effect ports."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.scheduler.runner import RetryPolicy
 from tests.fakes import RecordingEffects
+from tests.postgres import drop_template, postgres_database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -26,6 +28,23 @@ def settings(tmp_path: Path) -> Settings:
         comms_dir=PROJECT_ROOT / "comms",
         runbooks_dir=PROJECT_ROOT / "runbooks",
     )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def settings_on_both(
+    request: pytest.FixtureRequest, settings: Settings
+) -> AsyncIterator[Settings]:
+    """The settings, once on SQLite and once on a new, migrated PostgreSQL database. A test
+    module runs on both by overriding `settings` with this."""
+    if request.param == "sqlite":
+        yield settings
+        return
+    async with postgres_database(migrated=True) as url:
+        yield settings.with_database(url)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_template()
 
 
 @pytest.fixture

@@ -39,6 +39,11 @@ SQLITE_PREFIXES = ("sqlite://", "sqlite+pysqlite://", "sqlite+aiosqlite://")
 POSTGRES_PREFIXES = ("postgresql+asyncpg://",)
 
 
+class SchemaMismatch(Conflict):
+    """The database's schema is not this release's (PostgreSQL, not migrated at start):
+    the message says what to run."""
+
+
 class Database:
     """Where units of work run. `await db.run(work)` commits if `work` returns normally."""
 
@@ -195,6 +200,54 @@ class Database:
     async def create_schema(self) -> None:
         """Create or upgrade the schema: the migrations (kept for its callers' name)."""
         await self.migrate()
+
+    async def schema_revision(self) -> str | None:
+        """The schema revision the database is at (None: never migrated)."""
+        from incident.adapters import migrate
+
+        if self._sync is not None:
+            assert self._thread is not None
+
+            def read() -> str | None:
+                assert self._sync is not None
+                with self._sync.connect() as connection:
+                    return migrate.current(connection)
+
+            return await asyncio.get_running_loop().run_in_executor(self._thread, read)
+        assert self._async is not None
+        async with self._async.connect() as connection:
+            return await connection.run_sync(migrate.current)
+
+    async def ensure_schema(self, *, migrate: bool | None = None) -> list[str]:
+        """At start: migrate, or check that someone has. Returns what was migrated.
+
+        `migrate` None: SQLite migrates (one command sets up and runs the service), while
+        PostgreSQL only checks, since replicas of several releases may share it during a
+        rollout and its schema is the operator's to move (`incident db upgrade`, or
+        `incident serve --migrate`). A PostgreSQL database that is behind is refused
+        (SchemaMismatch), naming the command that fixes it; so is one
+        that a newer release has migrated.
+        """
+        from incident.adapters.migrate import head, known
+
+        if migrate is None:
+            migrate = self.is_sqlite
+        if migrate:
+            return await self.migrate()
+        current, wanted = await self.schema_revision(), head()
+        if current is not None and current != wanted and not known(current):
+            raise SchemaMismatch(
+                f"the database is at schema revision {current}, newer than this release's "
+                f"{wanted}: a newer release has migrated it; run that release here too"
+            )
+        if current != wanted:
+            raise SchemaMismatch(
+                f"the database is at schema revision {current or 'none (empty)'}, and this "
+                f"release needs {wanted}: run `incident db upgrade` with the same "
+                "INCIDENT_DATABASE_URL (or start one replica with `incident serve --migrate`), "
+                "then start the service again"
+            )
+        return []
 
     async def dispose(self) -> None:
         """Close every connection (and give up the scheduler lock). Safe to call twice."""

@@ -1,9 +1,10 @@
 """Schema migrations with Alembic, for SQLite and PostgreSQL alike.
 
 `upgrade(connection)` brings a database to the newest revision. A database made before
-migrations existed (tables, no `alembic_version`) is adopted: what it lacks of the first
-revision's schema is added (tables, columns with their defaults, indexes), then it is
-stamped with that revision and upgraded like any other.
+migrations existed (tables, no `alembic_version`) is adopted: what it lacks of the current
+schema is added (tables, columns with their defaults, indexes), then it is stamped with
+the newest revision. Every revision after the baseline must therefore be additions only
+or say how to adopt (see migrations/versions).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Connection, inspect
+from sqlalchemy import Column, Connection, inspect, text
 from sqlmodel import SQLModel
 
 from incident.adapters.tables import metadata
 
 BASELINE = "0001"
+# pg_advisory_xact_lock's key for "migrating this database" (any constant; ours spells
+# "incident").
+MIGRATION_LOCK = 0x696E636964656E74
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -39,17 +43,32 @@ def head() -> str:
     return revision
 
 
+def known(revision: str) -> bool:
+    """Whether this release has the migration `revision` (a newer release's it has not)."""
+    script = ScriptDirectory.from_config(_config())
+    return any(r.revision == revision for r in script.walk_revisions())
+
+
 def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(connection: Connection) -> list[str]:
-    """Upgrade to the newest revision; returns what was done, for the log."""
+    """Upgrade to the newest revision; returns what was done, for the log.
+
+    The caller commits. On PostgreSQL, a concurrent upgrade of the same database waits
+    here until that commit (the advisory lock is the transaction's).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     done = []
     tables = set(inspect(connection).get_table_names())
     if tables and "alembic_version" not in tables:
+        # Adopted by additions up to the current models, so it is at head, not at the
+        # baseline: replaying later revisions would add what it now has.
         done += _adopt(connection)
-        command.stamp(_config(connection), BASELINE)
+        command.stamp(_config(connection), "head")
+        done.append(f"adopted the pre-migration database at {head()}")
     before = current(connection)
     command.upgrade(_config(connection), "head")
     after = current(connection)

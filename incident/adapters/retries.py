@@ -14,7 +14,8 @@ class RetryBudget:
     """How hard one call tries before it hands the failure to the scheduler's durable retry.
 
     Worst case for one call with the defaults and a 10 s client timeout: 4 attempts of 10 s
-    plus 3 waits of at most 30 s, about 130 s: well inside the scheduler's 5-minute lease.
+    plus 3 waits of at most 30 s, about 130 s. The scheduler renews its lease while a step
+    runs (every third of INCIDENT_SCHEDULER_LEASE), so a long call does not lose it.
     """
 
     attempts: int = 4  # per call, the first one included

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
@@ -18,6 +18,8 @@ from incident.adapters.database import Database
 from incident.adapters.tables import (
     AlertGroupRow,
     IncidentRow,
+    MaintenanceRow,
+    MaintenanceUpdateRow,
     OccurrenceState,
     StepOccurrenceRow,
     TimelineRow,
@@ -29,6 +31,12 @@ from incident.domain.incident import Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.status_page import (
+    ComponentStatus,
+    Maintenance,
+    MaintenanceStatus,
+    MaintenanceUpdate,
+)
 
 T = TypeVar("T")
 
@@ -40,6 +48,7 @@ def _to_incident(row: Any) -> Incident:
     values["severity"] = Severity(row.severity)
     values["status"] = Status(row.status)
     values["category"] = Category(row.category)
+    values["components"] = {k: ComponentStatus(v) for k, v in (row.components or {}).items()}
     return Incident(**values)
 
 
@@ -111,9 +120,36 @@ _FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
 )
 
 
+_SQLITE_INSERT_OCCURRENCE = (
+    "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, target, due_at, "
+    "run_at, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _sqlite_instant(value: datetime) -> str:
+    """An instant as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text form)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def _claim(*, skip_locked: bool, by_action: bool = False) -> Any:
-    # A running occurrence's run_at is its lease expiry, so one index range finds both
-    # runnable pending rows and rows whose owner died holding them.
+    # A running occurrence's run_at is its lease expiry, so the rows whose owner died holding
+    # them come due again, and are claimed like pending ones.
+    lease = bindparam("b_lease", type_=_AT)
+    values = {
+        "state": OccurrenceState.RUNNING,
+        "lease_owner": bindparam("b_owner"),
+        "lease_expires_at": lease,
+        "run_at": lease,
+        "started_at": bindparam("b_now", type_=_AT),
+        "attempts": _O.c.attempts + 1,
+    }
+    if skip_locked:  # PostgreSQL: replicas claim side by side
+        return (
+            update(_O)
+            .where(_O.c.id.in_(_claimable_on_postgres(by_action=by_action)))
+            .values(**values)
+            .returning(*_O.c)
+        )
     candidates = (
         select(_O.c.id)
         .where(_O.c.state.in_(_ACTIVE), _O.c.run_at <= bindparam("b_now", type_=_AT))
@@ -122,22 +158,68 @@ def _claim(*, skip_locked: bool, by_action: bool = False) -> Any:
     )
     if by_action:
         candidates = candidates.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
-    if skip_locked:
-        candidates = candidates.with_for_update(skip_locked=True)
-    lease = bindparam("b_lease", type_=_AT)
     return (
         update(_O)
         .where(_O.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=OccurrenceState.RUNNING,
-            lease_owner=bindparam("b_owner"),
-            lease_expires_at=lease,
-            run_at=lease,
-            started_at=bindparam("b_now", type_=_AT),
-            attempts=_O.c.attempts + 1,
-        )
+        .values(**values)
         .returning(*_O.c)
     )
+
+
+# pg_try_advisory_xact_lock(CLAIM_LOCK, incident id): one claim at a time per incident.
+CLAIM_LOCK = 0x636C616D  # "clam"
+
+
+def _claimable_on_postgres(*, by_action: bool) -> Any:
+    """The ids a PostgreSQL claim takes: the oldest runnable ones, at most b_limit.
+
+    - `FOR UPDATE SKIP LOCKED`: replicas claiming at the same moment take different rows,
+      and none waits for another.
+    - One ordered range of the (state, run_at) index per state, pending and running (an
+      expired lease), merged: `state IN (...)` would make PostgreSQL sort every runnable row
+      before taking the first ones, which grows with the backlog; this stays flat.
+    - One replica at a time per incident (main lane): a row is skipped while another owner
+      holds a live lease on a row of the same incident, and the claim takes the incident's
+      advisory lock (for its transaction; only for the few rows it has locked, so other
+      replicas claiming meanwhile still find the rest) so two replicas claiming at once
+      cannot both take rows of it. An incident's steps then run in due order, each checked
+      against what the one before changed, as on one process. The urgent lane
+      (`by_action`, pages) is not held back by another replica's slow step: its steps are
+      pages, which are idempotent per incident and tier.
+    """
+    from sqlalchemy import exists, union_all
+
+    now = bindparam("b_now", type_=_AT)
+    branches = []
+    for state in (OccurrenceState.RUNNING, OccurrenceState.PENDING):
+        row = _O.alias(f"due_{state}")
+        query = select(row.c.id, row.c.run_at, row.c.incident_id).where(
+            row.c.state == state, row.c.run_at <= now
+        )
+        if by_action:
+            query = query.where(row.c.action.in_(bindparam("b_actions", expanding=True)))
+        else:
+            busy = _O.alias(f"busy_{state}")
+            query = query.where(
+                ~exists().where(
+                    busy.c.incident_id == row.c.incident_id,
+                    busy.c.state == OccurrenceState.RUNNING,
+                    busy.c.lease_owner != bindparam("b_owner"),
+                    busy.c.run_at > now,
+                ),
+            )
+        query = (
+            query.order_by(row.c.run_at, row.c.id)
+            .limit(bindparam("b_limit"))
+            .with_for_update(skip_locked=True, of=row)
+        )
+        branches.append(query.cte(f"claim_{state}"))
+    running, pending = branches
+    merged = union_all(select(running), select(pending)).subquery("runnable")
+    chosen = select(merged.c.id).order_by(merged.c.run_at, merged.c.id).limit(bindparam("b_limit"))
+    if not by_action:
+        chosen = chosen.where(func.pg_try_advisory_xact_lock(CLAIM_LOCK, merged.c.incident_id))
+    return chosen.scalar_subquery()
 
 
 _ACTIVE = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
@@ -242,6 +324,86 @@ class SqlTransaction:
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
         return [_to_entry(r) for r in self._db.execute(_TIMELINE, {"b_id": incident_id})]
+
+    # --- what the public status page reads --------------------------------------------------
+
+    def public_incidents(self, *, since: datetime) -> list[tuple[Incident, list[TimelineEntry]]]:
+        incidents = [
+            _to_incident(r) for r in self._db.execute(_PUBLIC_INCIDENTS, {"b_since": since})
+        ]
+        if not incidents:
+            return []
+        entries: dict[int, list[TimelineEntry]] = {i.id: [] for i in incidents if i.id}
+        for row in self._db.execute(_PUBLIC_ENTRIES, {"b_ids": list(entries)}):
+            entries[row.incident_id].append(_to_entry(row))
+        return [(i, entries[i.id]) for i in incidents if i.id]
+
+    def add_maintenance(self, maintenance: Maintenance) -> int:
+        maintenance_id = int(
+            self._db.execute(_INSERT_MAINTENANCE, _maintenance_values(maintenance)).scalar_one()
+        )
+        maintenance.id = maintenance_id
+        self._add_maintenance_updates(maintenance)
+        return maintenance_id
+
+    def get_maintenance(self, maintenance_id: int, *, lock: bool = False) -> Maintenance:
+        query = _GET_MAINTENANCE.with_for_update() if lock and self._postgres else _GET_MAINTENANCE
+        row = self._db.execute(query, {"b_id": maintenance_id}).one_or_none()
+        if row is None:
+            raise NotFound(f"there is no maintenance window {maintenance_id}")
+        return self._with_updates([row])[0]
+
+    def save_maintenance(self, maintenance: Maintenance) -> None:
+        assert maintenance.id is not None
+        self._db.execute(
+            _UPDATE_MAINTENANCE, {**_maintenance_values(maintenance), "b_id": maintenance.id}
+        )
+        self._add_maintenance_updates(maintenance)
+
+    def maintenances(self, *, since: datetime) -> list[Maintenance]:
+        """Windows that end at or after `since`, soonest first."""
+        return self._with_updates(list(self._db.execute(_MAINTENANCES, {"b_since": since})))
+
+    def _add_maintenance_updates(self, maintenance: Maintenance) -> None:
+        new = [u for u in maintenance.updates if u.id is None]
+        if not new:
+            return
+        self._db.execute(
+            _INSERT_MAINTENANCE_UPDATE,
+            [
+                {
+                    "maintenance_id": maintenance.id,
+                    "at": u.at,
+                    "status": u.status.value,
+                    "body": u.body,
+                }
+                for u in new
+            ],
+        )
+
+    def _with_updates(self, rows: Sequence[Row[Any]]) -> list[Maintenance]:
+        windows = {
+            r.id: Maintenance(
+                id=r.id,
+                name=r.name,
+                scheduled_for=r.scheduled_for,
+                scheduled_until=r.scheduled_until,
+                components=tuple(r.components),
+                set_status=MaintenanceStatus(r.set_status) if r.set_status else None,
+                created_at=r.created_at,
+                created_by=r.created_by,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        }
+        if windows:
+            for u in self._db.execute(_MAINTENANCE_UPDATES, {"b_ids": list(windows)}):
+                windows[u.maintenance_id].updates.append(
+                    MaintenanceUpdate(
+                        at=u.at, status=MaintenanceStatus(u.status), body=u.body, id=u.id
+                    )
+                )
+        return list(windows.values())
 
     # --- occurrences -----------------------------------------------------------------------
 
@@ -358,8 +520,28 @@ class SqlTransaction:
         # key: the planner never asks for one, and if it did we want the error, not a repeat.
         if updates:
             self._db.execute(_UPDATE_OCCURRENCE, updates)
-        if inserts:
+        if inserts and self._postgres:
             self._db.execute(_INSERT_OCCURRENCE, inserts)
+        elif inserts:
+            # A declaration inserts a dozen rows: as plain tuples, straight to the driver,
+            # they cost a third of what binding them through SQLAlchemy's types does.
+            self._db.exec_driver_sql(
+                _SQLITE_INSERT_OCCURRENCE,
+                [
+                    (
+                        i["incident_id"],
+                        i["step_id"],
+                        i["occurrence"],
+                        i["action"],
+                        i["target"],
+                        _sqlite_instant(i["due_at"]),
+                        _sqlite_instant(i["run_at"]),
+                        i["state"],
+                        0,
+                    )
+                    for i in inserts
+                ],
+            )
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
     def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:
@@ -443,6 +625,19 @@ class SqlTransaction:
         return int(getattr(self._db.execute(query), "rowcount", 0))
 
     def next_run_at(self, *, actions: Sequence[str] = ()) -> datetime | None:
+        if self._postgres:
+            # The earliest of each state's first index entry: min() over `state IN (...)`
+            # would read every active row on PostgreSQL.
+            firsts = []
+            for state in _ACTIVE:
+                first = select(func.min(_O.c.run_at)).where(_O.c.state == state)
+                if actions:
+                    first = first.where(_O.c.action.in_(list(actions)))
+                firsts.append(first.scalar_subquery())
+            earliest: datetime | None = self._db.execute(
+                select(func.least(*firsts, type_=_AT))
+            ).scalar_one_or_none()
+            return earliest
         if actions:
             query = _NEXT_RUN_AT.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
             value: datetime | None = self._db.execute(
@@ -530,6 +725,51 @@ _UPDATE_ALERT_GROUP = update(_G).where(
     _G.c.key_hash == bindparam("b_hash"),
     _G.c.generation == bindparam("b_generation"),
 )
+
+
+# The status page's statements: incidents with anything public, open or recently over.
+_PUBLIC_INCIDENTS = (
+    select(_I)
+    .where(
+        _I.c.id.in_(select(_T.c.incident_id).where(_T.c.public.is_(True))),
+        (_I.c.resolved_at.is_(None)) | (_I.c.resolved_at >= bindparam("b_since", type_=_AT)),
+    )
+    .order_by(_I.c.declared_at.desc(), _I.c.id.desc())
+)
+_PUBLIC_ENTRIES = (
+    select(_T)
+    .where(_T.c.public.is_(True), _T.c.incident_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_T.c.at, _T.c.id)
+)
+_M: Table = MaintenanceRow.__table__  # type: ignore[attr-defined]
+_MU: Table = MaintenanceUpdateRow.__table__  # type: ignore[attr-defined]
+_INSERT_MAINTENANCE = insert(_M).returning(_M.c.id)
+_GET_MAINTENANCE = select(_M).where(_M.c.id == bindparam("b_id"))
+_UPDATE_MAINTENANCE = update(_M).where(_M.c.id == bindparam("b_id"))
+_MAINTENANCES = (
+    select(_M)
+    .where(_M.c.scheduled_until >= bindparam("b_since", type_=_AT))
+    .order_by(_M.c.scheduled_for, _M.c.id)
+)
+_INSERT_MAINTENANCE_UPDATE = insert(_MU)
+_MAINTENANCE_UPDATES = (
+    select(_MU)
+    .where(_MU.c.maintenance_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_MU.c.at, _MU.c.id)
+)
+
+
+def _maintenance_values(m: Maintenance) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "scheduled_for": m.scheduled_for,
+        "scheduled_until": m.scheduled_until,
+        "components": list(m.components),
+        "set_status": m.set_status.value if m.set_status else None,
+        "created_at": m.created_at,
+        "created_by": m.created_by,
+        "updated_at": m.updated_at or m.created_at,
+    }
 
 
 def _alert_group_state(group: AlertGroup) -> dict[str, Any]:

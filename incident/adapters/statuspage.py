@@ -36,6 +36,7 @@ from incident.adapters.retries import retry_after_seconds
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity, Status
+from incident.domain.status_page import Catalog, public_title
 from incident.services.ports import VendorRejected, VendorUnavailable
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,10 @@ class _Malformed(ValueError):
 class StatuspageStatusPage:
     """Implements the StatusPage port on one Statuspage page.
 
-    `components` maps our service names to Statuspage component ids; an incident on a
-    mapped service marks that component (see `component_status_for`). The HTTP client is
+    `components` maps our component ids (from the page's catalog) and service names to
+    Statuspage component ids: an incident that names components sets those; one that names
+    none marks its service's component (see `component_status_for`). The incident's name
+    there is its public title, never its internal one. The HTTP client is
     the caller's (its timeouts apply to every request); `spacing` should be shared by every
     user of the same API key.
     """
@@ -213,6 +216,7 @@ class StatuspageStatusPage:
         api_key: str,
         base_url: str = DEFAULT_API_URL,
         components: Mapping[str, str] | None = None,
+        catalog: Catalog | None = None,
         spacing: RequestSpacing | None = None,
         attempts: int = 4,
         backoff: float = 1.0,
@@ -233,6 +237,7 @@ class StatuspageStatusPage:
         self._page_url = f"{base_url.rstrip('/')}/pages/{quote(page_id, safe='')}"
         self._headers = {"Authorization": f"OAuth {api_key}", "Accept": "application/json"}
         self._components = dict(components or {})
+        self._catalog = catalog or Catalog()
         self._spacing = spacing or RequestSpacing(clock)
         self._attempts = attempts
         self._backoff = backoff
@@ -254,13 +259,11 @@ class StatuspageStatusPage:
         """
         if incident.id is None:
             raise ValueError("publish needs a stored incident (it has no id yet)")
-        component = self._components.get(incident.service)
-        component_status = component_status_for(incident.severity, status)
         wanted = _Wanted(
             status=statuspage_status(status),
             body=body[:BODY_LIMIT],
             impact=impact_for(incident.severity),
-            components=({component: component_status} if component and component_status else {}),
+            components=self._remote_components(incident, status),
         )
         update_ref = "update:" + hashlib.sha256(key.encode()).hexdigest()[:40]
         async with self._exclusive(incident.id):
@@ -367,10 +370,28 @@ class StatuspageStatusPage:
         found = [remote for remote in map(self._parse, data) if remote.ours == mine]
         return found[-1] if found else None  # Statuspage lists newest first
 
+    def _remote_components(self, incident: Incident, status: Status) -> dict[str, str]:
+        """The Statuspage components to set: those the incident names (by our component
+        id), else the one mapped to its service, with the status its severity implies."""
+        if incident.components:
+            over = status in (Status.RESOLVED, Status.CLOSED)
+            return {
+                remote: "operational" if over else shown.value
+                for ours, shown in incident.components.items()
+                if (remote := self._components.get(ours))
+            }
+        component = self._components.get(incident.service)
+        component_status = component_status_for(incident.severity, status)
+        return {component: component_status} if component and component_status else {}
+
     async def _create(self, incident: Incident, wanted: _Wanted) -> _Remote:
+        # Customers read this name: never the internal title (hosts, alerts, customers).
+        name = incident.public_title or public_title(
+            self._catalog, incident.severity.value, incident.components
+        )
         payload = {
             "incident": {
-                "name": (incident.title.strip() or incident.ref)[:NAME_LIMIT],
+                "name": name[:NAME_LIMIT],
                 **wanted.fields(),
                 "metadata": {METADATA_KEY: {"incident_id": str(incident.id), "ref": incident.ref}},
             }

@@ -66,11 +66,21 @@ class IncidentRow(SQLModel, table=True):
     conference_url: str | None = None
     # Set by callers that may retry a declaration (API Idempotency-Key, alert group keys).
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    # What the public status page shows: the name customers see, and the status of each
+    # component the incident affects ({component id: status}).
+    public_title: str | None = Field(default=None, max_length=200)
+    components: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
 
 
 class TimelineRow(SQLModel, table=True):
     __tablename__ = "timeline"
-    __table_args__ = (Index("ix_timeline_incident_at", "incident_id", "at", "id"),)
+    __table_args__ = (
+        Index("ix_timeline_incident_at", "incident_id", "at", "id"),
+        # The status page's read: the few public entries among many internal ones.
+        Index("ix_timeline_public", "public", "incident_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id")
@@ -182,6 +192,33 @@ class VendorRefRow(SQLModel, table=True):
     name: str = Field(max_length=80)  # what it is, e.g. "incident", "channel"
     external_id: str = Field(max_length=200)
     created_at: datetime = _at(nullable=False)
+
+
+class MaintenanceRow(SQLModel, table=True):
+    """A scheduled maintenance window shown on the public status page."""
+
+    __tablename__ = "maintenances"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    scheduled_for: datetime = _at(nullable=False, index=True)
+    scheduled_until: datetime = _at(nullable=False, index=True)
+    components: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    set_status: str | None = Field(default=None, max_length=20)
+    created_at: datetime = _at(nullable=False)
+    created_by: str
+    updated_at: datetime = _at(nullable=False)
+
+
+class MaintenanceUpdateRow(SQLModel, table=True):
+    __tablename__ = "maintenance_updates"
+    __table_args__ = (Index("ix_maintenance_updates_window", "maintenance_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    maintenance_id: int = Field(foreign_key="maintenances.id")
+    at: datetime = _at(nullable=False)
+    status: str = Field(max_length=20)
+    body: str = Field(sa_column=Column(Text, nullable=False))
 
 
 # Every table above: what migrations compare the database with.

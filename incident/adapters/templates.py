@@ -89,6 +89,7 @@ def sample_context(
             impact="",
             service="",
         )
+        context["public"] = {"title": "Service disruption", "affected": "", "components": []}
         context.update(
             updates=[], update=None, notes=[], audience=None, deadline=None, next_update_due=None
         )
@@ -135,6 +136,11 @@ def _full_sample(status: Status) -> dict[str, Any]:
             "target": "vp-clevel",
             "description": "Still unresolved after 4 hours; escalate to VP / C-level.",
             "runbook": "http://127.0.0.1:8080/runbooks/escalation.md",
+        },
+        "public": {
+            "title": "Outage affecting Checkout",
+            "affected": "Checkout",
+            "components": ["Checkout"],
         },
         "occurrence": 1,
         "now": now,

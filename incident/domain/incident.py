@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from incident.domain.errors import IllegalTransition, InvalidValue
+from incident.domain.errors import IllegalTransition, InvalidValue, plain_text
+from incident.domain.status_page import ComponentStatus
 
 
 class Severity(StrEnum):
@@ -156,6 +157,18 @@ class RcaCompleted(Event):
     link: str
 
 
+@dataclass(frozen=True)
+class ComponentsChanged(Event):
+    """Public: the status page shows these components in these statuses."""
+
+    changes: tuple[tuple[str, ComponentStatus], ...]
+
+
+@dataclass(frozen=True)
+class PublicTitleChanged(Event):
+    title: str
+
+
 _E = TypeVar("_E", bound=Event)
 
 
@@ -186,6 +199,10 @@ class Incident:
     impact: str = ""
     war_room: str | None = None
     conference_url: str | None = None
+    # What customers see. The title above is internal (it may name hosts, alerts or
+    # customers); the page shows `public_title`, or a name made from the components.
+    public_title: str | None = None
+    components: dict[str, ComponentStatus] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list, repr=False, compare=False)
 
     # --- queries ---------------------------------------------------------------------------
@@ -262,7 +279,7 @@ class Incident:
     ) -> list[Event]:
         """Post a customer-facing update, optionally moving the status with it."""
         self._require_open("post a customer update to")
-        message = message.strip()
+        message = plain_text(message, where="message")
         if not message:
             raise InvalidValue("message", "a customer update needs a message")
         events: list[Event] = []
@@ -325,6 +342,35 @@ class Incident:
         self.resolved_at, self.resolution_summary = at, summary
         self.rca_due_at = at + rca_within if rca_within is not None else None
         return self._record(IncidentResolved(at=at, actor=by, summary=summary))
+
+    def set_components(
+        self, statuses: dict[str, ComponentStatus], *, at: datetime, by: str
+    ) -> ComponentsChanged | None:
+        """Set the status of the components this incident affects (ids already checked
+        against the page's catalog). None when nothing changes."""
+        self._require_open("change the components of")
+        changes = tuple(
+            (component, status)
+            for component, status in statuses.items()
+            if self.components.get(component) is not status
+        )
+        if not changes:
+            return None
+        self.components.update(changes)
+        return self._record(ComponentsChanged(at=at, actor=by, changes=changes))
+
+    def set_public_title(self, title: str, *, at: datetime, by: str) -> PublicTitleChanged:
+        if self.status is Status.CLOSED:
+            raise IllegalTransition(f"{self.ref} is closed; its public name can no longer change")
+        title = plain_text(title, where="public_title", one_line=True)
+        if not title:
+            raise InvalidValue("public_title", "give the name customers should see")
+        if len(title) > 200:
+            raise InvalidValue(
+                "public_title", f"public title is {len(title)} characters; keep it under 200"
+            )
+        self.public_title = title
+        return self._record(PublicTitleChanged(at=at, actor=by, title=title))
 
     def open_war_room(self, *, channel: str, conference_url: str | None) -> None:
         self.war_room, self.conference_url = channel, conference_url

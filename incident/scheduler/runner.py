@@ -4,16 +4,23 @@ For each occurrence: claim it (a lease, in the database), check its conditions a
 incident as it is now, perform the effect through a port with the occurrence's idempotency
 key, then mark it done and re-plan in one transaction. A crash between the effect and the
 mark re-runs the occurrence later with the same key, which the adapters turn into a no-op.
+
+Replicas (PostgreSQL) share the work through their claims: each claim is a lease, renewed
+while its owner works on it; a replica that dies loses its leases when they expire, and
+another claims those occurrences again. They wake each other through a `PlanSignal` when a
+plan changes, and poll as well, in case a signal is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from incident.domain.errors import DomainError
 from incident.domain.incident import Incident, Status
@@ -41,7 +48,7 @@ class StepReport:
     """What happened to one claimed occurrence (for metrics and `incident simulate`)."""
 
     occurrence: Occurrence
-    result: str  # done, retry, failed, skipped, cancelled
+    result: str  # done, retry, failed, skipped, cancelled, lost (to another replica)
     lateness: timedelta
     detail: str = ""
 
@@ -52,6 +59,33 @@ class TickReport:
 
     def count(self, result: str) -> int:
         return sum(1 for s in self.steps if s.result == result)
+
+
+class PlanSignal(Protocol):
+    """How replicas tell each other that a plan changed (a nearer step may be due).
+
+    `announce` is called after a commit that changed a plan, and must not block; `listen`
+    runs while the scheduler does, calling `on_signal` when another replica announced (and
+    whenever it may have missed some), until `stop` is set. Signals may be lost: the
+    schedulers poll as well.
+    """
+
+    on_signal: Callable[[], None]
+
+    def announce(self) -> None: ...
+
+    async def listen(self, stop: asyncio.Event) -> None: ...
+
+
+class Leases(Protocol):
+    """Keeps a scheduler's claims while it works on them."""
+
+    async def renew(
+        self, *, owner: str, occurrence_ids: Sequence[int], until: datetime
+    ) -> set[int]:
+        """Extend `owner`'s leases on these running occurrences to `until`; returns those
+        still its own (the others are finished, or expired and claimed by another replica)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,9 +115,16 @@ class Scheduler:
         concurrency: int = 16,
         actions: tuple[str, ...] = (),
         urgent: bool = False,
+        leases: Leases | None = None,
+        signal: PlanSignal | None = None,
     ) -> None:
         """`actions`: run only steps of these actions (the urgent lane runs pages), all when
-        empty; `urgent`: its database work goes ahead of other waiting work."""
+        empty; `urgent`: its database work goes ahead of other waiting work.
+
+        `leases`: renews this scheduler's claims every third of `lease` while `run` goes on,
+        so a step that takes long (a vendor retrying) is never claimed by another replica
+        while its owner is alive. `signal`: listened to while `run` goes on (one scheduler
+        per process listens; `signal.on_signal` wakes them all)."""
         self.rt = runtime
         self.effects = effects
         self.owner = owner
@@ -102,6 +143,10 @@ class Scheduler:
         # How many incidents' steps may be in flight at once (vendor calls wait in parallel).
         self._lanes = asyncio.Semaphore(concurrency)
         self.running = False
+        self.leases = leases
+        self.signal = signal
+        # Occurrences claimed by this scheduler and not finished yet: the leases to renew.
+        self._held: set[int] = set()
 
     def wake(self) -> None:
         """Called when a plan changes: the nearest due time may have moved closer."""
@@ -124,6 +169,8 @@ class Scheduler:
             batch = await self.rt.store.run(
                 lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
             )
+            claimed = {item.occurrence.id for item in batch}
+            self._held |= claimed
             # One lane per incident: its steps run in due order, one after the other, each
             # checked against what the previous one changed. Lanes run side by side, so a
             # slow or failing vendor call of one incident does not hold up the others.
@@ -138,6 +185,8 @@ class Scheduler:
             # finishes what it started, then the first failure is raised. Its unfinished
             # claims are handed back when their lease ends (or at restart).
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            # What is left was not started (stop): the caller hands it back.
+            self._held -= claimed
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
@@ -179,17 +228,28 @@ class Scheduler:
                         item, fire_at, following=following, checked_at=now
                     )
                 report.steps.append(step_report)
+                self._held.discard(claimed.occurrence.id)
                 if self.on_step:
                     self.on_step(step_report)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick in real time until `stop` is set: sleep until the next due time or a wake-up."""
+        """Tick in real time until `stop` is set: sleep until the next due time or a wake-up.
+
+        Meanwhile its claims' leases are renewed (`leases`) and other replicas' signals are
+        listened to (`signal`).
+        """
         self.running = True
+        companions = []
+        if self.leases is not None:
+            companions.append(asyncio.create_task(self._keep_leases(stop), name="leases"))
+        if self.signal is not None:
+            companions.append(asyncio.create_task(self.signal.listen(stop), name="signal"))
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    await self.tick(self.rt.clock.now() + self.lookahead, on_time=True, stop=stop)
+                    claimed_at = self.rt.clock.now() + self.lookahead
+                    ticked = await self.tick(claimed_at, on_time=True, stop=stop)
                     next_at = await self.rt.store.run(
                         lambda tx: tx.next_run_at(actions=self.actions), urgent=self.urgent
                     )
@@ -197,7 +257,11 @@ class Scheduler:
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})
                     next_at = None
                 delay = self.poll_interval.total_seconds()
-                if next_at is not None:
+                # Due when we claimed and yet not claimed: another replica holds its incident
+                # (or the row, for the moment) and runs it. Wait for a signal or the poll
+                # rather than asking again at once.
+                held_elsewhere = next_at is not None and next_at <= claimed_at and not ticked.steps
+                if next_at is not None and not held_elsewhere:
                     until_next = (next_at - self.lookahead - self.rt.clock.now()).total_seconds()
                     delay = max(0.0, min(delay, until_next))
                 waiters = {
@@ -211,6 +275,40 @@ class Scheduler:
                         waiter.cancel()
         finally:
             self.running = False
+            for companion in companions:
+                companion.cancel()
+            await asyncio.gather(*companions, return_exceptions=True)
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew the leases of what this scheduler holds, every third of a lease, until
+        `stop`. A renewal that fails is tried again at the next beat; two more chances
+        before the lease ends."""
+        beat = self.lease.total_seconds() / 3
+        assert self.leases is not None
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=beat)
+            held = sorted(self._held)
+            if not held or stop.is_set():
+                continue
+            try:
+                kept = await self.leases.renew(
+                    owner=self.owner,
+                    occurrence_ids=held,
+                    until=self.rt.clock.now() + self.lease,
+                )
+            except Exception as error:  # the database may be briefly unavailable
+                log.warning(
+                    "could not renew leases",
+                    extra={"action": "lease_renewal_failed", "error": f"{error!r}"[:300]},
+                )
+                continue
+            lost = (set(held) & self._held) - kept
+            if lost:
+                log.warning(
+                    "leases lost",
+                    extra={"action": "leases_lost", "occurrences": sorted(lost)[:20]},
+                )
 
     async def _until(self, instant: datetime) -> datetime:
         """Wait until the clock reaches `instant` (never return before it); return the time."""
@@ -221,9 +319,40 @@ class Scheduler:
     # --- one occurrence --------------------------------------------------------------------
 
     async def _reprepare(self, occurrence: Occurrence, now: datetime) -> Prepared:
-        return await self.rt.store.run(
-            lambda tx: self._prepare(tx, occurrence, now), durable=False, urgent=self.urgent
+        def work(tx: Transaction) -> Prepared:
+            self._check_lease(tx, occurrence)
+            return self._prepare(tx, occurrence, now)
+
+        try:
+            return await self.rt.store.run(work, durable=False, urgent=self.urgent)
+        except LeaseLost as lost:
+            return Prepared(occurrence, report=self._lost(occurrence, now, lost))
+
+    def _check_lease(self, tx: Transaction, occurrence: Occurrence) -> None:
+        """Raise LeaseLost unless this scheduler's claim on `occurrence` still stands.
+
+        Leases are renewed while their owner lives, so this only happens to a replica that
+        stalled for longer than a lease: another one has claimed the occurrence again (its
+        attempt count moved on) or finished it. That one records it; we must not as well.
+        """
+        current = tx.get_occurrence(occurrence.id)
+        if current.state != "running" or current.attempts != occurrence.attempts:
+            raise LeaseLost(
+                f"claimed again by another replica (state {current.state}, attempt "
+                f"{current.attempts}, ours was {occurrence.attempts})"
+            )
+
+    def _lost(self, occurrence: Occurrence, now: datetime, lost: LeaseLost) -> StepReport:
+        log.warning(
+            "lease lost",
+            extra={
+                "action": "lease_lost",
+                "incident_id": occurrence.incident_id,
+                "step": occurrence.step_id,
+                "error": str(lost),
+            },
         )
+        return StepReport(occurrence, "lost", now - occurrence.due_at, str(lost))
 
     def _claim(self, tx: Transaction, now: datetime) -> list[Prepared]:
         """Claim a batch and check each occurrence, in one transaction."""
@@ -293,6 +422,7 @@ class Scheduler:
             next_update_due=next_customer_update_due(facts, playbook, after),
             deadline=step_deadline(incident, step),
             base_url=self.base_url,
+            catalog=self.rt.catalog,
         )
         run = StepRun(
             step=step,
@@ -329,10 +459,21 @@ class Scheduler:
         try:
             outcome = await perform(run)
         except Exception as error:  # any vendor or template failure: retried, never lost
-            return await self._failed(occurrence, run.step, error, now, lateness), None
-        checked = await self._done(
-            occurrence, run.step, outcome, now, following=following, checked_at=checked_at or now
-        )
+            try:
+                return await self._failed(occurrence, run.step, error, now, lateness), None
+            except LeaseLost as lost:
+                return self._lost(occurrence, now, lost), None
+        try:
+            checked = await self._done(
+                occurrence,
+                run.step,
+                outcome,
+                now,
+                following=following,
+                checked_at=checked_at or now,
+            )
+        except LeaseLost as lost:
+            return self._lost(occurrence, now, lost), None
         return StepReport(occurrence, "done", lateness, outcome.summary), checked
 
     async def _done(
@@ -347,6 +488,7 @@ class Scheduler:
     ) -> Prepared | None:
         def work(tx: Transaction) -> Prepared | None:
             incident = tx.get_incident(occurrence.incident_id, lock=True)
+            self._check_lease(tx, occurrence)
             entries = [
                 TimelineEntry(
                     at=now,
@@ -367,6 +509,20 @@ class Scheduler:
                 incident.open_war_room(
                     channel=outcome.war_room.channel, conference_url=outcome.war_room.conference_url
                 )
+            if outcome.published is not None:
+                entries.append(
+                    TimelineEntry(
+                        at=now,
+                        kind="status_page_update",
+                        actor="playbook",
+                        step_id=step.id,
+                        occurrence=occurrence.occurrence,
+                        text=outcome.published,
+                        # As the text says it, not as the incident may be by now.
+                        data={"status": outcome.published_status or incident.status.value},
+                        public=True,
+                    )
+                )
             if outcome.customer_update is not None and incident.is_open:
                 try:
                     events = incident.post_customer_update(
@@ -383,7 +539,10 @@ class Scheduler:
                 return None
             return self._prepare(tx, following, checked_at or now)
 
-        return await self.rt.store.run(work, urgent=self.urgent)
+        prepared = await self.rt.store.run(work, urgent=self.urgent)
+        if outcome.public:
+            self.rt.public_changed()
+        return prepared
 
     async def _failed(
         self,
@@ -408,6 +567,7 @@ class Scheduler:
         retry_after = getattr(error, "retry_after", None)
 
         def work(tx: Transaction) -> Incident | None:
+            self._check_lease(tx, occurrence)
             if final:
                 tx.finish_occurrence(
                     occurrence.id, state="failed", now=now, outcome="failed", error=message
@@ -479,6 +639,10 @@ class Scheduler:
                         "error": f"{type(error).__name__}: {error}"[:300],
                     },
                 )
+
+
+class LeaseLost(Exception):
+    """This scheduler's claim on an occurrence has gone to another replica."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from incident.domain.audiences import Directory
 from incident.domain.incident import Incident
 from incident.domain.playbook import Action, Step
 from incident.domain.records import TimelineEntry
+from incident.domain.status_page import Catalog, component_names, in_words, public_title
 from incident.services.ports import Effects, WarRoom
 
 
@@ -23,6 +24,8 @@ class Outcome:
     public: bool = False
     war_room: WarRoom | None = None
     customer_update: str | None = None  # text to record as a customer-facing update
+    published: str | None = None  # text the status page now shows (a public timeline entry)
+    published_status: str | None = None  # the status that text was written for
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,11 @@ async def _status_page(run: StepRun) -> Outcome:
         incident=run.incident, status=run.incident.status, body=body, key=run.key
     )
     return Outcome(
-        summary=f"status page set to {run.incident.status.value}", message=body, public=True
+        summary=f"status page set to {run.incident.status.value}",
+        message=body,
+        public=True,
+        published=body,
+        published_status=run.incident.status.value,
     )
 
 
@@ -194,10 +201,23 @@ def message_context(
     next_update_due: datetime | None,
     deadline: datetime | None,
     base_url: str,
+    catalog: Catalog | None = None,
 ) -> dict[str, Any]:
-    """The variables every template in comms/ may use (see `sample_context`)."""
+    """The variables every template in comms/ may use (see `sample_context`).
+
+    Customer-facing templates use only `public`, `update(s)`, `next_update_due` and the
+    status: the incident's title, service and impact are internal (they may carry host
+    names, alert text or customer names)."""
     audience = directory.audiences.get(step.target or "")
+    catalog = catalog or Catalog()
+    names = component_names(catalog, incident.components)
     return {
+        "public": {
+            "title": incident.public_title
+            or public_title(catalog, incident.severity.value, incident.components),
+            "affected": in_words(names),
+            "components": names,
+        },
         "incident": {
             "id": incident.id,
             "ref": incident.ref,

@@ -17,6 +17,7 @@ from incident.domain.access import Action, Principal, authorize
 from incident.domain.errors import Conflict, InvalidValue, NotFound
 from incident.domain.incident import (
     Category,
+    ComponentsChanged,
     CustomerUpdatePosted,
     Event,
     Incident,
@@ -24,6 +25,7 @@ from incident.domain.incident import (
     IncidentDeclared,
     IncidentResolved,
     InternalNoteAdded,
+    PublicTitleChanged,
     RcaCompleted,
     Role,
     RoleAssigned,
@@ -35,6 +37,7 @@ from incident.domain.incident import (
 from incident.domain.planning import plan
 from incident.domain.playbook import PlaybookSet
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.status_page import Catalog
 from incident.services.ports import Store, Transaction
 
 log = logging.getLogger("incident.services")
@@ -52,6 +55,9 @@ class Runtime:
     playbooks: PlaybookSet
     clock: Clock
     plan_changed: Callable[[], None] = field(default=_nothing)
+    catalog: Catalog = field(default_factory=Catalog)
+    # Told after a commit that changed what the public status page shows.
+    public_changed: Callable[[], None] = field(default=_nothing)
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def timeline_entry(event: Event) -> TimelineEntry:
         kind=kind,
         text=text,
         data=data,
-        public=isinstance(event, CustomerUpdatePosted),
+        public=isinstance(event, CustomerUpdatePosted | ComponentsChanged),
     )
 
 
@@ -121,6 +127,11 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
             return "resolved", summary, {}
         case RcaCompleted(link=link):
             return "rca_completed", f"RCA done: {link}", {"link": link}
+        case ComponentsChanged(changes=changes):
+            text = "components: " + ", ".join(f"{c} {st.value}" for c, st in changes)
+            return "components_changed", text, {"components": {c: st.value for c, st in changes}}
+        case PublicTitleChanged(title=title):
+            return "public_title_changed", f"public title: {title}", {"title": title}
     raise TypeError(f"no timeline entry for {event!r}")  # pragma: no cover
 
 
@@ -181,6 +192,9 @@ async def _change(
 
     incident = await rt.store.run(work)
     rt.plan_changed()
+    # Status, severity and roles show on the public page or the dashboard's snapshot;
+    # the rebuild is coalesced, so telling it too often costs nothing.
+    rt.public_changed()
     log.info(reason, extra={"action": reason.replace(" ", "_"), "incident_id": incident_id})
     return incident
 
@@ -199,6 +213,8 @@ async def declare_incident(
     category: Category = Category.GENERAL,
     idempotency_key: str | None = None,
     commander: str | None = None,
+    components: dict[str, str] | None = None,
+    public_title: str | None = None,
 ) -> tuple[Incident, bool]:
     """Declare and plan the whole playbook in one transaction.
 
@@ -218,6 +234,10 @@ async def declare_incident(
     if commander:
         # Whoever declares from chat runs the incident until they hand it over.
         incident.assign(Role.COMMANDER, commander, at=now, by=by)
+    if components:
+        incident.set_components(rt.catalog.check_statuses(components), at=now, by=by)
+    if public_title is not None:
+        incident.set_public_title(public_title, at=now, by=by)
 
     def work(tx: Transaction) -> tuple[Incident, bool]:
         if idempotency_key is not None:
@@ -241,6 +261,7 @@ async def declare_incident(
         return existing, False
     if result[1]:
         rt.plan_changed()
+        rt.public_changed()
         log.info(
             "incident declared",
             extra={
@@ -266,13 +287,50 @@ async def change_status(rt: Runtime, incident_id: int, status: Status, *, by: st
 
 
 async def post_customer_update(
-    rt: Runtime, incident_id: int, *, message: str, by: str, status: Status | None = None
+    rt: Runtime,
+    incident_id: int,
+    *,
+    message: str,
+    by: str,
+    status: Status | None = None,
+    components: dict[str, str] | None = None,
 ) -> Incident:
+    """Post a customer-facing update; with `components`, their statuses change with it
+    (as on Statuspage, where an update sets the affected components)."""
+    statuses = rt.catalog.check_statuses(components) if components else {}
+
+    def post(incident: Incident, now: datetime) -> list[Event]:
+        events: list[Event] = []
+        if statuses:
+            changed = incident.set_components(statuses, at=now, by=by)
+            events += [changed] if changed is not None else []
+        events += incident.post_customer_update(message=message, at=now, by=by, status=status)
+        return events
+
+    return await _change(rt, incident_id, "customer update posted", post)
+
+
+async def set_components(
+    rt: Runtime, incident_id: int, components: dict[str, str], *, by: str
+) -> Incident:
+    """Set the status of the components the incident affects, as the page shows them."""
+    if not components:
+        raise InvalidValue("components", "name at least one component and its status")
+    statuses = rt.catalog.check_statuses(components)
+
+    def change(incident: Incident, now: datetime) -> list[Event]:
+        changed = incident.set_components(statuses, at=now, by=by)
+        return [changed] if changed is not None else []
+
+    return await _change(rt, incident_id, "components changed", change)
+
+
+async def set_public_title(rt: Runtime, incident_id: int, title: str, *, by: str) -> Incident:
     return await _change(
         rt,
         incident_id,
-        "customer update posted",
-        lambda i, now: i.post_customer_update(message=message, at=now, by=by, status=status),
+        "public title changed",
+        lambda i, now: [i.set_public_title(title, at=now, by=by)],
     )
 
 

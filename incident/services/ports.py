@@ -12,6 +12,7 @@ from incident.domain.incident import Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.status_page import Maintenance
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,21 @@ class Transaction(Protocol):
     ) -> list[Incident]: ...
     def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None: ...
     def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+    def public_incidents(self, *, since: datetime) -> list[tuple[Incident, list[TimelineEntry]]]:
+        """Incidents with any public entry, open or resolved since `since`, newest first,
+        each with its public entries in time order."""
+        ...
+
+    def add_maintenance(self, maintenance: Maintenance) -> int: ...
+    def get_maintenance(self, maintenance_id: int, *, lock: bool = False) -> Maintenance: ...
+    def save_maintenance(self, maintenance: Maintenance) -> None:
+        """Save its fields and any updates not stored yet."""
+        ...
+
+    def maintenances(self, *, since: datetime) -> list[Maintenance]:
+        """Windows ending at or after `since`, soonest first, with their updates."""
+        ...
+
     def step_history(self, incident_id: int) -> dict[str, StepHistory]: ...
     def reconcile(
         self,

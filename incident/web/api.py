@@ -25,7 +25,9 @@ from incident.domain.access import (
 )
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import Severity, Status
+from incident.domain.status_page import MaintenanceStatus
 from incident.services import incidents as uc
+from incident.services import status_page as maintenance
 from incident.services.incidents import Runtime
 from incident.web import schemas as s
 from incident.web.auth import authenticate
@@ -48,10 +50,17 @@ class Call:
 
     @property
     def incident_id(self) -> int:
-        text = self.request.match_info["incident_id"]
+        return self._id("incident_id", "incident")
+
+    @property
+    def maintenance_id(self) -> int:
+        return self._id("maintenance_id", "maintenance window")
+
+    def _id(self, name: str, what: str) -> int:
+        text = self.request.match_info[name]
         value = int(text)
         if not 1 <= value <= MAX_ID:
-            raise ApiError(404, "not found", f"there is no incident {text}")
+            raise ApiError(404, "not found", f"there is no {what} {text}")
         return value
 
 
@@ -105,6 +114,8 @@ async def declare(call: Call) -> web.Response:
         service=body.service,
         impact=body.impact,
         category=body.category,
+        components={k: v.value for k, v in body.components.items()},
+        public_title=body.public_title,
         # Keys are per caller: two clients choosing the same key must not collide.
         idempotency_key=f"api:{call.principal.name}:{key}" if key else None,
     )
@@ -154,9 +165,70 @@ async def post_update(call: Call) -> web.Response:
     await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
     status = Status(body.status) if body.status else None
     await uc.post_customer_update(
-        call.rt, call.incident_id, message=body.message, status=status, by=call.principal.name
+        call.rt,
+        call.incident_id,
+        message=body.message,
+        status=status,
+        components={k: v.value for k, v in body.components.items()},
+        by=call.principal.name,
     )
     return await _changed(call)
+
+
+async def set_components(call: Call) -> web.Response:
+    body: s.ComponentsRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
+    await uc.set_components(
+        call.rt,
+        call.incident_id,
+        {k: v.value for k, v in body.components.items()},
+        by=call.principal.name,
+    )
+    return await _changed(call)
+
+
+async def set_public_title(call: Call) -> web.Response:
+    body: s.PublicTitleRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
+    await uc.set_public_title(call.rt, call.incident_id, body.public_title, by=call.principal.name)
+    return await _changed(call)
+
+
+async def schedule_maintenance(call: Call) -> web.Response:
+    body: s.MaintenanceRequest = call.body
+    window = await maintenance.schedule_maintenance(
+        call.rt,
+        name=body.name,
+        message=body.message,
+        scheduled_for=body.scheduled_for,
+        scheduled_until=body.scheduled_until,
+        components=body.components,
+        by=call.principal.name,
+    )
+    return _json(s.MaintenanceOut.of(window, call.rt.clock.now()), status=201)
+
+
+async def list_maintenances(call: Call) -> web.Response:
+    windows = await maintenance.list_maintenances(call.rt)
+    now = call.rt.clock.now()
+    return _json(s.MaintenanceList(maintenances=[s.MaintenanceOut.of(w, now) for w in windows]))
+
+
+async def show_maintenance(call: Call) -> web.Response:
+    window = await maintenance.get_maintenance(call.rt, call.maintenance_id)
+    return _json(s.MaintenanceOut.of(window, call.rt.clock.now()))
+
+
+async def update_maintenance(call: Call) -> web.Response:
+    body: s.MaintenanceUpdateRequest = call.body
+    window = await maintenance.update_maintenance(
+        call.rt,
+        call.maintenance_id,
+        message=body.message,
+        status=MaintenanceStatus(body.status) if body.status else None,
+        by=call.principal.name,
+    )
+    return _json(s.MaintenanceOut.of(window, call.rt.clock.now()))
 
 
 async def add_note(call: Call) -> web.Response:
@@ -228,6 +300,7 @@ async def snooze_step(call: Call) -> web.Response:
 
 
 _ONE = PREFIX + "/incidents/{incident_id}"
+_WINDOW = PREFIX + "/maintenances/{maintenance_id}"
 _STEP = _ONE + "/steps/{step_id}"
 # `role` is the least role that may call an operation at all; the per-incident rule
 # (`action`: commander rights for resolving, lowering severity ...) is checked by the handler.
@@ -287,6 +360,26 @@ OPERATIONS: tuple[Operation, ...] = (
         post_update,
         _R,
         body=s.CustomerUpdateRequest,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "PUT",
+        _ONE + "/components",
+        "setComponents",
+        "Set the status of the components the incident affects (public status page)",
+        set_components,
+        _R,
+        body=s.ComponentsRequest,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "PUT",
+        _ONE + "/public-title",
+        "setPublicTitle",
+        "Set the name customers see on the status page",
+        set_public_title,
+        _R,
+        body=s.PublicTitleRequest,
         response=s.IncidentChanged,
     ),
     Operation(
@@ -365,6 +458,45 @@ OPERATIONS: tuple[Operation, ...] = (
         response=s.IncidentChanged,
         action=Action.MANAGE_STEPS,
     ),
+    Operation(
+        "POST",
+        PREFIX + "/maintenances",
+        "scheduleMaintenance",
+        "Schedule a maintenance window (shown on the public status page)",
+        schedule_maintenance,
+        _R,
+        body=s.MaintenanceRequest,
+        response=s.MaintenanceOut,
+        status=201,
+    ),
+    Operation(
+        "GET",
+        PREFIX + "/maintenances",
+        "listMaintenances",
+        "Maintenance windows ending in the last 30 days or later, soonest first",
+        list_maintenances,
+        AccessRole.VIEWER,
+        response=s.MaintenanceList,
+    ),
+    Operation(
+        "GET",
+        _WINDOW,
+        "getMaintenance",
+        "One maintenance window with its updates",
+        show_maintenance,
+        AccessRole.VIEWER,
+        response=s.MaintenanceOut,
+    ),
+    Operation(
+        "POST",
+        _WINDOW + "/updates",
+        "updateMaintenance",
+        "Post an update to a maintenance window, optionally moving its status",
+        update_maintenance,
+        _R,
+        body=s.MaintenanceUpdateRequest,
+        response=s.MaintenanceOut,
+    ),
 )
 
 
@@ -410,8 +542,10 @@ def _route(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRespons
 
 def _aiohttp_path(path: str) -> str:
     # Only digits reach the handler as an incident id; anything else is an unknown route.
-    return path.replace("{incident_id}", r"{incident_id:\d{1,20}}").replace(
-        "{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}"
+    return (
+        path.replace("{incident_id}", r"{incident_id:\d{1,20}}")
+        .replace("{maintenance_id}", r"{maintenance_id:\d{1,20}}")
+        .replace("{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}")
     )
 
 

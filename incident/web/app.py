@@ -19,10 +19,11 @@ from sqlalchemy import text
 from incident import bootstrap
 from incident.config import Settings
 from incident.domain.incident import OPEN_STATUSES
-from incident.web import api, slack, webhooks
+from incident.web import api, dashboard, slack, webhooks
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
 from incident.web.errors import error_middleware, json_error
 from incident.web.metrics import Metrics
+from incident.web.public import routes as public_page
 
 log = logging.getLogger("incident.web")
 
@@ -46,6 +47,9 @@ def create_app(settings: Settings, *, build: Builder | None = None) -> web.Appli
     api.add_routes(app)
     webhooks.add_routes(app)
     slack.add_routes(app)
+    # The public status page; its snapshot starts after the engine, which it reads through.
+    public_page.add_routes(app)
+    dashboard.add_routes(app, settings)
     return app
 
 

@@ -38,15 +38,16 @@ def _models() -> list[type[BaseModel]]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
-    if "{incident_id}" in op.path:
-        parameters.append(
-            {
-                "name": "incident_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-            }
-        )
+    for name in ("incident_id", "maintenance_id"):
+        if "{" + name + "}" in op.path:
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                }
+            )
     if "{step_id}" in op.path:
         parameters.append(
             {

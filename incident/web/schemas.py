@@ -11,16 +11,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from incident.domain.incident import Category, Incident, Role, Severity, Status
 from incident.domain.records import TimelineEntry
+from incident.domain.status_page import ComponentStatus, Maintenance, MaintenanceStatus
 from incident.services.incidents import IncidentView, UpcomingStep
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OptionalShort = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# Text people write: any character but the control ones (tab and newlines aside), which
+# no message needs and which XML (the feeds) and chat cannot carry.
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=5000, pattern=_PRINTABLE),
+]
+Short = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE),
+]
+OptionalShort = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200, pattern=_ONE_LINE)
+]
 OpenStatus = Literal["investigating", "identified", "monitoring"]
+ComponentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+ComponentStatuses = Annotated[
+    dict[ComponentId, ComponentStatus],
+    Field(
+        description="Component id (from the page's configuration) -> its status while "
+        "this incident lasts. Shown on the public status page.",
+        max_length=100,
+    ),
+]
 
 
 class Request(BaseModel):
@@ -31,10 +53,16 @@ class DeclareRequest(Request):
     title: Short = Field(description="What is wrong, in a line.")
     severity: Severity
     service: OptionalShort = ""
-    impact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = Field(
-        default="", description="Who is affected and how."
-    )
+    impact: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=5000, pattern=_PRINTABLE)
+    ] = Field(default="", description="Who is affected and how.")
     category: Category = Category.GENERAL
+    components: ComponentStatuses = {}
+    public_title: Short | None = Field(
+        default=None,
+        description="The name customers see on the status page. The title stays internal; "
+        "without a public title the page names the affected components.",
+    )
 
 
 class AcknowledgeRequest(Request):
@@ -46,6 +74,31 @@ class CustomerUpdateRequest(Request):
     status: OpenStatus | None = Field(
         default=None, description="Move the incident to this status with the update."
     )
+    components: ComponentStatuses = {}
+
+
+class ComponentsRequest(Request):
+    components: ComponentStatuses
+
+
+class PublicTitleRequest(Request):
+    public_title: Short = Field(description="The name customers see on the status page.")
+
+
+class MaintenanceRequest(Request):
+    name: Short = Field(description="What customers see, e.g. 'Database upgrade'.")
+    message: Text = Field(description="What will happen and what customers will notice.")
+    scheduled_for: AwareDatetime
+    scheduled_until: AwareDatetime
+    components: list[ComponentId] = Field(default=[], max_length=100)
+
+
+class MaintenanceUpdateRequest(Request):
+    message: Text
+    status: Literal["in_progress", "verifying", "completed"] | None = Field(
+        default=None,
+        description="in_progress starts the window now if it has not begun; completed ends it.",
+    )
 
 
 class NoteRequest(Request):
@@ -54,7 +107,9 @@ class NoteRequest(Request):
 
 class SeverityRequest(Request):
     severity: Severity
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=_PRINTABLE)
+    ] = ""
 
 
 class RoleRequest(Request):
@@ -116,6 +171,8 @@ class IncidentOut(BaseModel):
     closed_at: datetime | None
     war_room: str | None
     conference_url: str | None
+    public_title: str | None
+    components: dict[str, ComponentStatus]
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentOut:
@@ -143,6 +200,8 @@ class IncidentOut(BaseModel):
             closed_at=incident.closed_at,
             war_room=incident.war_room,
             conference_url=incident.conference_url,
+            public_title=incident.public_title,
+            components=dict(incident.components),
         )
 
 
@@ -226,3 +285,42 @@ class Declared(IncidentChanged):
         description="False when an earlier request with the same "
         "Idempotency-Key already declared it."
     )
+
+
+class MaintenanceUpdateOut(BaseModel):
+    at: datetime
+    status: MaintenanceStatus
+    body: str
+
+
+class MaintenanceOut(BaseModel):
+    id: int
+    name: str
+    status: MaintenanceStatus = Field(description="As of now: it follows the clock.")
+    scheduled_for: datetime
+    scheduled_until: datetime
+    components: list[str]
+    created_at: datetime
+    created_by: str
+    updates: list[MaintenanceUpdateOut]
+
+    @classmethod
+    def of(cls, window: Maintenance, now: datetime) -> MaintenanceOut:
+        assert window.id is not None
+        return cls(
+            id=window.id,
+            name=window.name,
+            status=window.status_at(now),
+            scheduled_for=window.scheduled_for,
+            scheduled_until=window.scheduled_until,
+            components=list(window.components),
+            created_at=window.created_at,
+            created_by=window.created_by,
+            updates=[
+                MaintenanceUpdateOut(at=u.at, status=u.status, body=u.body) for u in window.updates
+            ],
+        )
+
+
+class MaintenanceList(BaseModel):
+    maintenances: list[MaintenanceOut]

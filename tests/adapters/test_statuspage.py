@@ -35,6 +35,7 @@ from incident.adapters.vendor_refs import VendorRefs
 from incident.bootstrap import Container
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity, Status
+from incident.domain.status_page import Catalog, Component, ComponentStatus
 from incident.services import incidents as uc
 from incident.services.ports import VendorRejected, VendorUnavailable
 from tests.vendor_fakes.statuspage import StatuspageFake, response_validator
@@ -158,6 +159,38 @@ async def test_spacing_queues_in_virtual_time() -> None:
 # --- the life of one incident ----------------------------------------------------------------
 
 
+async def test_named_components_and_the_public_title_are_what_statuspage_shows(
+    app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
+) -> None:
+    catalog = Catalog.build([Component("payments", "Payments"), Component("find", "Search")])
+    adapter = make(
+        app,
+        statuspage,
+        http,
+        clock=clock,
+        catalog=catalog,
+        components={"payments": CHECKOUT, "find": SEARCH},
+    )
+    incident = await declare(app, title="db-7.internal pool exhausted for cust-4821")
+    incident.components = {
+        "payments": ComponentStatus.PARTIAL_OUTAGE,
+        "find": ComponentStatus.DEGRADED_PERFORMANCE,
+    }
+    await adapter.publish(
+        incident=incident, status=Status.INVESTIGATING, body="Looking into it.", key="k/1"
+    )
+    shown = statuspage.only_incident()
+    assert shown.name == "Partial outage affecting Payments and Search"
+    assert statuspage.components[CHECKOUT].status == "partial_outage"
+    assert statuspage.components[SEARCH].status == "degraded_performance"
+    incident.status = Status.RESOLVED
+    incident.public_title = "Slow payments"
+    await adapter.publish(incident=incident, status=Status.RESOLVED, body="Fixed.", key="k/2")
+    assert statuspage.components[CHECKOUT].status == "operational"
+    assert statuspage.components[SEARCH].status == "operational"
+    assert "db-7" not in repr(statuspage.requests) and "cust-4821" not in repr(statuspage.requests)
+
+
 async def test_one_incident_follows_ours_from_declaration_to_resolution(
     app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
 ) -> None:
@@ -176,7 +209,8 @@ async def test_one_incident_follows_ours_from_declaration_to_resolution(
         assert shown.status == status.value
         assert statuspage.components[CHECKOUT].status == component
     shown = statuspage.only_incident()
-    assert shown.name == "Checkout API down"
+    # Customers see a public name, never the internal title.
+    assert shown.name == "Service disruption"
     assert shown.impact_override == "critical"
     assert shown.metadata == {METADATA_KEY: {"incident_id": str(incident.id), "ref": incident.ref}}
     assert shown.statuses == ["investigating", "identified", "monitoring", "resolved"]

@@ -125,7 +125,7 @@ async def test_a_p1_keeps_one_statuspage_incident_following_it_to_resolved(
         assert statuspage.rate_limited == 0  # the adapter queued instead of being refused
         assert len(statuspage.incidents) == 1
         (shown,) = statuspage.incidents.values()
-        assert shown.name == "Checkout API down"
+        assert shown.name == "Service disruption"  # the public name, never the title
         assert shown.statuses[0] == "investigating"
         assert "identified" in shown.statuses and shown.statuses[-1] == "resolved"
         assert any("We found the cause and are rolling back." in b for b in shown.bodies)

@@ -18,6 +18,7 @@ from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.domain.status_page import Catalog, Component, ComponentGroup
 from incident.web.app import create_app
 from incident.web.metrics import Metrics
 from tests.fakes import RecordingEffects
@@ -35,9 +36,21 @@ def auth(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[who].token}"}
 
 
+CATALOG = Catalog.build(
+    [
+        Component("api", "API", group="core"),
+        Component("web", "Website", group="core"),
+        Component("email", "Email delivery"),
+    ],
+    [ComponentGroup("core", "Core services")],
+)
+
+
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, api_tokens=tuple(TOKENS.values()), max_body_bytes=4096)
+    return dataclasses.replace(
+        settings, api_tokens=tuple(TOKENS.values()), max_body_bytes=4096, catalog=CATALOG
+    )
 
 
 @pytest.fixture
@@ -372,3 +385,163 @@ async def test_a_responder_may_take_command_only_while_nobody_has_it(
         roles, json={"role": "commander", "person": "rob"}, headers=auth("other")
     )
     assert handover.status == 200  # olga commands it now, so she may hand it over
+
+
+# --- what the public status page shows: components, public title, maintenance ------------
+
+
+async def test_components_and_public_title_are_set_with_the_declaration_and_later(
+    client: TestClient[Any, Any],
+) -> None:
+    declared = await declare(
+        client,
+        title="db-7.internal replica lag for cust-4821",
+        components={"api": "partial_outage"},
+        public_title="Slow API responses",
+    )
+    incident = declared["incident"]
+    assert incident["components"] == {"api": "partial_outage"}
+    assert incident["public_title"] == "Slow API responses"
+    one = f"/api/v1/incidents/{incident['id']}"
+
+    changed = await client.put(
+        one + "/components",
+        json={"components": {"api": "major_outage", "web": "degraded_performance"}},
+        headers=auth("responder"),
+    )
+    assert changed.status == 200, await changed.text()
+    assert (await changed.json())["incident"]["components"] == {
+        "api": "major_outage",
+        "web": "degraded_performance",
+    }
+    update = await client.post(
+        one + "/updates",
+        json={
+            "message": "Recovering",
+            "status": "monitoring",
+            "components": {"api": "operational"},
+        },
+        headers=auth("responder"),
+    )
+    assert update.status == 200, await update.text()
+    body = await update.json()
+    assert body["incident"]["components"]["api"] == "operational"
+    assert body["incident"]["status"] == "monitoring"
+    renamed = await client.put(
+        one + "/public-title", json={"public_title": "API outage"}, headers=auth("responder")
+    )
+    assert (await renamed.json())["incident"]["public_title"] == "API outage"
+
+    detail = await (await client.get(one, headers=auth("viewer"))).json()
+    public = [e["kind"] for e in detail["timeline"] if e["public"]]
+    assert public.count("components_changed") == 3 and "customer_update" in public
+    assert "public_title_changed" in [e["kind"] for e in detail["timeline"]]
+
+
+async def test_unknown_components_and_statuses_are_refused_and_change_nothing(
+    client: TestClient[Any, Any],
+) -> None:
+    before = await count_incidents(client)
+    unknown = await client.post(
+        "/api/v1/incidents",
+        json={"title": "x", "severity": "P2", "components": {"billing": "major_outage"}},
+        headers=auth("responder"),
+    )
+    assert unknown.status == 422
+    problem = await unknown.json()
+    assert "billing" in str(problem["detail"]) and "api, web, email" in str(problem["detail"])
+    bad_status = await client.post(
+        "/api/v1/incidents",
+        json={"title": "x", "severity": "P2", "components": {"api": "on_fire"}},
+        headers=auth("responder"),
+    )
+    assert bad_status.status == 422
+    assert await count_incidents(client) == before
+
+    incident = (await declare(client))["incident"]
+    one = f"/api/v1/incidents/{incident['id']}"
+    empty = await client.put(
+        one + "/components", json={"components": {}}, headers=auth("responder")
+    )
+    assert empty.status == 422
+    viewer = await client.put(
+        one + "/components", json={"components": {"api": "major_outage"}}, headers=auth("viewer")
+    )
+    assert viewer.status == 403
+    detail = await (await client.get(one, headers=auth("viewer"))).json()
+    assert detail["incident"]["components"] == {}
+
+
+async def test_maintenance_windows_are_scheduled_updated_and_follow_the_clock(
+    client: TestClient[Any, Any], clock: FakeClock
+) -> None:
+    start = clock.now() + timedelta(hours=2)
+    created = await client.post(
+        "/api/v1/maintenances",
+        json={
+            "name": "Database upgrade",
+            "message": "The API may be read-only for up to 10 minutes.",
+            "scheduled_for": start.isoformat(),
+            "scheduled_until": (start + timedelta(hours=1)).isoformat(),
+            "components": ["api"],
+        },
+        headers=auth("responder"),
+    )
+    assert created.status == 201, await created.text()
+    window = await created.json()
+    assert window["status"] == "scheduled" and window["components"] == ["api"]
+    one = f"/api/v1/maintenances/{window['id']}"
+
+    clock.advance(timedelta(hours=2, minutes=5))
+    shown = await (await client.get(one, headers=auth("viewer"))).json()
+    assert shown["status"] == "in_progress"
+    verifying = await client.post(
+        one + "/updates",
+        json={"message": "Upgrade done; checking.", "status": "verifying"},
+        headers=auth("responder"),
+    )
+    assert verifying.status == 200, await verifying.text()
+    assert (await verifying.json())["status"] == "verifying"
+    done = await client.post(
+        one + "/updates",
+        json={"message": "All done.", "status": "completed"},
+        headers=auth("responder"),
+    )
+    after = await done.json()
+    assert after["status"] == "completed"
+    assert [u["status"] for u in after["updates"]] == ["scheduled", "verifying", "completed"]
+    late = await client.post(
+        one + "/updates", json={"message": "One more thing"}, headers=auth("responder")
+    )
+    assert late.status == 409 and "completed" in (await late.json())["detail"]
+    listed = await (await client.get("/api/v1/maintenances", headers=auth("viewer"))).json()
+    assert [m["id"] for m in listed["maintenances"]] == [window["id"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"scheduled_until": "2026-01-01T00:00:00Z"}, "scheduled_until"),
+        ({"scheduled_for": "2030-01-01T00:00:00"}, "scheduled_for"),
+        ({"components": ["billing"]}, "components"),
+        ({"name": " "}, "name"),
+    ],
+)
+async def test_bad_maintenance_windows_are_refused_and_store_nothing(
+    client: TestClient[Any, Any], clock: FakeClock, change: dict[str, Any], field: str
+) -> None:
+    start = clock.now() + timedelta(days=1)
+    body = {
+        "name": "Network work",
+        "message": "Brief interruptions.",
+        "scheduled_for": start.isoformat(),
+        "scheduled_until": (start + timedelta(hours=1)).isoformat(),
+        **change,
+    }
+    response = await client.post("/api/v1/maintenances", json=body, headers=auth("responder"))
+    assert response.status == 422, await response.text()
+    assert field in str((await response.json())["detail"])
+    listed = await (await client.get("/api/v1/maintenances", headers=auth("viewer"))).json()
+    assert listed["maintenances"] == []
+    missing = await client.get("/api/v1/maintenances/99", headers=auth("viewer"))
+    assert missing.status == 404

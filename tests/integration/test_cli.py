@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from incident.adapters import migrate
 from incident.config import PROJECT_ROOT
 
 
@@ -170,10 +171,10 @@ def test_db_upgrade_migrates_once_and_a_missing_database_is_a_readable_error(
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = run("db", "upgrade", env={"INCIDENT_DATABASE_URL": url})
     assert first.returncode == 0, first.stderr
-    assert "upgraded empty database -> 0001" in first.stdout
+    assert f"upgraded empty database -> {migrate.head()}" in first.stdout
     again = run("db", "upgrade", env={"INCIDENT_DATABASE_URL": url})
     assert again.returncode == 0 and "upgraded" not in again.stdout
-    assert "is at schema revision 0001" in again.stdout
+    assert f"is at schema revision {migrate.head()}" in again.stdout
     missing = run(
         "db", "upgrade", env={"INCIDENT_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:9/x"}
     )

@@ -1,9 +1,10 @@
-"""SQLite group commit: units of work that arrive together share one commit, and one that
-fails is rolled back alone."""
+"""Units of work: on SQLite, those that arrive together share one commit (group commit); on
+either database, one that fails is rolled back alone and the others are kept."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,28 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from incident.adapters.database import Database
+from tests.postgres import postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'group.db'}"
+        return
+    async with postgres_database() as postgres:
+        yield postgres
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'group.db'}")
-    await db.run(lambda s: s.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, n INT)")))
+async def database(url: str) -> Database:
+    db = Database(url)
+    key = "INTEGER PRIMARY KEY" if db.is_sqlite else "SERIAL PRIMARY KEY"
+    await db.run(lambda s: s.execute(text(f"CREATE TABLE notes (id {key}, n INT)")))
     return db
 
 
 async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_back(
-    database: Database, tmp_path: Path
+    database: Database, url: str
 ) -> None:
     def insert(n: int):  # type: ignore[no-untyped-def]
         def work(session: Session) -> int:
@@ -48,8 +60,8 @@ async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_ba
         assert stored == [n for n in range(30) if n != 13]
     finally:
         await database.dispose()
-    # Reopened, the file holds the same: everything acknowledged was committed.
-    reopened = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    # Reopened, the database holds the same: everything acknowledged was committed.
+    reopened = Database(url)
     try:
         count = await reopened.run(lambda s: s.execute(text("SELECT count(*) FROM notes")).one())
         assert count[0] == 29
@@ -57,9 +69,19 @@ async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_ba
         await reopened.dispose()
 
 
+@pytest.fixture
+async def sqlite_database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    await db.run(lambda s: s.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, n INT)")))
+    return db
+
+
 async def test_a_unit_sees_what_an_earlier_unit_of_the_same_commit_wrote(
-    database: Database,
+    sqlite_database: Database,
 ) -> None:
+    # SQLite only: its units queue for one thread, in order. (On PostgreSQL concurrent
+    # units are concurrent transactions, each seeing what was committed when it began.)
+    database = sqlite_database
     write = database.run(lambda s: s.execute(text("INSERT INTO notes (n) VALUES (7)")))
     read = database.run(lambda s: s.execute(text("SELECT count(*) FROM notes")).one()[0])
     try:

@@ -1,4 +1,5 @@
-"""The engine's promises, in virtual time, on a real SQLite file with recording fake ports."""
+"""The engine's promises, in virtual time, with recording fake ports: each test on a real
+SQLite file and on a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from incident.bootstrap import Container
 from incident.clock import FakeClock
-from incident.config import PROJECT_ROOT
+from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
 from incident.services import incidents as uc
@@ -19,6 +20,11 @@ from tests.fakes import RecordingEffects, SimulatedCrash
 
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
+
+
+@pytest.fixture
+def settings(settings_on_both: Settings) -> Settings:
+    return settings_on_both
 
 
 async def declare(app: Container, severity: Severity = Severity.P1) -> int:

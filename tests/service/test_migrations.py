@@ -3,9 +3,7 @@ on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -19,43 +17,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from incident.adapters import migrate
 from incident.adapters.database import Database
 from incident.adapters.tables import metadata
+from tests.postgres import postgres_database
 
 T = TypeVar("T")
-
-POSTGRES = os.environ.get(
-    "INCIDENT_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-async def _postgres_reachable() -> bool:
-    engine = create_async_engine(POSTGRES)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
-    if not await _postgres_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}; CI must run these tests")
-        pytest.skip(f"no PostgreSQL at {POSTGRES}; set INCIDENT_TEST_POSTGRES to run these")
-    name = f"incident_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -138,10 +102,48 @@ async def test_a_database_from_before_migrations_is_adopted_and_upgraded(
     assert "added table vendor_refs" in done and "added table alert_groups" in done
     assert "added column incidents.category" in done
     assert "added column incidents.last_manual_update_at" in done
-    assert done[-1].startswith("upgraded") or migrate.head() == migrate.BASELINE
+    assert done[-1] == f"adopted the pre-migration database at {migrate.head()}"
     assert await _with_connection(url, migrate.current) == migrate.head()
     assert await _with_connection(url, _differences) == []
     row = await _with_connection(
         url, lambda c: tuple(c.execute(text("SELECT title, category FROM incidents")).one())
     )
     assert row == ("Old one", "general")  # kept, and given the default
+
+
+def _release_0001(connection: Connection) -> None:
+    """The previous release's schema (revision 0001) with an incident and its timeline."""
+    from alembic import command
+
+    command.upgrade(migrate._config(connection), "0001")
+    connection.execute(
+        text(
+            "INSERT INTO incidents (title, severity, status, service, category, impact, "
+            "declared_at, declared_by) VALUES ('Before status pages', 'P1', 'resolved', "
+            "'api', 'general', '', '2026-01-01 00:00:00', 'dana')"
+        )
+    )
+    connection.execute(
+        text(
+            "INSERT INTO timeline (incident_id, at, kind, actor, text, public, data) "
+            "VALUES (1, '2026-01-01 00:05:00', 'customer_update', 'dana', 'We are on it', "
+            "true, '{}')"
+        )
+    )
+
+
+async def test_the_previous_release_is_upgraded_with_its_data(database_url: str) -> None:
+    url = database_url
+    await _with_connection(url, _release_0001)
+    assert await _with_connection(url, migrate.current) == "0001"
+    done = await _migrated(url)
+    assert done == [f"upgraded 0001 -> {migrate.head()}"]
+    assert await _with_connection(url, _differences) == []
+    row = await _with_connection(
+        url,
+        lambda c: tuple(
+            c.execute(text("SELECT title, public_title, components FROM incidents")).one()
+        ),
+    )
+    assert row[:2] == ("Before status pages", None)
+    assert json.loads(row[2]) == {} if isinstance(row[2], str) else row[2] == {}

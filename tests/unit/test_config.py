@@ -135,3 +135,44 @@ def test_vendor_credentials_are_kept_out_of_repr() -> None:
     text = repr(settings)
     for secret in ("R" * 32, "pd-token-secret", "xoxb-secret", "sp-secret"):
         assert secret not in text
+
+
+def test_components_from_the_environment_and_from_the_file(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"INCIDENT_COMPONENTS": "api:Public API, web:Website", "INCIDENT_STATUS_PAGE_NAME": "Acme"}
+    )
+    assert [(c.id, c.name) for c in settings.catalog.components] == [
+        ("api", "Public API"),
+        ("web", "Website"),
+    ]
+    assert settings.status_page_name == "Acme"
+    config = tmp_path / "incident.yaml"
+    config.write_text(
+        "component_groups:\n"
+        "  - {id: core, name: Core services}\n"
+        "components:\n"
+        "  - {id: api, name: API, group: core, description: REST and GraphQL}\n"
+        "  - {id: email, name: Email delivery}\n"
+    )
+    catalog = load_settings({"INCIDENT_CONFIG_FILE": str(config)}).catalog
+    assert [c.id for c in catalog.in_group("core")] == ["api"]
+    assert catalog.require("api").description == "REST and GraphQL"
+    assert catalog.groups[0].name == "Core services"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("components:\n  - {id: API, name: x}\n", "lower-case"),
+        ("components:\n  - {id: api, name: A}\n  - {id: api, name: B}\n", "used twice"),
+        ("components:\n  - {id: api, name: A, group: nope}\n", "not defined"),
+        ("components:\n  - {id: api}\n", "needs an id and a name"),
+        ("components:\n  - {id: api, name: A, colour: red}\n", "unknown keys"),
+    ],
+)
+def test_bad_components_are_named(tmp_path: Path, text: str, problem: str) -> None:
+    config = tmp_path / "incident.yaml"
+    config.write_text(text)
+    with pytest.raises(InvalidValue, match=problem) as caught:
+        load_settings({"INCIDENT_CONFIG_FILE": str(config)})
+    assert "components" in str(caught.value)

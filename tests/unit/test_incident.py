@@ -101,3 +101,53 @@ def test_war_room_names_are_deterministic_and_channel_safe() -> None:
     name = war_room_name(incident)
     assert name == war_room_name(incident)
     assert len(name) <= 80 and not name.endswith("-")
+
+
+def test_components_change_only_what_differs_and_only_while_open() -> None:
+    from incident.domain.incident import ComponentsChanged
+    from incident.domain.status_page import ComponentStatus
+
+    incident = declared()
+    first = incident.set_components(
+        {"api": ComponentStatus.MAJOR_OUTAGE, "web": ComponentStatus.DEGRADED_PERFORMANCE},
+        at=T0,
+        by="dana",
+    )
+    assert isinstance(first, ComponentsChanged) and len(first.changes) == 2
+    again = incident.set_components(
+        {"api": ComponentStatus.MAJOR_OUTAGE, "web": ComponentStatus.OPERATIONAL},
+        at=T0 + timedelta(minutes=5),
+        by="dana",
+    )
+    assert again is not None and again.changes == (("web", ComponentStatus.OPERATIONAL),)
+    assert incident.set_components({"api": ComponentStatus.MAJOR_OUTAGE}, at=T0, by="x") is None
+    assert incident.components == {
+        "api": ComponentStatus.MAJOR_OUTAGE,
+        "web": ComponentStatus.OPERATIONAL,
+    }
+    incident.resolve(summary="Fixed", at=T0 + timedelta(hours=1), by="dana")
+    with pytest.raises(IllegalTransition, match="resolved"):
+        incident.set_components({"api": ComponentStatus.OPERATIONAL}, at=T0, by="dana")
+
+
+def test_public_title_is_checked_and_kept_apart_from_the_title() -> None:
+    incident = declared()
+    incident.set_public_title("  Checkout problems  ", at=T0, by="dana")
+    assert incident.public_title == "Checkout problems"
+    assert incident.title == "Checkout API down"
+    with pytest.raises(InvalidValue, match="public_title"):
+        incident.set_public_title("   ", at=T0, by="dana")
+    with pytest.raises(InvalidValue, match="under 200"):
+        incident.set_public_title("x" * 201, at=T0, by="dana")
+
+
+def test_customer_facing_text_with_control_characters_is_refused() -> None:
+    incident = declared()
+    with pytest.raises(InvalidValue, match="control characters"):
+        incident.post_customer_update(message="bad\x00byte", at=T0, by="dana")
+    with pytest.raises(InvalidValue, match="line breaks"):
+        incident.set_public_title("two\nlines", at=T0, by="dana")
+    assert incident.last_customer_update_at is None and incident.public_title is None
+    events = incident.post_customer_update(message="Line one\n\tLine two", at=T0, by="dana")
+    assert isinstance(events[-1], CustomerUpdatePosted)
+    assert events[-1].message == "Line one\n\tLine two"

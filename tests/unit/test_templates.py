@@ -39,6 +39,12 @@ def test_customer_facing_templates_keep_internal_facts_out(name: str) -> None:
         assert note["text"] not in text
     assert context["incident"]["commander"] not in text
     assert context["links"]["incident"] not in text
+    # The title, service and impact come from people and alerts inside the company (host
+    # names, alert text, customer names): customers see only the `public` facts.
+    for internal in ("title", "service", "impact", "resolution_summary", "comms_lead"):
+        value = sample_context(status=Status.RESOLVED)["incident"][internal] or "-"
+        assert value not in text, internal
+    assert "Checkout" in text or "our service" in text or name == "published_update"
 
 
 def test_status_page_text_differs_per_status() -> None:

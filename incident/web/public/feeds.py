@@ -1,0 +1,87 @@
+"""The page's history as Atom and RSS feeds (feedgen): one entry per incident or maintenance
+window, its updates newest first, as Statuspage's /history.atom and /history.rss give them.
+
+Only `PublicStatus` goes in, so only public facts come out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from feedgen.feed import FeedGenerator
+
+from incident.services.status_page import PublicIncident, PublicMaintenance, PublicStatus
+from incident.web.html import when
+from incident.web.public.statuspage_v2 import PageInfo
+
+Item = PublicIncident | PublicMaintenance
+
+
+def atom_and_rss(page: PageInfo, status: PublicStatus) -> tuple[bytes, bytes]:
+    """Both feeds; each item's content is made once for the two."""
+    items: list[Item] = [*status.incidents, *status.maintenances]
+    items.sort(key=lambda item: (item.created_at, item.id), reverse=True)
+    contents = [_content(item) for item in items]
+    atom = _feed(page, status, items, contents, self_url=f"{page.url}/history.atom")
+    rss = _feed(page, status, items, contents, self_url=f"{page.url}/history.rss")
+    return bytes(atom.atom_str(pretty=False)), bytes(rss.rss_str(pretty=False))
+
+
+def _feed(
+    page: PageInfo,
+    status: PublicStatus,
+    items: list[Item],
+    contents: list[str],
+    *,
+    self_url: str,
+) -> FeedGenerator:
+    feed = FeedGenerator()
+    feed.id(page.url)
+    feed.title(f"{page.name} - Incident History")
+    feed.description(f"Incidents and maintenance on {page.name}, newest first.")
+    feed.language("en")
+    # RSS takes the channel's <link> from the last link added: the page, not the feed.
+    feed.link(href=self_url, rel="self")
+    feed.link(href=page.url, rel="alternate")
+    # Set explicitly: by default feedgen stamps the build time, and the bytes (so the ETag)
+    # would change on every rebuild although nothing public did.
+    feed.updated(status.updated_at)
+    feed.lastBuildDate(status.updated_at)
+    for item, content in zip(items, contents, strict=True):
+        entry = feed.add_entry(order="append")
+        link = page.link(item.id)
+        entry.id(link)
+        entry.guid(link, permalink=True)
+        entry.title(item.name)
+        entry.link(href=link)
+        entry.published(item.created_at)
+        entry.updated(item.updated_at)
+        entry.content(content, type="html")
+    return feed
+
+
+def _content(item: Item) -> str:
+    """The updates as Statuspage's feeds show them: when, status in words, then the text
+    (HTML, every piece of text escaped)."""
+    parts: list[str] = []
+    if isinstance(item, PublicMaintenance):
+        parts.append(
+            f"<p><strong>Scheduled maintenance</strong> from {when(item.scheduled_for)} "
+            f"to {when(item.scheduled_until)}.</p>"
+        )
+        names = [c.name for c in item.components]
+        updates = [(u.at, u.status.value, u.body) for u in item.updates]
+    else:
+        names = [c.name for c, _ in item.components]
+        updates = [(u.at, u.status, u.body) for u in item.updates]
+    if names:
+        parts.append(f"<p>This affects: {escape(', '.join(names))}.</p>")
+    parts += [_update(at, state, body) for at, state, body in updates]
+    return "".join(parts)
+
+
+def _update(at: datetime, state: str, body: str) -> str:
+    lines = "<br>".join(escape(line) for line in body.splitlines())
+    words = escape(state.replace("_", " ").capitalize())
+    return f"<p><small>{when(at)}</small><br><strong>{words}</strong> - {lines}</p>"

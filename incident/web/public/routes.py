@@ -1,0 +1,106 @@
+"""Routes of the public status page (no login): every answer comes from the snapshot in
+memory, never from the database.
+
+- `/status` the page, `/status/history` the past 90 days, `/status/incidents/{id}` one
+  incident or maintenance window;
+- `/api/v2/*.json` Statuspage's public API; `/history.atom`, `/history.rss` the feeds.
+
+The API and the feeds are also served under `/status/`, so a client that derives them
+from the page's address (`page.url` + `/api/v2/summary.json`, as Statuspage's widgets
+do) finds them there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from incident.web.context import CONTAINER
+from incident.web.public.access_log import quiet_public_reads
+from incident.web.public.snapshot import PublicSnapshot, Resource
+from incident.web.public.statuspage_v2 import DOCUMENTS, PageInfo
+
+SNAPSHOT = web.AppKey("public_snapshot", PublicSnapshot)
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class _Live:
+    """The app's snapshot, for handlers to reach without a lookup per request."""
+
+    snapshot: PublicSnapshot
+
+
+def add_routes(app: web.Application) -> None:
+    """Call after the engine's cleanup context is added: the snapshot reads through it."""
+    live = _Live()
+    app.cleanup_ctx.append(lambda app: _snapshot_lifetime(app, live))
+    for prefix in ("", "/status"):
+        for name in DOCUMENTS:
+            app.router.add_get(f"{prefix}/api/v2/{name}", _serve(live, f"api/{name}"))
+        app.router.add_get(f"{prefix}/history.atom", _serve(live, "history.atom"))
+        app.router.add_get(f"{prefix}/history.rss", _serve(live, "history.rss"))
+    app.router.add_get("/status", _serve(live, "index"))
+    app.router.add_get("/status/", _serve(live, "index"))
+    app.router.add_get("/status/history", _serve(live, "history"))
+    app.router.add_get("/status/incidents/{item_id}", _item(live))
+
+
+async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator[None]:
+    container = app[CONTAINER]
+    settings = container.settings
+    runtime = container.runtime
+    page = PageInfo.of(name=settings.status_page_name, base_url=settings.base_url)
+    snapshot = PublicSnapshot(runtime, page)
+    await snapshot.rebuild()  # the first visitor finds a page
+    app[SNAPSHOT] = live.snapshot = snapshot
+    # Chained, not replaced: whoever else listens for public changes keeps hearing them.
+    told_before = runtime.public_changed
+
+    def public_changed() -> None:
+        told_before()
+        snapshot.invalidate()
+
+    runtime.public_changed = public_changed
+    snapshot.start()
+    # A crowd's reads leave no access log line each (see access_log.py).
+    access_log = logging.getLogger("aiohttp.access")
+    access_log.addFilter(quiet_public_reads)
+    try:
+        yield
+    finally:
+        access_log.removeFilter(quiet_public_reads)
+        await snapshot.stop()
+
+
+def _serve(live: _Live, key: str) -> Handler:
+    # As little as possible per request: the crowd's reads all come through here.
+    async def handler(request: web.Request) -> web.Response:
+        return respond(request, live.snapshot.current.resources[key])
+
+    return handler
+
+
+def _item(live: _Live) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        published = live.snapshot.current
+        resource = published.item(request.match_info["item_id"])
+        if resource is None:
+            missing = published.resources["not_found"].plain
+            return web.Response(status=404, body=missing.body, headers=missing.headers)
+        return respond(request, resource)
+
+    return handler
+
+
+def respond(request: web.Request, resource: Resource) -> web.Response:
+    """200 with the body, or 304 when the client's copy is current."""
+    headers = request.headers
+    chosen = resource.choose(headers.get("Accept-Encoding", ""))
+    if_none_match = headers.get("If-None-Match")
+    if_modified_since = headers.get("If-Modified-Since")
+    if (if_none_match or if_modified_since) and resource.is_fresh(if_none_match, if_modified_since):
+        return web.Response(status=304, headers=chosen.not_modified_headers)
+    return web.Response(body=chosen.body, headers=chosen.headers)
