@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import ssl
@@ -124,7 +125,8 @@ async def build(
         signal = PostgresSignal(settings.database_url, replica=owner)
     poll = timedelta(seconds=30) if database.is_sqlite else timedelta(seconds=5)
     leases = SqlLeases(database)
-    scheduler = Scheduler(
+    lane = functools.partial(
+        Scheduler,
         runtime=runtime,
         effects=effects,
         owner=owner,
@@ -134,24 +136,12 @@ async def build(
         lease=settings.scheduler_lease,
         poll_interval=poll,
         leases=leases,
-        signal=signal,
     )
+    scheduler = lane(signal=signal)
     # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
     # steps never holds a page back. (The main scheduler runs pages too; claims keep each
     # step to one of them.)
-    pages = Scheduler(
-        runtime=runtime,
-        effects=effects,
-        owner=owner,
-        retry=retry,
-        base_url=settings.base_url,
-        on_step=on_step,
-        actions=(Action.PAGE.value,),
-        urgent=True,
-        lease=settings.scheduler_lease,
-        poll_interval=poll,
-        leases=leases,
-    )
+    pages = lane(actions=(Action.PAGE.value,), urgent=True)
 
     def wake() -> None:
         scheduler.wake()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Connection, Engine, Transaction, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -278,7 +278,20 @@ class _Unit:
 def _run_alone(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
     """One unit as the whole transaction: committed if it returns, rolled back if it
     raises (a failed commit raises, for the caller to hand to the unit)."""
-    transaction = connection.begin()
+    return _run_in(connection.begin(), connection, work)
+
+
+def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
+    """One unit in a savepoint of the shared transaction: released if it returns, rolled
+    back (alone) if it raises."""
+    return _run_in(connection.begin_nested(), connection, work)
+
+
+def _run_in(
+    transaction: Transaction, connection: Connection, work: Callable[[Session], Any]
+) -> tuple[bool, Any]:
+    """Run `work` in `transaction` (the connection's own, begun by the caller): the
+    Session only runs statements in it ("rollback_only": it never commits or opens one)."""
     try:
         with Session(
             bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
@@ -289,24 +302,6 @@ def _run_alone(connection: Connection, work: Callable[[Session], Any]) -> tuple[
         transaction.rollback()
         return False, error
     transaction.commit()
-    return True, result
-
-
-def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
-    """One unit in a savepoint of the shared transaction: released if it returns, rolled
-    back (alone) if it raises. The savepoint is the connection's own: the Session only
-    runs statements in it ("rollback_only": it never commits or opens one itself)."""
-    savepoint = connection.begin_nested()
-    try:
-        with Session(
-            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
-        ) as session:
-            result = work(session)
-            session.flush()
-    except BaseException as error:
-        savepoint.rollback()
-        return False, error
-    savepoint.commit()
     return True, result
 
 

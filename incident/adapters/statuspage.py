@@ -36,7 +36,7 @@ from incident.adapters.retries import retry_after_seconds
 from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity, Status
-from incident.domain.status_page import Catalog, public_title
+from incident.domain.status_page import Catalog
 from incident.services.ports import VendorRejected, VendorUnavailable
 
 log = logging.getLogger(__name__)
@@ -386,9 +386,7 @@ class StatuspageStatusPage:
 
     async def _create(self, incident: Incident, wanted: _Wanted) -> _Remote:
         # Customers read this name: never the internal title (hosts, alerts, customers).
-        name = incident.public_title or public_title(
-            self._catalog, incident.severity.value, incident.components
-        )
+        name = incident.public_name(self._catalog)
         payload = {
             "incident": {
                 "name": name[:NAME_LIMIT],

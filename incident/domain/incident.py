@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from incident.domain.errors import IllegalTransition, InvalidValue, plain_text
-from incident.domain.status_page import ComponentStatus
+from incident.domain.status_page import Catalog, ComponentStatus, public_title
 
 
 class Severity(StrEnum):
@@ -210,6 +210,11 @@ class Incident:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def public_name(self, catalog: Catalog) -> str:
+        """What customers call it: the public title, or a name made from the components
+        it affects; never the internal title (it may name hosts, alerts or customers)."""
+        return self.public_title or public_title(catalog, self.severity.value, self.components)
 
     @property
     def ref(self) -> str:

@@ -11,7 +11,7 @@ from incident.domain.audiences import Directory
 from incident.domain.incident import Incident
 from incident.domain.playbook import Action, Step
 from incident.domain.records import TimelineEntry
-from incident.domain.status_page import Catalog, component_names, in_words, public_title
+from incident.domain.status_page import Catalog, component_names, in_words
 from incident.services.ports import Effects, WarRoom
 
 
@@ -213,8 +213,7 @@ def message_context(
     names = component_names(catalog, incident.components)
     return {
         "public": {
-            "title": incident.public_title
-            or public_title(catalog, incident.severity.value, incident.components),
+            "title": incident.public_name(catalog),
             "affected": in_words(names),
             "components": names,
         },

@@ -23,15 +23,13 @@ import httpx
 import pytest
 from aiohttp import web
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import SystemClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.web.app import create_app
-from incident.web.metrics import Metrics
 from tests.fakes import RecordingEffects
 from tests.integration.test_serve import free_port
+from tests.serving import builder
 
 BINARY = "prometheus-alertmanager"
 TOKEN = "alertmanager-token-0123456789"
@@ -71,15 +69,7 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
         base_url=f"http://127.0.0.1:{port}",
     )
 
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    runner = web.AppRunner(create_app(configured, build=build))
+    runner = web.AppRunner(create_app(configured, build=builder(clock, vendor)))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:

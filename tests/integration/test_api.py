@@ -10,18 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
-from incident.web.app import create_app
-from incident.web.metrics import Metrics
 from tests.fakes import RecordingEffects
+from tests.serving import serving
 
 TOKENS = {
     "viewer": ApiToken(token="v" * 24, role=AccessRole.VIEWER, name="vera"),
@@ -57,15 +54,7 @@ def api_settings(settings: Settings) -> Settings:
 async def client(
     api_settings: Settings, clock: FakeClock, vendor: RecordingEffects
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(api_settings, build=build))) as test_client:
+    async with serving(api_settings, clock, vendor) as test_client:
         yield test_client
 
 

@@ -12,21 +12,18 @@ from html import unescape
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component
-from incident.web.app import create_app
 from incident.web.dashboard.routes import CHANGES
 from incident.web.dashboard.sessions import SESSION_LIFETIME, SessionKeys
 from incident.web.html import when
-from incident.web.metrics import Metrics
 from tests.conftest import T0
 from tests.fakes import RecordingEffects
+from tests.serving import serving
 
 TOKENS = {
     "viewer": ApiToken(token="v" * 24, role=AccessRole.VIEWER, name="vera"),
@@ -46,15 +43,7 @@ def ui_settings(settings: Settings) -> Settings:
 async def _client(
     settings: Settings, clock: FakeClock, vendor: RecordingEffects
 ) -> AsyncIterator[Client]:
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(settings, build=build))) as test_client:
+    async with serving(settings, clock, vendor) as test_client:
         yield test_client
 
 

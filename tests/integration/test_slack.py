@@ -12,7 +12,6 @@ import itertools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -21,18 +20,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.access import AccessRole
 from incident.domain.incident import Severity, Status
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
-from incident.web.app import create_app
 from incident.web.context import CONTAINER
-from incident.web.metrics import Metrics
 from tests.fakes import RecordingEffects
+from tests.serving import serving
 
 SECRET = "e7c1d0a94f3b5a8e2d6c0f1b9a7e3d5c"
 LEAD, RESPONDER, OTHER, ADMIN, VIEWER = "U0LEAD", "U0RESP", "U0OTHER", "U0ADMIN", "U0VIEW"
@@ -191,22 +187,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met in time")
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, clock: FakeClock, vendor: RecordingEffects
-) -> AsyncIterator[TestClient[Any, Any]]:
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(settings, build=build))) as client:
-        yield client
 
 
 @pytest.fixture

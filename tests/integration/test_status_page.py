@@ -31,19 +31,17 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
 from incident.web.app import create_app
-from incident.web.metrics import Metrics
 from incident.web.public.access_log import QuietPublicReads, quiet_public_reads
 from incident.web.public.routes import SNAPSHOT
 from incident.web.public.snapshot import PublicSnapshot
 from incident.web.public.statuspage_v2 import DOCUMENTS
 from tests.fakes import RecordingEffects
+from tests.serving import builder, serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "statuspage_v2"
 SCHEMA = json.loads((FIXTURES / "schema.json").read_text())
@@ -94,15 +92,7 @@ def page_settings(settings: Settings) -> Settings:
 async def client(
     page_settings: Settings, clock: FakeClock, vendor: RecordingEffects
 ) -> AsyncIterator[Client]:
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(page_settings, build=build))) as test_client:
+    async with serving(page_settings, clock, vendor) as test_client:
         snapshot(test_client).min_interval = 0  # no spacing between rebuilds in tests
         yield test_client
 
@@ -726,13 +716,8 @@ async def test_the_quiet_access_logger_skips_them_before_formatting(
     vendor: RecordingEffects,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings, clock=clock, effects=vendor.effects(JinjaRenderer(settings.comms_dir))
-        )
-
     caplog.set_level(logging.INFO, logger="aiohttp.access")
-    server = TestServer(create_app(page_settings, build=build))
+    server = TestServer(create_app(page_settings, build=builder(clock, vendor)))
     await server.start_server(access_log_class=QuietPublicReads)
     async with TestClient(server) as quiet:
         # Without the filter: the logger class alone keeps the crowd out of the log.

@@ -23,18 +23,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
-from incident.web.app import create_app
 from incident.web.context import CONTAINER
-from incident.web.metrics import Metrics
 from incident.web.public.routes import SNAPSHOT
 from incident.web.public.statuspage_v2 import DOCUMENTS
 from tests.fakes import RecordingEffects
+from tests.serving import serving
 
 ALERTS = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"
 TOKENS = {
@@ -90,15 +87,7 @@ async def client(
         max_body_bytes=64 * 1024,
     )
 
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(configured, build=build))) as test_client:
+    async with serving(configured, clock, vendor) as test_client:
         test_client.server.app[SNAPSHOT].min_interval = 0
         yield test_client
 

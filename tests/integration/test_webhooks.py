@@ -15,17 +15,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from incident import bootstrap
 from incident.adapters.sql_store import SqlTransaction
 from incident.adapters.tables import AlertGroupRow, IncidentRow, TimelineRow
-from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
-from incident.web.app import create_app
 from incident.web.context import CONTAINER
-from incident.web.metrics import Metrics
 from tests.fakes import RecordingEffects
+from tests.serving import serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"
 AM = "/webhooks/alertmanager"
@@ -54,15 +51,7 @@ async def client(
         settings, api_tokens=tuple(TOKENS.values()), max_body_bytes=16 * 1024
     )
 
-    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-        return await bootstrap.build(
-            settings,
-            clock=clock,
-            effects=vendor.effects(JinjaRenderer(settings.comms_dir)),
-            on_step=metrics.step_finished,
-        )
-
-    async with TestClient(TestServer(create_app(configured, build=build))) as test_client:
+    async with serving(configured, clock, vendor) as test_client:
         yield test_client
 
 
