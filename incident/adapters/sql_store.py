@@ -6,11 +6,12 @@ Time is always a bound parameter (`now`), never the database's clock.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Row, Table, Text, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -120,15 +121,64 @@ _FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
 )
 
 
-_SQLITE_INSERT_OCCURRENCE = (
-    "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, target, due_at, "
-    "run_at, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+class _SqliteInsert:
+    """An INSERT handed straight to the sqlite3 driver, each value converted as its column's
+    SQLAlchemy type would (instants to naive UTC text, JSON to text).
+
+    A declaration inserts an incident, a few timeline entries and a dozen occurrences; bound
+    through SQLAlchemy's types they cost about three times as much (bench/README.md). A test
+    (tests/service/test_sqlite_rows.py) checks that both ways store the same bytes.
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str] = ()) -> None:
+        self.columns = tuple(columns) or tuple(c.name for c in table.columns if c.name != "id")
+        marks = ", ".join("?" for _ in self.columns)
+        self.sql = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES ({marks})"
+        self._converters = tuple(_sqlite_converter(table.c[name].type) for name in self.columns)
+
+    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        pairs = zip(self.columns, self._converters, strict=True)
+        return tuple(convert(values[name]) for name, convert in pairs)
 
 
-def _sqlite_instant(value: datetime) -> str:
+def _sqlite_converter(column_type: Any) -> Callable[[Any], Any]:
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_instant
+    if isinstance(column_type, JSON):
+        return json.dumps
+    return _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
     """An instant as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text form)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: every *_at must be timezone-aware UTC")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_SQLITE_INSERT_INCIDENT = _SqliteInsert(_I)
+_SQLITE_INSERT_TIMELINE = _SqliteInsert(_T)
+# The columns a new occurrence sets; the rest start NULL.
+_SQLITE_INSERT_OCCURRENCE = _SqliteInsert(
+    _O,
+    (
+        "incident_id",
+        "step_id",
+        "occurrence",
+        "action",
+        "target",
+        "due_at",
+        "run_at",
+        "state",
+        "attempts",
+    ),
+)
 
 
 def _claim(*, skip_locked: bool, by_action: bool = False) -> Any:
@@ -256,15 +306,23 @@ class SqlTransaction:
         values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
         values["idempotency_key"] = idempotency_key
         if idempotency_key is None:
-            incident_id = int(self._db.execute(_INSERT_INCIDENT, values).scalar_one())
+            incident_id = self._insert_incident(values)
         else:
             try:  # a savepoint, so a taken key is reported instead of spoiling the transaction
                 with self.session.begin_nested():
-                    incident_id = int(self._db.execute(_INSERT_INCIDENT, values).scalar_one())
+                    incident_id = self._insert_incident(values)
             except IntegrityError as error:
                 raise Conflict(f"idempotency key {idempotency_key!r} is already taken") from error
         incident.id = incident_id
         return incident_id
+
+    def _insert_incident(self, values: dict[str, Any]) -> int:
+        if self._postgres:
+            return int(self._db.execute(_INSERT_INCIDENT, values).scalar_one())
+        inserted = self._db.exec_driver_sql(
+            _SQLITE_INSERT_INCIDENT.sql, _SQLITE_INSERT_INCIDENT.row(values)
+        )
+        return int(inserted.lastrowid)
 
     def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
         query = _GET_INCIDENT_FOR_UPDATE if lock and self._postgres else _GET_INCIDENT
@@ -304,23 +362,25 @@ class SqlTransaction:
     def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None:
         if not entries:
             return
-        self._db.execute(
-            _INSERT_TIMELINE,
-            [
-                {
-                    "incident_id": incident_id,
-                    "at": e.at,
-                    "kind": e.kind,
-                    "actor": e.actor,
-                    "text": e.text,
-                    "public": e.public,
-                    "step_id": e.step_id,
-                    "occurrence": e.occurrence,
-                    "data": e.data,
-                }
-                for e in entries
-            ],
-        )
+        rows = [
+            {
+                "incident_id": incident_id,
+                "at": e.at,
+                "kind": e.kind,
+                "actor": e.actor,
+                "text": e.text,
+                "public": e.public,
+                "step_id": e.step_id,
+                "occurrence": e.occurrence,
+                "data": e.data,
+            }
+            for e in entries
+        ]
+        if self._postgres:
+            self._db.execute(_INSERT_TIMELINE, rows)
+        else:
+            insert_row = _SQLITE_INSERT_TIMELINE
+            self._db.exec_driver_sql(insert_row.sql, [insert_row.row(r) for r in rows])
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
         return [_to_entry(r) for r in self._db.execute(_TIMELINE, {"b_id": incident_id})]
@@ -523,25 +583,8 @@ class SqlTransaction:
         if inserts and self._postgres:
             self._db.execute(_INSERT_OCCURRENCE, inserts)
         elif inserts:
-            # A declaration inserts a dozen rows: as plain tuples, straight to the driver,
-            # they cost a third of what binding them through SQLAlchemy's types does.
-            self._db.exec_driver_sql(
-                _SQLITE_INSERT_OCCURRENCE,
-                [
-                    (
-                        i["incident_id"],
-                        i["step_id"],
-                        i["occurrence"],
-                        i["action"],
-                        i["target"],
-                        _sqlite_instant(i["due_at"]),
-                        _sqlite_instant(i["run_at"]),
-                        i["state"],
-                        0,
-                    )
-                    for i in inserts
-                ],
-            )
+            insert_row = _SQLITE_INSERT_OCCURRENCE
+            self._db.exec_driver_sql(insert_row.sql, [insert_row.row(i) for i in inserts])
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
     def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:

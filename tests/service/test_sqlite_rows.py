@@ -1,0 +1,196 @@
+"""On SQLite the store writes incidents, timeline entries and occurrences straight to the
+driver (it is cheaper). Those rows must be byte for byte what SQLAlchemy's typed INSERT
+would have stored, or reads, ordering by instants and older rows would disagree."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from incident.adapters.database import Database
+from incident.adapters.sql_store import SqlTransaction
+from incident.adapters.tables import IncidentRow, StepOccurrenceRow, TimelineRow
+from incident.domain.incident import Category, Incident, Role, Severity
+from incident.domain.planning import PlannedOccurrence
+from incident.domain.playbook import Action, Anchor, Step
+from incident.domain.records import TimelineEntry
+from incident.domain.status_page import ComponentStatus
+
+# Not UTC and with microseconds, so the conversion to naive UTC text is exercised.
+AT = datetime(2026, 11, 24, 9, 30, 15, 120034, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+ON_THE_SECOND = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+
+
+def _incident() -> Incident:
+    incident = Incident.declare(
+        title="Checkout «down» on db-7 ✓",
+        severity=Severity.P1,
+        at=AT,
+        by="alertmanager",
+        service="checkout",
+        impact="cards declined",
+        category=Category.SECURITY,
+    )
+    incident.acknowledge(at=ON_THE_SECOND, by="ana")
+    incident.assign(Role.COMMANDER, "ana", at=ON_THE_SECOND, by="ana")
+    incident.components = {
+        "api": ComponentStatus.MAJOR_OUTAGE,
+        "web": ComponentStatus.DEGRADED_PERFORMANCE,
+    }
+    incident.public_title = "Payments failing"
+    return incident
+
+
+ENTRIES = [
+    TimelineEntry(at=AT, kind="declared", actor="alertmanager", text="declared P1"),
+    TimelineEntry(
+        at=ON_THE_SECOND,
+        kind="step_done",
+        actor="scheduler",
+        text="paged tier 1",
+        public=True,
+        step_id="page",
+        occurrence=2,
+        data={"incident": "PD1", "nested": {"n": [1, 2.5, None, True]}, "ü": "ß"},
+    ),
+]
+STEPS = {
+    "page": Step(id="page", action=Action.PAGE, anchor=Anchor.DECLARED, offset=timedelta(0)),
+    "remind": Step(
+        id="remind",
+        action=Action.NOTIFY,
+        anchor=Anchor.DECLARED,
+        offset=timedelta(minutes=30),
+        target="support-manager",
+    ),
+}
+PLANNED = [
+    PlannedOccurrence("page", 1, AT),
+    PlannedOccurrence("remind", 1, ON_THE_SECOND),
+    PlannedOccurrence("remind", 2, ON_THE_SECOND + timedelta(minutes=30)),
+]
+
+
+def _through_the_store(session: Session) -> None:
+    tx = SqlTransaction(session)
+    incident = _incident()
+    incident_id = tx.add_incident(incident, idempotency_key="group-1")
+    tx.append_timeline(incident_id, ENTRIES)
+    tx.reconcile(incident_id, PLANNED, STEPS, now=AT, new=True)
+
+
+def _through_sqlalchemy_types(session: Session) -> None:
+    incident = _incident()
+    values = {
+        name: getattr(incident, name)
+        for name in IncidentRow.model_fields
+        if name not in ("id", "idempotency_key")
+    }
+    table: Table = IncidentRow.__table__  # type: ignore[attr-defined]
+    incident_id = session.execute(
+        insert(table).returning(table.c.id), {**values, "idempotency_key": "group-1"}
+    ).scalar_one()
+    session.execute(
+        insert(TimelineRow.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "incident_id": incident_id,
+                **{k: getattr(e, k) for k in TimelineEntry.__annotations__},
+            }
+            for e in ENTRIES
+        ],
+    )
+    session.execute(
+        insert(StepOccurrenceRow.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "incident_id": incident_id,
+                "step_id": p.step_id,
+                "occurrence": p.occurrence,
+                "action": STEPS[p.step_id].action.value,
+                "target": STEPS[p.step_id].target,
+                "due_at": p.due_at,
+                "run_at": p.due_at,
+                "state": "pending",
+                "attempts": 0,
+            }
+            for p in PLANNED
+        ],
+    )
+
+
+def _stored(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every value of every row, with SQLite's own idea of its type."""
+    with sqlite3.connect(path) as connection:
+        stored = {}
+        for table in ("incidents", "timeline", "step_occurrences"):
+            columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+            pairs = ", ".join(f"{c}, typeof({c})" for c in columns)
+            stored[table] = connection.execute(
+                f"SELECT {pairs} FROM {table} ORDER BY id"
+            ).fetchall()
+    return stored
+
+
+async def test_rows_written_straight_to_sqlite_equal_those_sqlalchemy_writes(
+    tmp_path: Path,
+) -> None:
+    stored = {}
+    for name, work in (("direct", _through_the_store), ("typed", _through_sqlalchemy_types)):
+        path = tmp_path / f"{name}.db"
+        database = Database(f"sqlite:///{path}")
+        try:
+            await database.migrate()
+            await database.run(work)
+        finally:
+            await database.dispose()
+        stored[name] = _stored(path)
+
+    assert stored["direct"] == stored["typed"]
+    assert len(stored["direct"]["step_occurrences"]) == 3
+    # And the store reads back what it wrote.
+    database = Database(f"sqlite:///{tmp_path / 'direct.db'}")
+    try:
+
+        def read(session: Session) -> tuple[Incident, list[TimelineEntry]]:
+            tx = SqlTransaction(session)
+            return tx.get_incident(1), tx.timeline(1)
+
+        incident, timeline = await database.run(read)
+    finally:
+        await database.dispose()
+    expected = _incident()
+    expected.id = 1
+    expected.events.clear()
+    incident.events.clear()
+    assert incident == expected
+    assert timeline == sorted(ENTRIES, key=lambda e: e.at)  # the timeline is in time order
+
+
+async def test_the_database_thread_opens_a_new_connection_after_its_own_breaks(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'broken.db'}")
+    try:
+        await database.migrate()
+
+        def break_the_connection(session: Session) -> None:
+            session.connection().invalidate()
+
+        with contextlib.suppress(Exception):  # it may or may not report the broken connection
+            await database.run(break_the_connection)
+
+        def count(session: Session) -> int:
+            return len(SqlTransaction(session).list_incidents())
+
+        assert await database.run(count) == 0
+        await database.run(_through_the_store)
+        assert await database.run(count) == 1
+    finally:
+        await database.dispose()
