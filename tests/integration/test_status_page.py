@@ -735,3 +735,19 @@ async def two_of_eight_logged(client: Client, caplog: pytest.LogCaptureFixture) 
     logged = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert len(logged) == 2, logged
     assert "GET /status/incidents/404" in logged[0] and "GET /api/v1/incidents" in logged[1]
+
+
+async def test_api_answers_carry_a_request_id_and_the_crowds_reads_skip_it(client: Client) -> None:
+    """Every API answer names its request (the client's own id, or a new one each time),
+    so an operator can find it in the logs; the public snapshot's reads, served from
+    memory and never failing, skip that work (errors.py `unguarded`)."""
+    first = await client.get("/api/v1/incidents", headers=auth())
+    second = await client.get("/api/v1/incidents", headers=auth())
+    assert first.headers["X-Request-Id"] != second.headers["X-Request-Id"]
+    echoed = await client.get("/api/v1/incidents", headers={**auth(), "X-Request-Id": "abc-123"})
+    assert echoed.headers["X-Request-Id"] == "abc-123"
+    refused = await client.get("/api/v1/incidents/999999", headers=auth())
+    assert refused.status == 404 and refused.headers["X-Request-Id"]
+    for path in ("/api/v2/summary.json", "/status", "/history.atom"):
+        read = await client.get(path)
+        assert read.status == 200 and "X-Request-Id" not in read.headers

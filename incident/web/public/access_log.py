@@ -5,8 +5,9 @@ Thousands of visitors a second would otherwise write thousands of lines a second
 bench/status_page.py formatting and writing them cost more than serving the page, and they
 tell an operator nothing. Two ways in, the cheaper first:
 
-- `QuietPublicReads`, an aiohttp access logger class, skips those reads before anything is
-  formatted: `web.run_app(app, access_log_class=QuietPublicReads)`;
+- `QuietPublicReads`, an aiohttp access logger class, skips those reads (answered as
+  `PublicRead`) before anything is formatted:
+  `web.run_app(app, access_log_class=QuietPublicReads)`;
 - `quiet_public_reads`, a logging filter on the `aiohttp.access` logger, drops their lines
   after aiohttp formatted them, whichever access logger class the server runs. The public
   page installs it while it runs (incident/web/public/routes.py).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -25,15 +27,15 @@ _REQUEST_LINES = tuple(f"{m} {p}" for m in ("GET", "HEAD") for p in PUBLIC_PATHS
 _QUIET_STATUSES = (200, 304)
 
 
-def is_public_read(method: str, path: str, status: int) -> bool:
-    return status in _QUIET_STATUSES and method in ("GET", "HEAD") and path.startswith(PUBLIC_PATHS)
+class PublicRead(web.Response):
+    """A successful read of the public pages (200 or 304), as their routes answer it."""
 
 
 class QuietPublicReads(AccessLogger):
     """aiohttp's access logger, silent for successful public reads."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        if is_public_read(request.method, request.path, response.status):
+        if type(response) is PublicRead:  # one check per request: the crowd's come here
             return
         super().log(request, response, time)
 

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from incident.web.context import CONTAINER
-from incident.web.public.access_log import quiet_public_reads
+from incident.web.errors import unguarded
+from incident.web.public.access_log import PublicRead, quiet_public_reads
 from incident.web.public.snapshot import PublicSnapshot, Resource
 from incident.web.public.statuspage_v2 import DOCUMENTS, PageInfo
 
@@ -76,11 +77,12 @@ async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator
 
 
 def _serve(live: _Live, key: str) -> Handler:
-    # As little as possible per request: the crowd's reads all come through here.
+    # As little as possible per request: the crowd's reads all come through here. The key
+    # is one every snapshot renders, so nothing here can fail: no error mapping needed.
     async def handler(request: web.Request) -> web.Response:
         return respond(request, live.snapshot.current.resources[key])
 
-    return handler
+    return unguarded(handler)
 
 
 def _item(live: _Live) -> Handler:
@@ -102,5 +104,5 @@ def respond(request: web.Request, resource: Resource) -> web.Response:
     if_none_match = headers.get("If-None-Match")
     if_modified_since = headers.get("If-Modified-Since")
     if (if_none_match or if_modified_since) and resource.is_fresh(if_none_match, if_modified_since):
-        return web.Response(status=304, headers=chosen.not_modified_headers)
-    return web.Response(body=chosen.body, headers=chosen.headers)
+        return PublicRead(status=304, headers=chosen.not_modified_headers)
+    return PublicRead(body=chosen.body, headers=chosen.headers)
