@@ -6,16 +6,16 @@ Time is always a bound parameter (`now`), never the database's clock.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Row, Table, Text, bindparam, func, insert, select, update
+from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from incident.adapters.database import Database
+from incident.adapters.sqlite_statements import SqliteInsert, SqliteStatements
 from incident.adapters.tables import (
     AlertGroupRow,
     IncidentRow,
@@ -121,51 +121,12 @@ _FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
 )
 
 
-class _SqliteInsert:
-    """An INSERT handed straight to the sqlite3 driver, each value converted as its column's
-    SQLAlchemy type would (instants to naive UTC text, JSON to text).
-
-    A declaration inserts an incident, a few timeline entries and a dozen occurrences; bound
-    through SQLAlchemy's types they cost about three times as much (bench/README.md). A test
-    (tests/service/test_sqlite_rows.py) checks that both ways store the same bytes.
-    """
-
-    def __init__(self, table: Table, columns: Sequence[str] = ()) -> None:
-        self.columns = tuple(columns) or tuple(c.name for c in table.columns if c.name != "id")
-        marks = ", ".join("?" for _ in self.columns)
-        self.sql = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES ({marks})"
-        self._converters = tuple(_sqlite_converter(table.c[name].type) for name in self.columns)
-
-    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        pairs = zip(self.columns, self._converters, strict=True)
-        return tuple(convert(values[name]) for name, convert in pairs)
-
-
-def _sqlite_converter(column_type: Any) -> Callable[[Any], Any]:
-    if isinstance(column_type, UTCDateTime):
-        return _sqlite_instant
-    if isinstance(column_type, JSON):
-        return json.dumps
-    return _as_is
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-def _sqlite_instant(value: datetime | None) -> str | None:
-    """An instant as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text form)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: every *_at must be timezone-aware UTC")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-_SQLITE_INSERT_INCIDENT = _SqliteInsert(_I)
-_SQLITE_INSERT_TIMELINE = _SqliteInsert(_T)
+# SQLite: statements compiled once, run on the driver (see sqlite_statements.py).
+_SQLITE = SqliteStatements()
+_SQLITE_INSERT_INCIDENT = SqliteInsert(_I)
+_SQLITE_INSERT_TIMELINE = SqliteInsert(_T)
 # The columns a new occurrence sets; the rest start NULL.
-_SQLITE_INSERT_OCCURRENCE = _SqliteInsert(
+_SQLITE_INSERT_OCCURRENCE = SqliteInsert(
     _O,
     (
         "incident_id",
@@ -288,6 +249,7 @@ _RELEASE = (
     )
 )
 _NEXT_RUN_AT = select(func.min(_O.c.run_at, type_=_AT)).where(_O.c.state.in_(_ACTIVE))
+_NEXT_RUN_AT_OF = _NEXT_RUN_AT.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
 
 
 class SqlTransaction:
@@ -299,6 +261,20 @@ class SqlTransaction:
         # but time (see bench/README.md).
         self._db = session.connection()
         self._postgres = self._db.dialect.name == "postgresql"
+
+    def _rows(self, statement: Any, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
+        """Run a prebuilt statement; its rows (none for a write without RETURNING)."""
+        if self._postgres:
+            result = self._db.execute(statement, params or {})
+            return list(result) if result.returns_rows else []
+        return _SQLITE.rows(self._db, statement, params or {})
+
+    def _run_many(self, statement: Any, many: Sequence[Mapping[str, Any]]) -> None:
+        """Run a prebuilt write once per parameter set."""
+        if self._postgres:
+            self._db.execute(statement, list(many))
+        else:
+            _SQLITE.run_many(self._db, statement, many)
 
     # --- incidents -------------------------------------------------------------------------
 
@@ -326,26 +302,26 @@ class SqlTransaction:
 
     def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
         query = _GET_INCIDENT_FOR_UPDATE if lock and self._postgres else _GET_INCIDENT
-        row = self._db.execute(query, {"b_id": incident_id}).one_or_none()
-        if row is None:
+        rows = self._rows(query, {"b_id": incident_id})
+        if not rows:
             raise NotFound(f"there is no incident {incident_id}")
-        return _to_incident(row)
+        return _to_incident(rows[0])
 
     def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
-        row = self._db.execute(_INCIDENT_BY_KEY, {"b_key": idempotency_key}).one_or_none()
-        return _to_incident(row) if row else None
+        rows = self._rows(_INCIDENT_BY_KEY, {"b_key": idempotency_key})
+        return _to_incident(rows[0]) if rows else None
 
     def find_incident_by_war_room(self, rooms: Sequence[str]) -> Incident | None:
         rooms = [r for r in rooms if r]
         if not rooms:
             return None
-        row = self._db.execute(_INCIDENT_BY_WAR_ROOM, {"b_rooms": rooms}).first()
-        return _to_incident(row) if row else None
+        rows = self._rows(_INCIDENT_BY_WAR_ROOM, {"b_rooms": rooms})
+        return _to_incident(rows[0]) if rows else None
 
     def save_incident(self, incident: Incident) -> None:
         assert incident.id is not None
         values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
-        self._db.execute(_UPDATE_INCIDENT, {**values, "b_id": incident.id})
+        self._rows(_UPDATE_INCIDENT, {**values, "b_id": incident.id})
 
     def list_incidents(
         self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
@@ -383,7 +359,7 @@ class SqlTransaction:
             self._db.exec_driver_sql(insert_row.sql, [insert_row.row(r) for r in rows])
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
-        return [_to_entry(r) for r in self._db.execute(_TIMELINE, {"b_id": incident_id})]
+        return [_to_entry(r) for r in self._rows(_TIMELINE, {"b_id": incident_id})]
 
     # --- what the public status page reads --------------------------------------------------
 
@@ -467,14 +443,10 @@ class SqlTransaction:
 
     # --- occurrences -----------------------------------------------------------------------
 
-    def _occurrence_rows(self, incident_id: int, states: Sequence[str] = ()) -> list[Row[Any]]:
+    def _occurrence_rows(self, incident_id: int, states: Sequence[str] = ()) -> Sequence[Any]:
         if states:
-            result = self._db.execute(
-                _OCCURRENCES_IN, {"b_id": incident_id, "b_states": list(states)}
-            )
-        else:
-            result = self._db.execute(_OCCURRENCES, {"b_id": incident_id})
-        return list(result)
+            return self._rows(_OCCURRENCES_IN, {"b_id": incident_id, "b_states": list(states)})
+        return self._rows(_OCCURRENCES, {"b_id": incident_id})
 
     def step_history(self, incident_id: int) -> dict[str, StepHistory]:
         history: dict[str, StepHistory] = {}
@@ -579,7 +551,7 @@ class SqlTransaction:
         # Inserting a (step, occurrence) that exists in another state would break the unique
         # key: the planner never asks for one, and if it did we want the error, not a repeat.
         if updates:
-            self._db.execute(_UPDATE_OCCURRENCE, updates)
+            self._run_many(_UPDATE_OCCURRENCE, updates)
         if inserts and self._postgres:
             self._db.execute(_INSERT_OCCURRENCE, inserts)
         elif inserts:
@@ -591,10 +563,10 @@ class SqlTransaction:
         return [_to_occurrence(r) for r in self._occurrence_rows(incident_id, states)]
 
     def get_occurrence(self, occurrence_id: int) -> Occurrence:
-        row = self._db.execute(_OCCURRENCE, {"b_id": occurrence_id}).one_or_none()
-        if row is None:
+        rows = self._rows(_OCCURRENCE, {"b_id": occurrence_id})
+        if not rows:
             raise NotFound(f"there is no step occurrence {occurrence_id}")
-        return _to_occurrence(row)
+        return _to_occurrence(rows[0])
 
     def finish_occurrence(
         self,
@@ -605,7 +577,7 @@ class SqlTransaction:
         outcome: str,
         error: str | None = None,
     ) -> None:
-        self._db.execute(
+        self._rows(
             _FINISH_OCCURRENCE,
             {
                 "b_id": occurrence_id,
@@ -618,7 +590,7 @@ class SqlTransaction:
         )
 
     def retry_occurrence(self, occurrence_id: int, *, not_before: datetime, error: str) -> None:
-        self._db.execute(
+        self._rows(
             _UPDATE_OCCURRENCE,
             {
                 "b_id": occurrence_id,
@@ -633,7 +605,7 @@ class SqlTransaction:
 
     def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None:
         due = self.get_occurrence(occurrence_id).due_at
-        self._db.execute(
+        self._rows(
             _UPDATE_OCCURRENCE,
             {"b_id": occurrence_id, "not_before": until, "run_at": max(until, due)},
         )
@@ -660,7 +632,7 @@ class SqlTransaction:
             params["b_actions"] = list(actions)
         else:
             claim = _CLAIM_FOR_UPDATE if self._postgres else _CLAIM
-        rows = self._db.execute(claim, params)
+        rows = self._rows(claim, params)
         return sorted((_to_occurrence(r) for r in rows), key=lambda o: (o.due_at, o.id))
 
     def release_claims(self, *, owner: str | None = None) -> int:
@@ -682,12 +654,9 @@ class SqlTransaction:
             ).scalar_one_or_none()
             return earliest
         if actions:
-            query = _NEXT_RUN_AT.where(_O.c.action.in_(bindparam("b_actions", expanding=True)))
-            value: datetime | None = self._db.execute(
-                query, {"b_actions": list(actions)}
-            ).scalar_one_or_none()
+            value: datetime | None = self._rows(_NEXT_RUN_AT_OF, {"b_actions": list(actions)})[0][0]
             return value
-        value = self._db.execute(_NEXT_RUN_AT).scalar_one_or_none()
+        value = self._rows(_NEXT_RUN_AT)[0][0]
         return value
 
     # --- alert groups ------------------------------------------------------------------------
@@ -696,9 +665,10 @@ class SqlTransaction:
         self, source: str, key_hash: str, *, lock: bool = False
     ) -> tuple[AlertGroup, Incident] | None:
         query = _LATEST_ALERT_GROUP_FOR_UPDATE if lock and self._postgres else _LATEST_ALERT_GROUP
-        row = self._db.execute(query, {"b_source": source, "b_hash": key_hash}).first()
-        if row is None:
+        rows = self._rows(query, {"b_source": source, "b_hash": key_hash})
+        if not rows:
             return None
+        row = rows[0]
         group = AlertGroup(
             source=source,
             group_key=row.g_group_key,
@@ -731,7 +701,7 @@ class SqlTransaction:
             ) from error
 
     def save_alert_group(self, group: AlertGroup) -> None:
-        self._db.execute(
+        self._rows(
             _UPDATE_ALERT_GROUP,
             {
                 "b_source": group.source,

@@ -1,6 +1,6 @@
-"""On SQLite the store writes incidents, timeline entries and occurrences straight to the
-driver (it is cheaper). Those rows must be byte for byte what SQLAlchemy's typed INSERT
-would have stored, or reads, ordering by instants and older rows would disagree."""
+"""On SQLite the store runs its statements straight on the driver (it is cheaper). What it
+stores and reads must be byte for byte what SQLAlchemy would have stored and read, or
+reads, ordering by instants and older rows would disagree."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from incident.adapters import sql_store as store
 from incident.adapters.database import Database
 from incident.adapters.sql_store import SqlTransaction
+from incident.adapters.sqlite_statements import SqliteStatements
 from incident.adapters.tables import IncidentRow, StepOccurrenceRow, TimelineRow
 from incident.domain.incident import Category, Incident, Role, Severity
 from incident.domain.planning import PlannedOccurrence
@@ -194,3 +196,73 @@ async def test_the_database_thread_opens_a_new_connection_after_its_own_breaks(
         assert await database.run(count) == 1
     finally:
         await database.dispose()
+
+
+def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
+    later = ON_THE_SECOND + timedelta(days=1)
+    return [
+        ("incident", store._GET_INCIDENT, {"b_id": 1}),
+        ("incident by key", store._INCIDENT_BY_KEY, {"b_key": "group-1"}),
+        ("timeline", store._TIMELINE, {"b_id": 1}),
+        ("occurrences", store._OCCURRENCES, {"b_id": 1}),
+        ("occurrences in", store._OCCURRENCES_IN, {"b_id": 1, "b_states": ["pending", "x"]}),
+        ("next run", store._NEXT_RUN_AT, {}),
+        ("next run of", store._NEXT_RUN_AT_OF, {"b_actions": ["page"]}),
+        (
+            "claim",
+            store._CLAIM,
+            {"b_now": later, "b_limit": 2, "b_owner": "me", "b_lease": later},
+        ),
+        (
+            "finish",
+            store._FINISH_OCCURRENCE,
+            {
+                "b_id": 2,
+                "b_now": later,
+                "b_error": None,
+                "state": "done",
+                "finished_at": later,
+                "outcome": "sent ✓",
+            },
+        ),
+        ("save incident", store._UPDATE_INCIDENT, {"b_id": 1, "components": {}, "rca_due_at": AT}),
+    ]
+
+
+async def test_statements_run_on_the_driver_answer_and_write_as_sqlalchemy_does(
+    tmp_path: Path,
+) -> None:
+    """Each prebuilt statement the store runs on SQLite, in turn on two copies of one
+    database: through sqlite_statements.py on one, through SQLAlchemy on the other."""
+    answers: dict[str, list[list[tuple[Any, ...]]]] = {}
+    for name in ("direct", "typed"):
+        path = tmp_path / f"{name}.db"
+        database = Database(f"sqlite:///{path}")
+        try:
+            await database.migrate()
+            await database.run(_through_the_store)
+
+            def run_all(session: Session, name: str = name) -> list[list[tuple[Any, ...]]]:
+                connection = session.connection()
+                results = []
+                for _, statement, params in _statements_and_params():
+                    if name == "direct":
+                        rows = SqliteStatements().rows(connection, statement, params)
+                    else:
+                        result = connection.execute(statement, params)
+                        rows = list(result) if result.returns_rows else []
+                    results.append([tuple(row) for row in rows])
+                return results
+
+            answers[name] = await database.run(run_all)
+        finally:
+            await database.dispose()
+        answers[f"{name} stored"] = [list(rows) for rows in _stored(path).values()]
+
+    labels = [label for label, _, _ in _statements_and_params()]
+    assert dict(zip(labels, answers["direct"], strict=True)) == dict(
+        zip(labels, answers["typed"], strict=True)
+    )
+    claimed = answers["direct"][labels.index("claim")]
+    assert len(claimed) == 2 and all(row[0] for row in claimed)  # it did claim something
+    assert answers["direct stored"] == answers["typed stored"]
