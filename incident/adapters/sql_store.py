@@ -295,10 +295,7 @@ class SqlTransaction:
     def _insert_incident(self, values: dict[str, Any]) -> int:
         if self._postgres:
             return int(self._db.execute(_INSERT_INCIDENT, values).scalar_one())
-        inserted = self._db.exec_driver_sql(
-            _SQLITE_INSERT_INCIDENT.sql, _SQLITE_INSERT_INCIDENT.row(values)
-        )
-        return int(inserted.lastrowid)
+        return _SQLITE_INSERT_INCIDENT.one(self._db, values)
 
     def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident:
         query = _GET_INCIDENT_FOR_UPDATE if lock and self._postgres else _GET_INCIDENT
@@ -355,8 +352,7 @@ class SqlTransaction:
         if self._postgres:
             self._db.execute(_INSERT_TIMELINE, rows)
         else:
-            insert_row = _SQLITE_INSERT_TIMELINE
-            self._db.exec_driver_sql(insert_row.sql, [insert_row.row(r) for r in rows])
+            _SQLITE_INSERT_TIMELINE.many(self._db, rows)
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
         return [_to_entry(r) for r in self._rows(_TIMELINE, {"b_id": incident_id})]
@@ -555,8 +551,7 @@ class SqlTransaction:
         if inserts and self._postgres:
             self._db.execute(_INSERT_OCCURRENCE, inserts)
         elif inserts:
-            insert_row = _SQLITE_INSERT_OCCURRENCE
-            self._db.exec_driver_sql(insert_row.sql, [insert_row.row(i) for i in inserts])
+            _SQLITE_INSERT_OCCURRENCE.many(self._db, inserts)
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
     def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:
@@ -693,7 +688,10 @@ class SqlTransaction:
         # No savepoint: a lost race ends the whole unit of work (it is retried), so the
         # spoiled transaction is rolled back anyway.
         try:
-            self._db.execute(_INSERT_ALERT_GROUP, values)
+            if self._postgres:
+                self._db.execute(_INSERT_ALERT_GROUP, values)
+            else:
+                _SQLITE_INSERT_ALERT_GROUP.one(self._db, values)
         except IntegrityError as error:
             raise Conflict(
                 f"alert group {group.source}:{group.key_hash[:12]} generation "
@@ -733,6 +731,7 @@ _LATEST_ALERT_GROUP = (
 )
 _LATEST_ALERT_GROUP_FOR_UPDATE = _LATEST_ALERT_GROUP.with_for_update()
 _INSERT_ALERT_GROUP = insert(_G)
+_SQLITE_INSERT_ALERT_GROUP = SqliteInsert(_G)
 _UPDATE_ALERT_GROUP = update(_G).where(
     _G.c.source == bindparam("b_source"),
     _G.c.key_hash == bindparam("b_hash"),

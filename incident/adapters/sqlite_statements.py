@@ -56,7 +56,7 @@ class SqliteStatements:
         """The statement's rows, with attribute access by column name ([] for none)."""
         compiled = self._compile(connection.dialect, statement, params)
         cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(compiled, params):
+        with _as_sqlalchemy_errors(compiled.sql, params):
             cursor.execute(compiled.sql, _bind(compiled, params))
             fetched = cursor.fetchall()
         if compiled.row_type is None:
@@ -73,7 +73,7 @@ class SqliteStatements:
         if not many:
             return
         compiled = self._compile(connection.dialect, statement, many[0])
-        with _as_sqlalchemy_errors(compiled, many):
+        with _as_sqlalchemy_errors(compiled.sql, many):
             _cursor(connection).executemany(compiled.sql, [_bind(compiled, p) for p in many])
 
     def _compile(
@@ -164,13 +164,13 @@ def _reader(dialect: Dialect, column_type: Any) -> Processor:
 
 @contextlib.contextmanager
 def _as_sqlalchemy_errors(
-    compiled: _Compiled, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
 ) -> Iterator[None]:
     """The driver's errors as SQLAlchemy raises them (callers catch IntegrityError)."""
     try:
         yield
     except sqlite3.DatabaseError as error:
-        raise exc.DBAPIError.instance(compiled.sql, params, error, sqlite3.DatabaseError) from error
+        raise exc.DBAPIError.instance(sql, params, error, sqlite3.DatabaseError) from error
 
 
 def _cursor(connection: Connection) -> Any:
@@ -220,6 +220,18 @@ class SqliteInsert:
     def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         pairs = zip(self.columns, self._converters, strict=True)
         return tuple(convert(values[name]) for name, convert in pairs)
+
+    def one(self, connection: Connection, values: Mapping[str, Any]) -> int:
+        """Insert one row; its id."""
+        cursor = _cursor(connection)
+        with _as_sqlalchemy_errors(self.sql, values):
+            cursor.execute(self.sql, self.row(values))
+        rowid: int = cursor.lastrowid
+        return rowid
+
+    def many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        with _as_sqlalchemy_errors(self.sql, rows):
+            _cursor(connection).executemany(self.sql, [self.row(r) for r in rows])
 
 
 def _sqlite_converter(column_type: Any) -> Callable[[Any], Any]:

@@ -94,6 +94,7 @@ async def client(
 ) -> AsyncIterator[Client]:
     async with serving(page_settings, clock, vendor) as test_client:
         snapshot(test_client).min_interval = 0  # no spacing between rebuilds in tests
+        snapshot(test_client).spacing = 0
         yield test_client
 
 

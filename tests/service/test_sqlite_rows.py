@@ -17,7 +17,8 @@ from incident.adapters import sql_store as store
 from incident.adapters.database import Database
 from incident.adapters.sql_store import SqlTransaction
 from incident.adapters.sqlite_statements import SqliteStatements
-from incident.adapters.tables import IncidentRow, StepOccurrenceRow, TimelineRow
+from incident.adapters.tables import AlertGroupRow, IncidentRow, StepOccurrenceRow, TimelineRow
+from incident.domain.alerts import AlertGroup, AlertRecord, AlertState
 from incident.domain.incident import Category, Incident, Role, Severity
 from incident.domain.planning import PlannedOccurrence
 from incident.domain.playbook import Action, Anchor, Step
@@ -79,12 +80,26 @@ PLANNED = [
 ]
 
 
+def _alert_group(incident_id: int) -> AlertGroup:
+    return AlertGroup(
+        source="alertmanager",
+        group_key='{}:{alertname="Down ✓"}',
+        generation=2,
+        incident_id=incident_id,
+        alerts={"f1": AlertRecord(AlertState.FIRING, "Down", "2026-11-24T09:30:00+05:30")},
+        firing=True,
+        created_at=AT,
+        updated_at=ON_THE_SECOND,
+    )
+
+
 def _through_the_store(session: Session) -> None:
     tx = SqlTransaction(session)
     incident = _incident()
     incident_id = tx.add_incident(incident, idempotency_key="group-1")
     tx.append_timeline(incident_id, ENTRIES)
     tx.reconcile(incident_id, PLANNED, STEPS, now=AT, new=True)
+    tx.add_alert_group(_alert_group(incident_id))
 
 
 def _through_sqlalchemy_types(session: Session) -> None:
@@ -125,13 +140,28 @@ def _through_sqlalchemy_types(session: Session) -> None:
             for p in PLANNED
         ],
     )
+    group = _alert_group(incident_id)
+    session.execute(
+        insert(AlertGroupRow.__table__),  # type: ignore[attr-defined]
+        {
+            "source": group.source,
+            "key_hash": group.key_hash,
+            "group_key": group.group_key,
+            "generation": group.generation,
+            "incident_id": incident_id,
+            "alerts": {k: v.to_json() for k, v in group.alerts.items()},
+            "firing": group.firing,
+            "created_at": group.created_at,
+            "updated_at": group.updated_at,
+        },
+    )
 
 
 def _stored(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every value of every row, with SQLite's own idea of its type."""
     with sqlite3.connect(path) as connection:
         stored = {}
-        for table in ("incidents", "timeline", "step_occurrences"):
+        for table in ("incidents", "timeline", "step_occurrences", "alert_groups"):
             columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
             pairs = ", ".join(f"{c}, typeof({c})" for c in columns)
             stored[table] = connection.execute(
@@ -203,6 +233,11 @@ def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
     return [
         ("incident", store._GET_INCIDENT, {"b_id": 1}),
         ("incident by key", store._INCIDENT_BY_KEY, {"b_key": "group-1"}),
+        (
+            "alert group",
+            store._LATEST_ALERT_GROUP,
+            {"b_source": "alertmanager", "b_hash": _alert_group(1).key_hash},
+        ),
         ("timeline", store._TIMELINE, {"b_id": 1}),
         ("occurrences", store._OCCURRENCES, {"b_id": 1}),
         ("occurrences in", store._OCCURRENCES_IN, {"b_id": 1, "b_states": ["pending", "x"]}),

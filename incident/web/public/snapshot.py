@@ -7,7 +7,9 @@ document, and swaps the snapshot in whole. It runs in the background:
 - when something public changes here (`invalidate`, hooked to `Runtime.public_changed`):
   at once for the first change, then at most once every `min_interval` (1 s) however many
   arrive, so a storm of updates costs one rebuild a second at most (a few percent of a
-  core; visitors' caches keep a body 5 s anyway);
+  core; visitors' caches keep a body 5 s anyway). A rebuild that took long (an alert storm
+  with hundreds of open incidents) is followed by a pause of `spacing` times its duration,
+  so rebuilds never take more than about 5 % of the process, whatever the page holds;
 - when time alone changes the page (`PublicStatus.stale_at`: midnight UTC moves the uptime
   bars on, a maintenance window starts or ends);
 - every `refresh_every` seconds, for changes made by other replicas.
@@ -152,11 +154,13 @@ class PublicSnapshot:
         *,
         refresh_every: float = 10.0,
         min_interval: float = 1.0,
+        spacing: float = 19.0,
     ) -> None:
         self.rt = rt
         self.page = page
         self.refresh_every = refresh_every
         self.min_interval = min_interval
+        self.spacing = spacing
         self.clock: Clock = rt.clock
         self.rebuilds = 0
         self._current: Published | None = None
@@ -249,6 +253,7 @@ class PublicSnapshot:
             if self._closing:
                 return
             self._dirty.clear()
+            started = self.clock.monotonic()
             try:
                 await self.rebuild()
             except Exception:  # keep serving the last good snapshot; try again soon
@@ -258,7 +263,8 @@ class PublicSnapshot:
                     extra={"action": "public_snapshot_failed"},
                 )
                 await self._pause(1.0)
-            await self._pause(self.min_interval)
+            took = self.clock.monotonic() - started
+            await self._pause(max(self.min_interval, took * self.spacing))
 
     async def _pause(self, seconds: float) -> None:
         """Wait `seconds`, unless the snapshot is stopped meanwhile."""
