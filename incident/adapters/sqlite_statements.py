@@ -7,8 +7,8 @@ of parameter names) and then runs it on the driver's cursor, converting values i
 with SQLAlchemy's own bind and result processors, so the stored and returned values are
 the very ones SQLAlchemy would give (tests/service/test_sqlite_rows.py checks this).
 
-A statement with IN lists is compiled once for each length of its lists. PostgreSQL always
-runs through SQLAlchemy (asyncpg).
+A statement with IN lists is compiled once for each length of its lists, up to 16 items;
+longer lists go through SQLAlchemy. PostgreSQL always runs through SQLAlchemy (asyncpg).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Connection, Table, exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 
 from incident.adapters.tables import UTCDateTime
 
@@ -51,9 +51,12 @@ class SqliteStatements:
         self._compiled: dict[tuple[int, tuple[str, ...]], _Template] = {}
 
     def rows(
-        self, connection: Connection, statement: ClauseElement, params: Mapping[str, Any]
+        self, connection: Connection, statement: Executable, params: Mapping[str, Any]
     ) -> list[Any]:
         """The statement's rows, with attribute access by column name ([] for none)."""
+        if _long_lists(params):
+            result = connection.execute(statement, params)
+            return list(result) if result.returns_rows else []
         compiled = self._compile(connection.dialect, statement, params)
         cursor = _cursor(connection)
         with _as_sqlalchemy_errors(compiled.sql, params):
@@ -66,7 +69,7 @@ class SqliteStatements:
     def run_many(
         self,
         connection: Connection,
-        statement: ClauseElement,
+        statement: Executable,
         many: Sequence[Mapping[str, Any]],
     ) -> None:
         """Execute a statement once per parameter set (each with the same names)."""
@@ -77,12 +80,14 @@ class SqliteStatements:
             _cursor(connection).executemany(compiled.sql, [_bind(compiled, p) for p in many])
 
     def _compile(
-        self, dialect: Dialect, statement: ClauseElement, params: Mapping[str, Any]
+        self, dialect: Dialect, statement: Executable, params: Mapping[str, Any]
     ) -> _Compiled:
         keys = tuple(params)
         template = self._compiled.get((id(statement), keys))
         if template is None:
-            compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+            compiled = cast(ClauseElement, statement).compile(
+                dialect=dialect, column_keys=list(keys)
+            )
             template = _Template(statement, compiled)
             self._compiled[(id(statement), keys)] = template
         # Callers pass prebuilt module-level statements; the template holds its statement,
@@ -94,7 +99,7 @@ class SqliteStatements:
 class _Template:
     """One compiled statement, and its SQL for each length of its IN lists."""
 
-    def __init__(self, statement: ClauseElement, compiled: Any) -> None:
+    def __init__(self, statement: Executable, compiled: Any) -> None:
         self.statement = statement
         self.compiled = compiled
         self.expanding = tuple(n for n, b in compiled.binds.items() if b.expanding)
@@ -148,6 +153,18 @@ class _Template:
             row_type=row_type,
             readers=readers,
         )
+
+
+# IN lists longer than this go through SQLAlchemy: compiling one form per length would
+# grow the cache with every length seen (the status page's reads list every incident).
+LONGEST_COMPILED_LIST = 16
+
+
+def _long_lists(params: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(value, list | tuple) and len(value) > LONGEST_COMPILED_LIST
+        for value in params.values()
+    )
 
 
 def _row_type(fields: list[str]) -> Callable[..., Any]:

@@ -210,25 +210,32 @@ async def run_and_check(
     assert len(set(incidents)) == INCIDENTS
 
     # Kill a replica with SIGKILL while it holds claims (leases on steps it is running or
-    # has claimed to run next): the first one seen holding some.
-    pids = {r.process.pid: r for r in replicas if r.process is not None}
+    # has claimed to run next): the first one seen holding some. A replica can finish its
+    # claims between the look and the kill; then it is started again and we try once more.
     running = "SELECT lease_owner FROM step_occurrences WHERE state = 'running'"
-    victim = None
-    for _ in range(1000):
-        owners = {str(o).split(":")[-2] for (o,) in await query(url, running)}
-        victim = next((pids[int(p)] for p in owners if p.isdigit() and int(p) in pids), None)
-        if victim is not None:
-            break
-        await asyncio.sleep(0.005)
-    assert victim is not None and victim.process is not None, "no replica ever held a claim"
-    pid = victim.process.pid
-    victim.process.kill()
-    await victim.process.wait()
     mine = (
         "SELECT id, attempts FROM step_occurrences "
         "WHERE state = 'running' AND lease_owner LIKE :owner"
     )
-    held = dict(await query(url, mine, owner=f"%:{pid}:%"))
+    held: dict[int, int] = {}
+    for _attempt in range(5):
+        pids = {r.process.pid: r for r in replicas if r.process is not None}
+        victim = None
+        for _ in range(1000):
+            owners = {str(o).split(":")[-2] for (o,) in await query(url, running)}
+            victim = next((pids[int(p)] for p in owners if p.isdigit() and int(p) in pids), None)
+            if victim is not None:
+                break
+            await asyncio.sleep(0.005)
+        assert victim is not None and victim.process is not None, "no replica ever held a claim"
+        pid = victim.process.pid
+        victim.process.kill()
+        await victim.process.wait()
+        held = dict(await query(url, mine, owner=f"%:{pid}:%"))
+        if held:
+            break
+        await victim.start()  # it finished its claims just before the kill: again
+        await victim.ready(http)
     assert held, "the killed replica held no claim when it died"
     await victim.start()  # and it comes back, as a new replica
     await victim.ready(http)

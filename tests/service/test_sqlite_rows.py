@@ -241,6 +241,11 @@ def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
         ("timeline", store._TIMELINE, {"b_id": 1}),
         ("occurrences", store._OCCURRENCES, {"b_id": 1}),
         ("occurrences in", store._OCCURRENCES_IN, {"b_id": 1, "b_states": ["pending", "x"]}),
+        (
+            "occurrences in, a long list",  # beyond what is compiled per length
+            store._OCCURRENCES_IN,
+            {"b_id": 1, "b_states": ["pending", *(f"s{n}" for n in range(20))]},
+        ),
         ("next run", store._NEXT_RUN_AT, {}),
         ("next run of", store._NEXT_RUN_AT_OF, {"b_actions": ["page"]}),
         (
