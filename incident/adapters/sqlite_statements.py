@@ -75,6 +75,9 @@ class SqliteStatements:
         """Execute a statement once per parameter set (each with the same names)."""
         if not many:
             return
+        if any(_long_lists(params) for params in many):
+            connection.execute(statement, list(many))
+            return
         compiled = self._compile(connection.dialect, statement, many[0])
         with _as_sqlalchemy_errors(compiled.sql, many):
             _cursor(connection).executemany(compiled.sql, [_bind(compiled, p) for p in many])
