@@ -139,9 +139,10 @@ async def build(
     )
     scheduler = lane(signal=signal)
     # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
-    # steps never holds a page back. (The main scheduler runs pages too; claims keep each
-    # step to one of them.)
-    pages = lane(actions=(Action.PAGE.value,), urgent=True)
+    # steps never holds a page back, and pipelined, so a page coming due is claimed while
+    # the ones before it are still being sent. (The main scheduler runs pages too; claims
+    # keep each step to one of them.)
+    pages = lane(actions=(Action.PAGE.value,), urgent=True, pipelined=True)
 
     def wake() -> None:
         scheduler.wake()

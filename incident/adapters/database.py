@@ -115,13 +115,18 @@ class Database:
         alone and gets its error), and the transaction commits once for all of them, so
         concurrent units share one fsync instead of paying one each. Synchronous=FULL when
         any of them is durable. Each unit's result is handed back only after the commit.
+
+        Urgent units go first and commit among themselves; an urgent unit that arrives while
+        a batch of others runs cuts it short after the unit under way, so it waits for at
+        most one unit and a commit.
         """
         with self._queue_lock:
-            units = self._urgent[:MAX_UNITS_PER_COMMIT]
-            del self._urgent[:MAX_UNITS_PER_COMMIT]
-            room = MAX_UNITS_PER_COMMIT - len(units)
-            units += self._queue[:room]
-            del self._queue[:room]
+            # Urgent units commit among themselves: one that rode along with the queue's
+            # units would wait for all of their work before its own commit returned.
+            urgent = bool(self._urgent)
+            waiting = self._urgent if urgent else self._queue
+            units = waiting[:MAX_UNITS_PER_COMMIT]
+            del waiting[:MAX_UNITS_PER_COMMIT]
         if not units:
             return  # an earlier drain took them
         assert self._sync is not None
@@ -139,7 +144,15 @@ class Database:
                     outcomes.append(_run_alone(connection, units[0].work))
                 else:
                     with connection.begin():
-                        for unit in units:
+                        for position, unit in enumerate(units):
+                            if position and not urgent and self._urgent:
+                                # An urgent unit arrived: commit what is done and let it go
+                                # next; the rest of this batch goes back to the queue's head
+                                # (each unit submitted a drain, so one is still due for it).
+                                with self._queue_lock:
+                                    self._queue[:0] = units[position:]
+                                units = units[:position]
+                                break
                             outcomes.append(_run_in_savepoint(connection, unit.work))
             finally:
                 if not durable:

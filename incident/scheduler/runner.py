@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,11 +116,16 @@ class Scheduler:
         concurrency: int = 16,
         actions: tuple[str, ...] = (),
         urgent: bool = False,
+        pipelined: bool = False,
         leases: Leases | None = None,
         signal: PlanSignal | None = None,
     ) -> None:
         """`actions`: run only steps of these actions (the urgent lane runs pages), all when
         empty; `urgent`: its database work goes ahead of other waiting work.
+
+        `pipelined` (the real-time loop): claims again as soon as a step comes due, without
+        waiting for the steps it claimed before to finish. Only for steps that may run
+        beside a step of the same incident (pages: idempotent per incident and tier).
 
         `leases`: renews this scheduler's claims every third of `lease` while `run` goes on,
         so a step that takes long (a vendor retrying) is never claimed by another replica
@@ -139,6 +145,7 @@ class Scheduler:
         self.on_step = on_step
         self.actions = actions
         self.urgent = urgent
+        self.pipelined = pipelined
         self._wake = asyncio.Event()
         # How many incidents' steps may be in flight at once (vendor calls wait in parallel).
         self._lanes = asyncio.Semaphore(concurrency)
@@ -166,33 +173,45 @@ class Scheduler:
         """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            batch = await self.rt.store.run(
-                lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
-            )
-            claimed = {item.occurrence.id for item in batch}
-            self._held |= claimed
-            # One lane per incident: its steps run in due order, one after the other, each
-            # checked against what the previous one changed. Lanes run side by side, so a
-            # slow or failing vendor call of one incident does not hold up the others.
-            lanes: dict[int, list[Prepared]] = {}
-            for item in batch:
-                lanes.setdefault(item.occurrence.incident_id, []).append(item)
-            tasks = [
-                asyncio.create_task(self._lane(items, now, on_time, stop, report))
-                for items in lanes.values()
-            ]
+            claimed, started = await self._start_round(now, on_time, stop, report)
+            lanes = [task for _, task in started]
             # A lane that fails (the database went away) does not stop the others: each
             # finishes what it started, then the first failure is raised. Its unfinished
             # claims are handed back when their lease ends (or at restart).
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(*lanes, return_exceptions=True)
             # What is left was not started (stop): the caller hands it back.
             self._held -= claimed
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            if len(batch) < self.batch or (stop is not None and stop.is_set()):
+            if len(claimed) < self.batch or (stop is not None and stop.is_set()):
                 break
         return report
+
+    async def _start_round(
+        self, now: datetime, on_time: bool, stop: asyncio.Event | None, report: TickReport
+    ) -> tuple[set[int], list[tuple[set[int], asyncio.Task[None]]]]:
+        """Claim one batch and start its lanes: the ids claimed, and each lane's ids and
+        task."""
+        batch = await self.rt.store.run(
+            lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
+        )
+        claimed = {item.occurrence.id for item in batch}
+        self._held |= claimed
+        # One lane per incident: its steps run in due order, one after the other, each
+        # checked against what the previous one changed. Lanes run side by side, so a
+        # slow or failing vendor call of one incident does not hold up the others.
+        lanes: dict[int, list[Prepared]] = {}
+        for item in batch:
+            lanes.setdefault(item.occurrence.incident_id, []).append(item)
+        started = [
+            (
+                {item.occurrence.id for item in items},
+                asyncio.create_task(self._lane(items, now, on_time, stop, report)),
+            )
+            for items in lanes.values()
+        ]
+        return claimed, started
 
     async def _lane(
         self,
@@ -244,23 +263,30 @@ class Scheduler:
             companions.append(asyncio.create_task(self._keep_leases(stop), name="leases"))
         if self.signal is not None:
             companions.append(asyncio.create_task(self.signal.listen(stop), name="signal"))
+        in_flight: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
                     claimed_at = self.rt.clock.now() + self.lookahead
-                    ticked = await self.tick(claimed_at, on_time=True, stop=stop)
+                    if self.pipelined:
+                        started = await self._start_pipelined(claimed_at, stop, in_flight)
+                        if started >= self.batch or self._wake.is_set():
+                            continue  # more is due, or came due while we claimed
+                    else:
+                        started = len((await self.tick(claimed_at, on_time=True, stop=stop)).steps)
                     next_at = await self.rt.store.run(
                         lambda tx: tx.next_run_at(actions=self.actions), urgent=self.urgent
                     )
                 except Exception:  # the database may be briefly unavailable; keep going
                     log.exception("scheduler tick failed", extra={"action": "tick_failed"})
                     next_at = None
+                    started = 0
                 delay = self.poll_interval.total_seconds()
                 # Due when we claimed and yet not claimed: another replica holds its incident
                 # (or the row, for the moment) and runs it. Wait for a signal or the poll
                 # rather than asking again at once.
-                held_elsewhere = next_at is not None and next_at <= claimed_at and not ticked.steps
+                held_elsewhere = next_at is not None and next_at <= claimed_at and not started
                 if next_at is not None and not held_elsewhere:
                     until_next = (next_at - self.lookahead - self.rt.clock.now()).total_seconds()
                     delay = max(0.0, min(delay, until_next))
@@ -274,10 +300,33 @@ class Scheduler:
                     for waiter in waiters:
                         waiter.cancel()
         finally:
+            # Steps under way finish (a lane starts no new one once `stop` is set).
+            await asyncio.gather(*in_flight, return_exceptions=True)
             self.running = False
             for companion in companions:
                 companion.cancel()
             await asyncio.gather(*companions, return_exceptions=True)
+
+    async def _start_pipelined(
+        self, now: datetime, stop: asyncio.Event, in_flight: set[asyncio.Task[None]]
+    ) -> int:
+        """Claim one batch and start its lanes without waiting for them: the next claim
+        can go as soon as a step comes due. How many occurrences were claimed."""
+        claimed, started = await self._start_round(now, True, stop, TickReport())
+        for ids, lane in started:
+            in_flight.add(lane)
+            lane.add_done_callback(functools.partial(self._lane_over, in_flight, ids))
+        return len(claimed)
+
+    def _lane_over(
+        self, in_flight: set[asyncio.Task[None]], ids: set[int], lane: asyncio.Task[None]
+    ) -> None:
+        """A pipelined lane ended: its claims are no longer ours to renew (the ones it did
+        not start, on a failure or a stop, come back when their lease ends or at restart)."""
+        in_flight.discard(lane)
+        self._held -= ids
+        if not lane.cancelled() and (error := lane.exception()) is not None:
+            log.error("scheduler lane failed", exc_info=error, extra={"action": "tick_failed"})
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         """Renew the leases of what this scheduler holds, every third of a lease, until

@@ -4,6 +4,8 @@ either database, one that fails is rolled back alone and the others are kept."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,5 +89,47 @@ async def test_a_unit_sees_what_an_earlier_unit_of_the_same_commit_wrote(
     try:
         _, seen = await asyncio.gather(write, read)
         assert seen == 1
+    finally:
+        await database.dispose()
+
+
+async def test_an_urgent_unit_cuts_a_batch_short_and_every_unit_is_kept(
+    sqlite_database: Database,
+) -> None:
+    # SQLite: a declaration or a page claim arriving while a batch of ordinary units runs
+    # waits for the unit under way, not for the whole batch.
+    database = sqlite_database
+    ran: list[str] = []
+    second_started = threading.Event()
+
+    def ordinary(n: int):  # type: ignore[no-untyped-def]
+        def work(session: Session) -> int:
+            if n == 1:
+                second_started.set()
+            session.execute(text("INSERT INTO notes (n) VALUES (:n)"), {"n": n})
+            time.sleep(0.05)  # a long unit, so the urgent one arrives during it
+            ran.append(f"unit {n}")
+            return n
+
+        return work
+
+    def urgent(session: Session) -> int:
+        session.execute(text("INSERT INTO notes (n) VALUES (100)"))
+        ran.append("urgent")
+        return 100
+
+    try:
+        batch = [asyncio.create_task(database.run(ordinary(n))) for n in range(6)]
+        assert await asyncio.to_thread(second_started.wait, 10)
+        assert await database.run(urgent, urgent=True) == 100
+        assert await asyncio.gather(*batch) == list(range(6))
+        # Unit 1 shared a batch with at least units 2-5 (unit 0 may have gone alone): the
+        # urgent unit ran right after it, and the rest of the batch after that.
+        assert ran.index("urgent") == ran.index("unit 1") + 1
+        assert ran[ran.index("urgent") + 1 :] == [f"unit {n}" for n in range(2, 6)]
+        stored = await database.run(
+            lambda s: sorted(row[0] for row in s.execute(text("SELECT n FROM notes")))
+        )
+        assert stored == [0, 1, 2, 3, 4, 5, 100]
     finally:
         await database.dispose()

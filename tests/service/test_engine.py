@@ -618,3 +618,53 @@ async def test_the_urgent_lane_runs_pages_only_and_the_main_loop_the_rest(
     rest = await app.scheduler.tick(clock.now())
     assert rest.steps and "page" not in {s.occurrence.action for s in rest.steps}
     assert len([s for s in vendor.sends if s.port == "pager"]) == 1
+
+
+async def test_the_page_lane_pages_a_new_incident_while_an_earlier_page_hangs(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    # The urgent lane claims again as soon as a page comes due: a vendor call that hangs
+    # (or is merely slow) for one incident does not hold up the next incident's page.
+    hang, hanging = asyncio.Event(), asyncio.Event()
+    first = await declare(app)
+
+    def hold(key: str) -> asyncio.Event | None:
+        if not key.startswith(f"inc-{first}/"):
+            return None
+        hanging.set()
+        return hang
+
+    vendor.hold_when = hold
+    stop = asyncio.Event()
+    lane = asyncio.create_task(app.page_scheduler.run(stop))
+    try:
+        await asyncio.wait_for(hanging.wait(), timeout=10)  # the first page hangs
+        second = await declare(app)
+        for _ in range(1000):
+            if any(s.incident_id == second for s in vendor.sends):
+                break
+            await asyncio.sleep(0.005)
+        assert [(s.port, s.incident_id) for s in vendor.sends] == [("pager", second)]
+        hang.set()
+        for _ in range(1000):
+            if len(vendor.sends) == 2:
+                break
+            await asyncio.sleep(0.005)
+        assert [(s.port, s.incident_id) for s in vendor.sends] == [
+            ("pager", second),
+            ("pager", first),
+        ]
+    finally:
+        hang.set()
+        stop.set()
+        await asyncio.wait_for(lane, timeout=10)
+    # Each page recorded once, by the lane that sent it.
+    done = await app.store.run(
+        lambda tx: [
+            (o.incident_id, o.state)
+            for i in (first, second)
+            for o in tx.occurrences(i)
+            if o.step_id == "page-oncall-tier3"
+        ]
+    )
+    assert sorted(done) == [(first, "done"), (second, "done")]
