@@ -1,6 +1,7 @@
 """The public status page's read model, and the use cases for scheduled maintenance.
 
-`read_public_status` reads everything the page shows in one transaction and returns only
+`read_public_facts` reads everything the page shows in one transaction, and
+`PublicFacts.build` (`build_public_status`) makes of it a model that holds only
 public facts: component statuses, customer-facing updates and status-page texts, public
 incident names, maintenance windows. Nothing internal (the incident's title, notes,
 responders, alert data) is in the model, so nothing rendered from it can leak it.
@@ -180,7 +181,20 @@ class PublicStatus:
         return datetime.combine(first, time(), UTC)
 
 
-async def read_public_status(rt: Runtime) -> PublicStatus:
+@dataclass(frozen=True)
+class PublicFacts:
+    """What the page is made from, as read in one transaction at `now`."""
+
+    incidents: Sequence[tuple[Incident, Sequence[TimelineEntry]]]
+    maintenances: Sequence[Maintenance]
+    now: datetime
+
+    def build(self, catalog: Catalog) -> PublicStatus:
+        """The read model (pure CPU: the caller may run it off the event loop)."""
+        return build_public_status(catalog, self.incidents, self.maintenances, now=self.now)
+
+
+async def read_public_facts(rt: Runtime) -> PublicFacts:
     now = rt.clock.now()
     since = datetime.combine(now.date() - timedelta(days=UPTIME_DAYS - 1), time(), UTC)
 
@@ -190,7 +204,7 @@ async def read_public_status(rt: Runtime) -> PublicStatus:
         return tx.public_incidents(since=since), tx.maintenances(since=since)
 
     incidents, maintenances = await rt.store.run(read, durable=False)
-    return build_public_status(rt.catalog, incidents, maintenances, now=now)
+    return PublicFacts(incidents, maintenances, now)
 
 
 def build_public_status(

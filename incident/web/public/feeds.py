@@ -1,19 +1,24 @@
 """The page's history as Atom and RSS feeds (feedgen): one entry per incident or maintenance
 window, its updates newest first, as Statuspage's /history.atom and /history.rss give them.
 
+The feeds hold the `RECENT` newest items, like incidents.json: a reader polls every few
+minutes, and during an alert storm a feed of every incident of 90 days would be hundreds of
+kilobytes, made again at every change.
+
 Only `PublicStatus` goes in, so only public facts come out.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 
 from feedgen.feed import FeedGenerator
 
 from incident.services.status_page import PublicIncident, PublicMaintenance, PublicStatus
 from incident.web.html import when
-from incident.web.public.statuspage_v2 import PageInfo
+from incident.web.public.statuspage_v2 import RECENT, PageInfo
 
 Item = PublicIncident | PublicMaintenance
 
@@ -22,6 +27,7 @@ def atom_and_rss(page: PageInfo, status: PublicStatus) -> tuple[bytes, bytes]:
     """Both feeds; each item's content is made once for the two."""
     items: list[Item] = [*status.incidents, *status.maintenances]
     items.sort(key=lambda item: (item.created_at, item.id), reverse=True)
+    del items[RECENT:]
     contents = [_content(item) for item in items]
     atom = _feed(page, status, items, contents, self_url=f"{page.url}/history.atom")
     rss = _feed(page, status, items, contents, self_url=f"{page.url}/history.rss")
@@ -61,6 +67,7 @@ def _feed(
     return feed
 
 
+@lru_cache(maxsize=4 * RECENT)
 def _content(item: Item) -> str:
     """The updates as Statuspage's feeds show them: when, status in words, then the text
     (HTML, every piece of text escaped)."""

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
+from jinja2 import Template
 from markupsafe import Markup, escape
 
 from incident.domain.status_page import (
@@ -103,21 +104,58 @@ def _render(template: str, page: PageInfo, status: PublicStatus, **context: Any)
         .render(
             page=page,
             status=status,
-            css=_stylesheet(),
-            bars=bars,
-            percent=percent,
-            words=words,
-            day_words=day_words,
-            long_date=long_date,
-            impact_words=impact_words,
-            is_group=lambda row: isinstance(row, GroupView),
-            is_maintenance=lambda item: isinstance(item, PublicMaintenance),
-            phone_days=PHONE_DAYS,
-            partial_weight=int(DOWNTIME_WEIGHT[ComponentStatus.PARTIAL_OUTAGE] * 100),
+            fragment=lambda macro, item: fragment(macro, page, item),
+            **_helpers(),
             **context,
         )
     )
     return html.encode("utf-8")
+
+
+def _helpers() -> dict[str, Any]:
+    """What every public template may call."""
+    return {
+        "css": _stylesheet(),
+        "bars": bars,
+        "percent": percent,
+        "words": words,
+        "day_words": day_words,
+        "long_date": long_date,
+        "impact_words": impact_words,
+        "is_group": is_group,
+        "is_maintenance": is_maintenance,
+        "phone_days": PHONE_DAYS,
+        "partial_weight": int(DOWNTIME_WEIGHT[ComponentStatus.PARTIAL_OUTAGE] * 100),
+    }
+
+
+# Enough for every incident a storm puts on the front page; each is a kilobyte or two.
+FRAGMENTS_KEPT = 4096
+
+
+@lru_cache(maxsize=FRAGMENTS_KEPT)
+def fragment(macro: str, page: PageInfo, item: Item) -> Markup:
+    """One incident's (or window's) block on the front page: the macro `macro` of
+    macros.html.j2, made once per version of the item and kept. An alert storm puts
+    hundreds of incidents on the page, and the page is rebuilt at each change of any of
+    them: the others' HTML is taken from here instead of being rendered again."""
+    html = _fragment_template().render(macro=macro, page=page, item=item, **_helpers())
+    return Markup(html)
+
+
+@cache
+def _fragment_template() -> Template:
+    return environment().from_string(
+        '{% import "public/macros.html.j2" as ui with context %}{{ ui[macro](item) }}'
+    )
+
+
+def is_group(row: object) -> bool:
+    return isinstance(row, GroupView)
+
+
+def is_maintenance(item: object) -> bool:
+    return isinstance(item, PublicMaintenance)
 
 
 # --- what templates call -------------------------------------------------------------------

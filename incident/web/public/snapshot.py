@@ -35,7 +35,7 @@ from multidict import CIMultiDict
 
 from incident.clock import Clock
 from incident.services.incidents import Runtime
-from incident.services.status_page import PublicStatus, read_public_status
+from incident.services.status_page import PublicFacts, PublicStatus, read_public_facts
 from incident.web.public import feeds, pages, statuspage_v2
 from incident.web.public.statuspage_v2 import PageInfo
 
@@ -187,11 +187,11 @@ class PublicSnapshot:
     async def rebuild(self) -> Published:
         """Read the read model once, render everything, swap the snapshot in."""
         async with self._lock:
-            status = await read_public_status(self.rt)
-            # Rendering, compressing and hashing are pure CPU: off the event loop, so
-            # requests keep flowing meanwhile. (Only rebuilds, one at a time, stamp these
-            # keys; requests stamp incident pages, under keys of their own.)
-            resources = await asyncio.to_thread(self._render, status, self.clock.now())
+            facts = await read_public_facts(self.rt)
+            # Building the read model, rendering, compressing and hashing are pure CPU: off
+            # the event loop, so requests keep flowing meanwhile. (Only rebuilds, one at a
+            # time, stamp these keys; requests stamp incident pages, under keys of their own.)
+            status, resources = await asyncio.to_thread(self._build, facts, self.clock.now())
             published = Published(
                 status=status,
                 resources=resources,
@@ -208,6 +208,10 @@ class PublicSnapshot:
                 extra={"action": "public_snapshot_rebuilt", "indicator": status.indicator.value},
             )
             return published
+
+    def _build(self, facts: PublicFacts, now: datetime) -> tuple[PublicStatus, dict[str, Resource]]:
+        status = facts.build(self.rt.catalog)
+        return status, self._render(status, now)
 
     def _render(self, status: PublicStatus, now: datetime) -> dict[str, Resource]:
         return {
