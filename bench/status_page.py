@@ -429,14 +429,16 @@ def serve_quiet(port: int) -> None:
     from incident import bootstrap
     from incident.config import load_settings
     from incident.logs import configure_logging
-    from incident.web.app import create_app
+    from incident.web.app import create_app, freeze_heap_after_start
     from incident.web.public.access_log import QuietPublicReads
 
     settings = load_settings()
     bootstrap.check_playbooks(settings)
     configure_logging(settings.log_format)
+    app = create_app(settings)
+    freeze_heap_after_start(app)
     web.run_app(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=port,
         print=None,

@@ -50,7 +50,7 @@ from incident.domain.access import AccessRole
 from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Incident, Status
 from incident.services.ports import Effects, OnCall, WarRoom
-from incident.web.app import create_app
+from incident.web.app import create_app, freeze_heap_after_start
 from incident.web.metrics import Metrics
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -147,7 +147,9 @@ async def serving(settings: Settings, recorder: TimingEffects) -> Any:
             on_step=metrics.step_finished,
         )
 
-    runner = web.AppRunner(create_app(settings, build=build), access_log=None)
+    app = create_app(settings, build=build)
+    freeze_heap_after_start(app)  # as `incident serve` does
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -256,7 +256,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
     from incident.logs import configure_logging
-    from incident.web.app import create_app
+    from incident.web.app import create_app, freeze_heap_after_start
     from incident.web.public.access_log import QuietPublicReads
 
     bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
@@ -264,8 +264,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
     for line in integrations(settings):
         print(f"incident:   {line}", flush=True)
+    app = create_app(settings)
+    freeze_heap_after_start(app)
     web.run_app(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         print=None,

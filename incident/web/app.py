@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -51,6 +52,21 @@ def create_app(settings: Settings, *, build: Builder | None = None) -> web.Appli
     public_page.add_routes(app)
     dashboard.add_routes(app, settings)
     return app
+
+
+def freeze_heap_after_start(app: web.Application) -> None:
+    """For the long-running server (`incident serve`): once the engine has started, collect
+    and freeze what start-up made (modules, templates, compiled statements, the engine).
+    Full collections then walk only what was made since. A full collection of the whole
+    heap stops every thread for 60-100 ms here, which a page due at that moment waits out
+    (bench/README.md). Not for tests, which start many apps in one process: frozen
+    objects are never collected."""
+
+    async def freeze(app: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)  # after the engine's start (cleanup_ctx runs first)
 
 
 def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
