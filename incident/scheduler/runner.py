@@ -173,7 +173,8 @@ class Scheduler:
         """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            claimed, started = await self._start_round(now, on_time, stop, report)
+            started = await self._start_round(now, on_time, stop, report)
+            claimed = set().union(*(ids for ids, _ in started))
             lanes = [task for _, task in started]
             # A lane that fails (the database went away) does not stop the others: each
             # finishes what it started, then the first failure is raised. Its unfinished
@@ -190,28 +191,25 @@ class Scheduler:
 
     async def _start_round(
         self, now: datetime, on_time: bool, stop: asyncio.Event | None, report: TickReport
-    ) -> tuple[set[int], list[tuple[set[int], asyncio.Task[None]]]]:
-        """Claim one batch and start its lanes: the ids claimed, and each lane's ids and
-        task."""
+    ) -> list[tuple[set[int], asyncio.Task[None]]]:
+        """Claim one batch and start its lanes: each lane's claimed ids and task."""
         batch = await self.rt.store.run(
             lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
         )
-        claimed = {item.occurrence.id for item in batch}
-        self._held |= claimed
+        self._held |= {item.occurrence.id for item in batch}
         # One lane per incident: its steps run in due order, one after the other, each
         # checked against what the previous one changed. Lanes run side by side, so a
         # slow or failing vendor call of one incident does not hold up the others.
         lanes: dict[int, list[Prepared]] = {}
         for item in batch:
             lanes.setdefault(item.occurrence.incident_id, []).append(item)
-        started = [
+        return [
             (
                 {item.occurrence.id for item in items},
                 asyncio.create_task(self._lane(items, now, on_time, stop, report)),
             )
             for items in lanes.values()
         ]
-        return claimed, started
 
     async def _lane(
         self,
@@ -312,11 +310,11 @@ class Scheduler:
     ) -> int:
         """Claim one batch and start its lanes without waiting for them: the next claim
         can go as soon as a step comes due. How many occurrences were claimed."""
-        claimed, started = await self._start_round(now, True, stop, TickReport())
+        started = await self._start_round(now, True, stop, TickReport())
         for ids, lane in started:
             in_flight.add(lane)
             lane.add_done_callback(functools.partial(self._lane_over, in_flight, ids))
-        return len(claimed)
+        return sum(len(ids) for ids, _ in started)
 
     def _lane_over(
         self, in_flight: set[asyncio.Task[None]], ids: set[int], lane: asyncio.Task[None]
