@@ -75,6 +75,9 @@ class TimingEffects:
     """
 
     pages: dict[int, float] = field(default_factory=dict)
+    # The war room is the main lane's first step of a P1: how late the steps that give
+    # way to pages during a storm run.
+    war_rooms: dict[int, float] = field(default_factory=dict)
     effects_sent: int = 0
 
     def effects(self, renderer: JinjaRenderer) -> Effects:
@@ -109,6 +112,8 @@ class TimingEffects:
     async def open_war_room(
         self, *, incident: Incident, key: str, people: Sequence[str] = ()
     ) -> WarRoom:
+        assert incident.id is not None
+        self.war_rooms.setdefault(incident.id, time.time())
         self.effects_sent += 1
         return WarRoom(channel=f"inc-{incident.id}")
 
@@ -304,6 +309,7 @@ class Paced:
     send_lag_ms: list[float]  # actual send - planned send (client overload check)
     failed: int  # non-200 answers
     unpaged: int  # incidents with no page within the wait
+    war_room_ms: list[float] = field(default_factory=list)  # send -> war room opened (P1)
 
 
 @dataclass(frozen=True)
@@ -314,6 +320,7 @@ class Throughput:
     paged_seconds: float
     failed: int
     unpaged: int
+    war_rooms_seconds: float = float("nan")  # until the last war room opened (P1)
 
     @property
     def answered_rate(self) -> float:
@@ -327,11 +334,9 @@ class Throughput:
 PAGE_WAIT = 180.0  # seconds to wait for the last page when the scheduler falls behind
 
 
-async def _wait_for_pages(
-    recorder: TimingEffects, ids: set[int], within: float = PAGE_WAIT
-) -> None:
+async def _wait_for(noted: dict[int, float], ids: set[int], within: float = PAGE_WAIT) -> None:
     deadline = time.time() + within
-    while time.time() < deadline and not ids <= recorder.pages.keys():  # noqa: ASYNC110
+    while time.time() < deadline and not ids <= noted.keys():  # noqa: ASYNC110
         await asyncio.sleep(0.01)  # polling keeps the effects port free of bench plumbing
 
 
@@ -343,31 +348,35 @@ async def _run(
     rate: float | None,
     connections: int,
     severity: str,
-) -> tuple[list[Sent], list[Sent], dict[int, float]]:
-    """Start a fresh service, warm it up, send; (all sends, 200s, first page per incident)."""
+) -> tuple[list[Sent], list[Sent], dict[int, float], dict[int, float]]:
+    """Start a fresh service, warm it up, send; (all sends, 200s, first page per incident,
+    war room per incident)."""
     recorder = TimingEffects()
     async with serving(settings, recorder) as url:
         warm = await in_client_process(
             url, f"warm-{name}", WARM_UP, rate=50, connections=4, severity=severity
         )
-        await _wait_for_pages(recorder, {s.incident_id for s in warm if s.incident_id})
+        await _wait_for(recorder.pages, {s.incident_id for s in warm if s.incident_id})
         results = await in_client_process(
             url, name, groups, rate=rate, connections=connections, severity=severity
         )
         ok = [s for s in results if s.status == 200 and s.incident_id is not None]
-        await _wait_for_pages(recorder, {s.incident_id for s in ok if s.incident_id is not None})
+        answered = {s.incident_id for s in ok if s.incident_id is not None}
+        await _wait_for(recorder.pages, answered)
         pages = dict(recorder.pages)
+        if severity == "P1":
+            await _wait_for(recorder.war_rooms, answered)
         _progress(
             f"{name}: {len(ok)} answered 200, "
             f"{sum(1 for s in ok if s.incident_id in pages)} paged, "
             f"{recorder.effects_sent} effects"
         )
-        return results, ok, pages
+        return results, ok, pages, dict(recorder.war_rooms)
 
 
 async def measure_paced(settings: Settings, *, groups: int, rate: float, severity: str) -> Paced:
     # Open loop: enough connections that a slow answer never holds up the next send.
-    results, ok, pages = await _run(
+    results, ok, pages, war_rooms = await _run(
         settings,
         name=f"paced-{rate:g}",
         groups=groups,
@@ -385,13 +394,18 @@ async def measure_paced(settings: Settings, *, groups: int, rate: float, severit
         send_lag_ms=[(s.sent - s.planned) * 1000 for s in results],
         failed=len(results) - len(ok),
         unpaged=len(ok) - len(paged),
+        war_room_ms=[
+            (war_rooms[s.incident_id] - s.sent) * 1000
+            for s, _ in paged
+            if s.incident_id in war_rooms
+        ],
     )
 
 
 async def measure_burst(
     settings: Settings, *, groups: int, connections: int, severity: str
 ) -> Throughput:
-    results, ok, pages = await _run(
+    results, ok, pages, war_rooms = await _run(
         settings,
         name="burst",
         groups=groups,
@@ -408,6 +422,7 @@ async def measure_burst(
         paged_seconds=max(paged, default=float("nan")) - first,
         failed=len(results) - len(ok),
         unpaged=len(ok) - len(paged),
+        war_rooms_seconds=max(war_rooms.values(), default=float("nan")) - first,
     )
 
 
@@ -520,6 +535,11 @@ def report(paced: Paced, burst: Throughput, args: argparse.Namespace) -> list[st
         _row("send -> HTTP answer (incident stored, committed)", paced.answer_ms),
         _row("HTTP answer -> first page effect", paced.stored_to_page_ms),
         _row("client send lag (actual - planned)", paced.send_lag_ms),
+        *(
+            [_row("send -> war room opened (main lane: gives way to pages)", paced.war_room_ms)]
+            if paced.war_room_ms
+            else []
+        ),
         "",
         f"Non-200 answers: {paced.failed}; incidents not paged within {PAGE_WAIT:.0f} s: "
         f"{paced.unpaged}.",
@@ -536,6 +556,8 @@ def report(paced: Paced, burst: Throughput, args: argparse.Namespace) -> list[st
         f"| {burst.answered_seconds:.2f} |",
         f"| until the last first page went out | {burst.paged_rate:,.0f} "
         f"| {burst.paged_seconds:.2f} |",
+        f"| until the last war room opened | {burst.groups / burst.war_rooms_seconds:,.0f} "
+        f"| {burst.war_rooms_seconds:.2f} |",
         "",
         f"Non-200 answers: {burst.failed}; incidents not paged within {PAGE_WAIT:.0f} s: "
         f"{burst.unpaged}.",

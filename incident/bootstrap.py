@@ -137,12 +137,12 @@ async def build(
         poll_interval=poll,
         leases=leases,
     )
-    scheduler = lane(signal=signal)
     # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
     # steps never holds a page back, and pipelined, so a page coming due is claimed while
     # the ones before it are still being sent. (The main scheduler runs pages too; claims
-    # keep each step to one of them.)
+    # keep each step to one of them.) While it is busy, the main lane gives way to it.
     pages = lane(actions=(Action.PAGE.value,), urgent=True, pipelined=True)
+    scheduler = lane(signal=signal, gives_way_to=pages)
 
     def wake() -> None:
         scheduler.wake()

@@ -52,6 +52,7 @@ class RecordingEffects:
     fail_when: Callable[[str], bool] | None = None  # key -> fail?
     # key -> an event the send waits for first: a vendor call that hangs until released.
     hold_when: Callable[[str], asyncio.Event | None] | None = None
+    takes: float = 0.0  # seconds on `clock` each call takes (virtual time: it moves it)
     rota: dict[str, list[OnCall]] = field(default_factory=dict)  # tier -> who is on call
 
     def effects(self, renderer: JinjaRenderer) -> Effects:
@@ -72,6 +73,8 @@ class RecordingEffects:
         return [s.key for s in self.sends]
 
     async def _hold(self, key: str) -> None:
+        if self.takes:
+            await self.clock.sleep(self.takes)
         gate = self.hold_when(key) if self.hold_when is not None else None
         if gate is not None:
             await gate.wait()

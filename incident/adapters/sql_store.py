@@ -360,14 +360,15 @@ class SqlTransaction:
     # --- what the public status page reads --------------------------------------------------
 
     def public_incidents(self, *, since: datetime) -> list[tuple[Incident, list[TimelineEntry]]]:
-        incidents = [
-            _to_incident(r) for r in self._db.execute(_PUBLIC_INCIDENTS, {"b_since": since})
-        ]
+        incidents = [_to_incident(r) for r in self._rows(_PUBLIC_INCIDENTS, {"b_since": since})]
         if not incidents:
             return []
         entries: dict[int, list[TimelineEntry]] = {i.id: [] for i in incidents if i.id}
-        for row in self._db.execute(_PUBLIC_ENTRIES, {"b_ids": list(entries)}):
-            entries[row.incident_id].append(_to_entry(row))
+        # Selected by the same condition, not by a list of ids: an alert storm puts
+        # hundreds of incidents on the page, too many for a statement to list.
+        for row in self._rows(_PUBLIC_ENTRIES, {"b_since": since}):
+            if row.incident_id in entries:
+                entries[row.incident_id].append(_to_entry(row))
         return [(i, entries[i.id]) for i in incidents if i.id]
 
     def add_maintenance(self, maintenance: Maintenance) -> int:
@@ -740,17 +741,16 @@ _UPDATE_ALERT_GROUP = update(_G).where(
 
 
 # The status page's statements: incidents with anything public, open or recently over.
+# On the page: incidents with anything public, open or resolved in the last 90 days.
+_ON_THE_PAGE = (_I.c.resolved_at.is_(None)) | (_I.c.resolved_at >= bindparam("b_since", type_=_AT))
 _PUBLIC_INCIDENTS = (
     select(_I)
-    .where(
-        _I.c.id.in_(select(_T.c.incident_id).where(_T.c.public.is_(True))),
-        (_I.c.resolved_at.is_(None)) | (_I.c.resolved_at >= bindparam("b_since", type_=_AT)),
-    )
+    .where(_I.c.id.in_(select(_T.c.incident_id).where(_T.c.public.is_(True))), _ON_THE_PAGE)
     .order_by(_I.c.declared_at.desc(), _I.c.id.desc())
 )
 _PUBLIC_ENTRIES = (
     select(_T)
-    .where(_T.c.public.is_(True), _T.c.incident_id.in_(bindparam("b_ids", expanding=True)))
+    .where(_T.c.public.is_(True), _T.c.incident_id.in_(select(_I.c.id).where(_ON_THE_PAGE)))
     .order_by(_T.c.at, _T.c.id)
 )
 _M: Table = MaintenanceRow.__table__  # type: ignore[attr-defined]

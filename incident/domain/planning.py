@@ -133,6 +133,17 @@ def next_occurrence(
     return PlannedOccurrence(step_id=step.id, occurrence=history.fired + 1, due_at=due)
 
 
+def comes_back(step: Step) -> bool:
+    """Whether `step` can be due again once an occurrence of it has run: a repeat, or
+    once for each instant its anchor takes.
+
+    A step that cannot has no next occurrence once one has run (`next_occurrence`), and no
+    other step's plan reads its history. So when one of its occurrences is done and the
+    incident's facts have not changed, the plan is the one before, less that occurrence.
+    """
+    return step.repeats or step.per_anchor
+
+
 def plan(
     incident: Incident, playbook: Playbook, history: Mapping[str, StepHistory]
 ) -> list[PlannedOccurrence]:

@@ -29,6 +29,7 @@ from incident.domain.planning import (
     NO_HISTORY,
     StepHistory,
     backoff,
+    comes_back,
     failed_condition,
     next_customer_update_due,
     next_occurrence,
@@ -89,6 +90,16 @@ class Leases(Protocol):
         ...
 
 
+# Giving way (see `Scheduler`): the other lane counts as busy for a second after its last
+# claim; meanwhile rounds claim at most 8 occurrences and pause 3 times as long as they
+# took (the main lane then has about a quarter of the time), a quarter of a second at most
+# (a round that waited on a slow vendor is not held up further for it).
+GIVE_WAY_WINDOW = 1.0
+GIVING_WAY_BATCH = 8
+GIVE_WAY_PAUSE = 3.0
+GIVE_WAY_MAX_PAUSE = 0.25
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """A failed effect is tried again after 30 s, 1, 2, 4, 8 min, then every 10 min: ten
@@ -119,6 +130,7 @@ class Scheduler:
         pipelined: bool = False,
         leases: Leases | None = None,
         signal: PlanSignal | None = None,
+        gives_way_to: Scheduler | None = None,
     ) -> None:
         """`actions`: run only steps of these actions (the urgent lane runs pages), all when
         empty; `urgent`: its database work goes ahead of other waiting work.
@@ -130,7 +142,12 @@ class Scheduler:
         `leases`: renews this scheduler's claims every third of `lease` while `run` goes on,
         so a step that takes long (a vendor retrying) is never claimed by another replica
         while its owner is alive. `signal`: listened to while `run` goes on (one scheduler
-        per process listens; `signal.on_signal` wakes them all)."""
+        per process listens; `signal.on_signal` wakes them all).
+
+        `gives_way_to` (the main lane gives way to the page lane): while that lane is
+        busy (an alert storm), this one claims small batches and pauses after each for
+        `GIVE_WAY_PAUSE` times as long as it took, up to `GIVE_WAY_MAX_PAUSE`: pages get
+        most of the process, the other steps a bounded share, late but never lost."""
         self.rt = runtime
         self.effects = effects
         self.owner = owner
@@ -154,6 +171,9 @@ class Scheduler:
         self.signal = signal
         # Occurrences claimed by this scheduler and not finished yet: the leases to renew.
         self._held: set[int] = set()
+        self.gives_way_to = gives_way_to
+        # When (clock.monotonic) this lane last claimed anything: how others know it is busy.
+        self.last_busy: float | None = None
 
     def wake(self) -> None:
         """Called when a plan changes: the nearest due time may have moved closer."""
@@ -173,7 +193,10 @@ class Scheduler:
         """
         report = TickReport()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
-            started = await self._start_round(now, on_time, stop, report)
+            giving_way = self.giving_way()
+            limit = GIVING_WAY_BATCH if giving_way else self.batch
+            began = self.rt.clock.monotonic()
+            started = await self._start_round(now, on_time, stop, report, limit=limit)
             claimed = set().union(*(ids for ids, _ in started))
             lanes = [task for _, task in started]
             # A lane that fails (the database went away) does not stop the others: each
@@ -185,17 +208,48 @@ class Scheduler:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            if len(claimed) < self.batch or (stop is not None and stop.is_set()):
+            if giving_way and claimed:
+                took = self.rt.clock.monotonic() - began
+                await self._pause(min(took * GIVE_WAY_PAUSE, GIVE_WAY_MAX_PAUSE), stop)
+            if len(claimed) < limit or (stop is not None and stop.is_set()):
                 break
         return report
 
-    async def _start_round(
-        self, now: datetime, on_time: bool, stop: asyncio.Event | None, report: TickReport
-    ) -> list[tuple[set[int], asyncio.Task[None]]]:
-        """Claim one batch and start its lanes: each lane's claimed ids and task."""
-        batch = await self.rt.store.run(
-            lambda tx: self._claim(tx, now), durable=False, urgent=self.urgent
+    def busy(self) -> bool:
+        """Whether this lane has claimed anything in the last `GIVE_WAY_WINDOW` seconds
+        (for the page lane: whether pages are going out, an alert storm perhaps)."""
+        return (
+            self.last_busy is not None
+            and self.rt.clock.monotonic() - self.last_busy < GIVE_WAY_WINDOW
         )
+
+    def giving_way(self) -> bool:
+        """Whether the lane this one gives way to is busy."""
+        return self.gives_way_to is not None and self.gives_way_to.busy()
+
+    async def _pause(self, seconds: float, stop: asyncio.Event | None) -> None:
+        if stop is None:
+            await self.rt.clock.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    async def _start_round(
+        self,
+        now: datetime,
+        on_time: bool,
+        stop: asyncio.Event | None,
+        report: TickReport,
+        *,
+        limit: int | None = None,
+    ) -> list[tuple[set[int], asyncio.Task[None]]]:
+        """Claim one batch (at most `limit`, else `batch`) and start its lanes: each lane's
+        claimed ids and task."""
+        batch = await self.rt.store.run(
+            lambda tx: self._claim(tx, now, limit or self.batch), durable=False, urgent=self.urgent
+        )
+        if batch:
+            self.last_busy = self.rt.clock.monotonic()
         self._held |= {item.occurrence.id for item in batch}
         # One lane per incident: its steps run in due order, one after the other, each
         # checked against what the previous one changed. Lanes run side by side, so a
@@ -401,13 +455,13 @@ class Scheduler:
         )
         return StepReport(occurrence, "lost", now - occurrence.due_at, str(lost))
 
-    def _claim(self, tx: Transaction, now: datetime) -> list[Prepared]:
-        """Claim a batch and check each occurrence, in one transaction."""
+    def _claim(self, tx: Transaction, now: datetime, limit: int) -> list[Prepared]:
+        """Claim up to `limit` occurrences and check each, in one transaction."""
         claimed = tx.claim_due(
             now=now,
             owner=self.owner,
             lease_until=now + self.lease,
-            limit=self.batch,
+            limit=limit,
             actions=self.actions,
         )
         # Only the first occurrence of each incident is checked now: the ones after it
@@ -422,10 +476,19 @@ class Scheduler:
                 batch.append(self._prepare(tx, occurrence, now))
         return batch
 
-    def _prepare(self, tx: Transaction, occurrence: Occurrence, now: datetime) -> Prepared:
-        """Decide whether a claimed occurrence still runs; if so, gather what it needs."""
+    def _prepare(
+        self,
+        tx: Transaction,
+        occurrence: Occurrence,
+        now: datetime,
+        *,
+        incident: Incident | None = None,
+    ) -> Prepared:
+        """Decide whether a claimed occurrence still runs; if so, gather what it needs.
+        `incident`: as this transaction has just read or written it (saves reading it again)."""
         lateness = now - occurrence.due_at
-        incident = tx.get_incident(occurrence.incident_id)
+        if incident is None:
+            incident = tx.get_incident(occurrence.incident_id)
         playbook = self.rt.playbooks.for_severity(incident.severity)
         step = playbook.step(occurrence.step_id)
         history = tx.step_history(occurrence.incident_id)
@@ -535,6 +598,7 @@ class Scheduler:
     ) -> Prepared | None:
         def work(tx: Transaction) -> Prepared | None:
             incident = tx.get_incident(occurrence.incident_id, lock=True)
+            as_read = dataclasses.replace(incident, components=dict(incident.components))
             self._check_lease(tx, occurrence)
             entries = [
                 TimelineEntry(
@@ -578,13 +642,18 @@ class Scheduler:
                     entries += [timeline_entry(e) for e in events]
                 except DomainError:  # resolved meanwhile: the message went, the state stays
                     pass
-            tx.save_incident(incident)
+            changed = incident != as_read
+            if changed:
+                tx.save_incident(incident)
             tx.finish_occurrence(occurrence.id, state="done", now=now, outcome=outcome.summary)
             tx.append_timeline(occurrence.incident_id, entries)
-            replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+            if changed or comes_back(step):
+                replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
+            # Otherwise the plan is as it was less this occurrence, which is what marking
+            # it done leaves: re-planning would read and write nothing (`comes_back`).
             if following is None:
                 return None
-            return self._prepare(tx, following, checked_at or now)
+            return self._prepare(tx, following, checked_at or now, incident=incident)
 
         prepared = await self.rt.store.run(work, urgent=self.urgent)
         if outcome.public:

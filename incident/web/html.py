@@ -53,6 +53,8 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship with the code: no file-system check on every render.
+        auto_reload=False,
     )
     env.filters["when"] = when
     env.filters["iso"] = iso

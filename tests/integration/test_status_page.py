@@ -752,3 +752,24 @@ async def test_api_answers_carry_a_request_id_and_the_crowds_reads_skip_it(clien
     for path in ("/api/v2/summary.json", "/status", "/history.atom"):
         read = await client.get(path)
         assert read.status == 200 and "X-Request-Id" not in read.headers
+
+
+async def test_while_pages_go_out_the_page_is_rebuilt_at_most_every_storm_interval(
+    client: Client,
+) -> None:
+    # A change every 50 ms for a second. In a storm (the page lane busy) rebuilds wait
+    # storm_interval (0.4 s) between them; once it is over they follow the changes again.
+    shot = snapshot(client)
+    shot.storm_interval = 0.4
+    counts = []
+    for storm in (True, False):
+        shot.storm = lambda storm=storm: storm  # type: ignore[misc]
+        await settled(client)
+        before = shot.rebuilds
+        for _ in range(20):
+            shot.invalidate()
+            await asyncio.sleep(0.05)
+        counts.append(shot.rebuilds - before)
+    during, after = counts
+    assert 1 <= during <= 4
+    assert after >= 8

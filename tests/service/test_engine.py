@@ -14,6 +14,7 @@ from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
+from incident.scheduler.runner import GIVE_WAY_WINDOW, GIVING_WAY_BATCH
 from incident.services import incidents as uc
 from tests.conftest import T0, Build
 from tests.fakes import RecordingEffects, SimulatedCrash
@@ -618,6 +619,37 @@ async def test_the_urgent_lane_runs_pages_only_and_the_main_loop_the_rest(
     rest = await app.scheduler.tick(clock.now())
     assert rest.steps and "page" not in {s.occurrence.action for s in rest.steps}
     assert len([s for s in vendor.sends if s.port == "pager"]) == 1
+
+
+async def test_while_pages_go_out_the_main_lane_works_in_small_rounds_with_pauses(
+    app: Container, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    # An alert storm: the page lane is busy, so the other steps (three per P1 at once) go
+    # in rounds of GIVING_WAY_BATCH, each followed by a pause three times as long as it
+    # took (its vendor calls take 10 ms each here), none lost.
+    for _ in range(3):
+        await declare(app)
+    await app.page_scheduler.tick(clock.now())
+    assert app.page_scheduler.busy() and app.scheduler.giving_way()
+    vendor.takes = 0.010
+    start, sent_before = clock.now(), len(vendor.sends)
+    report = await app.scheduler.tick(clock.now())
+    assert report.count("done") == 9 and GIVING_WAY_BATCH == 8
+    offsets = [(s.at - start).total_seconds() for s in vendor.sends[sent_before:]]
+    # The first round's eight calls take 80 ms; its pause 240 ms; the ninth call 10 ms.
+    assert max(offsets[:8]) == pytest.approx(0.08)
+    assert offsets[8:] == [pytest.approx(0.08 + 0.24 + 0.01)]
+
+    # The storm over (no page claimed for GIVE_WAY_WINDOW), the main lane goes flat out.
+    clock.advance(timedelta(seconds=GIVE_WAY_WINDOW))
+    assert not app.page_scheduler.busy() and not app.scheduler.giving_way()
+    for _ in range(3):
+        await declare(app)
+    start, sent_before = clock.now(), len(vendor.sends)
+    report = await app.scheduler.tick(clock.now())
+    assert report.count("done") == 12  # pages too: this lane runs every step
+    offsets = [(s.at - start).total_seconds() for s in vendor.sends[sent_before:]]
+    assert max(offsets) == pytest.approx(0.12)  # twelve calls of 10 ms, no pause
 
 
 async def test_the_page_lane_pages_a_new_incident_while_an_earlier_page_hangs(

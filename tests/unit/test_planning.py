@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from incident.domain.incident import Category, Incident, Severity
+from incident.domain.incident import Category, Incident, Severity, Status
 from incident.domain.planning import (
     StepHistory,
     backoff,
+    comes_back,
     next_occurrence,
     plan,
     tracked_deadline,
@@ -204,6 +207,65 @@ def test_rca_deadline_is_48h_after_resolution() -> None:
             T0 + 53 * H
         )
     assert tracked_deadline(incident(), playbooks.for_severity(Severity.P1), "rca_due") is None
+
+
+# Parsed once: the strategy and the test read them for every example.
+REAL_PLAYBOOKS = load_real_playbooks()
+_OFFSETS = st.none() | st.integers(min_value=0, max_value=72 * 60).map(lambda m: m * M)
+
+
+@st.composite
+def incidents_and_histories(draw: st.DrawFn) -> tuple[Incident, dict[str, StepHistory]]:
+    """Any incident of any severity at any point of its life, with any steps already run."""
+    facts: dict[str, object] = {
+        "severity": draw(st.sampled_from(Severity)),
+        "category": draw(st.sampled_from(Category)),
+        "commander": draw(st.none() | st.just("@ic")),
+    }
+    for name in (
+        "acknowledged_at",
+        "severity_changed_at",
+        "last_customer_update_at",
+        "last_manual_update_at",
+        "resolved_at",
+    ):
+        offset = draw(_OFFSETS)
+        facts[name] = None if offset is None else T0 + offset
+    if facts["resolved_at"] is not None:
+        facts["status"] = Status.RESOLVED
+        facts["rca_link"] = draw(st.none() | st.just("https://wiki/rca"))
+    the_incident = incident(**facts)
+    steps = REAL_PLAYBOOKS.for_severity(the_incident.severity).steps
+    past = {}
+    for the_step in draw(st.lists(st.sampled_from(steps), unique=True, max_size=6)):
+        due = draw(st.integers(min_value=0, max_value=72 * 60)) * M
+        past[the_step.id] = history(draw(st.integers(min_value=1, max_value=4)), due)
+    return the_incident, past
+
+
+@settings(max_examples=400, deadline=None)
+@given(incidents_and_histories(), st.data())
+def test_a_step_that_does_not_come_back_leaves_the_plan_less_its_occurrence(
+    case: tuple[Incident, dict[str, StepHistory]], data: st.DataObject
+) -> None:
+    """Why the scheduler may skip re-planning when such a step is done and the incident
+    has not changed: the new plan is the old one less the occurrence that ran."""
+    the_incident, past = case
+    playbook = REAL_PLAYBOOKS.for_severity(the_incident.severity)
+    before = plan(the_incident, playbook, past)
+    one_shot = [p for p in before if not comes_back(playbook.step(p.step_id))]
+    if not one_shot:
+        return
+    ran = data.draw(st.sampled_from(one_shot))
+    late = data.draw(st.integers(min_value=0, max_value=600)) * timedelta(seconds=1)
+    done = past.get(ran.step_id, StepHistory())
+    after = {
+        **past,
+        ran.step_id: StepHistory(
+            fired=done.fired + 1, last_due=ran.due_at, last_fired_at=ran.due_at + late
+        ),
+    }
+    assert plan(the_incident, playbook, after) == [p for p in before if p != ran]
 
 
 @pytest.mark.parametrize(

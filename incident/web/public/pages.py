@@ -14,7 +14,6 @@ from datetime import date, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import Template
 from markupsafe import Markup, escape
 
 from incident.domain.status_page import (
@@ -139,14 +138,17 @@ def fragment(macro: str, page: PageInfo, item: Item) -> Markup:
     macros.html.j2, made once per version of the item and kept. An alert storm puts
     hundreds of incidents on the page, and the page is rebuilt at each change of any of
     them: the others' HTML is taken from here instead of being rendered again."""
-    html = _fragment_template().render(macro=macro, page=page, item=item, **_helpers())
-    return Markup(html)
+    return Markup(getattr(_macros(page), macro)(item))
 
 
-@cache
-def _fragment_template() -> Template:
-    return environment().from_string(
-        '{% import "public/macros.html.j2" as ui with context %}{{ ui[macro](item) }}'
+@lru_cache(maxsize=8)
+def _macros(page: PageInfo) -> Any:
+    """macros.html.j2 as a module, made once per page (its macros read `page` and the
+    helpers): importing it for each block would run the whole file each time."""
+    return (
+        environment()
+        .get_template("public/macros.html.j2")
+        .make_module(vars={"page": page, **_helpers()})
     )
 
 

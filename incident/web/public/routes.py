@@ -54,7 +54,7 @@ async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator
     settings = container.settings
     runtime = container.runtime
     page = PageInfo.of(name=settings.status_page_name, base_url=settings.base_url)
-    snapshot = PublicSnapshot(runtime, page)
+    snapshot = PublicSnapshot(runtime, page, storm=container.page_scheduler.busy)
     await snapshot.rebuild()  # the first visitor finds a page
     app[SNAPSHOT] = live.snapshot = snapshot
     # Chained, not replaced: whoever else listens for public changes keeps hearing them.

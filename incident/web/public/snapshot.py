@@ -9,7 +9,10 @@ document, and swaps the snapshot in whole. It runs in the background:
   arrive, so a storm of updates costs one rebuild a second at most (a few percent of a
   core; visitors' caches keep a body 5 s anyway). A rebuild that took long (an alert storm
   with hundreds of open incidents) is followed by a pause of `spacing` times its duration,
-  so rebuilds never take more than about 5 % of the process, whatever the page holds;
+  so rebuilds never take more than about 5 % of the process, whatever the page holds.
+  While pages are going out (`storm`: the page lane is busy) they wait `storm_interval`
+  (5 s) between them: a rebuild holds the interpreter for tens of milliseconds, which a
+  page due meanwhile would wait out, and visitors' caches keep a body 5 s anyway;
 - when time alone changes the page (`PublicStatus.stale_at`: midnight UTC moves the uptime
   bars on, a maintenance window starts or ends);
 - every `refresh_every` seconds, for changes made by other replicas.
@@ -155,12 +158,16 @@ class PublicSnapshot:
         refresh_every: float = 10.0,
         min_interval: float = 1.0,
         spacing: float = 19.0,
+        storm: Callable[[], bool] | None = None,
+        storm_interval: float = 5.0,
     ) -> None:
         self.rt = rt
         self.page = page
         self.refresh_every = refresh_every
         self.min_interval = min_interval
         self.spacing = spacing
+        self.storm = storm
+        self.storm_interval = storm_interval
         self.clock: Clock = rt.clock
         self.rebuilds = 0
         self._current: Published | None = None
@@ -269,6 +276,8 @@ class PublicSnapshot:
                 await self._pause(1.0)
             took = self.clock.monotonic() - started
             await self._pause(max(self.min_interval, took * self.spacing))
+            if self.storm is not None and self.storm():
+                await self._pause(self.storm_interval - self.clock.monotonic() + started)
 
     async def _pause(self, seconds: float) -> None:
         """Wait `seconds`, unless the snapshot is stopped meanwhile."""
