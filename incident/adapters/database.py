@@ -143,7 +143,7 @@ class Database:
                     # Alone: its own transaction, no savepoint to pay for.
                     outcomes.append(_run_alone(connection, units[0].work))
                 else:
-                    with connection.begin():
+                    with connection.begin() as root:
                         for position, unit in enumerate(units):
                             if position and not urgent and self._urgent:
                                 # An urgent unit arrived: commit what is done and let it go
@@ -153,7 +153,12 @@ class Database:
                                     self._queue[:0] = units[position:]
                                 units = units[:position]
                                 break
-                            outcomes.append(_run_in_savepoint(connection, unit.work))
+                            outcomes.append(_run_in_savepoint(connection, raw, unit.work))
+                            if not root.is_active:
+                                # Rolled back whole (an ORM flush that failed does that, in
+                                # the Session's "rollback_only" mode): the units before this
+                                # one are lost with it, so nobody's work is kept.
+                                raise outcomes[-1][1]
             finally:
                 if not durable:
                     raw.execute("PRAGMA synchronous=FULL")
@@ -319,10 +324,29 @@ def _run_alone(connection: Connection, work: Callable[[Session], Any]) -> tuple[
     return _run_in(connection.begin(), connection, work)
 
 
-def _run_in_savepoint(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
+def _run_in_savepoint(
+    connection: Connection, raw: Any, work: Callable[[Session], Any]
+) -> tuple[bool, Any]:
     """One unit in a savepoint of the shared transaction: released if it returns, rolled
-    back (alone) if it raises."""
-    return _run_in(connection.begin_nested(), connection, work)
+    back (alone) if it raises.
+
+    The savepoint is the driver's own: SQLAlchemy's (`begin_nested`) compiles its
+    statements again for each one, a tenth of a millisecond a unit, a fifth of the
+    database thread's time in an alert storm."""
+    raw.execute("SAVEPOINT unit")
+    try:
+        with Session(
+            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+        ) as session:
+            result = work(session)
+            session.flush()
+    except BaseException as error:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK TO unit")
+            raw.execute("RELEASE unit")
+        return False, error
+    raw.execute("RELEASE unit")
+    return True, result
 
 
 def _run_in(
@@ -369,4 +393,5 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _begin(connection: Any) -> None:
         # Another process (a CLI command, a second service refused at start) may use the
         # same file: take the write lock up front so it waits instead of failing mid-way.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # (On the driver: through SQLAlchemy the statement costs five times as much.)
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")

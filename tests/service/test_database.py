@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from incident.adapters.database import Database
 from tests.postgres import postgres_database
@@ -131,5 +132,52 @@ async def test_an_urgent_unit_cuts_a_batch_short_and_every_unit_is_kept(
             lambda s: sorted(row[0] for row in s.execute(text("SELECT n FROM notes")))
         )
         assert stored == [0, 1, 2, 3, 4, 5, 100]
+    finally:
+        await database.dispose()
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Note(_Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int | None]
+
+
+async def test_a_unit_whose_orm_flush_fails_never_leaves_another_unit_told_it_was_kept(
+    sqlite_database: Database,
+) -> None:
+    # A failed ORM flush makes the Session roll back the whole transaction of the batch,
+    # not only its unit's savepoint: whatever happens, no unit is told it was committed
+    # when it was not.
+    database = sqlite_database
+
+    def insert(n: int):  # type: ignore[no-untyped-def]
+        def work(session: Session) -> int:
+            session.execute(text("INSERT INTO notes (id, n) VALUES (:n, :n)"), {"n": n})
+            return n
+
+        return work
+
+    def clash(session: Session) -> int:
+        session.add(_Note(id=1, n=99))  # id 1 is the first unit's
+        session.flush()
+        return 99
+
+    try:
+        results = await asyncio.gather(
+            database.run(insert(1)),
+            database.run(clash),
+            database.run(insert(3)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], IntegrityError)
+        told_kept = {r for r in results if isinstance(r, int)}
+        stored = await database.run(
+            lambda s: {row[0] for row in s.execute(text("SELECT n FROM notes"))}
+        )
+        assert told_kept == stored
     finally:
         await database.dispose()
