@@ -21,6 +21,13 @@ from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
 from incident.services.ports import OnCall, WarRoom
 
+# Built once, with the values as parameters: compiled once and then taken from SQLAlchemy's
+# cache (a statement with the values in it is compiled anew for every effect).
+_INSERT_SQLITE = sqlite_insert(OutboxRow).on_conflict_do_nothing(index_elements=["idempotency_key"])
+_INSERT_POSTGRES = postgres_insert(OutboxRow).on_conflict_do_nothing(
+    index_elements=["idempotency_key"]
+)
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -63,13 +70,8 @@ class Outbox:
             "subject": subject,
             "body": body,
         }
-        insert = sqlite_insert if self._database.is_sqlite else postgres_insert
-        statement = (
-            insert(OutboxRow)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-        await self._database.run(lambda session: session.execute(statement))
+        statement = _INSERT_SQLITE if self._database.is_sqlite else _INSERT_POSTGRES
+        await self._database.run(lambda session: session.execute(statement, values))
 
     # --- Pager -----------------------------------------------------------------------------
 

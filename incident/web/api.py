@@ -32,7 +32,7 @@ from incident.services.incidents import Runtime
 from incident.web import schemas as s
 from incident.web.auth import authenticate
 from incident.web.context import CONTAINER
-from incident.web.errors import ApiError, validation_detail
+from incident.web.errors import ApiError, guarded, validation_detail
 
 PREFIX = "/api/v1"
 MAX_ID = 2**53  # ids beyond this cannot exist (and would overflow SQLite's integers)
@@ -553,9 +553,9 @@ def add_routes(app: web.Application) -> None:
     from incident.web.openapi import openapi_document
 
     for op in OPERATIONS:
-        app.router.add_route(op.method, _aiohttp_path(op.path), _route(op))
+        app.router.add_route(op.method, _aiohttp_path(op.path), guarded(_route(op)))
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(openapi_document(request.app[CONTAINER].settings.base_url))
 
-    app.router.add_get(PREFIX + "/openapi.json", openapi)
+    app.router.add_get(PREFIX + "/openapi.json", guarded(openapi))

@@ -22,7 +22,7 @@ from incident.config import Settings
 from incident.domain.incident import OPEN_STATUSES
 from incident.web import api, dashboard, slack, webhooks
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
-from incident.web.errors import error_middleware, json_error
+from incident.web.errors import add_json_fallbacks, guarded, json_error
 from incident.web.metrics import Metrics
 from incident.web.public import routes as public_page
 
@@ -37,20 +37,22 @@ async def _default_build(settings: Settings, metrics: Metrics) -> bootstrap.Cont
 
 def create_app(settings: Settings, *, build: Builder | None = None) -> web.Application:
     """`build`: how to wire the engine (tests pass a fake clock and recording vendors)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    # No middleware: each route is guarded instead (errors.py `guarded`).
+    app = web.Application(client_max_size=settings.max_body_bytes)
     metrics = Metrics()
     app[METRICS] = metrics
     app.cleanup_ctx.append(_engine(settings, build or _default_build))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
-    app.router.add_get("/runbooks/{name}", runbook)
+    app.router.add_get("/healthz", guarded(healthz))
+    app.router.add_get("/readyz", guarded(readyz))
+    app.router.add_get("/metrics", guarded(metrics_endpoint))
+    app.router.add_get("/runbooks/{name}", guarded(runbook))
     api.add_routes(app)
     webhooks.add_routes(app)
     slack.add_routes(app)
     # The public status page; its snapshot starts after the engine, which it reads through.
     public_page.add_routes(app)
     dashboard.add_routes(app, settings)
+    add_json_fallbacks(app)
     return app
 
 

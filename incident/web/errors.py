@@ -7,13 +7,14 @@ plain 500 that names the request id, so an operator can find it in the logs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import ValidationError
 
 from incident.domain.errors import (
@@ -97,51 +98,69 @@ def _next_request_id() -> str:
     return f"{_PROCESS_PREFIX}{next(_request_numbers):08x}"
 
 
-# Handlers that answer from memory and cannot fail on any input: the public snapshot's
-# reads (incident/web/public/routes.py). A crowd's requests skip the request id and the
-# error mapping, which cost about a tenth of serving them (bench/README.md).
-_UNGUARDED: set[Handler] = set()
-
 H = TypeVar("H", bound=Handler)
 
 
-def unguarded(handler: H) -> H:
-    """Mark a handler as one the error middleware passes straight through."""
-    _UNGUARDED.add(handler)
-    return handler
+def guarded(handler: H) -> H:
+    """`handler` answering every error as JSON, with a request id (see above).
+
+    Every route is registered guarded but the public snapshot's reads, which answer from
+    memory and cannot fail on any input: a guard per route, not a middleware, because
+    aiohttp wraps every request of an app that has any middleware at all in two more
+    coroutines, the crowd's reads too (bench/README.md)."""
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
+        request[REQUEST_ID] = request_id
+        try:
+            response = await handler(request)
+        except ApiError as error:
+            response = json_error(error.status, error.error, error.detail, error.headers)
+        except DomainError as error:
+            status, kind = domain_status(error)
+            response = json_error(status, kind, str(error))
+        except ValidationError as error:
+            response = json_error(422, "invalid value", validation_detail(error))
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            detail = error.text if error.text and error.text != error.reason else error.reason
+            if error.status == 413:
+                limit = request.app[CONTAINER].settings.max_body_bytes
+                detail = f"the body is larger than the limit of {limit} bytes"
+            headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
+            response = json_error(error.status, error.reason.lower(), detail, headers)
+        except Exception:
+            log.exception(
+                "unhandled error",
+                extra={"request_id": request_id, "method": request.method, "path": request.path},
+            )
+            response = json_error(
+                500, "internal error", f"something went wrong on our side; request id {request_id}"
+            )
+        response.headers.setdefault("X-Request-Id", request_id)
+        return response
+
+    return guard  # type: ignore[return-value]
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if handler in _UNGUARDED:
-        return await handler(request)
-    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
-    request[REQUEST_ID] = request_id
-    try:
-        response = await handler(request)
-    except ApiError as error:
-        response = json_error(error.status, error.error, error.detail, error.headers)
-    except DomainError as error:
-        status, kind = domain_status(error)
-        response = json_error(status, kind, str(error))
-    except ValidationError as error:
-        response = json_error(422, "invalid value", validation_detail(error))
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        detail = error.text if error.text and error.text != error.reason else error.reason
-        if error.status == 413:
-            limit = request.app[CONTAINER].settings.max_body_bytes
-            detail = f"the body is larger than the limit of {limit} bytes"
-        headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
-        response = json_error(error.status, error.reason.lower(), detail, headers)
-    except Exception:
-        log.exception(
-            "unhandled error",
-            extra={"request_id": request_id, "method": request.method, "path": request.path},
-        )
-        response = json_error(
-            500, "internal error", f"something went wrong on our side; request id {request_id}"
-        )
-    response.headers.setdefault("X-Request-Id", request_id)
-    return response
+def add_json_fallbacks(app: web.Application) -> None:
+    """What no route takes is answered as JSON too: a known path with another method
+    405 (with Allow), any other path 404. Call once every route is added."""
+    for resource in list(app.router.resources()):
+        methods = sorted({route.method for route in resource})
+        if isinstance(resource, web.Resource) and hdrs.METH_ANY not in methods:
+            resource.add_route(hdrs.METH_ANY, guarded(_not_allowed(methods)))
+    app.router.add_route(hdrs.METH_ANY, "/{path:.*}", guarded(_not_found))
+
+
+def _not_allowed(allowed: list[str]) -> Handler:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return refuse
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()

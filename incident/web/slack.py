@@ -66,7 +66,7 @@ from incident.services import incidents as uc
 from incident.services.incidents import IncidentView, Runtime
 from incident.web.background import run_in_background
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
-from incident.web.errors import ApiError, json_error
+from incident.web.errors import ApiError, guarded, json_error
 
 log = logging.getLogger("incident.web.slack")
 
@@ -89,7 +89,7 @@ _TRIGGER_ID = re.compile(r"[\w.\-]{1,150}")
 
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_http_client)
-    app.router.add_post(PATH, slash_command)
+    app.router.add_post(PATH, guarded(slash_command))
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:

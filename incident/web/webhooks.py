@@ -35,7 +35,7 @@ from incident.domain.errors import DomainError
 from incident.services.alerts import AlertOutcome, ingest_alerts
 from incident.web.auth import authenticate
 from incident.web.context import CONTAINER, METRICS
-from incident.web.errors import ApiError, validation_detail
+from incident.web.errors import ApiError, guarded, validation_detail
 
 ALERTMANAGER_PATH = "/webhooks/alertmanager"
 GRAFANA_PATH = "/webhooks/grafana"
@@ -231,5 +231,5 @@ async def grafana(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post(ALERTMANAGER_PATH, alertmanager)
-    app.router.add_post(GRAFANA_PATH, grafana)
+    app.router.add_post(ALERTMANAGER_PATH, guarded(alertmanager))
+    app.router.add_post(GRAFANA_PATH, guarded(grafana))

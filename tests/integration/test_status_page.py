@@ -741,7 +741,7 @@ async def two_of_eight_logged(client: Client, caplog: pytest.LogCaptureFixture) 
 async def test_api_answers_carry_a_request_id_and_the_crowds_reads_skip_it(client: Client) -> None:
     """Every API answer names its request (the client's own id, or a new one each time),
     so an operator can find it in the logs; the public snapshot's reads, served from
-    memory and never failing, skip that work (errors.py `unguarded`)."""
+    memory and never failing, skip that work (they are not `guarded`, errors.py)."""
     first = await client.get("/api/v1/incidents", headers=auth())
     second = await client.get("/api/v1/incidents", headers=auth())
     assert first.headers["X-Request-Id"] != second.headers["X-Request-Id"]

@@ -35,7 +35,7 @@ from incident.web.dashboard.sessions import (
     Session,
     SessionKeys,
 )
-from incident.web.errors import domain_status
+from incident.web.errors import domain_status, guarded
 from incident.web.html import STATIC_DIR
 
 log = logging.getLogger("incident.web.dashboard")
@@ -59,14 +59,14 @@ _PAGE_HEADERS = {
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     app[SESSIONS] = SessionKeys(settings)
-    app.router.add_get("/ui", overview)
-    app.router.add_get("/ui/", to_overview)
-    app.router.add_get("/ui/login", login_form)
-    app.router.add_post("/ui/login", login)
-    app.router.add_post("/ui/logout", logout)
-    app.router.add_get("/ui/static/{name}", static)
-    app.router.add_get("/ui/incidents/{incident_id}", incident_page)
-    app.router.add_post("/ui/incidents/{incident_id}/{action}", act)
+    app.router.add_get("/ui", guarded(overview))
+    app.router.add_get("/ui/", guarded(to_overview))
+    app.router.add_get("/ui/login", guarded(login_form))
+    app.router.add_post("/ui/login", guarded(login))
+    app.router.add_post("/ui/logout", guarded(logout))
+    app.router.add_get("/ui/static/{name}", guarded(static))
+    app.router.add_get("/ui/incidents/{incident_id}", guarded(incident_page))
+    app.router.add_post("/ui/incidents/{incident_id}/{action}", guarded(act))
 
 
 # --- responses -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from incident.web.context import CONTAINER
-from incident.web.errors import unguarded
+from incident.web.errors import guarded
 from incident.web.public.access_log import PublicRead, quiet_public_reads
 from incident.web.public.snapshot import PublicSnapshot, Resource
 from incident.web.public.statuspage_v2 import DOCUMENTS, PageInfo
@@ -46,7 +46,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", _serve(live, "index"))
     app.router.add_get("/status/", _serve(live, "index"))
     app.router.add_get("/status/history", _serve(live, "history"))
-    app.router.add_get("/status/incidents/{item_id}", _item(live))
+    # Rendered on first read, so it can fail like any page: guarded.
+    app.router.add_get("/status/incidents/{item_id}", guarded(_item(live)))
 
 
 async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator[None]:
@@ -78,11 +79,11 @@ async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator
 
 def _serve(live: _Live, key: str) -> Handler:
     # As little as possible per request: the crowd's reads all come through here. The key
-    # is one every snapshot renders, so nothing here can fail: no error mapping needed.
+    # is one every snapshot renders, so nothing here can fail: not guarded (errors.py).
     async def handler(request: web.Request) -> web.Response:
         return respond(request, live.snapshot.current.resources[key])
 
-    return unguarded(handler)
+    return handler
 
 
 def _item(live: _Live) -> Handler:
