@@ -152,7 +152,8 @@ def add_json_fallbacks(app: web.Application) -> None:
         methods = sorted({route.method for route in resource})
         if isinstance(resource, web.Resource) and hdrs.METH_ANY not in methods:
             resource.add_route(hdrs.METH_ANY, guarded(_not_allowed(methods)))
-    app.router.add_route(hdrs.METH_ANY, "/{path:.*}", guarded(_not_found))
+    # [\s\S], not ".": a path may hold an encoded line break.
+    app.router.add_route(hdrs.METH_ANY, r"/{path:[\s\S]*}", guarded(_not_found))
 
 
 def _not_allowed(allowed: list[str]) -> Handler:

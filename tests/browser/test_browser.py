@@ -19,14 +19,27 @@ WAIT = 10  # seconds: the service answers in milliseconds; this only bounds a fa
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.common.exceptions import (
+        StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    # The dashboard swaps in fresh parts of the page as things change: an element found a
-    # moment ago may be gone; look again.
+    # The dashboard swaps in fresh parts of the page as things change, and a form's answer
+    # replaces the whole document: an element found a moment ago may be gone (Chrome says
+    # so either way, stale or "does not belong to the document"); look again.
+    def look(d: Any) -> Any:
+        try:
+            return condition(d)
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error.msg):
+                return False
+            raise
+
     ignored = (StaleElementReferenceException,)
     try:
-        return WebDriverWait(driver, timeout, 0.1, ignored).until(condition)
+        return WebDriverWait(driver, timeout, 0.1, ignored).until(look)
     except TimeoutException:
         raise AssertionError(
             f"{what}: not seen within {timeout} s on {driver.current_url}:\n{page_text(driver)}"

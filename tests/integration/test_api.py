@@ -298,6 +298,9 @@ async def test_validation_errors_name_the_field(client: TestClient[Any, Any]) ->
         ("GET", "/api/v1/nothing-here", 404),
         ("DELETE", "/api/v1/incidents", 405),
         ("POST", "/api/v1/incidents/1/steps/..%2F/skip", 404),
+        ("POST", "/api/v1/incidents/-1/steps/%05%0A/snooze", 404),  # a line break, too
+        ("PUT", "/healthz", 405),
+        ("GET", "/", 404),
     ],
 )
 async def test_unknown_things_are_json_errors(
