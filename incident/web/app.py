@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, middleware and the lifetime of the engine behind them.
+"""The aiohttp application: guarded routes (errors.py) and the lifetime of the engine behind them.
 
 One process serves HTTP and runs the scheduler. Shutdown (SIGTERM / SIGINT, via aiohttp's
 runner): the server stops taking requests, the scheduler finishes the step it is running
