@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from incident import bootstrap
 from incident.adapters.database import Database
 from incident.adapters.sql_store import SqlStore, SqlTransaction
+from incident.adapters.sql_store import explain_claim as sql_explain_claim
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.incident import Severity
@@ -325,28 +326,7 @@ async def claim_latency(server: Server, backlog: int) -> dict[str, Any]:
 
 
 async def explain_claim(database: Database, now: datetime) -> str:
-    from incident.adapters.sql_store import _CLAIM_FOR_UPDATE
-
-    def explain(session: Session) -> str:
-        connection = session.connection()
-        compiled = _CLAIM_FOR_UPDATE.compile(dialect=connection.dialect)
-        values = {
-            **compiled.params,
-            "b_now": now,
-            "b_limit": 100,
-            "b_owner": "explain",
-            "b_lease": now + timedelta(minutes=1),
-        }
-        assert compiled.positiontup is not None
-        args = tuple(values[name] for name in compiled.positiontup)
-        rows = connection.exec_driver_sql(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + str(compiled), args
-        )
-        plan = "\n".join(r[0] for r in rows)
-        session.rollback()
-        return plan
-
-    return await database.run(explain)
+    return await database.run(lambda session: sql_explain_claim(session, now=now, analyze=True))
 
 
 # --- the report ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
@@ -806,3 +806,26 @@ class SqlStore:
         return await self.database.run(
             lambda session: work(SqlTransaction(session)), durable=durable, urgent=urgent
         )
+
+
+def explain_claim(session: Session, *, now: datetime, analyze: bool = False) -> str:
+    """PostgreSQL's plan for the claim the main lane runs at `now`: `EXPLAIN`, or with
+    `analyze` `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)`, whose claim is then rolled back.
+    For the tests and benchmarks that check it stays an index scan however long the
+    backlog."""
+    connection = session.connection()
+    compiled = _CLAIM_FOR_UPDATE.compile(dialect=connection.dialect)
+    values = {
+        **compiled.params,
+        "b_now": now,
+        "b_limit": 100,
+        "b_owner": "explain",
+        "b_lease": now + timedelta(minutes=1),
+    }
+    assert compiled.positiontup is not None
+    args = tuple(values[name] for name in compiled.positiontup)
+    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " if analyze else "EXPLAIN "
+    plan = "\n".join(row[0] for row in connection.exec_driver_sql(explain + str(compiled), args))
+    if analyze:
+        session.rollback()  # ANALYZE ran the claim
+    return plan

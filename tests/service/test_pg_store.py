@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -20,6 +20,7 @@ from incident import bootstrap
 from incident.adapters.database import Database, SchemaMismatch
 from incident.adapters.leases import SqlLeases
 from incident.adapters.migrate import head
+from incident.adapters.sql_store import explain_claim
 from incident.adapters.templates import JinjaRenderer
 from incident.adapters.wakeups import PostgresSignal
 from incident.clock import FakeClock
@@ -360,32 +361,11 @@ async def test_the_claim_reads_an_index_range_however_long_the_backlog(
         run(text("ANALYZE step_occurrences"))
 
     await app.database.run(backlog)
-    plan = await _claim_plan(app, clock.now() + timedelta(days=1))
+    later = clock.now() + timedelta(days=1)
+    plan = await app.database.run(lambda session: explain_claim(session, now=later))
     pending = plan.split("CTE claim_pending")[1].split("  ->  Nested Loop  ")[0]
     assert "Index Scan using ix_occurrence_claim on step_occurrences due_pending" in pending
     assert "Seq Scan" not in plan
     # Sorted only among rows of one run_at as they come off the index, never all of them.
     sorts = [line.strip() for line in pending.splitlines() if "Sort  (" in line]
     assert all(line.startswith("->  Incremental Sort") for line in sorts), sorts
-
-
-async def _claim_plan(app: bootstrap.Container, now: datetime) -> str:
-    """EXPLAIN of the claim the main lane runs, with these parameters."""
-    from incident.adapters.sql_store import _CLAIM_FOR_UPDATE
-
-    def explain(session: Session) -> str:
-        connection = session.connection()
-        compiled = _CLAIM_FOR_UPDATE.compile(dialect=connection.dialect)
-        values = {
-            **compiled.params,
-            "b_now": now,
-            "b_limit": 100,
-            "b_owner": "someone",
-            "b_lease": now,
-        }
-        assert compiled.positiontup is not None
-        args = tuple(values[name] for name in compiled.positiontup)
-        rows = connection.exec_driver_sql("EXPLAIN " + str(compiled), args)
-        return "\n".join(r[0] for r in rows)
-
-    return await app.database.run(explain)
