@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Transaction, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -321,7 +321,14 @@ class _Unit:
 def _run_alone(connection: Connection, work: Callable[[Session], Any]) -> tuple[bool, Any]:
     """One unit as the whole transaction: committed if it returns, rolled back if it
     raises (a failed commit raises, for the caller to hand to the unit)."""
-    return _run_in(connection.begin(), connection, work)
+    transaction = connection.begin()
+    try:
+        result = _run_work(connection, work)
+    except BaseException as error:
+        transaction.rollback()
+        return False, error
+    transaction.commit()
+    return True, result
 
 
 def _run_in_savepoint(
@@ -335,11 +342,7 @@ def _run_in_savepoint(
     database thread's time in an alert storm."""
     raw.execute("SAVEPOINT unit")
     try:
-        with Session(
-            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
-        ) as session:
-            result = work(session)
-            session.flush()
+        result = _run_work(connection, work)
     except BaseException as error:
         if raw.in_transaction:
             raw.execute("ROLLBACK TO unit")
@@ -349,22 +352,15 @@ def _run_in_savepoint(
     return True, result
 
 
-def _run_in(
-    transaction: Transaction, connection: Connection, work: Callable[[Session], Any]
-) -> tuple[bool, Any]:
-    """Run `work` in `transaction` (the connection's own, begun by the caller): the
-    Session only runs statements in it ("rollback_only": it never commits or opens one)."""
-    try:
-        with Session(
-            bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
-        ) as session:
-            result = work(session)
-            session.flush()
-    except BaseException as error:
-        transaction.rollback()
-        return False, error
-    transaction.commit()
-    return True, result
+def _run_work(connection: Connection, work: Callable[[Session], Any]) -> Any:
+    """Run `work` in the transaction the caller has begun on `connection`: the Session
+    only runs statements in it ("rollback_only": it never commits or opens one)."""
+    with Session(
+        bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+    ) as session:
+        result = work(session)
+        session.flush()
+    return result
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -740,8 +740,8 @@ _UPDATE_ALERT_GROUP = update(_G).where(
 )
 
 
-# The status page's statements: incidents with anything public, open or recently over.
-# On the page: incidents with anything public, open or resolved in the last 90 days.
+# The status page's statements. On the page: incidents with anything public, open or
+# resolved in the last 90 days.
 _ON_THE_PAGE = (_I.c.resolved_at.is_(None)) | (_I.c.resolved_at >= bindparam("b_since", type_=_AT))
 _PUBLIC_INCIDENTS = (
     select(_I)
