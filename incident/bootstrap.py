@@ -87,7 +87,13 @@ async def build(
     store = SqlStore(database)
     outbox = Outbox(database, clock, conference_url_template=settings.conference_url_template)
     closers: list[Callable[[], Awaitable[None]]] = []
-    live = {"pager": "outbox", "chat": "outbox", "status_page": "outbox", "customers": "outbox"}
+    live = {
+        "pager": "outbox",
+        "chat": "outbox",
+        "email": "outbox",
+        "status_page": "outbox",
+        "customers": "outbox",
+    }
     if effects is None:
         pager: Pager = outbox
         if settings.pagerduty_routing_key:
@@ -98,13 +104,13 @@ async def build(
             status_page = _statuspage(settings, database, clock, vendor_tls, closers)
             live["status_page"] = f"Statuspage ({settings.statuspage_api_url})"
         chat: Chat = outbox
-        notifier: Notifier = outbox
+        slack: SlackChat | None = None
         if settings.slack_bot_token:
-            from incident.adapters.split_notifier import SplitNotifier
-
-            slack = await _slack(settings, database, clock, closers)
-            chat, notifier = slack, SplitNotifier(chat=slack, other=outbox)
+            chat = slack = await _slack(settings, database, clock, closers)
             live["chat"] = f"Slack ({settings.slack_api_url})"
+        notifier = _notifier(
+            settings, database, clock, vendor_tls, outbox=outbox, slack=slack, live=live
+        )
         effects = Effects(
             pager=pager,
             chat=chat,
@@ -246,6 +252,52 @@ def _statuspage(
         catalog=settings.catalog,
         # Statuspage allows about one request per second per API key: queue, don't fail.
         spacing=RequestSpacing(clock, interval=1.0),
+    )
+
+
+def _notifier(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    tls: ssl.SSLContext | None,
+    *,
+    outbox: Outbox,
+    slack: SlackChat | None,
+    live: dict[str, str],
+) -> Notifier:
+    """Audiences' destinations by kind: `chat:` to Slack and `email:` to SMTP when they are
+    configured; the outbox keeps the rest."""
+    from incident.adapters.split_notifier import SplitNotifier
+
+    routes: dict[str, Notifier] = {}
+    if slack is not None:
+        routes["chat"] = slack
+    if settings.smtp is not None:
+        routes["email"] = _smtp(settings, database, clock, tls)
+        live["email"] = f"SMTP ({settings.smtp.address})"
+    return SplitNotifier(routes, default=outbox) if routes else outbox
+
+
+def _smtp(
+    settings: Settings, database: Database, clock: Clock, tls: ssl.SSLContext | None
+) -> Notifier:
+    from incident.adapters.smtp_mail import SmtpNotifier
+    from incident.adapters.vendor_refs import VendorRefs
+
+    server = settings.smtp
+    assert server is not None and settings.smtp_from is not None
+    return SmtpNotifier(
+        host=server.host,
+        port=server.port,
+        implicit_tls=server.implicit_tls,
+        require_starttls=server.require_starttls,
+        username=server.username,
+        password=server.password,
+        tls_context=tls,
+        sender=settings.smtp_from,
+        company=settings.company_name,
+        refs=VendorRefs(database, clock),
+        clock=clock,
     )
 
 

@@ -307,8 +307,13 @@ def integrations(settings: Settings) -> list[str]:
             if settings.slack_bot_token
             else "chat: outbox (set INCIDENT_SLACK_BOT_TOKEN for Slack war rooms)"
         ),
-        "e-mail notifications and customer messages: outbox (kept in the database; "
-        "see `incident outbox`)",
+        (
+            f"e-mail: audiences' email: destinations through SMTP ({settings.smtp.address}, "
+            f"{settings.smtp.security}, from {settings.smtp_from})"
+            if settings.smtp is not None
+            else "e-mail: outbox (set INCIDENT_SMTP_URL and INCIDENT_SMTP_FROM to send it)"
+        ),
+        "customer messages: outbox (kept in the database; see `incident outbox`)",
         f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"
         + (f" ({', '.join(roles)})" if roles else "; set INCIDENT_API_TOKENS to allow calls"),
         "Slack slash commands: "

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from email.policy import default as default_email_policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
@@ -27,6 +30,11 @@ from incident.domain.status_page import Catalog, Component, ComponentGroup
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///incident.db"
 ENV_PREFIX = "INCIDENT_"
+SMTP_URL_FORM = (
+    "smtp://[user[:password]@]host[:port] (STARTTLS when the server offers it; required with "
+    "a user, or with ?starttls=required) or smtps://[user[:password]@]host[:port] (TLS from "
+    "the start), percent-encoding @ : / ? # in the user and password"
+)
 
 # Every setting a config file may hold (lower case, no prefix); anything else is a typo.
 KNOWN_KEYS = frozenset(
@@ -55,6 +63,9 @@ KNOWN_KEYS = frozenset(
         "statuspage_api_url",
         "statuspage_components",
         "pagerduty_escalation_policies",
+        "smtp_url",
+        "smtp_from",
+        "company_name",
         "status_page_name",
         "components",
         "component_groups",
@@ -73,6 +84,31 @@ class ApiToken:
     @property
     def principal(self) -> Principal:
         return Principal(name=self.name, role=self.role)
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """The mail server of INCIDENT_SMTP_URL, parsed. The password never shows in repr."""
+
+    host: str
+    port: int
+    implicit_tls: bool = False  # smtps://: TLS from the first byte
+    # smtp://: STARTTLS when offered; this makes it required (set with a user, so a password
+    # never crosses the network in the clear, or by ?starttls=required).
+    require_starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def security(self) -> str:
+        if self.implicit_tls:
+            return "TLS"
+        return "STARTTLS" if self.require_starttls else "STARTTLS when offered"
 
 
 @dataclass(frozen=True)
@@ -107,6 +143,11 @@ class Settings:
     statuspage_api_url: str = "https://api.statuspage.io/v1"
     # Our service name -> Statuspage component id, for component statuses.
     statuspage_components: Mapping[str, str] = field(default_factory=dict)
+    # E-mail: `email:` destinations go through this server, from `smtp_from`.
+    smtp: SmtpServer | None = None
+    smtp_from: str | None = None  # `Name <address>` or `address`, checked
+    # Our company's name, in e-mail subjects (`[Acme] [INC-12 P1] ...`) and signatures.
+    company_name: str = "Service"
     # The built-in public status page: its name and the components it lists.
     status_page_name: str = "Service Status"
     catalog: Catalog = field(default_factory=Catalog)
@@ -223,6 +264,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alert_routing=AlertRouting.parse(routing_raw, where=where),
         status_page_name=source.text("status_page_name", defaults.status_page_name)[1]
         or defaults.status_page_name,
+        company_name=_company_name(*source.text("company_name", defaults.company_name)),
         catalog=_parse_catalog(source),
         **_vendors(source, defaults),
     )
@@ -287,7 +329,18 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
             f"{ENV_PREFIX}STATUSPAGE_PAGE_ID",
             "set both INCIDENT_STATUSPAGE_API_KEY and INCIDENT_STATUSPAGE_PAGE_ID, or neither",
         )
+    smtp_where, smtp_url = source.text("smtp_url", None)
+    smtp = parse_smtp_url(smtp_url, where=smtp_where) if smtp_url else None
+    from_where, smtp_from = source.text("smtp_from", None)
+    if smtp is not None and smtp_from is None:
+        raise InvalidValue(
+            from_where,
+            "is needed with INCIDENT_SMTP_URL: the sender of our e-mail, like "
+            "Incidents <incidents@example.com>",
+        )
     return {
+        "smtp": smtp,
+        "smtp_from": _mailbox(from_where, smtp_from) if smtp_from is not None else None,
         "pagerduty_routing_key": routing_key,
         "pagerduty_events_url": source.http_url(
             "pagerduty_events_url", defaults.pagerduty_events_url
@@ -306,6 +359,80 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
             *source.raw("statuspage_components"), what="service:component_id"
         ),
     }
+
+
+def parse_smtp_url(value: str, *, where: str) -> SmtpServer:
+    """INCIDENT_SMTP_URL as a SmtpServer. Errors name `where` and never repeat the value:
+    it may hold a password."""
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in ("smtp", "smtps"):
+        named = (
+            f"the scheme {scheme!r} is not supported"
+            if separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,19}", scheme)
+            else "it does not start with smtp:// or smtps://"
+        )
+        raise InvalidValue(where, f"{named}; write {SMTP_URL_FORM}")
+    parts = urlsplit(value.strip())
+    implicit_tls = parts.scheme.lower() == "smtps"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or not parts.hostname:
+        raise InvalidValue(
+            where, f"it needs a host and, if given, a port from 1 to 65535; write {SMTP_URL_FORM}"
+        )
+    if parts.path not in ("", "/") or parts.fragment:
+        raise InvalidValue(
+            where, f"a mail server URL has no path or #fragment; write {SMTP_URL_FORM}"
+        )
+    require_starttls = False
+    for name, setting in parse_qsl(parts.query, keep_blank_values=True):
+        if name != "starttls" or setting != "required":
+            raise InvalidValue(where, "the only option is ?starttls=required (for smtp://)")
+        if implicit_tls:
+            raise InvalidValue(where, "smtps:// is TLS from the start: drop ?starttls=required")
+        require_starttls = True
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if (username is None) != (password is None):
+        raise InvalidValue(
+            where, f"give both a user and a password, or neither; write {SMTP_URL_FORM}"
+        )
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 25),
+        implicit_tls=implicit_tls,
+        require_starttls=not implicit_tls and (require_starttls or username is not None),
+        username=username,
+        password=password,
+    )
+
+
+def _mailbox(where: str, value: str) -> str:
+    """One e-mail address, optionally with a display name, as a From header shows it."""
+    hint = "give one e-mail address, like Incidents <incidents@example.com> or ops@example.com"
+    try:
+        header = default_email_policy.header_factory("From", value)
+        addresses = header.addresses
+    except (IndexError, ValueError):
+        raise InvalidValue(where, f"{value!r}: {hint}") from None
+    if header.defects or len(addresses) != 1:
+        raise InvalidValue(where, f"{value!r}: {hint}")
+    (address,) = addresses
+    if not address.username or not address.domain:
+        raise InvalidValue(where, f"{value!r}: {hint}")
+    if not address.addr_spec.isascii():
+        raise InvalidValue(where, f"{value!r}: the address itself must be ASCII (the name may not)")
+    return str(address)
+
+
+def _company_name(where: str, value: str | None) -> str:
+    if value is None:
+        return Settings.company_name
+    if not value.isprintable() or len(value) > 100:
+        raise InvalidValue(where, "give a name on one line, of at most 100 characters")
+    return value
 
 
 def _read_config_file(name: str | None) -> dict[str, Any]:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from incident.config import DEFAULT_DATABASE_URL, load_settings
+from incident.config import DEFAULT_DATABASE_URL, SmtpServer, load_settings
 from incident.domain.access import AccessRole
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import Category, Severity
 
 TOKEN = "t" * 20
+SMTP_PASSWORD = "S3cr3t-Pa55"
+MAIL = {"INCIDENT_SMTP_FROM": "Incidents <incidents@example.com>"}
 
 
 def test_defaults_need_no_environment() -> None:
@@ -51,6 +53,25 @@ def test_tokens_roles_and_names() -> None:
         ({"INCIDENT_PAGERDUTY_ROUTING_KEY": "abc"}, ["PAGERDUTY_ROUTING_KEY", "has 32"]),
         ({"INCIDENT_PAGERDUTY_EVENTS_URL": "events"}, ["PAGERDUTY_EVENTS_URL", "http"]),
         ({"INCIDENT_STATUSPAGE_API_KEY": "k"}, ["STATUSPAGE_PAGE_ID", "both"]),
+        (
+            {"INCIDENT_SMTP_URL": "http://mail.example.com", **MAIL},
+            ["INCIDENT_SMTP_URL", "the scheme 'http' is not supported", "smtp://", "smtps://"],
+        ),
+        ({"INCIDENT_SMTP_URL": "smtp://mail.example.com"}, ["INCIDENT_SMTP_FROM", "is needed"]),
+        (
+            {"INCIDENT_SMTP_URL": "smtp://mail.example.com", "INCIDENT_SMTP_FROM": "ops"},
+            ["INCIDENT_SMTP_FROM", "'ops': give one e-mail address"],
+        ),
+        (
+            {"INCIDENT_SMTP_URL": "smtp://h", "INCIDENT_SMTP_FROM": "a@example.com, b@example.com"},
+            ["INCIDENT_SMTP_FROM", "give one e-mail address"],
+        ),
+        ({"INCIDENT_SMTP_URL": "smtp://h:99999", **MAIL}, ["INCIDENT_SMTP_URL", "1 to 65535"]),
+        (
+            {"INCIDENT_SMTP_URL": "smtp://h?tls=1", **MAIL},
+            ["INCIDENT_SMTP_URL", "starttls=required"],
+        ),
+        ({"INCIDENT_COMPANY_NAME": "Acme\nBcc: x"}, ["INCIDENT_COMPANY_NAME", "one line"]),
     ],
 )
 def test_bad_environment_values_are_named(environ: dict[str, str], names: list[str]) -> None:
@@ -135,6 +156,62 @@ def test_vendor_credentials_are_kept_out_of_repr() -> None:
     text = repr(settings)
     for secret in ("R" * 32, "pd-token-secret", "xoxb-secret", "sp-secret"):
         assert secret not in text
+
+
+def test_smtp_settings_from_the_environment_and_from_the_file(tmp_path: Path) -> None:
+    assert load_settings({}).smtp is None
+    assert load_settings({}).company_name == "Service"
+    settings = load_settings(
+        {
+            "INCIDENT_SMTP_URL": f"smtp://alerts%40example.com:{SMTP_PASSWORD}@mail.example.com:587",
+            "INCIDENT_SMTP_FROM": "Société Ops <ops@example.com>",
+            "INCIDENT_COMPANY_NAME": "Acme",
+        }
+    )
+    assert settings.smtp == SmtpServer(
+        host="mail.example.com",
+        port=587,
+        require_starttls=True,  # a password never crosses in the clear
+        username="alerts@example.com",
+        password=SMTP_PASSWORD,
+    )
+    assert (settings.smtp_from, settings.company_name) == ("Société Ops <ops@example.com>", "Acme")
+    assert SMTP_PASSWORD not in repr(settings)
+    assert settings.smtp.address == "mail.example.com:587"
+    plain = load_settings({"INCIDENT_SMTP_URL": "smtp://relay.internal", **MAIL}).smtp
+    assert plain == SmtpServer(host="relay.internal", port=25)
+    assert plain.security == "STARTTLS when offered"
+    required = load_settings({"INCIDENT_SMTP_URL": "smtp://relay?starttls=required", **MAIL})
+    assert required.smtp is not None and required.smtp.security == "STARTTLS"
+    config = tmp_path / "incident.yaml"
+    config.write_text(
+        "smtp_url: smtps://mail.example.com\nsmtp_from: ops@example.com\ncompany_name: Acme\n"
+    )
+    from_file = load_settings({"INCIDENT_CONFIG_FILE": str(config)})
+    assert from_file.smtp == SmtpServer(host="mail.example.com", port=465, implicit_tls=True)
+    assert (from_file.smtp_from, from_file.company_name) == ("ops@example.com", "Acme")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://ops:{SMTP_PASSWORD}@mail.example.com",
+        f"ops:{SMTP_PASSWORD}@mail.example.com",
+        f"smtp://ops:{SMTP_PASSWORD}@mail.example.com:70000",
+        f"smtp://ops:{SMTP_PASSWORD}@mail.example.com:port",
+        f"smtp://ops:{SMTP_PASSWORD}@mail.example.com/inbox",
+        f"smtp://ops:{SMTP_PASSWORD}@mail.example.com?starttls=maybe",
+        f"smtps://ops:{SMTP_PASSWORD}@mail.example.com?starttls=required",
+        f"smtp://:{SMTP_PASSWORD}@mail.example.com",
+        f"smtp://ops:{SMTP_PASSWORD}/x@mail.example.com",  # an unencoded / in the password
+    ],
+)
+def test_smtp_url_errors_never_repeat_the_password(url: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        load_settings({"INCIDENT_SMTP_URL": url, **MAIL})
+    text = str(caught.value)
+    assert text.startswith("INCIDENT_SMTP_URL: ")
+    assert SMTP_PASSWORD not in text and "ops:" not in text
 
 
 def test_components_from_the_environment_and_from_the_file(tmp_path: Path) -> None:
