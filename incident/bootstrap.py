@@ -252,6 +252,7 @@ def _statuspage(
         catalog=settings.catalog,
         # Statuspage allows about one request per second per API key: queue, don't fail.
         spacing=RequestSpacing(clock, interval=1.0),
+        cancelled_incidents=settings.cancelled_incidents,
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from email.policy import default as default_email_policy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
@@ -62,6 +62,7 @@ KNOWN_KEYS = frozenset(
         "statuspage_page_id",
         "statuspage_api_url",
         "statuspage_components",
+        "cancelled_incidents",
         "pagerduty_escalation_policies",
         "smtp_url",
         "smtp_from",
@@ -151,6 +152,9 @@ class Settings:
     # The built-in public status page: its name and the components it lists.
     status_page_name: str = "Service Status"
     catalog: Catalog = field(default_factory=Catalog)
+    # A cancelled incident (false alarm, declined, merged) on the status pages, ours and
+    # Statuspage: `withdraw` takes it off; `no_impact` keeps it, resolved with no impact.
+    cancelled_incidents: Literal["withdraw", "no_impact"] = "withdraw"
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -266,6 +270,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or defaults.status_page_name,
         company_name=_company_name(*source.text("company_name", defaults.company_name)),
         catalog=_parse_catalog(source),
+        cancelled_incidents=_cancelled_incidents(*source.text("cancelled_incidents", None)),
         **_vendors(source, defaults),
     )
 
@@ -495,6 +500,18 @@ def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
         user: AccessRole.parse(role, where=f"{where} ({user})")
         for user, role in _pairs(where, value, "slack_user_id:role")
     }
+
+
+def _cancelled_incidents(where: str, value: str | None) -> Literal["withdraw", "no_impact"]:
+    if value is None or value == "withdraw":
+        return "withdraw"
+    if value == "no_impact":
+        return "no_impact"
+    raise InvalidValue(
+        where,
+        f"{value!r}: use withdraw (a cancelled incident is taken off the status page) or "
+        "no_impact (it stays there, resolved, as having had no impact)",
+    )
 
 
 def _parse_mapping(where: str, value: Any, *, what: str) -> dict[str, str]:

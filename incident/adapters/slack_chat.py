@@ -18,6 +18,13 @@ Idempotency, since Slack has no idempotency key:
   the channel's history since the intent is searched for the key before posting again. So a
   crash between posting and remembering, or a post that timed out after Slack took it, never
   posts twice.
+- The war room's greeting (what the incident is, who runs it, links, next steps) is one
+  message, posted once, pinned, and edited in place (`chat.update`) by every refresh. Each
+  generation of it is delivered as above with a key of its own (`inc-<id>/war-room/greeting`,
+  then `...#2`, `...#3` for one posted again because someone deleted the last), and
+  remembered (VendorRefs `greeting`, `greeting#2` ...) only once it is pinned (`already_pinned`
+  counts as done): so a remembered greeting is a pinned one, and a retry after a crash or a
+  failed pin finds the message it posted instead of posting another.
 
 Faults: the client's own retry handlers are switched off (they sleep on the event loop's
 clock, not ours, and retry 429 at the vendor's pace without a bound we choose). Each Web API
@@ -64,6 +71,9 @@ NAME_LIMIT = 80
 TOPIC_LIMIT = 250
 TEXT_LIMIT = 40_000
 NAME_SUFFIXES = range(2, 11)  # a name taken by someone else: try -2 ... -10
+GREETING_REF = "greeting"  # VendorRefs: the pinned greeting's ts (`greeting#2` ... its successors)
+GREETING_GENERATIONS = 100  # greetings a room may have (each deleted by hand but the last)
+GREETING_REPOSTS = 3  # greetings deleted while we post them, within one call, before giving up
 LIST_PAGE = 200  # channels per page of conversations.list
 LIST_PAGES = 50  # a workspace of 10,000 public channels at most is searched for a name
 HISTORY_PAGE = 200  # messages per page of conversations.history
@@ -196,13 +206,15 @@ class SlackChat:
         *,
         incident: Incident,
         key: str,
+        greeting: str,
         people: Sequence[str] = (),
         runbook_url: str | None = None,
     ) -> SlackWarRoom:
         """Open (or, when retried, find and complete) the incident's war room: the channel,
         its topic, the commander and `people` invited (e-mail addresses, Slack user ids or
-        `<@U...>` mentions), and bookmarks for the conference, the status page and the
-        runbook."""
+        `<@U...>` mentions), bookmarks for the conference, the status page and the runbook,
+        and `greeting` (Slack mrkdwn, sent as it is) posted once and pinned. A retry leaves
+        a greeting already pinned as it is: `refresh_war_room` edits it."""
         incident_id = _id(incident)
         room = await self._ensure_room(incident)
         await self._ensure_topic(room, incident, incident_id=incident_id)
@@ -217,6 +229,7 @@ class SlackChat:
         await self._ensure_bookmarks(
             room, [(t, u, e) for t, u, e in links if u], incident_id=incident_id
         )
+        await self._greet(room.id, greeting, incident_id=incident_id, edit=False)
         log.info(
             "war room open in Slack",
             extra={
@@ -243,12 +256,18 @@ class SlackChat:
             incident_id=incident_id, channel=channel, text=text, key=key, where="the war room"
         )
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
         """The Chat port's refresh: topic, then the commander invited (both no-ops when
-        already so)."""
+        already so), then the pinned greeting edited to `greeting`: posted and pinned instead
+        when the room has none (opened before greetings) or someone deleted it. Nothing when
+        there is no war room."""
         await self.update_topic(incident=incident, key=key)
         if incident.commander:
             await self.invite(incident=incident, people=[incident.commander], key=key)
+        incident_id = _id(incident)
+        channel = await self._refs.find(incident_id, VENDOR, "channel")
+        if channel is not None:
+            await self._greet(channel, greeting, incident_id=incident_id, edit=True)
 
     async def update_topic(self, *, incident: Incident, key: str) -> None:
         """Make the war room's topic show the incident's severity, status and commander (no
@@ -496,26 +515,28 @@ class SlackChat:
 
     async def _deliver(
         self, *, incident_id: int, channel: str, text: str, key: str, where: str
-    ) -> str:
-        """Post `text` to `channel` once per `key`; returns the message's ts."""
+    ) -> tuple[str, bool]:
+        """Post `text` to `channel` once per `key`: the message's ts, and whether this call
+        posted it (False: an earlier attempt did, perhaps with another text)."""
         done_name = _ref_name("msg", key)
         done = await self._refs.find(incident_id, VENDOR, done_name)
         if done is not None:
-            return done
+            return done, False
         started = self._clock.now().timestamp()
         intent = f"{started:.6f}/{uuid.uuid4().hex}"
         stored = await self._refs.remember(incident_id, VENDOR, _ref_name("try", key), intent)
         # An intent stored before ours: an earlier run may have posted and then died.
         maybe_posted = stored != intent
         since = _intent_time(stored, default=started) - CLOCK_SKEW
-        if len(text) > TEXT_LIMIT:
-            text = text[: TEXT_LIMIT - 1] + "…"
+        text = _fit(text)
+        posted = True
 
         async def attempt() -> str:
-            nonlocal maybe_posted
+            nonlocal maybe_posted, posted
             if maybe_posted:
                 found = await self._find_posted(channel, key, since=since)
                 if found is not None:
+                    posted = False
                     return found
             try:
                 data = await self._api(
@@ -542,15 +563,15 @@ class SlackChat:
         ts = await self._retrying(f"post to {where}", attempt, incident_id=incident_id)
         await self._refs.remember(incident_id, VENDOR, done_name, ts)
         log.info(
-            "posted to Slack",
+            "posted to Slack" if posted else "found our earlier post in Slack",
             extra={
-                "action": "slack_posted",
+                "action": "slack_posted" if posted else "slack_post_found",
                 "incident_id": incident_id,
                 "channel": channel,
                 "key": key,
             },
         )
-        return ts
+        return ts, posted
 
     async def _find_posted(self, channel: str, key: str, *, since: float) -> str | None:
         """The ts of the message carrying `key` posted since `since`, if there is one."""
@@ -623,6 +644,107 @@ class SlackChat:
                 )
             self._named[name] = room.id
         return self._named[name]
+
+    # --- the greeting --------------------------------------------------------------------------
+
+    async def _greet(self, channel: str, text: str, *, incident_id: int, edit: bool) -> str:
+        """Make sure the war room has its pinned greeting; `edit`: saying `text`. Its ts.
+
+        A greeting is remembered only once pinned; one that is not remembered yet (a first
+        attempt, or one that failed or crashed after posting) is delivered once per
+        generation, so a retry finds the message it posted. A greeting deleted by someone is
+        followed by the next generation.
+        """
+        generation, ts = await self._current_greeting(incident_id)
+        if ts is not None:
+            if not edit or await self._edit(channel, ts, text, incident_id=incident_id):
+                return ts
+            log.warning(
+                "war room greeting deleted in Slack; posting it again",
+                extra={"action": "slack_greeting_gone", "incident_id": incident_id, "ts": ts},
+            )
+        for _ in range(GREETING_REPOSTS):
+            generation += 1
+            if generation > GREETING_GENERATIONS:
+                break
+            ts, posted = await self._deliver(
+                incident_id=incident_id,
+                channel=channel,
+                text=text,
+                key=greeting_key(incident_id, generation),
+                where="the war room (greeting)",
+            )
+            # Posted by an earlier attempt: it may say what the greeting said then.
+            if (
+                not posted
+                and edit
+                and not await self._edit(channel, ts, text, incident_id=incident_id)
+            ):
+                continue  # and it has been deleted since
+            if not await self._pin(channel, ts, incident_id=incident_id):
+                continue  # deleted before we could pin it
+            await self._refs.remember(incident_id, VENDOR, _greeting_ref(generation), ts)
+            log.info(
+                "war room greeting pinned",
+                extra={
+                    "action": "slack_greeting_pinned",
+                    "incident_id": incident_id,
+                    "channel": channel,
+                    "generation": generation,
+                },
+            )
+            return ts
+        raise VendorRejected(
+            VENDOR_NAME,
+            f"the war room's greeting was deleted as soon as it was posted, {generation} times "
+            "in all; leave the pinned greeting in the channel (edit it there if it must change)",
+        )
+
+    async def _current_greeting(self, incident_id: int) -> tuple[int, str | None]:
+        """(generation, ts) of the latest greeting remembered; (0, None) if none is."""
+        generation, ts = 0, None
+        while generation < GREETING_GENERATIONS:
+            found = await self._refs.find(incident_id, VENDOR, _greeting_ref(generation + 1))
+            if found is None:
+                break
+            generation, ts = generation + 1, found
+        return generation, ts
+
+    async def _edit(self, channel: str, ts: str, text: str, *, incident_id: int) -> bool:
+        """Edit our message `ts` to say `text`; False if it is gone (deleted by someone)."""
+        data = await self._retrying(
+            "greeting edit",
+            partial(
+                self._api,
+                "chat.update",
+                partial(
+                    self._client.chat_update,
+                    channel=channel,
+                    ts=ts,
+                    text=_fit(text),
+                    # chat.update's default is `client`, not chat.postMessage's `none`: without
+                    # it an edit would be formatted otherwise than the message it replaces.
+                    parse="none",
+                ),
+                accept=("message_not_found",),
+            ),
+            incident_id=incident_id,
+        )
+        return data.get("ok") is True
+
+    async def _pin(self, channel: str, ts: str, *, incident_id: int) -> bool:
+        """Pin our message `ts` (already pinned is done); False if it is gone."""
+        data = await self._retrying(
+            "greeting pin",
+            partial(
+                self._api,
+                "pins.add",
+                partial(self._client.pins_add, channel=channel, timestamp=ts),
+                accept=("already_pinned", "message_not_found"),
+            ),
+            incident_id=incident_id,
+        )
+        return data.get("error") != "message_not_found"
 
     # --- people --------------------------------------------------------------------------------
 
@@ -826,6 +948,21 @@ def war_room_topic(incident: Incident) -> str:
         f"IC: {commander} | {incident.title}"
     )
     return topic if len(topic) <= TOPIC_LIMIT else topic[: TOPIC_LIMIT - 1] + "…"
+
+
+def greeting_key(incident_id: int, generation: int = 1) -> str:
+    """The delivery key of a war room's greeting (of its `generation`-th message)."""
+    key = f"inc-{incident_id}/war-room/greeting"
+    return key if generation == 1 else f"{key}#{generation}"
+
+
+def _greeting_ref(generation: int) -> str:
+    return GREETING_REF if generation == 1 else f"{GREETING_REF}#{generation}"
+
+
+def _fit(text: str) -> str:
+    """Text cut to what Slack shows of a message."""
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
 
 
 def _suffixed(base: str, n: int) -> str:

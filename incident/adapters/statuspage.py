@@ -5,6 +5,12 @@ One of our incidents is one Statuspage incident. Its Statuspage id is kept with 
 of opening a second one; each update we post is remembered under a digest of its idempotency
 key, so re-running a step that already posted does not post it twice.
 
+A cancelled incident (a false alarm, declined, merged into another) is withdrawn as
+configured (INCIDENT_CANCELLED_INCIDENTS): its Statuspage incident deleted (`withdraw`), or
+resolved with impact `none` and a last word (`no_impact`). Its components go back to
+operational unless another open Statuspage incident shows them; the withdrawal is remembered
+(name "withdrawn"), and an incident already gone from Statuspage counts as withdrawn.
+
 Every attempt starts by reading what Statuspage already shows, then writes only what is
 missing. That makes retries safe even when a write's fate is unknown (a timeout, a dropped
 connection, a garbled answer, a crash before we wrote the id down): the next attempt finds
@@ -24,10 +30,10 @@ import asyncio
 import hashlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +56,11 @@ METADATA_KEY = "incident_response"
 NAME_LIMIT = 255  # characters, per the API reference
 BODY_LIMIT = 25_000
 LIST_LIMIT = 100  # the API's largest page size
+WITHDRAWN_REF = "withdrawn"  # VendorRefs: the Statuspage incident we withdrew
+# What withdrawing a cancelled incident does (INCIDENT_CANCELLED_INCIDENTS).
+CANCELLED_MODES = ("withdraw", "no_impact")
+# Component statuses an incident sets, which withdrawing it takes back (not maintenance).
+_OUTAGES = frozenset({"degraded_performance", "partial_outage", "major_outage"})
 
 _STATUS = {
     Status.INVESTIGATING: "investigating",
@@ -57,7 +68,9 @@ _STATUS = {
     Status.MONITORING: "monitoring",
     Status.RESOLVED: "resolved",
     Status.CLOSED: "resolved",
+    Status.CANCELLED: "resolved",  # see `withdraw`, which is what a cancellation does
 }
+_OVER = (Status.RESOLVED, Status.CLOSED, Status.CANCELLED)
 _IMPACT = {Severity.P1: "critical", Severity.P2: "major", Severity.P3: "minor", Severity.P4: "none"}
 _OUTAGE = {
     Severity.P1: "major_outage",
@@ -67,7 +80,8 @@ _OUTAGE = {
 
 
 def statuspage_status(status: Status) -> str:
-    """Our status as a Statuspage realtime incident status (closed shows as resolved)."""
+    """Our status as a Statuspage realtime incident status (closed and cancelled show as
+    resolved)."""
     return _STATUS[status]
 
 
@@ -80,9 +94,10 @@ def component_status_for(severity: Severity, status: Status) -> str | None:
     """What the affected component shows, or None to leave it alone.
 
     P4 (cosmetic, questions) never marks a component down. Once a fix is in (monitoring)
-    the component shows degraded rather than out; resolved and closed show operational.
+    the component shows degraded rather than out; resolved, closed and cancelled show
+    operational.
     """
-    if status in (Status.RESOLVED, Status.CLOSED):
+    if status in _OVER:
         return "operational"
     if severity is Severity.P4:
         return None
@@ -142,6 +157,7 @@ class _Remote:
     ours: str | None  # our incident id, from the metadata we set when creating it
     latest: _Update | None
     components: Mapping[str, str] = field(default_factory=dict)
+    impact_override: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +219,8 @@ class StatuspageStatusPage:
     none marks its service's component (see `component_status_for`). The incident's name
     there is its public title, never its internal one. The HTTP client is
     the caller's (its timeouts apply to every request); `spacing` should be shared by every
-    user of the same API key.
+    user of the same API key. `cancelled_incidents`: what `withdraw` does, `withdraw` (delete
+    the Statuspage incident) or `no_impact` (resolve it as having had no impact).
     """
 
     def __init__(
@@ -218,6 +235,7 @@ class StatuspageStatusPage:
         components: Mapping[str, str] | None = None,
         catalog: Catalog | None = None,
         spacing: RequestSpacing | None = None,
+        cancelled_incidents: Literal["withdraw", "no_impact"] = "withdraw",
         attempts: int = 4,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
@@ -229,6 +247,10 @@ class StatuspageStatusPage:
             raise ValueError("Statuspage API key is empty")
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
+        if cancelled_incidents not in CANCELLED_MODES:
+            raise ValueError(
+                f"cancelled_incidents must be withdraw or no_impact, not {cancelled_incidents!r}"
+            )
         self._client = client
         self._refs = refs
         self._clock = clock
@@ -239,6 +261,7 @@ class StatuspageStatusPage:
         self._components = dict(components or {})
         self._catalog = catalog or Catalog()
         self._spacing = spacing or RequestSpacing(clock)
+        self._cancelled_incidents = cancelled_incidents
         self._attempts = attempts
         self._backoff = backoff
         self._max_backoff = max_backoff
@@ -267,35 +290,75 @@ class StatuspageStatusPage:
         )
         update_ref = "update:" + hashlib.sha256(key.encode()).hexdigest()[:40]
         async with self._exclusive(incident.id):
-            last = _Retry("no attempt made")
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    await self._publish_once(incident, wanted, update_ref)
-                    return
-                except _Refused as refusal:
-                    raise VendorRejected(
-                        VENDOR_NAME, f"publishing {incident.ref} refused: {refusal}"
-                    ) from None
-                except _Retry as problem:
-                    last = problem
-                    log.warning(
-                        "statuspage request failed",
-                        extra={
-                            "action": "statuspage_retry",
-                            "incident_id": incident.id,
-                            "attempt": attempt,
-                            "reason": problem.reason,
-                        },
-                    )
-                    if attempt < self._attempts and problem.backoff:
-                        await self._clock.sleep(self._delay(attempt))
-            attempts = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
-            raise VendorUnavailable(
-                VENDOR_NAME,
-                f"publishing {incident.ref} failed after {attempts}: {last.reason}; "
-                "the step will be retried later",
-                retry_after=last.retry_after,
+            await self._retrying(
+                "publishing", incident, lambda: self._publish_once(incident, wanted, update_ref)
             )
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
+        """Take the cancelled incident off Statuspage, as configured.
+
+        `withdraw`: the Statuspage incident is deleted (its components set back to
+        operational first: deleting an incident leaves them as they are). `no_impact`: it is
+        resolved with `body` as its last update, impact `none`, components operational. A
+        component another unresolved Statuspage incident shows (the one this incident was
+        merged into, say) is left to that one.
+
+        Nothing is sent when the incident was never published (no Statuspage id stored), nor
+        once it was withdrawn (remembered); a Statuspage incident already gone, deleted by an
+        earlier attempt whose answer was lost or by hand, counts as withdrawn.
+        """
+        if incident.id is None:
+            raise ValueError("withdraw needs a stored incident (it has no id yet)")
+        async with self._exclusive(incident.id):
+            if await self._refs.find(incident.id, VENDOR, WITHDRAWN_REF) is not None:
+                return
+            remote_id = await self._refs.find(incident.id, VENDOR, "incident")
+            if remote_id is None:
+                log.info(
+                    "nothing to withdraw from statuspage: never published",
+                    extra={"action": "statuspage_withdraw_skipped", "incident_id": incident.id},
+                )
+                return
+            await self._retrying(
+                "withdrawing",
+                incident,
+                lambda: self._withdraw_once(incident, remote_id, body[:BODY_LIMIT]),
+            )
+
+    async def _retrying(
+        self, doing: str, incident: Incident, attempt: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `attempt` (which reads before it writes) until it succeeds, a bounded number
+        of times; then VendorUnavailable. A refusal is not retried: VendorRejected."""
+        last = _Retry("no attempt made")
+        for number in range(1, self._attempts + 1):
+            try:
+                await attempt()
+                return
+            except _Refused as refusal:
+                raise VendorRejected(
+                    VENDOR_NAME, f"{doing} {incident.ref} refused: {refusal}"
+                ) from None
+            except _Retry as problem:
+                last = problem
+                log.warning(
+                    "statuspage request failed",
+                    extra={
+                        "action": "statuspage_retry",
+                        "incident_id": incident.id,
+                        "attempt": number,
+                        "reason": problem.reason,
+                    },
+                )
+                if number < self._attempts and problem.backoff:
+                    await self._clock.sleep(self._delay(number))
+        attempts = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
+        raise VendorUnavailable(
+            VENDOR_NAME,
+            f"{doing} {incident.ref} failed after {attempts}: {last.reason}; "
+            "the step will be retried later",
+            retry_after=last.retry_after,
+        )
 
     # --- one attempt: read what Statuspage shows, write what is missing --------------------
 
@@ -303,6 +366,13 @@ class StatuspageStatusPage:
         assert incident.id is not None
         if await self._refs.find(incident.id, VENDOR, update_ref) is not None:
             return  # this very update was posted and written down before
+        if await self._refs.find(incident.id, VENDOR, WITHDRAWN_REF) is not None:
+            # Cancelled and withdrawn: a step that was already running must not bring it back.
+            log.warning(
+                "statuspage incident withdrawn; not publishing",
+                extra={"action": "statuspage_publish_withdrawn", "incident_id": incident.id},
+            )
+            return
         remote_id = await self._refs.find(incident.id, VENDOR, "incident")
         if remote_id is None:
             found = await self._find_ours(incident, resolved=wanted.status == "resolved")
@@ -348,6 +418,68 @@ class StatuspageStatusPage:
         )
         await self._remember_update(incident.id, update_ref, updated)
 
+    async def _withdraw_once(self, incident: Incident, remote_id: str, body: str) -> None:
+        assert incident.id is not None
+        path = f"/incidents/{quote(remote_id, safe='')}"
+        found = await self._call("GET", path, missing_ok=True)
+        if found is None:
+            log.warning(
+                "statuspage incident already gone",
+                extra={
+                    "action": "statuspage_incident_gone",
+                    "incident_id": incident.id,
+                    "statuspage_incident": remote_id,
+                },
+            )
+        else:
+            remote = self._parse(found)
+            operational = await self._components_to_restore(remote)
+            if self._cancelled_incidents == "withdraw":
+                if operational:
+                    payload = {
+                        "incident": {
+                            "components": operational,
+                            "component_ids": sorted(operational),
+                        }
+                    }
+                    await self._call("PATCH", path, json=payload)
+                await self._call("DELETE", path, missing_ok=True)
+            else:
+                wanted = _Wanted(
+                    status="resolved", body=body, impact="none", components=operational
+                )
+                if not (wanted.shown_by(remote) and remote.impact_override == "none"):
+                    await self._update(remote.id, wanted)
+            log.info(
+                "statuspage incident withdrawn",
+                extra={
+                    "action": "statuspage_incident_withdrawn",
+                    "incident_id": incident.id,
+                    "statuspage_incident": remote_id,
+                    "mode": self._cancelled_incidents,
+                },
+            )
+        await self._refs.remember(incident.id, VENDOR, WITHDRAWN_REF, remote_id)
+
+    async def _components_to_restore(self, remote: _Remote) -> dict[str, str]:
+        """The components this Statuspage incident shows in an outage that no other
+        unresolved incident shows, each to be set operational."""
+        down = [c for c, status in remote.components.items() if status in _OUTAGES]
+        if not down:
+            return {}
+        data = await self._call(
+            "GET", "/incidents/unresolved", params={"per_page": LIST_LIMIT, "page": 1}
+        )
+        if not isinstance(data, list):
+            raise _Retry("malformed response (expected a list of incidents)")
+        shown_elsewhere = {
+            component
+            for other in map(self._parse, data)
+            if other.id != remote.id
+            for component in other.components
+        }
+        return {c: "operational" for c in down if c not in shown_elsewhere}
+
     async def _remember_update(self, incident_id: int, update_ref: str, remote: _Remote) -> None:
         posted = remote.latest.id if remote.latest is not None else remote.id
         await self._refs.remember(incident_id, VENDOR, update_ref, posted)
@@ -374,7 +506,7 @@ class StatuspageStatusPage:
         """The Statuspage components to set: those the incident names (by our component
         id), else the one mapped to its service, with the status its severity implies."""
         if incident.components:
-            over = status in (Status.RESOLVED, Status.CLOSED)
+            over = status in _OVER
             return {
                 remote: "operational" if over else shown.value
                 for ours, shown in incident.components.items()
@@ -418,8 +550,10 @@ class StatuspageStatusPage:
         *,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, int] | None = None,
+        missing_ok: bool = False,
     ) -> Any:
-        """Send one request when the rate limit allows; its JSON answer, or `_Retry`."""
+        """Send one request when the rate limit allows; its JSON answer, or `_Retry`.
+        `missing_ok`: a 404 answers None (the incident is not there, or no longer)."""
         await self._spacing.wait()
         try:
             response = await self._client.request(
@@ -448,6 +582,8 @@ class StatuspageStatusPage:
             )
         if status >= 500:
             raise _Retry(f"HTTP {status} for {method} {path}")
+        if status == 404 and missing_ok:
+            return None
         if status >= 400:
             detail = self._error_detail(response)
             raise _Refused(f"HTTP {status} for {method} {path}: {detail}; {_hint(status)}")
@@ -478,8 +614,9 @@ class StatuspageStatusPage:
 
     @asynccontextmanager
     async def _exclusive(self, incident_id: int) -> AsyncIterator[None]:
-        """One publish at a time per incident in this process, so two steps firing together
-        cannot both create the Statuspage incident."""
+        """One publish or withdrawal at a time per incident in this process, so two steps
+        firing together cannot both create the Statuspage incident, nor a withdrawal miss
+        one being created."""
         lock, users = self._locks.get(incident_id, (asyncio.Lock(), 0))
         self._locks[incident_id] = (lock, users + 1)
         try:
@@ -541,10 +678,12 @@ def _parse_incident(data: object) -> _Remote:
         shown[_text(component, "id")] = _text(component, "status", required=False)
     mark = metadata.get(METADATA_KEY)
     ours = mark.get("incident_id") if isinstance(mark, dict) else None
+    override = data.get("impact_override")
     return _Remote(
         id=_text(data, "id"),
         status=_text(data, "status"),
         ours=str(ours) if ours is not None else None,
         latest=latest,
         components=shown,
+        impact_override=override if isinstance(override, str) else None,
     )

@@ -31,13 +31,17 @@ from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity, Status
 from incident.services.incidents import declare_incident
 from incident.services.ports import Chat, VendorRejected, VendorUnavailable
-from tests.vendor_fakes.slack import FakeSlack, User
+from tests.vendor_fakes.slack import Channel, FakeSlack, User
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-S3cr3tB0tT0kenS3cr3t"
 FAST = RetryBudget(attempts=3, backoff=0.01, backoff_cap=0.05, retry_after_cap=30.0)
 CONFERENCE = "https://meet.example.com/{channel}"
 STATUS_PAGE = "https://status.example.com"
 RUNBOOK = "https://incidents.example.com/runbooks/war-room.md"
+GREETING = (
+    "*INC-1 P1: Checkout API down* (investigating)\n"
+    "Commander: <@U0DANA001>. Next: customer update due at 09:32 UTC."
+)
 
 DANA = User("U0DANA001", "dana", "dana@example.com", "Dana Commander")
 ANA = User("U0ANA0001", "ana", "ana@example.com", "Ana Primary")
@@ -127,6 +131,15 @@ def metadata_keys(messages: list[dict[str, Any]]) -> list[str]:
     return [m["metadata"]["event_payload"]["key"] for m in messages]
 
 
+def step_posts(channel: Channel) -> list[dict[str, Any]]:
+    """What the bot posted to a channel but the war room's greeting."""
+    return [m for m in channel.posts() if "/war-room/greeting" not in metadata_keys([m])[0]]
+
+
+def greetings(channel: Channel) -> list[dict[str, Any]]:
+    return [m for m in channel.posts() if "/war-room/greeting" in metadata_keys([m])[0]]
+
+
 PEOPLE = ["dana@example.com", "ANA@example.com", f"<@{BO.id}>"]
 
 
@@ -140,7 +153,7 @@ async def test_a_war_room_is_one_channel_with_topic_members_and_bookmarks(
     chat = make()
     port: Chat = chat  # it is the Chat port
     assert port is chat
-    room = await chat.open_war_room(incident=incident, key="k", people=PEOPLE)
+    room = await chat.open_war_room(incident=incident, key="k", greeting=GREETING, people=PEOPLE)
 
     channel = slack.channel_named(f"inc-{incident.id}-checkout-api-down")
     assert slack.created_by_bot() == [channel]
@@ -169,11 +182,13 @@ async def test_a_retried_war_room_changes_nothing(
     slack: FakeSlack, make: MakeChat, app: bootstrap.Container
 ) -> None:
     incident = await declare(app)
-    await make().open_war_room(incident=incident, key="k", people=PEOPLE)
+    await make().open_war_room(incident=incident, key="k", greeting=GREETING, people=PEOPLE)
     first = slack.channel_named(f"inc-{incident.id}-checkout-api-down")
     messages = list(first.messages)
     for chat in (make(), make()):  # the same step again, and after a restart
-        room = await chat.open_war_room(incident=incident, key="k", people=PEOPLE)
+        room = await chat.open_war_room(
+            incident=incident, key="k", greeting=GREETING, people=PEOPLE
+        )
         assert room.channel_id == first.id
     assert slack.created_by_bot() == [first]
     assert len(first.bookmarks) == 3
@@ -187,11 +202,11 @@ async def test_a_crash_after_creating_the_channel_adopts_it(
     slack: FakeSlack, make: MakeChat, app: bootstrap.Container
 ) -> None:
     incident = await declare(app)
-    await make().open_war_room(incident=incident, key="k")
+    await make().open_war_room(incident=incident, key="k", greeting=GREETING)
     channel = slack.channel_named(f"inc-{incident.id}-checkout-api-down")
     await forget(app, incident, "channel")
 
-    room = await make().open_war_room(incident=incident, key="k", people=PEOPLE)
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING, people=PEOPLE)
     assert room.channel_id == channel.id
     assert slack.created_by_bot() == [channel]
     assert [s.error for s in slack.seen("conversations.create")] == [None, "name_taken"]
@@ -204,7 +219,7 @@ async def test_a_create_that_timed_out_after_slack_made_the_channel_is_not_repea
     slack.slow(1, seconds=1.0, method="conversations.create", took_effect=True)
     slack.drop(1, method="bookmarks.add", took_effect=True)
     incident = await declare(app)
-    room = await make(timeout=0.2).open_war_room(incident=incident, key="k")
+    room = await make(timeout=0.2).open_war_room(incident=incident, key="k", greeting=GREETING)
     [channel] = slack.created_by_bot()
     assert room.channel_id == channel.id
     assert [s.fault or s.error for s in slack.seen("conversations.create")] == [
@@ -224,10 +239,10 @@ async def test_a_name_taken_by_someone_else_is_not_reused(
     slack.add_channel(f"{name}-2", creator=slack.bot_user, is_archived=True)
     slack.add_channel(f"{name}-3", creator=slack.bot_user, created=clock.now() - timedelta(days=30))
 
-    room = await make().open_war_room(incident=incident, key="k", people=PEOPLE)
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING, people=PEOPLE)
     assert room.channel == f"{name}-4"
     assert theirs.members == ["U0SOMEONE"] and theirs.topic == "" and theirs.bookmarks == []
-    again = await make().open_war_room(incident=incident, key="k")
+    again = await make().open_war_room(incident=incident, key="k", greeting=GREETING)
     assert again.channel_id == room.channel_id
 
 
@@ -238,6 +253,7 @@ async def test_people_without_a_slack_account_are_reported_not_fatal(
     room = await make().open_war_room(
         incident=incident,
         key="k",
+        greeting=GREETING,
         people=["nobody@example.com", "Dana Smith", "ana@example.com", "U0GHOST01"],
     )
     assert room.members == ("ana@example.com",)
@@ -250,7 +266,9 @@ async def test_the_commander_is_invited_without_being_named(
     slack: FakeSlack, make: MakeChat, app: bootstrap.Container
 ) -> None:
     incident = await declare(app, commander=f"<@{DANA.id}|dana>")  # as /incident declare sets it
-    room = await make().open_war_room(incident=incident, key="k")  # the port's call
+    room = await make().open_war_room(
+        incident=incident, key="k", greeting=GREETING
+    )  # the port's call
     assert room.members == (f"<@{DANA.id}|dana>",)
     assert set(slack.channel_named(room.channel).members) == {slack.bot_user, DANA.id}
     assert slack.seen("users.lookupByEmail") == []
@@ -264,7 +282,7 @@ async def test_the_topic_follows_severity_status_and_commander(
     await chat.update_topic(incident=incident, key="t0")  # no war room yet: nothing
     assert slack.requests == []
 
-    room = await chat.open_war_room(incident=incident, key="k")
+    room = await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     changed = dataclasses.replace(
         incident, severity=Severity.P2, status=Status.IDENTIFIED, commander="<@U0ANA0001>"
     )
@@ -282,7 +300,9 @@ async def test_invite_adds_people_to_an_open_war_room(
     incident = await declare(app)
     chat = make()
     assert await chat.invite(incident=incident, people=["bo@example.com"], key="i0") == ([], [])
-    room = await chat.open_war_room(incident=incident, key="k", people=["dana@example.com"])
+    room = await chat.open_war_room(
+        incident=incident, key="k", greeting=GREETING, people=["dana@example.com"]
+    )
     members, missing = await chat.invite(
         incident=incident, people=["bo@example.com", "dana@example.com", "x@example.com"], key="i"
     )
@@ -299,10 +319,297 @@ async def test_a_title_slack_would_refuse_still_makes_a_valid_name(
     slack: FakeSlack, make: MakeChat, app: bootstrap.Container
 ) -> None:
     incident = await declare(app, "Café — Zahlungsdienst ÜBERLASTET!! " + "x" * 150)
-    room = await make().open_war_room(incident=incident, key="k")
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING)
     assert room.channel == channel_name(incident)
     assert room.channel.startswith(f"inc-{incident.id}-cafe-zahlungsdienst-uberlastet-x")
     assert len(room.channel) <= 77
+
+
+# --- the greeting: posted once, pinned, edited in place ----------------------------------------
+
+
+async def stored_greeting(app: bootstrap.Container, incident: Incident, name: str) -> str | None:
+    return await VendorRefs(app.database, FakeClock()).find(incident.id or 0, "slack", name)
+
+
+async def test_opening_posts_one_greeting_and_pins_it(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    [greeting] = channel.posts()
+    assert greeting["text"] == GREETING  # mrkdwn, sent as it is: no escaping added
+    assert metadata_keys([greeting]) == [f"inc-{incident.id}/war-room/greeting"]
+    assert channel.pinned() == [greeting]
+    assert await stored_greeting(app, incident, "greeting") == greeting["ts"]
+    [pin] = slack.seen("pins.add")
+    assert pin.args == {"channel": channel.id, "timestamp": greeting["ts"]}
+
+
+async def test_a_retried_open_posts_no_second_greeting(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    await make().open_war_room(incident=incident, key="k", greeting=GREETING)
+    for chat in (make(), make()):  # the same step again, and after a restart
+        await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
+    [channel] = slack.created_by_bot()
+    assert len(channel.posts()) == 1 and len(channel.pinned()) == 1
+    assert len(slack.seen("chat.postMessage")) == 1
+    assert len(slack.seen("pins.add")) == 1  # a remembered greeting is a pinned one
+
+    # A crash between posting the greeting and remembering it: nothing of it was written down
+    # but the intent. The retry finds the message in the channel's history and pins it.
+    [greeting] = channel.posts()
+    await forget(app, incident, f"msg:inc-{incident.id}/war-room/greeting")
+    await forget(app, incident, "greeting")
+    await make().open_war_room(incident=incident, key="k", greeting=GREETING + " (again)")
+    assert channel.posts() == [greeting] and channel.pinned() == [greeting]
+    assert greeting["text"] == GREETING  # opening leaves the greeting as it was posted
+    assert len(slack.seen("chat.postMessage")) == 1
+    assert len(slack.seen("conversations.history")) == 1
+    assert [s.error for s in slack.seen("pins.add")] == [None, "already_pinned"]
+    assert await stored_greeting(app, incident, "greeting") == greeting["ts"]
+
+
+async def test_a_greeting_post_that_timed_out_after_slack_took_it_is_not_repeated(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    slack.slow(1, seconds=1.0, method="chat.postMessage", took_effect=True)
+    room = await make(timeout=0.2).open_war_room(incident=incident, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    assert len(channel.posts()) == 1 and channel.pinned() == channel.posts()
+    assert len(slack.seen("chat.postMessage")) == 1
+
+
+async def test_refresh_edits_the_greeting_in_place(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    chat = make()
+    room = await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    [greeting] = channel.posts()
+    changed = dataclasses.replace(incident, status=Status.IDENTIFIED, commander="bo@example.com")
+    text = "*INC-1 P1: Checkout API down* (identified)\nCommander: <@U0BO00001>."
+    await chat.refresh_war_room(incident=changed, key="r1", greeting=text)
+    await make().refresh_war_room(incident=changed, key="r1", greeting=text)  # retried
+    assert channel.posts() == [greeting]  # the same message ...
+    assert greeting["text"] == text  # ... saying the new text
+    assert "edited" in greeting and greeting["metadata"]["event_type"] == "incident_step"
+    assert channel.pinned() == [greeting]
+    assert channel.topic == war_room_topic(changed) and BO.id in channel.members
+    assert len(slack.seen("chat.postMessage")) == 1
+    assert [s.args["ts"] for s in slack.seen("chat.update")] == [greeting["ts"]] * 2
+    # Formatted as chat.postMessage formats it, not with chat.update's own default.
+    assert {s.args["parse"] for s in slack.seen("chat.update")} == {"none"}
+    assert len(slack.seen("pins.add")) == 1
+
+    await chat.refresh_war_room(incident=changed, key="r2", greeting="x" * 50_000)
+    assert len(greeting["text"]) == TEXT_LIMIT  # cut to what Slack keeps
+
+
+async def test_refresh_without_a_war_room_sends_nothing(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    await make().refresh_war_room(incident=incident, key="r", greeting=GREETING)
+    assert slack.requests == []
+
+
+async def test_refresh_after_the_greeting_was_deleted_posts_and_pins_a_new_one(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    [first] = channel.posts()
+    slack.delete_message(channel, first["ts"])  # by someone, by hand
+    assert channel.pinned() == []
+
+    await make().refresh_war_room(incident=incident, key="r1", greeting="Second words")
+    [second] = greetings(channel)
+    assert second["text"] == "Second words" and channel.pinned() == [second]
+    assert metadata_keys([second]) == [f"inc-{incident.id}/war-room/greeting#2"]
+    assert [s.error for s in slack.seen("chat.update")] == ["message_not_found"]
+    assert await stored_greeting(app, incident, "greeting#2") == second["ts"]
+
+    # A crash after posting the replacement, before remembering it; then a newer text.
+    await forget(app, incident, f"msg:inc-{incident.id}/war-room/greeting#2")
+    await forget(app, incident, "greeting#2")
+    await make().refresh_war_room(incident=incident, key="r2", greeting="Third words")
+    assert greetings(channel) == [second] and channel.pinned() == [second]
+    assert second["text"] == "Third words"  # found in the history, then brought up to date
+    assert len(slack.seen("chat.postMessage")) == 2
+
+    await make().refresh_war_room(incident=incident, key="r3", greeting="Fourth words")
+    assert greetings(channel) == [second] and second["text"] == "Fourth words"
+    assert slack.seen("chat.update")[-1].args["ts"] == second["ts"]
+    assert len(slack.seen("chat.postMessage")) == 2
+
+
+async def test_a_room_opened_before_greetings_gets_one_on_refresh(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container
+) -> None:
+    incident = await declare(app)
+    chat = make()
+    await chat.post(incident=incident, text="hello", key="inc-1/remind/1")  # opens a bare room
+    [channel] = slack.created_by_bot()
+    assert greetings(channel) == [] and channel.pinned() == []
+    await chat.refresh_war_room(incident=incident, key="r1", greeting=GREETING)
+    await chat.refresh_war_room(incident=incident, key="r2", greeting="Updated")
+    [greeting] = greetings(channel)
+    assert greeting["text"] == "Updated" and channel.pinned() == [greeting]
+    assert len(slack.seen("pins.add")) == 1
+    assert [s.args["ts"] for s in slack.seen("chat.update")] == [greeting["ts"]]
+
+
+async def test_a_failed_pin_is_retried_and_never_posts_a_second_greeting(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    incident = await declare(app)
+    slack.fail(2, status=500, method="pins.add")
+    room = await make().open_war_room(incident=incident, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    assert [s.status for s in slack.seen("pins.add")] == [500, 500, 200]
+    assert len(channel.posts()) == 1 and channel.pinned() == channel.posts()
+
+    # Beyond the bound: the step fails, nothing is remembered; the scheduler's retry pins the
+    # greeting it posted then.
+    other = await declare(app, "Search degraded")
+    slack.fail(10, status=503, method="pins.add")
+    with pytest.raises(VendorUnavailable, match=r"greeting pin failed after 3 attempt\(s\)") as e:
+        await make().open_war_room(incident=other, key="k", greeting=GREETING)
+    assert await stored_greeting(app, other, "greeting") is None
+    slack.faults.clear()
+    room = await make().open_war_room(incident=other, key="k", greeting=GREETING)
+    channel = slack.channel_named(room.channel)
+    assert len(channel.posts()) == 1 and channel.pinned() == channel.posts()
+    assert len(slack.seen("chat.postMessage")) == 2  # one greeting per room
+    assert BOT_TOKEN not in str(e.value) and "S3cr3t" not in caplog.text
+
+
+async def test_greeting_failures_never_carry_the_token(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    incident = await declare(app)
+    chat = make()
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
+    errors: list[str] = []
+    slack.error(1, error="cant_update_message", method="chat.update")
+    with pytest.raises(VendorRejected, match=r"chat\.update refused: cant_update_message") as e1:
+        await chat.refresh_war_room(incident=incident, key="r1", greeting="new")
+    errors.append(str(e1.value))
+    slack.error(1, error="invalid_auth", method="chat.update")
+    with pytest.raises(VendorRejected, match="INCIDENT_SLACK_BOT_TOKEN") as e2:
+        await chat.refresh_war_room(incident=incident, key="r2", greeting="new")
+    errors.append(str(e2.value))
+    slack.fail(10, status=502, method="chat.update")
+    with pytest.raises(VendorUnavailable, match="greeting edit failed") as e3:
+        await chat.refresh_war_room(incident=incident, key="r3", greeting="new")
+    errors.append(str(e3.value))
+    for text in [*errors, caplog.text, repr(chat)]:
+        assert BOT_TOKEN not in text and "S3cr3t" not in text
+
+
+async def test_the_fake_edits_and_pins_as_slack_does(
+    slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    slack.expect_rejections = True
+    auth = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    general = slack.add_channel("general", members=[slack.bot_user, DANA.id])
+    elsewhere = slack.add_channel("elsewhere", members=[DANA.id])
+
+    async def call(
+        method: str, *, params: dict[str, str] | None = None, body: Any = None, get: bool = False
+    ) -> dict[str, Any]:
+        verb = "GET" if get else "POST"
+        async with http.request(
+            verb, slack.api_url + method, headers=auth, params=params, json=body
+        ) as response:
+            assert response.status == 200
+            answer: dict[str, Any] = await response.json()
+            return answer
+
+    meta = {"event_type": "incident_step", "event_payload": {"key": "k"}}
+    posted = await call(
+        "chat.postMessage", body={"channel": general.id, "text": "a", "metadata": meta}
+    )
+    ts = posted["ts"]
+    theirs = slack.add_message(general, "mine, not the bot's", user=DANA.id)
+    g = general.id
+    refused: list[tuple[str, dict[str, Any], str]] = [
+        ("chat.update", {"body": {"channel": g, "text": "b"}}, "invalid_arguments"),  # no ts
+        (
+            "chat.update",
+            {"body": {"channel": g, "ts": "yesterday", "text": "b"}},
+            "message_not_found",
+        ),
+        ("chat.update", {"body": {"channel": g, "ts": ts}}, "no_text"),
+        ("chat.update", {"body": {"channel": g, "ts": ts, "text": "x" * 40_001}}, "msg_too_long"),
+        (
+            "chat.update",
+            {"body": {"channel": g, "ts": ts, "text": "b", "parse": "html"}},
+            "invalid_arguments",
+        ),
+        (
+            "chat.update",
+            {"body": {"channel": g, "ts": ts, "text": "b", "metadata": meta}},
+            "invalid_arguments",
+        ),
+        (
+            "chat.update",
+            {"body": {"channel": "C0NOPE", "ts": ts, "text": "b"}},
+            "channel_not_found",
+        ),
+        ("pins.add", {"params": {"channel": g}}, "no_item_specified"),
+        ("pins.add", {"params": {"channel": g, "timestamp": "12.3"}}, "bad_timestamp"),
+        ("pins.add", {"params": {"channel": "C0NOPE", "timestamp": ts}}, "channel_not_found"),
+        ("pins.add", {"params": {"timestamp": ts}}, "invalid_arguments"),  # no channel
+        ("pins.list", {"params": {}, "get": True}, "invalid_arguments"),
+    ]
+    for method, arguments, error in refused:
+        answer = await call(method, **arguments)
+        assert answer["ok"] is False and answer["error"] == error, (method, error, answer)
+    assert len(slack.rejected) == len(refused)
+    unchanged = general.message(ts)
+    assert unchanged is not None and unchanged["text"] == "a"
+
+    # Refusals Slack gives to good requests: not the bot's message, not found, already pinned.
+    assert (await call("chat.update", body={"channel": g, "ts": theirs["ts"], "text": "b"}))[
+        "error"
+    ] == "cant_update_message"
+    gone = {"channel": g, "ts": "1000000000.000001", "text": "b"}
+    assert (await call("chat.update", body=gone))["error"] == "message_not_found"
+    edited = await call("chat.update", body={"channel": g, "ts": ts, "text": "b", "parse": "none"})
+    assert edited["ok"] and (edited["ts"], edited["text"]) == (ts, "b")
+    message = general.message(ts)
+    assert message is not None and message["text"] == "b" and message["metadata"] == meta
+    assert (await call("pins.add", params={"channel": g, "timestamp": ts}))["ok"] is True
+    assert (await call("pins.add", params={"channel": g, "timestamp": ts}))["error"] == (
+        "already_pinned"
+    )
+    outside = {"channel": elsewhere.id, "timestamp": ts}
+    assert (await call("pins.add", params=outside))["error"] == "not_in_channel"
+    missing = {"channel": g, "timestamp": "1000000000.000001"}
+    assert (await call("pins.add", params=missing))["error"] == "message_not_found"
+    listed = await call("pins.list", params={"channel": g}, get=True)
+    [item] = listed["items"]
+    assert (item["type"], item["channel"], item["created_by"]) == ("message", g, slack.bot_user)
+    assert (item["message"]["ts"], item["message"]["text"]) == (ts, "b")
+    history = await call("conversations.history", params={"channel": g})
+    assert history["pin_count"] == 1
+
+    slack.delete_message(general, ts)
+    assert (await call("pins.list", params={"channel": g}, get=True))["items"] == []
+    assert (await call("chat.update", body={"channel": g, "ts": ts, "text": "c"}))["error"] == (
+        "message_not_found"
+    )
+    assert len(slack.rejected) == len(refused)
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -347,7 +654,7 @@ async def test_a_post_that_timed_out_after_slack_took_it_is_not_repeated(
 ) -> None:
     incident = await declare(app)
     chat = make(timeout=0.2)
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     slack.slow(1, seconds=1.0, method="chat.postMessage", took_effect=True)
     await chat.post(incident=incident, text="hello", key="k1")
     slack.drop(1, method="chat.postMessage", took_effect=True)
@@ -355,8 +662,8 @@ async def test_a_post_that_timed_out_after_slack_took_it_is_not_repeated(
     slack.malformed(1, method="chat.postMessage", took_effect=True)
     await chat.post(incident=incident, text="third", key="k3")
     [channel] = slack.created_by_bot()
-    assert [m["text"] for m in channel.posts()] == ["hello", "again", "third"]
-    assert len(slack.seen("chat.postMessage")) == 3
+    assert [m["text"] for m in step_posts(channel)] == ["hello", "again", "third"]
+    assert len(slack.seen("chat.postMessage")) == 4  # and the greeting
     assert len(slack.seen("conversations.history")) == 3
 
 
@@ -447,20 +754,20 @@ async def test_429_waits_as_long_as_retry_after_says(
 ) -> None:
     incident = await declare(app)
     chat = make()
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     slack.rate_limit(2, retry_after=7, method="chat.postMessage")
     before = clock.now()
     await chat.post(incident=incident, text="hello", key="k1")
     assert clock.now() - before == timedelta(seconds=14)  # waited (virtually) as asked
-    assert [s.status for s in slack.seen("chat.postMessage")] == [429, 429, 200]
+    assert [s.status for s in slack.seen("chat.postMessage")][1:] == [429, 429, 200]
     assert slack.seen("conversations.history") == []  # a 429 is a clear "not taken"
-    assert len(slack.created_by_bot()[0].posts()) == 1
+    assert len(step_posts(slack.created_by_bot()[0])) == 1
 
 
 async def test_429_in_real_time(slack: FakeSlack, make: MakeChat, app: bootstrap.Container) -> None:
     incident = await declare(app)
     slack.rate_limit(1, retry_after=1, method="auth.test")
-    await make(use_clock=SystemClock()).open_war_room(incident=incident, key="k")
+    await make(use_clock=SystemClock()).open_war_room(incident=incident, key="k", greeting=GREETING)
     first, second = slack.seen("auth.test")
     assert first.status == 429 and second.status == 200
     assert second.at - first.at >= 1.0
@@ -483,11 +790,11 @@ async def test_a_500_burst_within_the_bound_still_posts_once(
 ) -> None:
     incident = await declare(app)
     chat = make()
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     slack.fail(2, status=500, method="chat.postMessage")
     await chat.post(incident=incident, text="t", key="k1")
-    assert [s.status for s in slack.seen("chat.postMessage")] == [500, 500, 200]
-    assert len(slack.created_by_bot()[0].posts()) == 1
+    assert [s.status for s in slack.seen("chat.postMessage")][1:] == [500, 500, 200]
+    assert len(step_posts(slack.created_by_bot()[0])) == 1
     slack.error(2, error="fatal_error", method="conversations.invite")  # Slack's "not now"
     await chat.invite(incident=incident, people=["bo@example.com"], key="i")
     assert [s.error for s in slack.seen("conversations.invite")][-3:] == [
@@ -507,7 +814,7 @@ async def test_beyond_the_bound_a_domain_error_without_the_token(
     caplog.set_level(logging.DEBUG)
     slack.fail(10, status=503)
     with pytest.raises(VendorUnavailable) as raised:
-        await make().open_war_room(incident=incident, key="k")
+        await make().open_war_room(incident=incident, key="k", greeting=GREETING)
     assert str(raised.value) == (
         "Slack: auth.test failed after 3 attempt(s): auth.test: server error (HTTP 503)"
     )
@@ -523,11 +830,11 @@ async def test_a_slack_slower_than_the_timeout_is_unavailable(
 ) -> None:
     incident = await declare(app)
     chat = make(timeout=0.15, retry=RetryBudget(attempts=2, backoff=0.01))
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     slack.slow(5, seconds=2.0, took_effect=False)
     with pytest.raises(VendorUnavailable, match="timed out"):
         await chat.post(incident=incident, text="t", key="k1")
-    assert slack.created_by_bot()[0].posts() == []
+    assert step_posts(slack.created_by_bot()[0]) == []
 
 
 async def test_a_refused_connection_is_unavailable(
@@ -536,7 +843,7 @@ async def test_a_refused_connection_is_unavailable(
     incident = await declare(app)
     chat = make(url=f"http://127.0.0.1:{closed_port()}/api/")
     with pytest.raises(VendorUnavailable, match="could not connect") as raised:
-        await chat.open_war_room(incident=incident, key="k")
+        await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     assert BOT_TOKEN not in str(raised.value)
 
 
@@ -546,12 +853,12 @@ async def test_a_malformed_answer_is_retried_then_reported(
     incident = await declare(app)
     chat = make()
     slack.malformed(1, method="conversations.create")  # took effect, answered HTML
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     assert len(slack.created_by_bot()) == 1
 
     slack.malformed(3, body="{not json", content_type="application/json", method="auth.test")
     with pytest.raises(VendorUnavailable, match="malformed response"):
-        await make().open_war_room(incident=incident, key="k")
+        await make().open_war_room(incident=incident, key="k", greeting=GREETING)
     assert [s.fault for s in slack.seen("auth.test")][-3:] == ["malformed"] * 3
 
     await forget(app, incident, "channel")
@@ -559,8 +866,10 @@ async def test_a_malformed_answer_is_retried_then_reported(
         3, body='{"ok": true}', content_type="application/json", method="conversations.create"
     )
     with pytest.raises(VendorUnavailable, match=r"malformed response \(no channel\)"):
-        await make().open_war_room(incident=incident, key="k")
-    room = await make().open_war_room(incident=incident, key="k")  # Slack is well again
+        await make().open_war_room(incident=incident, key="k", greeting=GREETING)
+    room = await make().open_war_room(
+        incident=incident, key="k", greeting=GREETING
+    )  # Slack is well again
     assert slack.created_by_bot() == [slack.channel_named(room.channel)]
 
 
@@ -585,7 +894,7 @@ async def test_a_slack_down_for_ten_minutes_of_virtual_time(
 ) -> None:
     incident = await declare(app)
     chat = make(retry=RetryBudget(attempts=3, backoff=1.0))
-    await chat.open_war_room(incident=incident, key="k")
+    await chat.open_war_room(incident=incident, key="k", greeting=GREETING)
     start = clock.now()
     slack.down_until(start + timedelta(minutes=10), clock=clock)
     with pytest.raises(VendorUnavailable, match="HTTP 503"):
@@ -593,7 +902,7 @@ async def test_a_slack_down_for_ten_minutes_of_virtual_time(
     assert clock.now() - start < timedelta(seconds=10)  # waits were virtual, and short
     clock.advance(timedelta(minutes=10))
     await chat.post(incident=incident, text="t", key="k1")
-    assert len(slack.created_by_bot()[0].posts()) == 1
+    assert len(step_posts(slack.created_by_bot()[0])) == 1
 
 
 async def test_a_slow_slack_does_not_block_the_event_loop(
@@ -615,7 +924,7 @@ async def test_a_slow_slack_does_not_block_the_event_loop(
 
     task = asyncio.create_task(ticker())
     await asyncio.gather(
-        chat.open_war_room(incident=first, key="k"),
+        chat.open_war_room(incident=first, key="k", greeting=GREETING),
         chat.post(incident=second, text="t", key="k2"),
     )
     done.set()

@@ -113,6 +113,7 @@ def gaps(fake: StatuspageFake) -> list[float]:
         (Severity.P3, Status.MONITORING, "degraded_performance"),
         (Severity.P4, Status.INVESTIGATING, None),
         (Severity.P4, Status.RESOLVED, "operational"),
+        (Severity.P1, Status.CANCELLED, "operational"),
     ],
 )
 def test_component_status(severity: Severity, status: Status, expected: str | None) -> None:
@@ -139,6 +140,7 @@ def test_statuses() -> None:
         "monitoring",
         "resolved",
         "resolved",
+        "resolved",  # cancelled: see withdraw
     ]
 
 
@@ -270,6 +272,199 @@ async def test_p4_and_unmapped_services_leave_components_alone(
     assert (first.impact_override, first.component_ids) == ("none", [])
     assert (second.impact_override, second.component_ids) == ("critical", [])
     assert {c.status for c in statuspage.components.values()} == {"operational"}
+
+
+# --- a cancelled incident is withdrawn -------------------------------------------------------
+
+
+async def published(
+    app: Container, adapter: StatuspageStatusPage, *, title: str = "Checkout API down"
+) -> Incident:
+    """An incident shown on Statuspage (its checkout component in a major outage)."""
+    incident = await declare(app, title=title)
+    await adapter.publish(
+        incident=incident, status=Status.INVESTIGATING, body="Looking into it.", key="p/0"
+    )
+    return incident
+
+
+async def forget(app: Container, incident: Incident, name: str) -> None:
+    """What a crash between Statuspage's answer and our write leaves: no reference."""
+    table = VendorRefRow.__table__  # type: ignore[attr-defined]
+    statement = delete(table).where(table.c.incident_id == incident.id, table.c.name == name)
+    await app.database.run(lambda session: session.execute(statement))
+
+
+WITHDRAWN = "This was a false alarm: the service was not affected."
+
+
+async def test_withdraw_deletes_the_statuspage_incident(
+    app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
+) -> None:
+    adapter = make(app, statuspage, http, clock=clock)  # withdraw is the default
+    incident = await published(app, adapter)
+    assert incident.id is not None
+    shown = statuspage.only_incident()
+    assert statuspage.components[CHECKOUT].status == "major_outage"
+    before = len(statuspage.requests)
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert statuspage.incidents == {} and list(statuspage.deleted) == [shown.id]
+    # Deleting leaves a component as it was: it was set back to operational first.
+    assert statuspage.components[CHECKOUT].status == "operational"
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in statuspage.requests[before:]] == [
+        ("GET", shown.id),
+        ("GET", "unresolved"),  # does another incident still show checkout?
+        ("PATCH", shown.id),
+        ("DELETE", shown.id),
+    ]
+    assert statuspage.requests[-2].body == {
+        "incident": {"components": {CHECKOUT: "operational"}, "component_ids": [CHECKOUT]}
+    }
+    refs = VendorRefs(app.database, clock)
+    assert await refs.find(incident.id, "statuspage", "withdrawn") == shown.id
+    # Retried, and a publish still running when it was cancelled: nothing more is sent.
+    seen = len(statuspage.requests)
+    await make(app, statuspage, http, clock=clock).withdraw(
+        incident=incident, body=WITHDRAWN, key="w/0"
+    )
+    await adapter.publish(incident=incident, status=Status.IDENTIFIED, body="Found.", key="p/1")
+    assert len(statuspage.requests) == seen
+    assert statuspage.invalid == [] and statuspage.rate_limited == 0
+    assert min(gaps(statuspage)) >= 1.0 - 1e-6
+
+
+async def test_no_impact_resolves_it_with_the_last_word(
+    app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
+) -> None:
+    adapter = make(app, statuspage, http, clock=clock, cancelled_incidents="no_impact")
+    incident = await published(app, adapter)
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    shown = statuspage.only_incident()
+    assert shown.status == "resolved" and shown.resolved_at is not None
+    assert shown.impact_override == "none"
+    assert shown.bodies == ["Looking into it.", WITHDRAWN]
+    assert statuspage.components[CHECKOUT].status == "operational"
+    assert [(c["old_status"], c["new_status"]) for c in shown.updates[-1].affected_components] == [
+        ("major_outage", "operational")
+    ]
+    # A crash before we wrote the withdrawal down: the retry sees it done and writes nothing.
+    await forget(app, incident, "withdrawn")
+    writes = len(statuspage.writes())
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert len(statuspage.writes()) == writes
+    assert shown.bodies == ["Looking into it.", WITHDRAWN]
+    seen = len(statuspage.requests)
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert len(statuspage.requests) == seen
+    assert statuspage.invalid == []
+
+
+@pytest.mark.parametrize("mode", ["withdraw", "no_impact"])
+async def test_a_never_published_incident_sends_nothing(
+    app: Container,
+    clock: FakeClock,
+    statuspage: StatuspageFake,
+    http: httpx.AsyncClient,
+    mode: str,
+) -> None:
+    adapter = make(app, statuspage, http, clock=clock, cancelled_incidents=mode)
+    incident = await declare(app)
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert statuspage.requests == []
+
+
+async def test_a_retried_withdraw_is_harmless(
+    app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
+) -> None:
+    adapter = make(app, statuspage, http, clock=clock, attempts=1)
+    incident = await published(app, adapter)
+    shown = statuspage.only_incident()
+    # Deleted, then the line went dead: the attempt fails, the step is retried later.
+    statuspage.drop_next(method="DELETE", process=True)
+    with pytest.raises(VendorUnavailable, match=f"withdrawing {incident.ref} failed"):
+        await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert list(statuspage.deleted) == [shown.id]
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")  # the retry
+    assert [r.method for r in statuspage.requests[-1:]] == ["GET"]  # gone: nothing to do
+    assert [r.status for r in statuspage.requests if r.method == "DELETE"] == [0]
+    refs = VendorRefs(app.database, clock)
+    assert await refs.find(incident.id or 0, "statuspage", "withdrawn") == shown.id
+
+    # Deleted by hand on Statuspage before we got to it: withdrawn all the same.
+    other = await published(app, adapter, title="Search down")
+    del statuspage.incidents[statuspage.only_incident().id]
+    await adapter.withdraw(incident=other, body=WITHDRAWN, key="w/1")
+    assert await refs.find(other.id or 0, "statuspage", "withdrawn") is not None
+    assert [r.status for r in statuspage.invalid] == [404, 404]  # the two GETs of the gone
+    statuspage.invalid.clear()
+
+
+async def test_a_merged_duplicate_leaves_the_components_the_other_incident_shows(
+    app: Container, clock: FakeClock, statuspage: StatuspageFake, http: httpx.AsyncClient
+) -> None:
+    adapter = make(app, statuspage, http, clock=clock)
+    first = await published(app, adapter)
+    duplicate = await published(app, adapter, title="Checkout errors again")
+    await adapter.withdraw(incident=duplicate, body=WITHDRAWN, key="w/0")
+    assert len(statuspage.incidents) == 1 and len(statuspage.deleted) == 1
+    assert statuspage.components[CHECKOUT].status == "major_outage"  # still out, for `first`
+    assert [r.method for r in statuspage.writes()][-1:] == ["DELETE"]  # no PATCH before it
+    assert first.id is not None
+
+
+@pytest.mark.parametrize("mode", ["withdraw", "no_impact"])
+async def test_withdraw_waits_out_429_and_retries_500(
+    app: Container,
+    clock: FakeClock,
+    statuspage: StatuspageFake,
+    http: httpx.AsyncClient,
+    mode: str,
+) -> None:
+    adapter = make(
+        app, statuspage, http, clock=clock, cancelled_incidents=mode, attempts=5, backoff=2.0
+    )
+    incident = await published(app, adapter)
+    before = len(statuspage.requests)
+    statuspage.rate_limit_next(2, retry_after="7")
+    start = clock.monotonic()
+    statuspage.fail_next(2, status=500, method="PATCH")
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert clock.monotonic() - start >= 7 + 7 + 2 + 4  # Retry-After twice, then backoff
+    assert [r.status for r in statuspage.requests[before:]][:2] == [429, 429]
+    assert [r.status for r in statuspage.requests if r.method == "PATCH"] == [500, 500, 200]
+    assert statuspage.components[CHECKOUT].status == "operational"
+    if mode == "withdraw":
+        assert statuspage.incidents == {} and len(statuspage.deleted) == 1
+    else:
+        assert statuspage.only_incident().bodies == ["Looking into it.", WITHDRAWN]
+
+
+async def test_withdraw_beyond_the_bound_is_unavailable_without_the_key(
+    app: Container,
+    clock: FakeClock,
+    statuspage: StatuspageFake,
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    adapter = make(app, statuspage, http, clock=clock, attempts=3)
+    incident = await published(app, adapter)
+    statuspage.fail_next(3, status=500)  # as many as the adapter tries
+    with pytest.raises(VendorUnavailable) as caught:
+        await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert str(caught.value).startswith(
+        f"Statuspage: withdrawing {incident.ref} failed after 3 attempts: HTTP 500 for GET"
+    )
+    assert len(statuspage.incidents) == 1
+    statuspage.rate_limit_next(3, retry_after="3600")
+    with pytest.raises(VendorUnavailable, match="longer than we wait") as limited:
+        await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")
+    assert limited.value.retry_after == 3600
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    for text in (str(caught.value), str(limited.value), logged):
+        assert statuspage.api_key not in text
+    await adapter.withdraw(incident=incident, body=WITHDRAWN, key="w/0")  # well again
+    assert statuspage.incidents == {}
 
 
 # --- never two: retries and restarts ---------------------------------------------------------
@@ -643,6 +838,19 @@ async def test_the_fake_refuses_what_statuspage_refuses(http: httpx.AsyncClient)
         assert list(response_validator("Incident").iter_errors(_without_nulls(shown))) == []
         assert shown["components"][0]["status"] == "major_outage"
         assert shown["impact"] == "critical"  # computed from the component when not overridden
+
+        # DELETE: the incident's id, no body, authenticated; gone for good afterwards.
+        one = f"{incidents}/{shown['id']}"
+        assert (await http.delete(f"{incidents}/incnosuch0001", headers=auth)).status_code == 404
+        assert (await http.delete(one)).status_code == 401
+        with_body = await http.request("DELETE", one, headers=auth, json={"incident": {}})
+        assert with_body.status_code == 400
+        deleted = await http.delete(one, headers=auth)
+        assert deleted.status_code == 200 and deleted.json()["id"] == shown["id"]
+        assert (await http.get(one, headers=auth)).status_code == 404
+        assert (await http.delete(one, headers=auth)).status_code == 404
+        assert fake.incidents == {} and list(fake.deleted) == [shown["id"]]
+        assert fake.components[CHECKOUT].status == "major_outage"  # the page's, left as it was
     assert fake.problems == []
 
 

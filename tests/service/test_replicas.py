@@ -261,6 +261,7 @@ async def run_and_check(
     for incident_id in incidents:
         rooms = slack.channels_named(f"inc-{incident_id}-")
         assert len(rooms) == 1, [r.name for r in rooms]
+        assert len(rooms[0].pinned()) == 1  # its greeting
         for message in rooms[0].posts():
             payload = (message.get("metadata") or {}).get("event_payload") or {}
             if "key" in payload:
@@ -270,7 +271,7 @@ async def run_and_check(
         f"inc-{incident_id}/{step_id}/1"
         for _, incident_id, step_id, _, _ in rows
         if step_id.startswith("remind-")
-    }
+    } | {f"inc-{incident_id}/war-room/greeting" for incident_id in incidents}
     assert set(keys) == expected
 
     # The dead replica's claims were taken over: claimed again (a second attempt or more)

@@ -158,6 +158,33 @@ def test_vendor_credentials_are_kept_out_of_repr() -> None:
         assert secret not in text
 
 
+def test_cancelled_incidents_are_withdrawn_unless_said_otherwise(tmp_path: Path) -> None:
+    assert load_settings({}).cancelled_incidents == "withdraw"
+    settings = load_settings({"INCIDENT_CANCELLED_INCIDENTS": "no_impact"})
+    assert settings.cancelled_incidents == "no_impact"
+    config = tmp_path / "incident.yaml"
+    config.write_text("cancelled_incidents: no_impact\n")
+    assert load_settings({"INCIDENT_CONFIG_FILE": str(config)}).cancelled_incidents == "no_impact"
+
+
+CANCELLED_HINT = (
+    "use withdraw (a cancelled incident is taken off the status page) or no_impact (it stays "
+    "there, resolved, as having had no impact)"
+)
+
+
+@pytest.mark.parametrize("value", ["delete", "No_Impact", "no-impact"])
+def test_a_bad_cancelled_incidents_says_what_to_write(tmp_path: Path, value: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        load_settings({"INCIDENT_CANCELLED_INCIDENTS": value})
+    assert str(caught.value) == f"INCIDENT_CANCELLED_INCIDENTS: {value!r}: {CANCELLED_HINT}"
+    config = tmp_path / "incident.yaml"
+    config.write_text(f"cancelled_incidents: {value}\n")
+    with pytest.raises(InvalidValue) as caught:
+        load_settings({"INCIDENT_CONFIG_FILE": str(config)})
+    assert str(caught.value) == f"{config}: cancelled_incidents: {value!r}: {CANCELLED_HINT}"
+
+
 def test_smtp_settings_from_the_environment_and_from_the_file(tmp_path: Path) -> None:
     assert load_settings({}).smtp is None
     assert load_settings({}).company_name == "Service"

@@ -13,9 +13,11 @@ argument fails here instead of being silently dropped. Whatever Slack would refu
 answered as Slack answers (HTTP 200 `{"ok": false, "error": ...}`) and kept in `rejected`, so
 tests can insist there were none.
 
-Stateful: channels (creator, members, topic, bookmarks, messages with metadata, the system
-messages Slack adds for topic changes and joins), direct messages, and users by e-mail, so a
-second create of the same thing is visible.
+Stateful: channels (creator, members, topic, bookmarks, messages with metadata and their
+edits, pinned messages, the system messages Slack adds for topic changes and joins), direct
+messages, and users by e-mail, so a second create of the same thing is visible. Tests set the
+scene as people would: a message posted by someone else (`add_message`), a message deleted by
+hand (`delete_message`, which unpins it, as Slack does).
 
 Scriptable faults per method: N answers with a status (429 with Retry-After, 500 ...), N
 `ok: false` errors (`fatal_error` ...), slow answers (beyond the client's timeout), dropped
@@ -48,6 +50,7 @@ METHODS = (
     "bookmarks.add",
     "bookmarks.list",
     "chat.postMessage",
+    "chat.update",
     "conversations.create",
     "conversations.history",
     "conversations.info",
@@ -55,6 +58,8 @@ METHODS = (
     "conversations.list",
     "conversations.open",
     "conversations.setTopic",
+    "pins.add",
+    "pins.list",
     "users.lookupByEmail",
 )
 
@@ -62,7 +67,8 @@ METHODS = (
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")  # lowercase letters, digits, hyphens, underscores
 CHANNEL_NAME_LIMIT = 80
 TOPIC_LIMIT = 250
-TEXT_LIMIT = 40_000  # chat.postMessage: `msg_too_long` beyond it
+TEXT_LIMIT = 40_000  # chat.postMessage, chat.update: `msg_too_long` beyond it
+MESSAGE_TS = re.compile(r"^\d{10}\.\d{6}$")  # what a message's ts looks like
 INVITE_LIMIT = 100  # conversations.invite: "Up to 100 users may be listed"
 BOOKMARK_TYPES = ("link",)
 EMOJI = re.compile(r"^:[a-z0-9_+'-]+:$")
@@ -107,10 +113,18 @@ class Channel:
     purpose: str = ""
     bookmarks: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    pins: list[dict[str, Any]] = field(default_factory=list)  # {ts, created, created_by}
 
     def posts(self) -> list[dict[str, Any]]:
         """Messages people or apps posted (not the channel's own join and topic notices)."""
         return [m for m in self.messages if "subtype" not in m or m["subtype"] == "bot_message"]
+
+    def message(self, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self.messages if m["ts"] == ts), None)
+
+    def pinned(self) -> list[dict[str, Any]]:
+        """The pinned messages, in the order they were pinned."""
+        return [m for pin in self.pins if (m := self.message(pin["ts"])) is not None]
 
 
 @dataclass
@@ -247,6 +261,18 @@ class FakeSlack:
         )
         self.channels[channel.id] = channel
         return channel
+
+    def add_message(self, channel: Channel, text: str, *, user: str) -> dict[str, Any]:
+        """A message someone posted in `channel` (not the bot: the bot cannot edit it)."""
+        message = {"type": "message", "text": text, "user": user, "ts": self._new_ts()}
+        channel.messages.append(message)
+        return message
+
+    def delete_message(self, channel: Channel, ts: str) -> None:
+        """Someone deleted a message by hand; Slack takes its pin away with it."""
+        assert channel.message(ts) is not None, f"no message {ts} in #{channel.name}"
+        channel.messages = [m for m in channel.messages if m["ts"] != ts]
+        channel.pins = [p for p in channel.pins if p["ts"] != ts]
 
     # --- what tests read ---------------------------------------------------------------------
 
@@ -663,7 +689,7 @@ class FakeSlack:
         answer: Answer = {
             "messages": messages,
             "has_more": more,
-            "pin_count": 0,
+            "pin_count": len(channel.pins),
             "channel_actions_ts": None,
             "channel_actions_count": 0,
         }
@@ -773,6 +799,77 @@ class FakeSlack:
             message["metadata"] = _metadata(args["metadata"])
         channel.messages.append(message)
         return {"channel": channel.id, "ts": message["ts"], "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> Answer:
+        channel = self._visible(args["channel"])
+        if channel.is_archived:
+            raise _Refused("is_inactive", problem=False)
+        ts = str(args["ts"])
+        if not MESSAGE_TS.match(ts):
+            raise _Refused("message_not_found", messages=[f"ts {ts!r} is not a message ts"])
+        message = channel.message(ts)
+        if message is None:
+            raise _Refused("message_not_found", problem=False)
+        if message.get("user") != self.bot_user or message.get("subtype") not in (
+            None,
+            "bot_message",
+        ):
+            raise _Refused("cant_update_message", problem=False)
+        text = args.get("text")
+        if not text and not args.get("blocks") and not args.get("attachments"):
+            raise _Refused("no_text")
+        if isinstance(text, str) and len(text) > TEXT_LIMIT:
+            raise _Refused("msg_too_long")
+        if parse := args.get("parse"):
+            # Documented values only: `none` and `full` (and the default, `client`).
+            if parse not in ("none", "full", "client"):
+                raise _Refused("invalid_arguments", messages=[f"parse: {parse!r}"])
+        # Fields left out keep their values (metadata, blocks, attachments); text is replaced.
+        message["text"] = text or ""
+        message["edited"] = {"user": self.bot_user, "ts": self._new_ts()}
+        shown = {k: v for k, v in message.items() if k != "metadata"}
+        return {"channel": channel.id, "ts": ts, "text": message["text"], "message": shown}
+
+    def _pins_add(self, args: dict[str, Any]) -> Answer:
+        channel = self._visible(args["channel"])
+        if self.bot_user not in channel.members:
+            raise _Refused("not_in_channel", problem=False)
+        if "timestamp" not in args:
+            raise _Refused("no_item_specified", messages=["timestamp is required to pin a message"])
+        ts = str(args["timestamp"])
+        if not MESSAGE_TS.match(ts):
+            raise _Refused("bad_timestamp", messages=[f"timestamp {ts!r}"])
+        if channel.message(ts) is None:
+            raise _Refused("message_not_found", problem=False)
+        if any(pin["ts"] == ts for pin in channel.pins):
+            raise _Refused("already_pinned", problem=False)
+        channel.pins.append(
+            {"ts": ts, "created": int(self.clock.now().timestamp()), "created_by": self.bot_user}
+        )
+        return {}
+
+    def _pins_list(self, args: dict[str, Any]) -> Answer:
+        channel = self._visible(args["channel"])
+        items = []
+        for pin in reversed(channel.pins):  # the latest pin first
+            message = channel.message(pin["ts"])
+            assert message is not None  # deleting a message takes its pin away
+            shown = {k: v for k, v in message.items() if k != "metadata"}
+            items.append(
+                {
+                    "type": "message",
+                    "channel": channel.id,
+                    "created": pin["created"],
+                    "created_by": pin["created_by"],
+                    "message": {
+                        **shown,
+                        "pinned_to": [channel.id],
+                        "permalink": f"https://incident-test.slack.com/archives/{channel.id}/"
+                        f"p{pin['ts'].replace('.', '')}",
+                    },
+                }
+            )
+        return {"items": items}
 
     # --- helpers -----------------------------------------------------------------------------
 

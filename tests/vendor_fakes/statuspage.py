@@ -17,10 +17,12 @@ descriptions say:
 
 It answers in Statuspage's shapes (each answer is checked against the spec's `Incident`
 and `Component` schemas; a mismatch is kept in `problems`), keeps state (incidents with
-their update history, component statuses), enforces the rate limit (one request per
-`min_interval` per key: 429 with Retry-After in whole seconds), and scripts faults: 429s,
-5xx, slow answers, dropped connections, malformed bodies, and being down for a while. The
-rate limit and "down" read time from a `Clock`, so a test can run them in virtual time.
+their update history, component statuses; a deleted incident is gone, 404 from then on,
+kept in `deleted` for tests, and its components keep the statuses they had), enforces the
+rate limit (one request per `min_interval` per key: 429 with Retry-After in whole seconds),
+and scripts faults: 429s, 5xx, slow answers, dropped connections, malformed bodies, and
+being down for a while. The rate limit and "down" read time from a `Clock`, so a test can
+run them in virtual time.
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ class StatuspageFake:
             for n, (cid, name) in enumerate((components or {}).items(), start=1)
         }
         self.incidents: dict[str, FakeIncident] = {}
+        self.deleted: dict[str, FakeIncident] = {}  # incidents removed by DELETE
         self.requests: list[Seen] = []
         self.rate_limited = 0  # 429s the rate limit answered (scripted ones not counted)
         self.invalid: list[Seen] = []  # refused as Statuspage would: auth, page, body
@@ -234,6 +237,7 @@ class StatuspageFake:
         app.router.add_get(page + "/incidents/unresolved", self._unresolved)
         app.router.add_get(page + "/incidents/{incident_id}", self._get)
         app.router.add_patch(page + "/incidents/{incident_id}", self._patch)
+        app.router.add_delete(page + "/incidents/{incident_id}", self._delete)
         app.router.add_get(page + "/components", self._list_components)
         app.router.add_get(page + "/components/{component_id}", self._get_component)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -454,6 +458,16 @@ class StatuspageFake:
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         return self._answer(self._incident(request))
+
+    async def _delete(self, request: web.Request) -> web.StreamResponse:
+        """Gone for good (404 from now on), answered with the incident as it was. Its
+        components keep their statuses: they are the page's, not the incident's."""
+        incident = self._incident(request)
+        if request.body_exists and (await request.read()).strip():
+            raise _Refusal(400, "DELETE takes no body")
+        answer = self._answer(incident)
+        self.deleted[incident.id] = self.incidents.pop(incident.id)
+        return answer
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         limit = self._int_query(request, "limit", 100, top=100)
