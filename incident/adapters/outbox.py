@@ -206,11 +206,17 @@ class Outbox:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def messages(self, *, incident_id: int | None = None) -> list[OutboxMessage]:
-        query = select(OutboxRow).order_by(col(OutboxRow.created_at), col(OutboxRow.id))
+    async def messages(
+        self, *, incident_id: int | None = None, limit: int | None = None
+    ) -> list[OutboxMessage]:
+        """Oldest first; `limit`: only the newest this many (the outbox only grows)."""
+        newest_first = (col(OutboxRow.created_at).desc(), col(OutboxRow.id).desc())
+        query = select(OutboxRow).order_by(*newest_first)
         if incident_id is not None:
             query = query.where(col(OutboxRow.incident_id) == incident_id)
-        rows = await self._database.run(lambda session: list(session.scalars(query)))
+        if limit is not None:
+            query = query.limit(limit)
+        rows = await self._database.run(lambda session: list(session.scalars(query))[::-1])
         return [
             OutboxMessage(
                 idempotency_key=r.idempotency_key,

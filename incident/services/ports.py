@@ -245,3 +245,30 @@ class Store(Protocol):
         other waiting work (declarations, pages), where the store queues work.
         """
         ...
+
+
+class KeptMessage(Protocol):
+    """An effect the outbox kept: the rendered message and where it was addressed."""
+
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def incident_id(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+
+
+class OutboxReader(Protocol):
+    async def messages(
+        self, *, incident_id: int | None = None, limit: int | None = None
+    ) -> Sequence[KeptMessage]:
+        """The kept messages, oldest first (`limit`: only the newest this many)."""
+        ...

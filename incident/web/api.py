@@ -28,6 +28,7 @@ from incident.domain.incident import Severity, Status
 from incident.domain.status_page import MaintenanceStatus
 from incident.services import incidents as uc
 from incident.services import status_page as maintenance
+from incident.services import views
 from incident.services.incidents import Runtime
 from incident.web import schemas as s
 from incident.web.auth import authenticate
@@ -37,6 +38,8 @@ from incident.web.errors import ApiError, guarded, validation_detail
 PREFIX = "/api/v1"
 MAX_ID = 2**53  # ids beyond this cannot exist (and would overflow SQLite's integers)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+TIMELINE_KIND = re.compile(r"^[a-z0-9_]{1,40}$")
+OUTBOX_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Operation:
     body_optional: bool = False
     response: type[BaseModel] | None = None
     status: int = 200
-    query: tuple[tuple[str, list[str], str], ...] = ()  # (name, allowed values, description)
+    # (name, allowed values or the parameter's JSON schema, description)
+    query: tuple[tuple[str, list[str] | dict[str, Any], str], ...] = ()
     idempotency_key: bool = False
     action: Action | None = None  # the per-incident rule, for the document
 
@@ -138,6 +142,35 @@ def _filters(request: web.Request, name: str, parse: Callable[[str], Any]) -> li
     return values
 
 
+def _one(request: web.Request, name: str) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidValue(f"query parameter {name}", "give it once")
+    return values[0] if values else None
+
+
+def _number(request: web.Request, name: str, *, low: int, high: int) -> int | None:
+    text = _one(request, name)
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,20}", text) or not low <= int(text) <= high:
+        raise InvalidValue(f"query parameter {name}", f"{text!r} is not a number {low}-{high}")
+    return int(text)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    text = _one(request, name)
+    if text not in (None, "true", "false"):
+        raise InvalidValue(f"query parameter {name}", f"{text!r} is neither true nor false")
+    return text == "true"
+
+
+def _kind(text: str) -> str:
+    if not TIMELINE_KIND.match(text):
+        raise InvalidValue("query parameter kind", f"{text!r} is not a timeline kind")
+    return text
+
+
 async def list_all(call: Call) -> web.Response:
     statuses = _filters(
         call.request, "status", lambda t: Status.parse(t, where="query parameter status")
@@ -152,6 +185,28 @@ async def list_all(call: Call) -> web.Response:
 async def show(call: Call) -> web.Response:
     view = await uc.get_incident(call.rt, call.incident_id)
     return _json(s.IncidentDetail.of(view))
+
+
+async def timeline(call: Call) -> web.Response:
+    kinds = _filters(call.request, "kind", _kind)
+    public_only = _flag(call.request, "public")
+    entries = await views.incident_timeline(
+        call.rt, call.incident_id, kinds=kinds, public_only=public_only
+    )
+    return _json(s.Timeline(timeline=[s.TimelineEntryOut.of(e) for e in entries]))
+
+
+async def outbox(call: Call) -> web.Response:
+    incident_id = _number(call.request, "incident", low=1, high=MAX_ID)
+    limit = _number(call.request, "limit", low=1, high=OUTBOX_LIMIT) or 100
+    messages, more = await views.outbox_messages(
+        call.rt, call.request.app[CONTAINER].outbox, incident_id=incident_id, limit=limit
+    )
+    return _json(s.OutboxList(messages=[s.OutboxMessageOut.of(m) for m in messages], more=more))
+
+
+async def whoami(call: Call) -> web.Response:
+    return _json(s.Caller.of(call.principal))
 
 
 async def acknowledge(call: Call) -> web.Response:
@@ -172,6 +227,13 @@ async def post_update(call: Call) -> web.Response:
         components={k: v.value for k, v in body.components.items()},
         by=call.principal.name,
     )
+    return await _changed(call)
+
+
+async def change_status(call: Call) -> web.Response:
+    body: s.StatusRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
+    await uc.change_status(call.rt, call.incident_id, Status(body.status), by=call.principal.name)
     return await _changed(call)
 
 
@@ -342,6 +404,27 @@ OPERATIONS: tuple[Operation, ...] = (
         response=s.IncidentDetail,
     ),
     Operation(
+        "GET",
+        _ONE + "/timeline",
+        "getTimeline",
+        "The incident's timeline, oldest first, optionally of some kinds or public only",
+        timeline,
+        AccessRole.VIEWER,
+        response=s.Timeline,
+        query=(
+            (
+                "kind",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"^[a-z0-9_]{1,40}(,[a-z0-9_]{1,40})*$"},
+                },
+                "only entries of these kinds, e.g. customer_update, step_skipped "
+                "(repeat or comma-join)",
+            ),
+            ("public", {"type": "boolean"}, "true: only what customers were shown"),
+        ),
+    ),
+    Operation(
         "POST",
         _ONE + "/acknowledge",
         "acknowledgeIncident",
@@ -360,6 +443,16 @@ OPERATIONS: tuple[Operation, ...] = (
         post_update,
         _R,
         body=s.CustomerUpdateRequest,
+        response=s.IncidentChanged,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/status",
+        "changeStatus",
+        "Move the incident between investigating, identified and monitoring",
+        change_status,
+        _R,
+        body=s.StatusRequest,
         response=s.IncidentChanged,
     ),
     Operation(
@@ -496,6 +589,37 @@ OPERATIONS: tuple[Operation, ...] = (
         _R,
         body=s.MaintenanceUpdateRequest,
         response=s.MaintenanceOut,
+    ),
+    Operation(
+        "GET",
+        PREFIX + "/outbox",
+        "listOutbox",
+        "The newest messages the outbox kept (rendered pages, chat, e-mails with their "
+        "addresses, status page and customer texts), oldest first",
+        outbox,
+        _R,
+        response=s.OutboxList,
+        query=(
+            (
+                "incident",
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "only this incident's",
+            ),
+            (
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": OUTBOX_LIMIT, "default": 100},
+                "at most this many, the newest",
+            ),
+        ),
+    ),
+    Operation(
+        "GET",
+        PREFIX + "/me",
+        "whoAmI",
+        "Who this token acts as: its name (the one on the timeline) and role",
+        whoami,
+        AccessRole.VIEWER,
+        response=s.Caller,
     ),
 )
 

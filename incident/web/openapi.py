@@ -59,6 +59,11 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
             }
         )
     for name, allowed, description in op.query:
+        schema = (
+            allowed
+            if isinstance(allowed, dict)
+            else {"type": "array", "items": {"type": "string", "enum": allowed}}
+        )
         parameters.append(
             {
                 "name": name,
@@ -67,7 +72,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 "description": description,
                 "style": "form",
                 "explode": True,
-                "schema": {"type": "array", "items": {"type": "string", "enum": allowed}},
+                "schema": schema,
             }
         )
     if op.idempotency_key:

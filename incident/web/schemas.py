@@ -13,10 +13,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from incident.domain.access import AccessRole, Principal
 from incident.domain.incident import Category, Incident, Role, Severity, Status
 from incident.domain.records import TimelineEntry
 from incident.domain.status_page import ComponentStatus, Maintenance, MaintenanceStatus
 from incident.services.incidents import IncidentView, UpcomingStep
+from incident.services.ports import KeptMessage
 
 # Text people write: any character but the control ones (tab and newlines aside), which
 # no message needs and which XML (the feeds) and chat cannot carry.
@@ -75,6 +77,13 @@ class CustomerUpdateRequest(Request):
         default=None, description="Move the incident to this status with the update."
     )
     components: ComponentStatuses = {}
+
+
+class StatusRequest(Request):
+    status: OpenStatus = Field(
+        description="Move the incident to this status; no customer update is posted "
+        "(post one with a status to do both)."
+    )
 
 
 class ComponentsRequest(Request):
@@ -324,3 +333,45 @@ class MaintenanceOut(BaseModel):
 
 class MaintenanceList(BaseModel):
     maintenances: list[MaintenanceOut]
+
+
+class Timeline(BaseModel):
+    timeline: list[TimelineEntryOut] = Field(description="Oldest first.")
+
+
+class OutboxMessageOut(BaseModel):
+    idempotency_key: str
+    incident_id: int
+    created_at: datetime
+    channel: str = Field(description="page, chat, email, status_page or customers.")
+    destination: str
+    subject: str
+    body: str
+
+    @classmethod
+    def of(cls, message: KeptMessage) -> OutboxMessageOut:
+        return cls(
+            idempotency_key=message.idempotency_key,
+            incident_id=message.incident_id,
+            created_at=message.created_at,
+            channel=message.channel,
+            destination=message.destination,
+            subject=message.subject,
+            body=message.body,
+        )
+
+
+class OutboxList(BaseModel):
+    messages: list[OutboxMessageOut] = Field(description="Oldest first.")
+    more: bool = Field(description="Older messages were left out: raise limit to see them.")
+
+
+class Caller(BaseModel):
+    """Who the bearer token acts as: the name on the timeline, and the role."""
+
+    name: str
+    role: AccessRole
+
+    @classmethod
+    def of(cls, principal: Principal) -> Caller:
+        return cls(name=principal.name, role=principal.role)

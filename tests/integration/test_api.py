@@ -17,6 +17,8 @@ from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
+from incident.services import incidents as uc
+from incident.web.context import CONTAINER
 from tests.fakes import RecordingEffects
 from tests.serving import serving
 
@@ -538,3 +540,114 @@ async def test_bad_maintenance_windows_are_refused_and_store_nothing(
     assert listed["maintenances"] == []
     missing = await client.get("/api/v1/maintenances/99", headers=auth("viewer"))
     assert missing.status == 404
+
+
+# --- status alone, the timeline, the outbox, who am I ---------------------------------------
+
+
+async def test_status_changes_alone_without_a_customer_update(
+    client: TestClient[Any, Any],
+) -> None:
+    incident = (await declare(client, severity="P2"))["incident"]
+    status = f"/api/v1/incidents/{incident['id']}/status"
+
+    async def send(body: Any, who: str | None = "responder", path: str = status) -> Any:
+        headers = auth(who) if who else {}
+        return await client.post(path, json=body, headers=headers)
+
+    moved = await send({"status": "identified"})
+    assert moved.status == 200, await moved.text()
+    changed = (await moved.json())["incident"]
+    assert changed["status"] == "identified" and changed["last_customer_update_at"] is None
+    again = await send({"status": "identified"})
+    assert again.status == 409 and "already identified" in (await again.json())["detail"]
+    for body in ({"status": "resolved"}, {"status": "IDENTIFIED"}, {}, {"status": "x", "a": 1}):
+        assert (await send(body)).status == 422, body
+    assert (await send({"status": "monitoring"}, who="viewer")).status == 403
+    assert (await send({"status": "monitoring"}, who=None)).status == 401
+    missing = await send({"status": "monitoring"}, path="/api/v1/incidents/999/status")
+    assert missing.status == 404
+    shown = await client.get(f"/api/v1/incidents/{incident['id']}", headers=auth("viewer"))
+    detail = await shown.json()
+    assert detail["incident"]["status"] == "identified"
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("status_changed") == 1 and "customer_update" not in kinds
+
+
+async def test_timeline_of_some_kinds_or_public_only(client: TestClient[Any, Any]) -> None:
+    incident = (await declare(client, components={"api": "major_outage"}))["incident"]
+    one = f"/api/v1/incidents/{incident['id']}"
+    await client.post(one + "/notes", json={"text": "line 1\nline 2"}, headers=auth("responder"))
+    await client.post(one + "/updates", json={"message": "On it"}, headers=auth("responder"))
+
+    async def kinds(query: str = "", who: str = "viewer") -> list[str]:
+        response = await client.get(one + "/timeline" + query, headers=auth(who))
+        assert response.status == 200, await response.text()
+        return [e["kind"] for e in (await response.json())["timeline"]]
+
+    everything = await kinds()
+    assert everything[0] == "declared" and {"internal_note", "customer_update"} <= set(everything)
+    assert await kinds("?kind=internal_note") == ["internal_note"]
+    both = ["internal_note", "customer_update"]
+    assert await kinds("?kind=internal_note,customer_update") == both
+    assert await kinds("?kind=internal_note&kind=customer_update") == both
+    assert await kinds("?kind=no_such_kind") == []
+    public = await kinds("?public=true")
+    assert public and set(public) <= {"components_changed", "customer_update", "status_page_update"}
+    assert {"internal_note", "customer_update"} <= set(await kinds("?public=false"))
+    assert await kinds("?public=true&kind=internal_note") == []
+    response = await client.get(one + "/timeline?kind=internal_note", headers=auth("viewer"))
+    [note] = (await response.json())["timeline"]
+    assert note["text"] == "line 1\nline 2" and note["actor"] == "rob" and note["public"] is False
+
+    for query in ("?public=yes", "?public=true&public=false", "?kind=Bad", "?kind=a;b", "?x=1"):
+        bad = await client.get(one + "/timeline" + query, headers=auth("viewer"))
+        assert bad.status == 422, query
+        assert set(await bad.json()) == {"error", "detail"}
+    assert (await client.get(one + "/timeline")).status == 401
+    missing = await client.get("/api/v1/incidents/999/timeline", headers=auth("viewer"))
+    assert missing.status == 404
+
+
+async def test_outbox_lists_the_newest_kept_messages_to_responders(
+    client: TestClient[Any, Any],
+) -> None:
+    first = (await declare(client))["incident"]["id"]
+    second = (await declare(client, title="Search slow", severity="P3"))["incident"]["id"]
+    container = client.app[CONTAINER]
+    for number, text in ((first, "one"), (second, "other"), (first, "two"), (first, "three")):
+        incident = (await uc.get_incident(container.runtime, number)).incident
+        await container.outbox.post(incident=incident, text=text, key=f"test/{text}")
+
+    async def outbox(query: str = "", who: str = "responder") -> Any:
+        response = await client.get("/api/v1/outbox" + query, headers=auth(who))
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    kept = await outbox(f"?incident={first}")
+    assert [m["body"] for m in kept["messages"]] == ["one", "two", "three"]
+    assert kept["more"] is False
+    message = kept["messages"][0]
+    assert message["channel"] == "chat" and message["destination"].startswith("chat:#inc-")
+    assert message["idempotency_key"] == "test/one" and message["incident_id"] == first
+    newest = await outbox(f"?incident={first}&limit=2")
+    assert [m["body"] for m in newest["messages"]] == ["two", "three"] and newest["more"]
+    assert [m["body"] for m in (await outbox())["messages"]] == ["one", "other", "two", "three"]
+
+    viewer = await client.get("/api/v1/outbox", headers=auth("viewer"))
+    assert viewer.status == 403 and "responder" in (await viewer.json())["detail"]
+    assert (await client.get("/api/v1/outbox")).status == 401
+    missing = await client.get("/api/v1/outbox?incident=999", headers=auth("responder"))
+    assert missing.status == 404
+    for query in ("?limit=0", "?limit=1001", "?limit=x", "?limit=1&limit=2", "?incident=-1"):
+        bad = await client.get("/api/v1/outbox" + query, headers=auth("responder"))
+        assert bad.status == 422, query
+
+
+async def test_me_is_who_the_token_acts_as(client: TestClient[Any, Any]) -> None:
+    for who in ("viewer", "commander"):
+        response = await client.get("/api/v1/me", headers=auth(who))
+        assert response.status == 200
+        token = TOKENS[who]
+        assert await response.json() == {"name": token.name, "role": token.role.value}
+    assert (await client.get("/api/v1/me")).status == 401
