@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from incident import api_commands, bootstrap
+from incident import api_commands, api_output, bootstrap
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
 from incident.client import ClientError
@@ -110,21 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
         "on PostgreSQL with --migrate)",
     )
 
-    outbox = commands.add_parser("outbox", help="list the effects kept by the outbox")
-    outbox.add_argument("--incident", type=int, default=None)
-
-    api_commands.add_parsers(commands)
+    api_commands.add_parsers(commands)  # `outbox` too: through the API, or --local
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        # `incident ... | head`: the reader has what it wanted. Whatever is still buffered
+        # goes nowhere, so that the flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in api_commands.COMMANDS:
+    if args.command in api_commands.COMMANDS and not getattr(args, "local", False):
         # A client of a running service: the server's own settings play no part.
         try:
             return api_commands.run(args)
         except ClientError as error:
-            print(f"incident: {error}", file=sys.stderr)
+            print(f"incident: {api_output.safe_message(error)}", file=sys.stderr)
             return 1
     try:
         settings = load_settings()
@@ -140,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "simulate":
                 return asyncio.run(_simulate(settings, args))
             case "outbox":
-                return asyncio.run(_outbox(settings, args.incident))
+                return asyncio.run(_outbox(settings, args))
             case "db":
                 return asyncio.run(_db_upgrade(settings))
     except InvalidPlaybook as error:
@@ -149,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DomainError, UsageError, TemplateProblem) as error:
         print(f"incident: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader of our output left: see main
     except (OSError, DBAPIError) as error:
         # The database (or a port) is not there: say which and why, no traceback.
         reason = getattr(error, "orig", None) or error
@@ -237,18 +249,21 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _outbox(settings: Settings, incident_id: int | None) -> int:
+async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    """`incident outbox --local`: the database read directly, shown as the API shows it."""
+    from incident.services.views import outbox_messages
+    from incident.web.schemas import OutboxList, OutboxMessageOut
+
     container = await bootstrap.build(settings)
     try:
-        for message in await container.outbox.messages(incident_id=incident_id):
-            print(
-                f"{message.created_at.isoformat()}  INC-{message.incident_id}  "
-                f"{message.channel:<11} {message.destination}"
-            )
-            for line in message.body.splitlines():
-                print(f"    {line}")
+        messages, more = await outbox_messages(
+            container.runtime, container.outbox, incident_id=args.incident, limit=args.limit or 100
+        )
     finally:
         await container.close()
+    result = OutboxList(messages=[OutboxMessageOut.of(m) for m in messages], more=more)
+    as_json = result.model_dump(mode="json")
+    print(json.dumps(as_json, indent=2) if args.json else api_output.outbox(as_json))
     return 0
 
 

@@ -6,8 +6,9 @@ Every failure becomes `ClientError` with a sentence a person can act on: the ser
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -67,16 +68,22 @@ class ApiClient:
         service: str = "",
         impact: str = "",
         category: str = "general",
+        components: Mapping[str, str] | None = None,
+        public_title: str | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        body = {
+        body: dict[str, Any] = {
             "title": title,
             "severity": severity,
             "service": service,
             "impact": impact,
             "category": category,
         }
+        if components:
+            body["components"] = dict(components)
+        if public_title is not None:
+            body["public_title"] = public_title
         return self._call("POST", "/incidents", json=body, headers=headers)
 
     def list(self, *, statuses: list[str], severities: list[str]) -> Any:
@@ -93,10 +100,19 @@ class ApiClient:
     def acknowledge(self, incident_id: int) -> Any:
         return self._call("POST", f"/incidents/{incident_id}/acknowledge", json={})
 
-    def update(self, incident_id: int, *, message: str, status: str | None) -> Any:
+    def update(
+        self,
+        incident_id: int,
+        *,
+        message: str,
+        status: str | None,
+        components: Mapping[str, str] | None = None,
+    ) -> Any:
         body: dict[str, Any] = {"message": message}
         if status:
             body["status"] = status
+        if components:
+            body["components"] = dict(components)
         return self._call("POST", f"/incidents/{incident_id}/updates", json=body)
 
     def note(self, incident_id: int, *, text: str) -> Any:
@@ -104,6 +120,83 @@ class ApiClient:
 
     def resolve(self, incident_id: int, *, summary: str) -> Any:
         return self._call("POST", f"/incidents/{incident_id}/resolve", json={"summary": summary})
+
+    def timeline(self, incident_id: int, *, kinds: Sequence[str], public: bool) -> Any:
+        params: dict[str, Any] = {"kind": ",".join(kinds)} if kinds else {}
+        if public:
+            params["public"] = "true"
+        return self._call("GET", f"/incidents/{incident_id}/timeline", params=params)
+
+    def change_status(self, incident_id: int, *, status: str) -> Any:
+        return self._call("POST", f"/incidents/{incident_id}/status", json={"status": status})
+
+    def severity(self, incident_id: int, *, severity: str, reason: str) -> Any:
+        body = {"severity": severity, "reason": reason}
+        return self._call("POST", f"/incidents/{incident_id}/severity", json=body)
+
+    def assign_role(self, incident_id: int, *, role: str, person: str) -> Any:
+        body = {"role": role, "person": person}
+        return self._call("POST", f"/incidents/{incident_id}/roles", json=body)
+
+    def rca(self, incident_id: int, *, link: str) -> Any:
+        return self._call("POST", f"/incidents/{incident_id}/rca", json={"link": link})
+
+    def components(self, incident_id: int, components: Mapping[str, str]) -> Any:
+        body = {"components": dict(components)}
+        return self._call("PUT", f"/incidents/{incident_id}/components", json=body)
+
+    def public_title(self, incident_id: int, *, public_title: str) -> Any:
+        body = {"public_title": public_title}
+        return self._call("PUT", f"/incidents/{incident_id}/public-title", json=body)
+
+    def skip(self, incident_id: int, step: str, *, reason: str) -> Any:
+        path = f"/incidents/{incident_id}/steps/{quote(step, safe='')}/skip"
+        return self._call("POST", path, json={"reason": reason})
+
+    def snooze(self, incident_id: int, step: str, *, minutes: int, reason: str) -> Any:
+        path = f"/incidents/{incident_id}/steps/{quote(step, safe='')}/snooze"
+        return self._call("POST", path, json={"minutes": minutes, "reason": reason})
+
+    def schedule_maintenance(
+        self,
+        *,
+        name: str,
+        message: str,
+        scheduled_for: str,
+        scheduled_until: str,
+        components: Sequence[str],
+    ) -> Any:
+        body = {
+            "name": name,
+            "message": message,
+            "scheduled_for": scheduled_for,
+            "scheduled_until": scheduled_until,
+            "components": list(components),
+        }
+        return self._call("POST", "/maintenances", json=body)
+
+    def maintenances(self) -> Any:
+        return self._call("GET", "/maintenances")
+
+    def maintenance(self, maintenance_id: int) -> Any:
+        return self._call("GET", f"/maintenances/{maintenance_id}")
+
+    def update_maintenance(self, maintenance_id: int, *, message: str, status: str | None) -> Any:
+        body: dict[str, Any] = {"message": message}
+        if status:
+            body["status"] = status
+        return self._call("POST", f"/maintenances/{maintenance_id}/updates", json=body)
+
+    def outbox(self, *, incident_id: int | None, limit: int | None) -> Any:
+        params: dict[str, Any] = {}
+        if incident_id is not None:
+            params["incident"] = incident_id
+        if limit is not None:
+            params["limit"] = limit
+        return self._call("GET", "/outbox", params=params)
+
+    def whoami(self) -> Any:
+        return self._call("GET", "/me")
 
 
 def _detail(detail: Any) -> str:

@@ -8,7 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,44 +23,60 @@ VIEWER = "cli-viewer-token-01234567"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory: Path = tmp_path_factory.mktemp("cli-api")
+    with running_server(tmp_path_factory.mktemp("cli-api") / "served.db") as url:
+        yield url
+
+
+@contextmanager
+def running_server(database: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`incident serve` on a free port with the three tokens, on a SQLite file: its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "INCIDENT_DATABASE_URL": f"sqlite:///{directory / 'served.db'}",
-            "INCIDENT_API_TOKENS": f"{RESPONDER}:responder:rob,{COMMANDER}:commander:cleo,"
-            f"{VIEWER}:viewer",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_ready(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr[-3000:]
-    assert "Traceback" not in stderr
+    log = database.with_suffix(".log")
+    with log.open("w") as stderr:  # a file: a pipe nobody reads would fill and stall it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
+            env={
+                **os.environ,
+                "INCIDENT_DATABASE_URL": f"sqlite:///{database}",
+                "INCIDENT_API_TOKENS": f"{RESPONDER}:responder:rob,{COMMANDER}:commander:cleo,"
+                f"{VIEWER}:viewer",
+                **(env or {}),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            wait_ready(port)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    logged = log.read_text()
+    assert process.returncode == 0, logged[-3000:]
+    assert "Traceback" not in logged
 
 
 def cli(
-    *args: str, url: str | None = None, token: str | None = RESPONDER
+    *args: str,
+    url: str | None = None,
+    token: str | None = RESPONDER,
+    env: Mapping[str, str] | None = None,
+    stdout: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    """`incident ARGS` as a process: only INCIDENT_URL and INCIDENT_TOKEN (and `env`) set;
+    `stdout`: a file descriptor to write to instead of capturing."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
     if url:
-        env["INCIDENT_URL"] = url
+        environ["INCIDENT_URL"] = url
     if token:
-        env["INCIDENT_TOKEN"] = token
+        environ["INCIDENT_TOKEN"] = token
     return subprocess.run(
         [sys.executable, "-m", "incident.cli", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=60,
-        env=env,
+        env={**environ, **(env or {})},
         check=False,
     )
 

@@ -1,0 +1,77 @@
+"""The CLI's argument types: what they accept, and what they say about the rest."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from incident import api_parsers as p
+
+
+def refusal(parse: object, text: str) -> str:
+    assert callable(parse)
+    with pytest.raises(argparse.ArgumentTypeError) as error:
+        parse(text)
+    return str(error.value)
+
+
+def test_severities_in_any_case_are_sent_as_the_api_spells_them() -> None:
+    assert [p.severity(t) for t in ("p1", " P2 ", "p4")] == ["P1", "P2", "P4"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-05-01T22:00:00Z", datetime(2030, 5, 1, 22, tzinfo=UTC)),
+        ("2030-05-01T22:00+02:00", datetime(2030, 5, 1, 20, tzinfo=UTC)),
+    ],
+)
+def test_times_need_a_zone(text: str, expected: datetime) -> None:
+    assert p.instant(text) == expected
+
+
+def test_relative_times_count_from_now() -> None:
+    before = datetime.now(UTC)
+    moment = p.instant("+2h")
+    assert before + timedelta(hours=2) <= moment <= datetime.now(UTC) + timedelta(hours=2)
+    assert p.instant("now") >= before
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2030-05-01T22:00", "has no time zone; add one, e.g. 2030-05-01T22:00Z"),
+        ("tomorrow", "is not a time"),
+        ("+soon", "is not a time"),
+        ("", "is not a time"),
+    ],
+)
+def test_bad_times_say_what_to_write(text: str, says: str) -> None:
+    assert says in refusal(p.instant, text)
+
+
+def test_component_statuses() -> None:
+    assert p.component_status("api=Major-Outage") == ("api", "major_outage")
+    assert "not COMPONENT=STATUS" in refusal(p.component_status, "api:down")
+    assert "not COMPONENT=STATUS" in refusal(p.component_status, "API=operational")
+    assert "is not a component status" in refusal(p.component_status, "api=on_fire")
+
+
+def test_snoozes_are_whole_minutes_up_to_a_week() -> None:
+    assert p.snooze_minutes("1h30m") == 90
+    assert p.minutes("15") == 15
+    assert p.snooze_minutes("7d") == 7 * 24 * 60
+    for text in ("90s", "0m", "8d"):
+        assert "whole minutes" in refusal(p.snooze_minutes, text)
+    assert "not a number of minutes" in refusal(p.minutes, "-5")
+
+
+def test_ids() -> None:
+    assert p.incident_id("INC-42") == p.incident_id("42") == 42
+    for text in ("INC-x", "0", "²", "1" * 20):
+        assert "not an incident id" in refusal(p.incident_id, text)
+    assert p.step_id("escalate-vp-clevel") == "escalate-vp-clevel"
+    for text in ("..", "a b", "a/b", ""):
+        assert "not a step id" in refusal(p.step_id, text)
