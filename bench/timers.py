@@ -146,11 +146,11 @@ class TimingEffects:
     async def on_call(self, *, tier: str) -> list[OnCall]:
         return []
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
         self._send(key)
 
     async def open_war_room(
-        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
     ) -> WarRoom:
         self._send(key)
         return WarRoom(channel=f"inc-{incident.id}")
@@ -171,6 +171,9 @@ class TimingEffects:
         self._send(key)
 
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
+        self._send(key)
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
         self._send(key)
 
     async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:

@@ -106,11 +106,11 @@ class TimingEffects:
     async def on_call(self, *, tier: str) -> list[OnCall]:
         return []
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
         self._send(key)
 
     async def open_war_room(
-        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
     ) -> WarRoom:
         assert incident.id is not None
         self.war_rooms.setdefault(incident.id, time.time())
@@ -133,6 +133,9 @@ class TimingEffects:
         self.effects_sent += 1
 
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
+        self.effects_sent += 1
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
         self.effects_sent += 1
 
     async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:

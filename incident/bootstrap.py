@@ -122,7 +122,13 @@ async def build(
         )
     else:
         live = dict.fromkeys(live, "given")
-    runtime = Runtime(store=store, playbooks=playbooks, clock=clock, catalog=settings.catalog)
+    runtime = Runtime(
+        store=store,
+        playbooks=playbooks,
+        clock=clock,
+        catalog=settings.catalog,
+        approval_categories=settings.approval_categories,
+    )
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     # Replicas (PostgreSQL) wake each other through the database; polling is the fallback,
     # more often there, since a lost signal is only noticed by the next poll.

@@ -25,6 +25,7 @@ from incident.adapters.database import POSTGRES_PREFIXES, SQLITE_PREFIXES
 from incident.domain.access import AccessRole, Principal
 from incident.domain.alert_routing import AlertRouting
 from incident.domain.errors import InvalidValue
+from incident.domain.incident import Category
 from incident.domain.status_page import Catalog, Component, ComponentGroup
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ KNOWN_KEYS = frozenset(
         "statuspage_api_url",
         "statuspage_components",
         "cancelled_incidents",
+        "approval_categories",
         "pagerduty_escalation_policies",
         "smtp_url",
         "smtp_from",
@@ -155,6 +157,9 @@ class Settings:
     # A cancelled incident (false alarm, declined, merged) on the status pages, ours and
     # Statuspage: `withdraw` takes it off; `no_impact` keeps it, resolved with no impact.
     cancelled_incidents: Literal["withdraw", "no_impact"] = "withdraw"
+    # Incidents of these categories hold every automatic customer-facing text (status page,
+    # notifications, holding updates) until their commander approves it.
+    approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -271,6 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         company_name=_company_name(*source.text("company_name", defaults.company_name)),
         catalog=_parse_catalog(source),
         cancelled_incidents=_cancelled_incidents(*source.text("cancelled_incidents", None)),
+        approval_categories=_approval_categories(*source.raw("approval_categories")),
         **_vendors(source, defaults),
     )
 
@@ -500,6 +506,19 @@ def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
         user: AccessRole.parse(role, where=f"{where} ({user})")
         for user, role in _pairs(where, value, "slack_user_id:role")
     }
+
+
+def _approval_categories(where: str, value: Any) -> frozenset[Category]:
+    """`security,legal` (environment) or a list (file); `none` for no approvals at all."""
+    if value is None or value == "":
+        return Settings.approval_categories
+    if isinstance(value, str):
+        if value.strip().lower() == "none":
+            return frozenset()
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidValue(where, "give categories like security,legal (or none)")
+    return frozenset(Category.parse(v, where=where) for v in value if v.strip())
 
 
 def _cancelled_incidents(where: str, value: str | None) -> Literal["withdraw", "no_impact"]:

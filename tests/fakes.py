@@ -54,6 +54,7 @@ class RecordingEffects:
     hold_when: Callable[[str], asyncio.Event | None] | None = None
     takes: float = 0.0  # seconds on `clock` each call takes (virtual time: it moves it)
     rota: dict[str, list[OnCall]] = field(default_factory=dict)  # tier -> who is on call
+    greetings: dict[int, str] = field(default_factory=dict)  # incident -> its greeting now
 
     def effects(self, renderer: JinjaRenderer) -> Effects:
         return Effects(
@@ -110,20 +111,26 @@ class RecordingEffects:
         return list(self.rota.get(tier, ()))
 
     async def open_war_room(
-        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
     ) -> WarRoom:
         await self._hold(key)
-        self._send("chat.open", key, incident, "war-room", ", ".join(people))
+        self._send("chat.open", key, incident, "war-room", greeting)
+        assert incident.id is not None
+        self.greetings[incident.id] = greeting
         return WarRoom(channel=war_room_name(incident), conference_url=None)
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         await self._hold(key)
         self._send("chat.post", key, incident, "war-room", text)
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
         await self._hold(key)
+        # The topic as the target (what the room's topic says); the greeting as the body.
         topic = f"{incident.severity.value} {incident.status.value} {incident.commander}"
-        self._send("chat.refresh", key, incident, "war-room", topic)
+        self._send("chat.refresh", key, incident, topic, greeting)
+        assert incident.id is not None
+        if incident.war_room is not None:
+            self.greetings[incident.id] = greeting  # edited in place
 
     async def notify(
         self,
@@ -141,6 +148,10 @@ class RecordingEffects:
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
         await self._hold(key)
         self._send("status_page", key, incident, status.value, body)
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
+        await self._hold(key)
+        self._send("status_page.withdraw", key, incident, "withdrawn", body)
 
     async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
         await self._hold(key)

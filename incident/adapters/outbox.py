@@ -27,6 +27,20 @@ _INSERT_SQLITE = sqlite_insert(OutboxRow).on_conflict_do_nothing(index_elements=
 _INSERT_POSTGRES = postgres_insert(OutboxRow).on_conflict_do_nothing(
     index_elements=["idempotency_key"]
 )
+# The war room's greeting is one message, edited in place: its record is kept up to date.
+_GREETING_SQLITE = sqlite_insert(OutboxRow)
+_GREETING_SQLITE = _GREETING_SQLITE.on_conflict_do_update(
+    index_elements=["idempotency_key"],
+    set_={"body": _GREETING_SQLITE.excluded.body, "subject": _GREETING_SQLITE.excluded.subject},
+)
+_GREETING_POSTGRES = postgres_insert(OutboxRow)
+_GREETING_POSTGRES = _GREETING_POSTGRES.on_conflict_do_update(
+    index_elements=["idempotency_key"],
+    set_={
+        "body": _GREETING_POSTGRES.excluded.body,
+        "subject": _GREETING_POSTGRES.excluded.subject,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,10 @@ class Outbox:
         destination: str,
         subject: str = "",
         body: str,
+        replace: bool = False,
     ) -> None:
+        """Keep one effect, once per `key`; `replace`: a message edited in place (the
+        greeting), whose record follows its latest text."""
         assert incident.id is not None
         values = {
             "idempotency_key": key,
@@ -70,7 +87,10 @@ class Outbox:
             "subject": subject,
             "body": body,
         }
-        statement = _INSERT_SQLITE if self._database.is_sqlite else _INSERT_POSTGRES
+        if replace:
+            statement = _GREETING_SQLITE if self._database.is_sqlite else _GREETING_POSTGRES
+        else:
+            statement = _INSERT_SQLITE if self._database.is_sqlite else _INSERT_POSTGRES
         await self._database.run(lambda session: session.execute(statement, values))
 
     # --- Pager -----------------------------------------------------------------------------
@@ -116,7 +136,7 @@ class Outbox:
     # --- Chat ------------------------------------------------------------------------------
 
     async def open_war_room(
-        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
     ) -> WarRoom:
         room = WarRoom(channel=war_room_name(incident), conference_url=self._conference(incident))
         body = f"War room #{room.channel} opened."
@@ -131,7 +151,20 @@ class Outbox:
             destination=f"chat:#{room.channel}",
             body=body,
         )
+        await self._greet(incident, room.channel, greeting, edited=False)
         return room
+
+    async def _greet(self, incident: Incident, channel: str, text: str, *, edited: bool) -> None:
+        """The greeting: one record per war room, whose text follows every edit."""
+        await self._record(
+            key=greeting_key(incident),
+            incident=incident,
+            channel="chat",
+            destination=f"chat:#{channel}",
+            subject="greeting (pinned, edited)" if edited else "greeting (pinned)",
+            body=text,
+            replace=True,
+        )
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         await self._record(
@@ -142,7 +175,7 @@ class Outbox:
             body=text,
         )
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
         if incident.war_room is None:
             return
         commander = incident.commander or "none yet"
@@ -154,6 +187,7 @@ class Outbox:
             body=f"Topic: {incident.ref} {incident.severity.value} | {incident.status.value} | "
             f"IC: {commander} | {incident.title}",
         )
+        await self._greet(incident, incident.war_room, greeting, edited=True)
 
     # --- Notifier --------------------------------------------------------------------------
 
@@ -189,6 +223,16 @@ class Outbox:
             channel="status_page",
             destination="status_page",
             subject=status.value,
+            body=body,
+        )
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
+        await self._record(
+            key=key,
+            incident=incident,
+            channel="status_page",
+            destination="status_page",
+            subject="withdrawn",
             body=body,
         )
 
@@ -236,3 +280,8 @@ class Outbox:
         return self._conference_url_template.format(
             id=incident.id, ref=incident.ref, channel=war_room_name(incident)
         )
+
+
+def greeting_key(incident: Incident) -> str:
+    """The outbox record of an incident's war-room greeting."""
+    return f"inc-{incident.id}/war-room/greeting"

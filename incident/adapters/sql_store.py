@@ -18,6 +18,7 @@ from incident.adapters.database import Database
 from incident.adapters.sqlite_statements import SqliteInsert, SqliteStatements
 from incident.adapters.tables import (
     AlertGroupRow,
+    FollowUpRow,
     IncidentRow,
     MaintenanceRow,
     MaintenanceUpdateRow,
@@ -28,7 +29,8 @@ from incident.adapters.tables import (
 )
 from incident.domain.alerts import AlertGroup, AlertRecord
 from incident.domain.errors import Conflict, NotFound
-from incident.domain.incident import Category, Incident, Severity, Status
+from incident.domain.follow_ups import FollowUp
+from incident.domain.incident import Cancellation, Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
@@ -49,6 +51,7 @@ def _to_incident(row: Any) -> Incident:
     values["severity"] = Severity(row.severity)
     values["status"] = Status(row.status)
     values["category"] = Category(row.category)
+    values["cancellation"] = Cancellation(row.cancellation) if row.cancellation else None
     values["components"] = {k: ComponentStatus(v) for k, v in (row.components or {}).items()}
     return Incident(**values)
 
@@ -70,6 +73,21 @@ def _to_occurrence(row: Any) -> Occurrence:
         finished_at=row.finished_at,
         outcome=row.outcome,
         last_error=row.last_error,
+        approved_by=row.approved_by,
+    )
+
+
+def _to_follow_up(row: Any) -> FollowUp:
+    return FollowUp(
+        id=row.id,
+        incident_id=row.incident_id,
+        title=row.title,
+        owner=row.owner,
+        due_at=row.due_at,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        done_at=row.done_at,
+        done_by=row.done_by,
     )
 
 
@@ -234,6 +252,8 @@ def _claimable_on_postgres(*, by_action: bool) -> Any:
 
 
 _ACTIVE = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
+# Not run yet, and cancelled when no longer planned.
+_WAITING = (OccurrenceState.PENDING, OccurrenceState.HELD)
 _CLAIM = _claim(skip_locked=False)
 _CLAIM_FOR_UPDATE = _claim(skip_locked=True)
 _CLAIM_ACTIONS = _claim(skip_locked=False, by_action=True)
@@ -474,7 +494,12 @@ class SqlTransaction:
             if new
             else self._occurrence_rows(
                 incident_id,
-                (OccurrenceState.PENDING, OccurrenceState.CANCELLED, OccurrenceState.RUNNING),
+                (
+                    OccurrenceState.PENDING,
+                    OccurrenceState.HELD,
+                    OccurrenceState.CANCELLED,
+                    OccurrenceState.RUNNING,
+                ),
             )
         )
         existing = {(r.step_id, r.occurrence): r for r in rows}
@@ -482,7 +507,7 @@ class SqlTransaction:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for key, row in existing.items():
-            if row.state == OccurrenceState.PENDING and key not in wanted:
+            if row.state in _WAITING and key not in wanted:
                 updates.append(
                     {
                         "b_id": row.id,
@@ -538,6 +563,10 @@ class SqlTransaction:
                 )
                 added.append(item.step_id)
             elif found.due_at != item.due_at:
+                # A held occurrence moved (a person posted an update, say) is due anew: it
+                # is checked again, and held again if it still needs approval, then.
+                if found.state == OccurrenceState.HELD:
+                    change["state"] = OccurrenceState.PENDING
                 moved.append(item.step_id)
             else:
                 continue
@@ -585,6 +614,25 @@ class SqlTransaction:
             },
         )
 
+    def hold_occurrence(self, occurrence_id: int, *, now: datetime, reason: str) -> None:
+        self._rows(
+            _UPDATE_OCCURRENCE,
+            {
+                "b_id": occurrence_id,
+                "state": OccurrenceState.HELD,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "outcome": reason,
+            },
+        )
+
+    def approve_occurrence(self, occurrence_id: int, *, by: str, now: datetime) -> None:
+        current = self.get_occurrence(occurrence_id)
+        values: dict[str, Any] = {"b_id": occurrence_id, "approved_by": by, "approved_at": now}
+        if current.state == OccurrenceState.HELD:
+            values.update(state=OccurrenceState.PENDING, run_at=now, outcome=None)
+        self._rows(_UPDATE_OCCURRENCE, values)
+
     def retry_occurrence(self, occurrence_id: int, *, not_before: datetime, error: str) -> None:
         self._rows(
             _UPDATE_OCCURRENCE,
@@ -601,9 +649,15 @@ class SqlTransaction:
 
     def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None:
         due = self.get_occurrence(occurrence_id).due_at
+        # A held occurrence snoozed is asked about again when the snooze ends.
         self._rows(
             _UPDATE_OCCURRENCE,
-            {"b_id": occurrence_id, "not_before": until, "run_at": max(until, due)},
+            {
+                "b_id": occurrence_id,
+                "not_before": until,
+                "run_at": max(until, due),
+                "state": OccurrenceState.PENDING,
+            },
         )
 
     # --- the scheduler's queue ---------------------------------------------------------------
@@ -654,6 +708,32 @@ class SqlTransaction:
             return value
         value = self._rows(_NEXT_RUN_AT)[0][0]
         return value
+
+    # --- follow-up action items ---------------------------------------------------------------
+
+    def add_follow_up(self, item: FollowUp) -> int:
+        values = _follow_up_values(item)
+        item.id = int(self._db.execute(_INSERT_FOLLOW_UP, values).scalar_one())
+        return item.id
+
+    def get_follow_up(self, incident_id: int, follow_up_id: int) -> FollowUp:
+        rows = self._rows(_GET_FOLLOW_UP, {"b_id": follow_up_id})
+        if not rows or rows[0].incident_id != incident_id:
+            raise NotFound(f"INC-{incident_id} has no follow-up FU-{follow_up_id}")
+        return _to_follow_up(rows[0])
+
+    def save_follow_up(self, item: FollowUp) -> None:
+        assert item.id is not None
+        self._rows(_UPDATE_FOLLOW_UP, {**_follow_up_values(item), "b_id": item.id})
+
+    def follow_ups(self, incident_id: int) -> list[FollowUp]:
+        return [_to_follow_up(r) for r in self._rows(_FOLLOW_UPS, {"b_id": incident_id})]
+
+    def move_alert_groups(self, from_incident: int, to_incident: int) -> int:
+        result = self._db.execute(
+            update(_G).where(_G.c.incident_id == from_incident).values(incident_id=to_incident)
+        )
+        return int(getattr(result, "rowcount", 0))
 
     # --- alert groups ------------------------------------------------------------------------
 
@@ -741,8 +821,12 @@ _UPDATE_ALERT_GROUP = update(_G).where(
 
 
 # The status page's statements. On the page: incidents with anything public, open or
-# resolved in the last 90 days.
-_ON_THE_PAGE = (_I.c.resolved_at.is_(None)) | (_I.c.resolved_at >= bindparam("b_since", type_=_AT))
+# resolved (or cancelled) in the last 90 days.
+_ON_THE_PAGE = (
+    (_I.c.cancelled_at.is_(None) & _I.c.resolved_at.is_(None))
+    | (_I.c.resolved_at >= bindparam("b_since", type_=_AT))
+    | (_I.c.cancelled_at >= bindparam("b_since", type_=_AT))
+)
 _PUBLIC_INCIDENTS = (
     select(_I)
     .where(_I.c.id.in_(select(_T.c.incident_id).where(_T.c.public.is_(True))), _ON_THE_PAGE)
@@ -769,6 +853,26 @@ _MAINTENANCE_UPDATES = (
     .where(_MU.c.maintenance_id.in_(bindparam("b_ids", expanding=True)))
     .order_by(_MU.c.at, _MU.c.id)
 )
+
+
+_F: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
+_INSERT_FOLLOW_UP = insert(_F).returning(_F.c.id)
+_GET_FOLLOW_UP = select(_F).where(_F.c.id == bindparam("b_id"))
+_UPDATE_FOLLOW_UP = update(_F).where(_F.c.id == bindparam("b_id"))
+_FOLLOW_UPS = select(_F).where(_F.c.incident_id == bindparam("b_id")).order_by(_F.c.id)
+
+
+def _follow_up_values(item: FollowUp) -> dict[str, Any]:
+    return {
+        "incident_id": item.incident_id,
+        "title": item.title,
+        "owner": item.owner,
+        "due_at": item.due_at,
+        "created_at": item.created_at,
+        "created_by": item.created_by,
+        "done_at": item.done_at,
+        "done_by": item.done_by,
+    }
 
 
 def _maintenance_values(m: Maintenance) -> dict[str, Any]:

@@ -62,6 +62,12 @@ class IncidentRow(SQLModel, table=True):
     rca_due_at: datetime | None = _at()
     rca_link: str | None = None
     closed_at: datetime | None = _at()
+    cancelled_at: datetime | None = _at()
+    cancellation: str | None = Field(default=None, max_length=20)
+    cancel_note: str | None = Field(default=None, sa_column=Column(Text))
+    merged_into: int | None = None
+    reopened_at: datetime | None = _at()
+    changed_at: datetime | None = _at()
     war_room: str | None = Field(default=None, index=True)
     conference_url: str | None = None
     # Set by callers that may retry a declaration (API Idempotency-Key, alert group keys).
@@ -101,6 +107,9 @@ class OccurrenceState:
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # Due, and waiting for the commander's approval (an automatic customer-facing text of a
+    # security incident): never claimed until approved, skipped or no longer planned.
+    HELD = "held"
 
     # States that count as "fired" for planning: the occurrence is over and was not undone.
     FIRED = (DONE, FAILED, SKIPPED)
@@ -137,6 +146,24 @@ class StepOccurrenceRow(SQLModel, table=True):
     finished_at: datetime | None = _at()
     outcome: str | None = Field(default=None, sa_column=Column(Text))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    approved_by: str | None = None  # who let a held occurrence go out
+    approved_at: datetime | None = _at()
+
+
+class FollowUpRow(SQLModel, table=True):
+    """A follow-up action item of an incident's review, reminded until done."""
+
+    __tablename__ = "follow_ups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    title: str = Field(max_length=200)
+    owner: str = Field(max_length=200)
+    due_at: datetime = _at(nullable=False)
+    created_at: datetime = _at(nullable=False)
+    created_by: str
+    done_at: datetime | None = _at()
+    done_by: str | None = None
 
 
 class OutboxRow(SQLModel, table=True):

@@ -21,6 +21,12 @@ def format_instant(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def chat_text(value: object) -> str:
+    """A value people typed, made safe in chat text (Slack mrkdwn): `&`, `<` and `>`
+    escaped, so it cannot become a mention, a channel ping or a link."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def format_span(value: timedelta) -> str:
     minutes = int(value.total_seconds() // 60)
     if minutes < 60:
@@ -51,6 +57,7 @@ class JinjaRenderer:
         )
         self._env.filters["when"] = format_instant
         self._env.filters["span"] = format_span
+        self._env.filters["chat"] = chat_text
 
     def names(self) -> list[str]:
         return sorted(p.name.removesuffix(SUFFIX) for p in self.directory.glob(f"*{SUFFIX}"))
@@ -88,18 +95,30 @@ def sample_context(
             conference_url=None,
             impact="",
             service="",
+            cancel_note=None,
+            merged_into=None,
+            reopened_at=None,
+            resolution_summary=None,
         )
         context["public"] = {"title": "Service disruption", "affected": "", "components": []}
         context.update(
-            updates=[], update=None, notes=[], audience=None, deadline=None, next_update_due=None
+            updates=[],
+            update=None,
+            notes=[],
+            audience=None,
+            deadline=None,
+            next_update_due=None,
+            upcoming=[],
+            follow_up=None,
         )
-        context["links"]["runbook"] = None
+        context["links"].update(runbook=None, conference=None, merged_into=None)
     return context
 
 
 def _full_sample(status: Status) -> dict[str, Any]:
     declared = datetime(2026, 3, 14, 9, 2, tzinfo=UTC)
     resolved = status in (Status.RESOLVED, Status.CLOSED)
+    cancelled = status is Status.CANCELLED
     now = declared + (timedelta(hours=5) if resolved else timedelta(hours=4, minutes=1))
     return {
         "incident": {
@@ -125,7 +144,12 @@ def _full_sample(status: Status) -> dict[str, Any]:
                 else None
             ),
             "rca_due_at": declared + timedelta(hours=53) if resolved else None,
-            "rca_link": None,
+            "rca_link": "https://docs.example.com/rca/inc-42" if status is Status.CLOSED else None,
+            "cancelled_at": declared + timedelta(minutes=20) if cancelled else None,
+            "cancellation": "a duplicate" if cancelled else None,
+            "cancel_note": "duplicate of INC-41" if cancelled else None,
+            "merged_into": "INC-41" if cancelled else None,
+            "reopened_at": declared + timedelta(hours=2) if not resolved else None,
             "war_room": "inc-42-checkout-api-returning-errors",
             "conference_url": "https://meet.example.com/inc-42",
             "age": now - declared,
@@ -176,9 +200,37 @@ def _full_sample(status: Status) -> dict[str, Any]:
         ],
         "next_update_due": now + timedelta(minutes=30),
         "deadline": declared + timedelta(hours=53) if resolved else None,
+        "upcoming": [
+            {
+                "step": "customer-update",
+                "description": "Customers hear from us every 30 minutes.",
+                "action": "customer_holding_update",
+                "target": None,
+                "due_at": now + timedelta(minutes=30),
+                "needs_approval": False,
+            },
+            {
+                "step": "escalate-vp-clevel",
+                "description": "Still unresolved after 4 hours; escalate to VP / C-level.",
+                "action": "escalate",
+                "target": "vp-clevel",
+                "due_at": declared + timedelta(hours=4),
+                "needs_approval": False,
+            },
+        ],
+        "follow_up": {
+            "ref": "FU-7",
+            "title": "Add a connection-pool alert to the payment gateway",
+            "owner": "sam@example.com",
+            "due_at": now + timedelta(days=6),
+            "overdue": False,
+            "destinations": ["chat:war-room", "email:sam@example.com"],
+        },
         "links": {
             "incident": "http://127.0.0.1:8080/ui/incidents/42",
             "status_page": "http://127.0.0.1:8080/status",
             "runbook": "http://127.0.0.1:8080/runbooks/escalation.md",
+            "conference": "https://meet.example.com/inc-42",
+            "merged_into": "http://127.0.0.1:8080/ui/incidents/41" if cancelled else None,
         },
     }

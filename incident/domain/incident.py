@@ -43,7 +43,8 @@ class Status(StrEnum):
     IDENTIFIED = "identified"
     MONITORING = "monitoring"
     RESOLVED = "resolved"
-    CLOSED = "closed"
+    CLOSED = "closed"  # resolved, and its RCA recorded
+    CANCELLED = "cancelled"  # a false alarm, declined, or merged into another incident
 
     @classmethod
     def parse(cls, text: str, *, where: str = "status") -> Status:
@@ -57,6 +58,32 @@ class Status(StrEnum):
 
 
 OPEN_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+
+
+class Cancellation(StrEnum):
+    """Why an incident was cancelled: nothing more of its playbook runs but what undoes
+    its effects (its pages resolved, its status page entry withdrawn)."""
+
+    FALSE_ALARM = "false_alarm"
+    DECLINED = "declined"  # real, but not an incident (a request, expected behaviour ...)
+    DUPLICATE = "duplicate"  # merged into another incident
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "reason") -> Cancellation:
+        try:
+            return cls(text.strip().lower().replace("-", "_").replace(" ", "_"))
+        except ValueError:
+            raise InvalidValue(
+                where, "unknown reason " + repr(text) + "; use false_alarm or declined"
+            ) from None
+
+    @property
+    def words(self) -> str:
+        return {
+            Cancellation.FALSE_ALARM: "a false alarm",
+            Cancellation.DECLINED: "declined (not an incident)",
+            Cancellation.DUPLICATE: "a duplicate",
+        }[self]
 
 
 class Category(StrEnum):
@@ -158,6 +185,36 @@ class RcaCompleted(Event):
 
 
 @dataclass(frozen=True)
+class IncidentEdited(Event):
+    """Facts corrected: (field, old value, new value) for each field that changed."""
+
+    changes: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class IncidentCancelled(Event):
+    reason: Cancellation
+    note: str
+    merged_into: int | None = None  # the incident a duplicate was merged into
+
+
+@dataclass(frozen=True)
+class IncidentReopened(Event):
+    reason: str
+    status: Status
+
+
+@dataclass(frozen=True)
+class DuplicateMerged(Event):
+    """On the incident that stays: another one was merged into it."""
+
+    duplicate: int
+    duplicate_ref: str
+    duplicate_title: str
+    components: tuple[str, ...]  # the duplicate's components this incident took over
+
+
+@dataclass(frozen=True)
 class ComponentsChanged(Event):
     """Public: the status page shows these components in these statuses."""
 
@@ -196,6 +253,14 @@ class Incident:
     rca_due_at: datetime | None = None
     rca_link: str | None = None
     closed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancellation: Cancellation | None = None
+    cancel_note: str | None = None
+    merged_into: int | None = None
+    reopened_at: datetime | None = None  # the latest time it was reopened after resolution
+    # The latest change to what the war room's greeting shows (title, impact, severity,
+    # status, roles, resolution ...): the greeting is refreshed from it.
+    changed_at: datetime | None = None
     impact: str = ""
     war_room: str | None = None
     conference_url: str | None = None
@@ -220,6 +285,11 @@ class Incident:
     def ref(self) -> str:
         return f"INC-{self.id}" if self.id is not None else "INC-new"
 
+    @property
+    def ended_at(self) -> datetime | None:
+        """When it stopped being open: resolved, or cancelled."""
+        return self.resolved_at or self.cancelled_at
+
     # --- commands --------------------------------------------------------------------------
 
     @classmethod
@@ -233,12 +303,11 @@ class Incident:
         service: str = "",
         impact: str = "",
         category: Category = Category.GENERAL,
+        commander: str | None = None,
     ) -> Incident:
-        title = title.strip()
-        if not title:
-            raise InvalidValue("title", "an incident needs a title that says what is wrong")
-        if len(title) > 200:
-            raise InvalidValue("title", f"title is {len(title)} characters; keep it under 200")
+        """A new incident; `commander`: who runs it from the start (whoever declares from
+        chat), recorded as their assignment."""
+        title = check_title(title)
         _require_aware(at)
         incident = cls(
             title=title,
@@ -250,6 +319,9 @@ class Incident:
             category=category,
         )
         incident.events.append(IncidentDeclared(at=at, actor=by, severity=severity, title=title))
+        if commander:
+            incident.assign(Role.COMMANDER, commander, at=at, by=by)
+            incident.changed_at = None  # the war room opens with it: nothing to refresh
         return incident
 
     def acknowledge(self, *, at: datetime, by: str) -> IncidentAcknowledged:
@@ -259,6 +331,7 @@ class Incident:
                 f"{self.ref} was already acknowledged by {self.acknowledged_by}"
             )
         self.acknowledged_at, self.acknowledged_by = at, by
+        self.changed_at = at
         return self._record(IncidentAcknowledged(at=at, actor=by))
 
     def change_status(self, new: Status, *, at: datetime, by: str) -> StatusChanged:
@@ -271,6 +344,7 @@ class Incident:
         if new == self.status:
             raise IllegalTransition(f"{self.ref} is already {new.value}")
         old, self.status = self.status, new
+        self.changed_at = at
         return self._record(StatusChanged(at=at, actor=by, old=old, new=new))
 
     def post_customer_update(
@@ -317,12 +391,14 @@ class Incident:
         if new == self.severity:
             raise IllegalTransition(f"{self.ref} is already {new.value}")
         old, self.severity = self.severity, new
-        self.severity_changed_at = at
+        self.severity_changed_at = self.changed_at = at
         return self._record(SeverityChanged(at=at, actor=by, old=old, new=new, reason=reason))
 
     def assign(self, role: Role, person: str, *, at: datetime, by: str) -> RoleAssigned:
-        if self.status is Status.CLOSED:
-            raise IllegalTransition(f"{self.ref} is closed; roles can no longer change")
+        if self.status in (Status.CLOSED, Status.CANCELLED):
+            raise IllegalTransition(
+                f"{self.ref} is {self.status.value}; roles can no longer change"
+            )
         person = person.strip()
         if not person:
             raise InvalidValue("person", "name the person to assign")
@@ -330,6 +406,7 @@ class Incident:
             self.commander = person
         else:
             self.comms_lead = person
+        self.changed_at = at
         return self._record(RoleAssigned(at=at, actor=by, role=role, person=person))
 
     def resolve(
@@ -340,12 +417,15 @@ class Incident:
             raise IllegalTransition(f"{self.ref} is already resolved")
         if self.status is Status.CLOSED:
             raise IllegalTransition(f"{self.ref} is closed; a closed incident cannot be resolved")
+        if self.status is Status.CANCELLED:
+            raise IllegalTransition(f"{self.ref} was cancelled; there is nothing to resolve")
         summary = summary.strip()
         if not summary:
             raise InvalidValue("summary", "say in a sentence what was wrong and what fixed it")
         self.status = Status.RESOLVED
         self.resolved_at, self.resolution_summary = at, summary
         self.rca_due_at = at + rca_within if rca_within is not None else None
+        self.changed_at = at
         return self._record(IncidentResolved(at=at, actor=by, summary=summary))
 
     def set_components(
@@ -365,8 +445,10 @@ class Incident:
         return self._record(ComponentsChanged(at=at, actor=by, changes=changes))
 
     def set_public_title(self, title: str, *, at: datetime, by: str) -> PublicTitleChanged:
-        if self.status is Status.CLOSED:
-            raise IllegalTransition(f"{self.ref} is closed; its public name can no longer change")
+        if self.status in (Status.CLOSED, Status.CANCELLED):
+            raise IllegalTransition(
+                f"{self.ref} is {self.status.value}; its public name can no longer change"
+            )
         title = plain_text(title, where="public_title", one_line=True)
         if not title:
             raise InvalidValue("public_title", "give the name customers should see")
@@ -391,7 +473,134 @@ class Incident:
         if not link:
             raise InvalidValue("link", "give the link to the RCA document")
         self.rca_link, self.closed_at, self.status = link, at, Status.CLOSED
+        self.changed_at = at
         return self._record(RcaCompleted(at=at, actor=by, link=link))
+
+    def edit(
+        self,
+        *,
+        at: datetime,
+        by: str,
+        title: str | None = None,
+        impact: str | None = None,
+        service: str | None = None,
+        category: Category | None = None,
+    ) -> IncidentEdited:
+        """Correct the incident's facts. A new category brings its routing (the security
+        team's steps, say); the change goes on the timeline with the old values."""
+        if self.status is Status.CANCELLED:
+            raise IllegalTransition(f"{self.ref} is cancelled; its facts can no longer change")
+        wanted: dict[str, str] = {}
+        if title is not None:
+            wanted["title"] = check_title(title)
+        if impact is not None:
+            wanted["impact"] = check_impact(impact)
+        if service is not None:
+            wanted["service"] = check_service(service)
+        if category is not None:
+            wanted["category"] = category.value
+        current = {
+            "title": self.title,
+            "impact": self.impact,
+            "service": self.service,
+            "category": self.category.value,
+        }
+        changes = tuple(
+            (name, current[name], value) for name, value in wanted.items() if value != current[name]
+        )
+        if not changes:
+            raise IllegalTransition(
+                f"nothing to change on {self.ref}: give a title, impact, service or category "
+                "different from what it has"
+            )
+        for name, _, value in changes:
+            if name == "category":
+                self.category = Category(value)
+            else:
+                setattr(self, name, value)
+        self.changed_at = at
+        return self._record(IncidentEdited(at=at, actor=by, changes=changes))
+
+    def cancel(
+        self,
+        reason: Cancellation,
+        *,
+        at: datetime,
+        by: str,
+        note: str = "",
+        merged_into: int | None = None,
+    ) -> IncidentCancelled:
+        """Call it off: a false alarm, declined, or (through `merge_into`) a duplicate.
+        Nothing more of its playbook runs but what undoes its effects; no RCA is due."""
+        self._require_open("cancel")
+        note = plain_text(note, where="note")
+        if len(note) > 5000:
+            raise InvalidValue("note", f"note is {len(note)} characters; keep it under 5000")
+        if reason is Cancellation.DUPLICATE and merged_into is None:
+            raise InvalidValue("reason", "a duplicate is merged into another incident; use merge")
+        self.status = Status.CANCELLED
+        self.cancelled_at, self.cancellation, self.cancel_note = at, reason, note or None
+        self.merged_into = merged_into
+        self.changed_at = at
+        return self._record(
+            IncidentCancelled(at=at, actor=by, reason=reason, note=note, merged_into=merged_into)
+        )
+
+    def merge_into(self, target: Incident, *, at: datetime, by: str) -> list[Event]:
+        """Cancel this incident as a duplicate of `target`, which takes over its components;
+        the events of both, this one's first."""
+        if target.id is None or target.id == self.id:
+            raise InvalidValue("into", f"an incident cannot be merged into itself ({self.ref})")
+        if target.status in (Status.CLOSED, Status.CANCELLED):
+            raise IllegalTransition(
+                f"{target.ref} is {target.status.value}; merge into an incident that is open "
+                "or resolved"
+            )
+        cancelled = self.cancel(
+            Cancellation.DUPLICATE,
+            at=at,
+            by=by,
+            note=f"duplicate of {target.ref}",
+            merged_into=target.id,
+        )
+        taken = tuple(c for c in self.components if c not in target.components)
+        if taken and target.is_open:
+            target.components.update({c: self.components[c] for c in taken})
+        else:
+            taken = ()
+        merged = target._record(
+            DuplicateMerged(
+                at=at,
+                actor=by,
+                duplicate=self.id or 0,
+                duplicate_ref=self.ref,
+                duplicate_title=self.title,
+                components=taken,
+            )
+        )
+        return [cancelled, merged]
+
+    def reopen(
+        self, *, reason: str, at: datetime, by: str, status: Status = Status.INVESTIGATING
+    ) -> IncidentReopened:
+        """Back to work on a resolved incident: its cadence resumes from now, and resolving
+        it again runs the resolution steps again (with a new RCA deadline)."""
+        if self.status is not Status.RESOLVED:
+            hint = (
+                "its RCA is recorded; declare a new incident and link this one in a note"
+                if self.status is Status.CLOSED
+                else "only a resolved incident can be reopened"
+            )
+            raise IllegalTransition(f"{self.ref} is {self.status.value}; {hint}")
+        if status not in OPEN_STATUSES:
+            raise InvalidValue("status", "reopen to investigating, identified or monitoring")
+        reason = plain_text(reason, where="reason")
+        if not reason:
+            raise InvalidValue("reason", "say why it is reopened; it goes on the timeline")
+        self.status = status
+        self.resolved_at = self.resolution_summary = self.rca_due_at = None
+        self.reopened_at = self.changed_at = at
+        return self._record(IncidentReopened(at=at, actor=by, reason=reason, status=status))
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -403,6 +612,30 @@ class Incident:
         _require_aware(event.at)
         self.events.append(event)
         return event
+
+
+def check_title(title: str) -> str:
+    """The one rule for an incident's (internal) title, wherever it comes from."""
+    title = title.strip()
+    if not title:
+        raise InvalidValue("title", "an incident needs a title that says what is wrong")
+    if len(title) > 200:
+        raise InvalidValue("title", f"title is {len(title)} characters; keep it under 200")
+    return title
+
+
+def check_impact(impact: str) -> str:
+    impact = plain_text(impact, where="impact")
+    if len(impact) > 5000:
+        raise InvalidValue("impact", f"impact is {len(impact)} characters; keep it under 5000")
+    return impact
+
+
+def check_service(service: str) -> str:
+    service = plain_text(service, where="service", one_line=True)
+    if len(service) > 200:
+        raise InvalidValue("service", f"service is {len(service)} characters; keep it under 200")
+    return service
 
 
 def _require_aware(at: datetime) -> None:

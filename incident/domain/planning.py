@@ -5,8 +5,12 @@ read a clock: re-planning the same facts always gives the same plan, which is wh
 re-planning on every state change safe.
 
 Rules
-- A step is planned only while none of its `until` events has happened and the incident
-  is not closed. A non-repeating step fires at most once per incident.
+- A step whose anchor has happened is planned until one of its own `until` events has
+  happened. Recording the RCA (closing) stops nothing by itself: what resolving planned
+  still runs. Cancelling an incident (a false alarm, declined, merged) is the one
+  exception: then only the steps anchored on `cancelled` run.
+- A non-repeating step fires once for each instant its anchor takes: once per incident
+  for `declared`, again for `resolved` when a reopened incident is resolved again.
 - Occurrence numbers count firings of a step (1, 2, ...); the next occurrence is always
   `fired + 1`, so a pending occurrence keeps its number when its due time moves.
 - The first occurrence since the step's anchor is due at `anchor + offset`. A repeating
@@ -19,7 +23,7 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +50,9 @@ class PlannedOccurrence:
     due_at: datetime
 
 
-def anchor_time(incident: Incident, anchor: Anchor) -> datetime | None:
+def anchor_time(incident: Incident, anchor: Anchor, step: Step | None = None) -> datetime | None:
+    """When `anchor` happened for this incident (None while it has not); `step` carries
+    the instant of an `Anchor.FIXED` step."""
     match anchor:
         case Anchor.DECLARED:
             return incident.declared_at
@@ -55,11 +61,23 @@ def anchor_time(incident: Incident, anchor: Anchor) -> datetime | None:
         case Anchor.SEVERITY_CHANGED:
             return incident.severity_changed_at
         case Anchor.LAST_CUSTOMER_UPDATE:
-            return incident.last_customer_update_at or incident.declared_at
+            # A reopened incident's cadence starts again from its reopening.
+            last = incident.last_customer_update_at or incident.declared_at
+            return max(last, incident.reopened_at) if incident.reopened_at else last
         case Anchor.MANUAL_CUSTOMER_UPDATE:
             return incident.last_manual_update_at
         case Anchor.RESOLVED:
             return incident.resolved_at
+        case Anchor.CHANGED:
+            return incident.changed_at
+        case Anchor.REOPENED:
+            return incident.reopened_at
+        case Anchor.RCA_COMPLETED:
+            return incident.closed_at if incident.rca_link else None
+        case Anchor.CANCELLED:
+            return incident.cancelled_at
+        case Anchor.FIXED:
+            return step.at if step is not None else None
 
 
 def has_happened(incident: Incident, event: StopEvent) -> bool:
@@ -99,30 +117,24 @@ def next_occurrence(
     step: Step, incident: Incident, history: StepHistory = NO_HISTORY
 ) -> PlannedOccurrence | None:
     """The one occurrence of `step` that should be pending now, or None."""
-    if incident.status is Status.CLOSED or stopped_by(incident, step) is not None:
+    if incident.status is Status.CANCELLED and step.anchor is not Anchor.CANCELLED:
+        return None
+    if stopped_by(incident, step) is not None:
         return None
     if step.categories and incident.category not in step.categories:
         return None
-    if step.per_anchor:
-        # Once for each instant the anchor takes (each update a person posts, say).
-        anchor = anchor_time(incident, step.anchor)
-        if anchor is None:
-            return None
-        due = anchor + step.offset
-        if history.last_due is not None and history.last_due >= due:
-            return None
-        if step.max_occurrences is not None and history.fired >= step.max_occurrences:
-            return None
-        return PlannedOccurrence(step_id=step.id, occurrence=history.fired + 1, due_at=due)
-    if history.fired and not step.repeats:
+    anchor = anchor_time(incident, step.anchor, step)
+    if anchor is None:
         return None
     if step.max_occurrences is not None and history.fired >= step.max_occurrences:
         return None
-    anchor = anchor_time(incident, step.anchor)
-    if anchor is None:
-        return None
     due = anchor + step.offset
-    if step.every is not None and history.last_due is not None and history.last_due >= due:
+    if step.every is None:
+        # Once for each instant the anchor takes: an occurrence due at or after it (every
+        # due time is at or after its anchor) has already fired for this one.
+        if history.last_due is not None and history.last_due >= anchor:
+            return None
+    elif history.last_due is not None and history.last_due >= due:
         due = history.last_due + step.every
         fired_at = history.last_fired_at or history.last_due
         if due <= fired_at:
@@ -134,24 +146,29 @@ def next_occurrence(
 
 
 def comes_back(step: Step) -> bool:
-    """Whether `step` can be due again once an occurrence of it has run: a repeat, or
-    once for each instant its anchor takes.
+    """Whether `step` can be due again, with the incident's facts unchanged, once an
+    occurrence of it has run: a repeat, or a step run each time a person posts.
 
-    A step that cannot has no next occurrence once one has run (`next_occurrence`), and no
-    other step's plan reads its history. So when one of its occurrences is done and the
-    incident's facts have not changed, the plan is the one before, less that occurrence.
+    Any other step is due again only when its anchor takes a new instant, which is a
+    change of the incident's facts; until then it has no next occurrence (`next_occurrence`),
+    and no other step's plan reads its history. So when one of its occurrences is done and
+    the incident's facts have not changed, the plan is the one before, less that occurrence.
     """
     return step.repeats or step.per_anchor
 
 
 def plan(
-    incident: Incident, playbook: Playbook, history: Mapping[str, StepHistory]
+    incident: Incident,
+    playbook: Playbook,
+    history: Mapping[str, StepHistory],
+    extra: Sequence[Step] = (),
 ) -> list[PlannedOccurrence]:
     """Every occurrence that should be pending for this incident, in due order; steps due
-    at the same instant keep the playbook's order (so a page listed first goes first)."""
+    at the same instant keep the playbook's order (so a page listed first goes first).
+    `extra`: steps of this incident's own beyond its playbook (its follow-up items)."""
     planned = [
         occurrence
-        for step in playbook.steps
+        for step in (*playbook.steps, *extra)
         if (occurrence := next_occurrence(step, incident, history.get(step.id, NO_HISTORY)))
     ]
     return sorted(planned, key=lambda o: o.due_at)  # stable: playbook order breaks ties
@@ -161,7 +178,7 @@ def tracked_deadline(incident: Incident, playbook: Playbook, name: str) -> datet
     """The instant of a tracked deadline (e.g. `rca_due`), once its anchor has happened."""
     for step in playbook.steps:
         if step.tracks == name:
-            anchor = anchor_time(incident, step.anchor)
+            anchor = anchor_time(incident, step.anchor, step)
             return anchor + step.offset if anchor is not None else None
     return None
 
@@ -179,7 +196,7 @@ def step_deadline(incident: Incident, step: Step) -> datetime | None:
     """For a deadline's reminder or missed step: the deadline itself."""
     if step.deadline is None:
         return None
-    anchor = anchor_time(incident, step.anchor)
+    anchor = anchor_time(incident, step.anchor, step)
     return anchor + step.deadline if anchor is not None else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -80,6 +80,21 @@ class Anchor(StrEnum):
     # The latest customer-facing update a person posted (not the automatic ones).
     MANUAL_CUSTOMER_UPDATE = "manual_customer_update"
     RESOLVED = "resolved"
+    # The latest change to what the war room's greeting shows (severity, status, roles,
+    # title, impact, resolution ...).
+    CHANGED = "changed"
+    REOPENED = "reopened"  # the latest reopening of a resolved incident
+    RCA_COMPLETED = "rca_completed"
+    # Cancelled (a false alarm, declined, merged): the only steps that still run then.
+    CANCELLED = "cancelled"
+    # A fixed instant carried by the step itself (a follow-up action item's due date).
+    FIXED = "fixed"
+
+
+# Anchors that take one instant in an incident's life.
+ONCE_ANCHORS = frozenset(
+    {Anchor.DECLARED, Anchor.ACKNOWLEDGED, Anchor.RCA_COMPLETED, Anchor.CANCELLED}
+)
 
 
 class StopEvent(StrEnum):
@@ -119,29 +134,33 @@ class Action(StrEnum):
     # Tell the pager the incident is acknowledged / resolved, so its alerts stop paging.
     PAGER_ACKNOWLEDGE = "pager_acknowledge"
     PAGER_RESOLVE = "pager_resolve"
-    # Bring the war room's topic (severity, status, commander) and members up to date.
+    # Bring the war room's greeting and topic (severity, status, commander) and members
+    # up to date.
     REFRESH_WAR_ROOM = "refresh_war_room"
+    # Take the incident off the status page (cancelled): withdrawn, or marked "no impact".
+    STATUS_PAGE_WITHDRAW = "status_page_withdraw"
+    # Remind a follow-up action item's owner (from the RCA) until it is done.
+    FOLLOW_UP_REMINDER = "follow_up_reminder"
 
 
 # Actions whose message goes to customers (and counts as a customer-facing update).
 CUSTOMER_MESSAGES = frozenset({Action.CUSTOMER_NOTIFICATION, Action.CUSTOMER_HOLDING_UPDATE})
+# Texts the playbook writes to customers by itself (a person's own update is not one): for
+# incidents of the categories that need it (security ...), each waits for the commander's
+# approval.
+AUTOMATIC_CUSTOMER_TEXTS = CUSTOMER_MESSAGES | {Action.STATUS_PAGE}
 # Actions that address a named audience or on-call tier, so `target` is required.
 TARGETED_ACTIONS = frozenset(
     {Action.PAGE, Action.NOTIFY, Action.ESCALATE, Action.RCA_REMINDER, Action.RCA_OVERDUE}
 )
-# Actions whose text comes from a template in comms/.
+# Actions whose text comes from a template in comms/ (the war room's steps: its greeting).
 TEMPLATED_ACTIONS = frozenset(
-    set(Action)
-    - {
-        Action.PAGE,
-        Action.OPEN_WAR_ROOM,
-        Action.PAGER_ACKNOWLEDGE,
-        Action.PAGER_RESOLVE,
-        Action.REFRESH_WAR_ROOM,
-    }
+    set(Action) - {Action.PAGE, Action.PAGER_ACKNOWLEDGE, Action.PAGER_RESOLVE}
 )
 
 _STEP_ID = r"^[a-z0-9][a-z0-9-]*$"
+# The ids of the steps the service plans for each follow-up action item (follow_ups.py).
+FOLLOW_UP_STEP_PREFIX = "follow-up-"
 
 
 class _Strict(BaseModel):
@@ -221,6 +240,21 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_shape(self) -> StepSpec:
+        if self.id.startswith(FOLLOW_UP_STEP_PREFIX):
+            raise ValueError(
+                f"ids starting with {FOLLOW_UP_STEP_PREFIX!r} are kept for the reminders of "
+                "follow-up action items; choose another id"
+            )
+        if self.anchor is Anchor.FIXED:
+            raise ValueError(
+                "anchor fixed is for follow-up action items, which the service plans itself; "
+                "a playbook step counts from an event of the incident"
+            )
+        if self.action is Action.FOLLOW_UP_REMINDER:
+            raise ValueError(
+                "follow_up_reminder is planned for each follow-up action item by the service, "
+                "not by a playbook"
+            )
         if self.deadline is not None:
             stray = [
                 name
@@ -309,10 +343,21 @@ class Step:
     window_end: timedelta | None = None
     deadline: timedelta | None = None  # on a deadline's reminders and missed step
     tracks: str | None = None  # on a deadline's missed step: which incident deadline it is
+    at: datetime | None = None  # the instant of an `Anchor.FIXED` step
 
     @property
     def repeats(self) -> bool:
         return self.every is not None
+
+    @property
+    def keyed_by_due(self) -> bool:
+        """Whether an occurrence's due time is part of its effects' idempotency key: a
+        repeat, or a step whose anchor can take another instant (an update posted, the
+        incident resolved again after reopening). Moved to a new due time, its occurrence
+        is a new message, not a repeat of one sent just before a crash. A step counting
+        from an anchor that happens once (the declaration ...) is one message per
+        incident, wherever a severity change moves it."""
+        return self.repeats or self.per_anchor or self.anchor not in ONCE_ANCHORS
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,18 @@ class Occurrence:
     finished_at: datetime | None = None
     outcome: str | None = None
     last_error: str | None = None
+    approved_by: str | None = None  # who let it go out, when it waited for approval
 
     def effect_key(self, *, repeats: bool) -> str:
         """The idempotency key every effect of this occurrence is sent with. A re-run (after
         a crash, or a retry) sends the same key, so the vendor sees one effect.
 
-        A one-off step is one message per incident, wherever the plan moves it: its key is
-        `inc-<id>/<step>/1`. A repeating step's occurrence that the plan moves (a customer
-        update was posted) is a new message, so its key also names its due time;
-        otherwise a holding update sent just before a crash, before anything recorded it,
-        would swallow the next one.
+        A step counting from an anchor that happens once is one message per incident,
+        wherever the plan moves it: its key is `inc-<id>/<step>/1`. An occurrence that the
+        plan moves to a new instant of its anchor (a customer update was posted, the
+        incident resolved again) is a new message, so its key also names its due time
+        (`repeats`: `Step.keyed_by_due`); otherwise a holding update sent just before a
+        crash, before anything recorded it, would swallow the next one.
         """
         key = f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}"
         if not repeats:

@@ -21,9 +21,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from incident.domain.errors import DomainError
+from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident, Status
 from incident.domain.planning import (
     NO_HISTORY,
@@ -33,13 +34,21 @@ from incident.domain.planning import (
     failed_condition,
     next_customer_update_due,
     next_occurrence,
+    plan,
     step_deadline,
     stopped_by,
 )
-from incident.domain.playbook import CUSTOMER_MESSAGES, Action, Step, format_duration
+from incident.domain.playbook import (
+    CUSTOMER_MESSAGES,
+    Action,
+    Anchor,
+    Playbook,
+    Step,
+    format_duration,
+)
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.services.actions import Outcome, StepRun, message_context, perform
-from incident.services.incidents import Runtime, replan, timeline_entry
+from incident.services.incidents import Runtime, find_step, replan, timeline_entry
 from incident.services.ports import Effects, Transaction
 
 log = logging.getLogger("incident.scheduler")
@@ -98,6 +107,8 @@ GIVE_WAY_WINDOW = 1.0
 GIVING_WAY_BATCH = 8
 GIVE_WAY_PAUSE = 3.0
 GIVE_WAY_MAX_PAUSE = 0.25
+# How many of the next steps the war room's greeting lists.
+GREETING_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,8 @@ class Scheduler:
                     fire_at = await self._until(item.occurrence.due_at)
                 if item.report is not None:
                     step_report = item.report
+                    if item.approval is not None:
+                        await self._ask_approval(item.approval)
                 else:
                     following = (
                         items[position + 1].occurrence if position + 1 < len(items) else None
@@ -490,9 +503,20 @@ class Scheduler:
         if incident is None:
             incident = tx.get_incident(occurrence.incident_id)
         playbook = self.rt.playbooks.for_severity(incident.severity)
-        step = playbook.step(occurrence.step_id)
+        step, follow_up = find_step(tx, incident, playbook, occurrence.step_id)
         history = tx.step_history(occurrence.incident_id)
         verdict = _verdict(step, incident, occurrence, history, now)
+        if verdict is None and step is not None and occurrence.approved_by is None:
+            if self.rt.needs_approval(incident, step):
+                return self._hold(
+                    tx,
+                    occurrence=occurrence,
+                    step=step,
+                    incident=incident,
+                    playbook=playbook,
+                    history=history,
+                    now=now,
+                )
         if verdict is not None:
             state, kind, reason = verdict
             tx.finish_occurrence(occurrence.id, state=state, now=now, outcome=reason)
@@ -512,32 +536,20 @@ class Scheduler:
             replan(tx, incident, self.rt.playbooks, now=now, reason=reason)
             return Prepared(occurrence, report=StepReport(occurrence, state, lateness, reason))
         assert step is not None
-        # What customers are told about the next update assumes this occurrence has fired.
-        after = dict(history)
-        after[step.id] = StepHistory(
-            fired=history.get(step.id, NO_HISTORY).fired + 1,
-            last_due=occurrence.due_at,
-            last_fired_at=now,
-        )
-        facts = incident
-        if step.action in CUSTOMER_MESSAGES and incident.is_open:
-            facts = dataclasses.replace(incident, last_customer_update_at=now)
-        context = message_context(
-            incident=incident,
+        context = self._context(
+            tx,
+            occurrence=occurrence,
             step=step,
-            occurrence=occurrence.occurrence,
+            incident=incident,
+            playbook=playbook,
+            history=history,
             now=now,
-            timeline=tx.timeline(occurrence.incident_id),
-            directory=self.rt.playbooks.directory,
-            next_update_due=next_customer_update_due(facts, playbook, after),
-            deadline=step_deadline(incident, step),
-            base_url=self.base_url,
-            catalog=self.rt.catalog,
+            follow_up=follow_up,
         )
         run = StepRun(
             step=step,
             incident=incident,
-            key=occurrence.effect_key(repeats=step.repeats or step.per_anchor),
+            key=occurrence.effect_key(repeats=step.keyed_by_due),
             context=context,
             effects=self.effects,
             directory=self.rt.playbooks.directory,
@@ -548,6 +560,122 @@ class Scheduler:
             ),
         )
         return Prepared(occurrence, run=run)
+
+    def _context(
+        self,
+        tx: Transaction,
+        *,
+        occurrence: Occurrence,
+        step: Step,
+        incident: Incident,
+        playbook: Playbook,
+        history: Mapping[str, StepHistory],
+        now: datetime,
+        follow_up: FollowUp | None = None,
+    ) -> dict[str, Any]:
+        """What this occurrence's template may say, as if it has just run: the next
+        customer update and the upcoming steps are those of the plan after it."""
+        after = dict(history)
+        after[step.id] = StepHistory(
+            fired=history.get(step.id, NO_HISTORY).fired + 1,
+            last_due=occurrence.due_at,
+            last_fired_at=now,
+        )
+        facts = incident
+        if step.action in CUSTOMER_MESSAGES and incident.is_open:
+            facts = dataclasses.replace(incident, last_customer_update_at=now)
+        upcoming: list[dict[str, Any]] = []
+        if step.action in (Action.OPEN_WAR_ROOM, Action.REFRESH_WAR_ROOM):
+            steps = {s.id: s for s in playbook.steps}
+            for planned in plan(facts, playbook, after)[:GREETING_STEPS]:
+                described = steps[planned.step_id]
+                upcoming.append(
+                    {
+                        "step": planned.step_id,
+                        "description": described.description,
+                        "action": described.action.value,
+                        "target": described.target,
+                        "due_at": planned.due_at,
+                        "needs_approval": self.rt.needs_approval(incident, described),
+                    }
+                )
+        return message_context(
+            incident=incident,
+            step=step,
+            occurrence=occurrence.occurrence,
+            now=now,
+            timeline=tx.timeline(occurrence.incident_id),
+            directory=self.rt.playbooks.directory,
+            next_update_due=next_customer_update_due(facts, playbook, after),
+            deadline=step_deadline(incident, step),
+            base_url=self.base_url,
+            catalog=self.rt.catalog,
+            upcoming=upcoming,
+            follow_up=follow_up,
+        )
+
+    def _hold(
+        self,
+        tx: Transaction,
+        *,
+        occurrence: Occurrence,
+        step: Step,
+        incident: Incident,
+        playbook: Playbook,
+        history: Mapping[str, StepHistory],
+        now: datetime,
+    ) -> Prepared:
+        """Park an automatic customer-facing text until the commander approves it, and
+        show the commander what it would say."""
+        reason = "waiting for the commander's approval"
+        tx.hold_occurrence(occurrence.id, now=now, reason=reason)
+        context = self._context(
+            tx,
+            occurrence=occurrence,
+            step=step,
+            incident=incident,
+            playbook=playbook,
+            history=history,
+            now=now,
+        )
+        assert step.template is not None  # customer-facing texts are templated
+        preview = self.effects.renderer.render(step.template, context)
+        tx.append_timeline(
+            occurrence.incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="step_held",
+                    actor="playbook",
+                    step_id=step.id,
+                    occurrence=occurrence.occurrence,
+                    text=f"{step.id}: {reason} ({incident.category.value} incident)",
+                    data={"preview": preview},
+                )
+            ],
+        )
+        report = StepReport(occurrence, "held", now - occurrence.due_at, reason)
+        return Prepared(
+            occurrence,
+            report=report,
+            approval=ApprovalRequest(
+                incident=incident, step=step, occurrence=occurrence, preview=preview
+            ),
+        )
+
+    async def _ask_approval(self, request: ApprovalRequest) -> None:
+        """Tell the war room a text waits for approval (best effort: the held step itself
+        is durable and shows on every list of upcoming steps)."""
+        incident, step = request.incident, request.step
+        text = (
+            f":raised_hand: {incident.ref} is a {incident.category.value} incident: "
+            f"'{step.id}' ({step.description}) waits for the commander's approval before it "
+            f"goes to customers. Approve it with `/incident approve {step.id}`, or skip it. "
+            f"It would say:\n\n{request.preview}"
+        )
+        key = f"{request.occurrence.effect_key(repeats=step.keyed_by_due)}/approval"
+        with contextlib.suppress(Exception):
+            await self.effects.chat.post(incident=incident, text=text, key=key)
 
     async def _fire(
         self,
@@ -738,7 +866,7 @@ class Scheduler:
             + (f" (runbook: {self.base_url}/runbooks/{step.runbook})" if step.runbook else "")
             + "."
         )
-        key = f"{occurrence.effect_key(repeats=step.repeats or step.per_anchor)}/gave-up"
+        key = f"{occurrence.effect_key(repeats=step.keyed_by_due)}/gave-up"
         for chat in (self.effects.chat, self.effects.fallback_chat):
             if chat is None:
                 continue
@@ -769,6 +897,15 @@ class Prepared:
     occurrence: Occurrence
     run: StepRun | None = None
     report: StepReport | None = None
+    approval: ApprovalRequest | None = None  # held: whom to ask, and what it would say
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    incident: Incident
+    step: Step
+    occurrence: Occurrence
+    preview: str
 
 
 def _verdict(
@@ -785,8 +922,8 @@ def _verdict(
     """
     if step is None:
         return "cancelled", "step_cancelled", f"not in the {incident.severity.value} playbook"
-    if incident.status is Status.CLOSED:
-        return "cancelled", "step_cancelled", "incident closed"
+    if incident.status is Status.CANCELLED and step.anchor is not Anchor.CANCELLED:
+        return "cancelled", "step_cancelled", "incident cancelled"
     if (event := stopped_by(incident, step)) is not None:
         return "cancelled", "step_cancelled", f"stopped: {event.value}"
     planned = next_occurrence(step, incident, history.get(step.id, NO_HISTORY))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from incident.domain.audiences import Directory
+from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident
 from incident.domain.playbook import Action, Step
 from incident.domain.records import TimelineEntry
@@ -52,8 +53,9 @@ class StepRun:
 
     @property
     def customer_subject(self) -> str:
-        """For customers: no internal reference or severity label."""
-        return f"Service incident: {self.incident.title}"
+        """For customers: the name they know it by (never the internal title, reference
+        or severity label)."""
+        return f"Service incident: {self.context['public']['title']}"
 
 
 async def _page(run: StepRun) -> Outcome:
@@ -76,11 +78,13 @@ async def _pager_resolve(run: StepRun) -> Outcome:
 
 
 async def _refresh_war_room(run: StepRun) -> Outcome:
-    await run.effects.chat.refresh_war_room(incident=run.incident, key=run.key)
+    greeting = run.render()
+    await run.effects.chat.refresh_war_room(incident=run.incident, key=run.key, greeting=greeting)
     incident = run.incident
     return Outcome(
-        summary=f"war room topic: {incident.severity.value}, {incident.status.value}, "
-        f"commander {incident.commander or 'none yet'}"
+        summary=f"war room greeting and topic: {incident.severity.value}, "
+        f"{incident.status.value}, commander {incident.commander or 'none yet'}",
+        message=greeting,
     )
 
 
@@ -88,15 +92,16 @@ async def _open_war_room(run: StepRun) -> Outcome:
     people: list[str] = []
     for tier in run.paged_tiers:
         people += [p.email for p in await run.effects.pager.on_call(tier=tier) if p.email]
+    greeting = run.render()
     room = await run.effects.chat.open_war_room(
-        incident=run.incident, key=run.key, people=list(dict.fromkeys(people))
+        incident=run.incident, key=run.key, greeting=greeting, people=list(dict.fromkeys(people))
     )
-    summary = f"war room #{room.channel} open"
+    summary = f"war room #{room.channel} open, greeting pinned"
     if people:
         summary += f", on-call invited: {', '.join(dict.fromkeys(people))}"
     if room.conference_url:
         summary += f", conference {room.conference_url}"
-    return Outcome(summary=summary, war_room=room)
+    return Outcome(summary=summary, message=greeting, war_room=room)
 
 
 async def _status_page(run: StepRun) -> Outcome:
@@ -111,6 +116,29 @@ async def _status_page(run: StepRun) -> Outcome:
         published=body,
         published_status=run.incident.status.value,
     )
+
+
+async def _status_page_withdraw(run: StepRun) -> Outcome:
+    body = run.render()
+    await run.effects.status_page.withdraw(incident=run.incident, body=body, key=run.key)
+    return Outcome(summary="status page entry withdrawn", message=body, public=True)
+
+
+async def _follow_up_reminder(run: StepRun) -> Outcome:
+    """Remind a follow-up's owner, in the war room and directly where the owner is an
+    address or a chat handle."""
+    follow_up = run.context.get("follow_up")
+    assert follow_up is not None  # the scheduler gives every follow-up step its item
+    body = run.render()
+    await run.effects.notifier.notify(
+        incident=run.incident,
+        audience="follow-up-owner",
+        destinations=follow_up["destinations"],
+        subject=f"[{run.incident.ref} follow-up {follow_up['ref']}] {follow_up['title']}",
+        body=body,
+        key=run.key,
+    )
+    return Outcome(summary=f"reminded {follow_up['owner']} of {follow_up['ref']}", message=body)
 
 
 async def _customer_message(run: StepRun) -> Outcome:
@@ -183,6 +211,8 @@ HANDLERS: Mapping[Action, Callable[[StepRun], Awaitable[Outcome]]] = {
     Action.PAGER_ACKNOWLEDGE: _pager_acknowledge,
     Action.PAGER_RESOLVE: _pager_resolve,
     Action.REFRESH_WAR_ROOM: _refresh_war_room,
+    Action.STATUS_PAGE_WITHDRAW: _status_page_withdraw,
+    Action.FOLLOW_UP_REMINDER: _follow_up_reminder,
 }
 
 
@@ -202,12 +232,19 @@ def message_context(
     deadline: datetime | None,
     base_url: str,
     catalog: Catalog | None = None,
+    upcoming: Sequence[Mapping[str, Any]] = (),
+    follow_up: FollowUp | None = None,
 ) -> dict[str, Any]:
     """The variables every template in comms/ may use (see `sample_context`).
 
     Customer-facing templates use only `public`, `update(s)`, `next_update_due` and the
     status: the incident's title, service and impact are internal (they may carry host
-    names, alert text or customer names)."""
+    names, alert text or customer names).
+
+    `upcoming`: what the playbook does next once this occurrence has run ({step,
+    description, action, target, due_at}), for the war room's greeting. `next_update_due`
+    is left out (None) when it is not after `now`: a late message must not promise an
+    update by a time already past."""
     audience = directory.audiences.get(step.target or "")
     catalog = catalog or Catalog()
     names = component_names(catalog, incident.components)
@@ -236,9 +273,14 @@ def message_context(
             "resolution_summary": incident.resolution_summary,
             "rca_due_at": incident.rca_due_at,
             "rca_link": incident.rca_link,
+            "cancelled_at": incident.cancelled_at,
+            "cancellation": incident.cancellation.words if incident.cancellation else None,
+            "cancel_note": incident.cancel_note,
+            "merged_into": f"INC-{incident.merged_into}" if incident.merged_into else None,
+            "reopened_at": incident.reopened_at,
             "war_room": incident.war_room,
             "conference_url": incident.conference_url,
-            "age": (incident.resolved_at or now) - incident.declared_at,
+            "age": (incident.ended_at or now) - incident.declared_at,
         },
         "step": {
             "id": step.id,
@@ -270,12 +312,29 @@ def message_context(
             for e in reversed(timeline)
             if e.kind == "internal_note"
         ],
-        "next_update_due": next_update_due,
+        "next_update_due": next_update_due if next_update_due and next_update_due > now else None,
         "deadline": deadline,
+        "upcoming": list(upcoming),
+        "follow_up": (
+            {
+                "ref": follow_up.ref,
+                "title": follow_up.title,
+                "owner": follow_up.owner,
+                "due_at": follow_up.due_at,
+                "overdue": now >= follow_up.due_at,
+                "destinations": follow_up.destinations(),
+            }
+            if follow_up is not None
+            else None
+        ),
         "links": {
             "incident": f"{base_url}/ui/incidents/{incident.id}",
             "status_page": f"{base_url}/status",
             "runbook": _runbook(step, base_url),
+            "conference": incident.conference_url,
+            "merged_into": (
+                f"{base_url}/ui/incidents/{incident.merged_into}" if incident.merged_into else None
+            ),
         },
     }
 

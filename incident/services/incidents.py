@@ -14,15 +14,21 @@ from datetime import datetime, timedelta
 
 from incident.clock import Clock
 from incident.domain.access import Action, Principal, authorize
-from incident.domain.errors import Conflict, InvalidValue, NotFound
+from incident.domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
+from incident.domain.follow_ups import FollowUp, follow_up_id, follow_up_steps
 from incident.domain.incident import (
+    Cancellation,
     Category,
     ComponentsChanged,
     CustomerUpdatePosted,
+    DuplicateMerged,
     Event,
     Incident,
     IncidentAcknowledged,
+    IncidentCancelled,
     IncidentDeclared,
+    IncidentEdited,
+    IncidentReopened,
     IncidentResolved,
     InternalNoteAdded,
     PublicTitleChanged,
@@ -35,7 +41,7 @@ from incident.domain.incident import (
     StatusChanged,
 )
 from incident.domain.planning import plan
-from incident.domain.playbook import PlaybookSet
+from incident.domain.playbook import AUTOMATIC_CUSTOMER_TEXTS, Playbook, PlaybookSet, Step
 from incident.domain.records import Occurrence, PlanChange, TimelineEntry
 from incident.domain.status_page import Catalog
 from incident.services.ports import Store, Transaction
@@ -58,6 +64,16 @@ class Runtime:
     catalog: Catalog = field(default_factory=Catalog)
     # Told after a commit that changed what the public status page shows.
     public_changed: Callable[[], None] = field(default=_nothing)
+    # Incidents of these categories hold each automatic customer-facing text (status page,
+    # notifications, holding updates) until their commander approves it.
+    approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
+
+    def needs_approval(self, incident: Incident, step: Step) -> bool:
+        """Whether this step's text waits for the commander's approval on this incident."""
+        return (
+            step.action in AUTOMATIC_CUSTOMER_TEXTS
+            and incident.category in self.approval_categories
+        )
 
 
 @dataclass(frozen=True)
@@ -70,9 +86,11 @@ class UpcomingStep:
     description: str
     due_at: datetime
     run_at: datetime
-    state: str
+    state: str  # pending, running (being sent now) or held (waiting for approval)
     attempts: int
     last_error: str | None
+    needs_approval: bool = False  # will wait for the commander's approval when due
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,7 @@ class IncidentView:
     timeline: list[TimelineEntry]
     upcoming: list[UpcomingStep]
     history: list[Occurrence]
+    follow_ups: list[FollowUp] = field(default_factory=list)
 
 
 # --- timeline entries for domain events ----------------------------------------------------
@@ -132,6 +151,26 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
             return "components_changed", text, {"components": {c: st.value for c, st in changes}}
         case PublicTitleChanged(title=title):
             return "public_title_changed", f"public title: {title}", {"title": title}
+        case IncidentEdited(changes=changes):
+            text = "edited: " + "; ".join(
+                f"{name} {old!r} -> {new!r}" for name, old, new in changes
+            )
+            return (
+                "edited",
+                text,
+                {"changes": [{"field": n, "old": o, "new": v} for n, o, v in changes]},
+            )
+        case IncidentCancelled(reason=reason, note=note, merged_into=merged_into):
+            if merged_into is not None:
+                text = f"merged into INC-{merged_into} as a duplicate"
+            else:
+                text = f"cancelled as {reason.words}" + (f": {note}" if note else "")
+            return "cancelled", text, {"reason": reason.value, "merged_into": merged_into}
+        case IncidentReopened(reason=reason, status=status):
+            return "reopened", f"reopened ({status.value}): {reason}", {"status": status.value}
+        case DuplicateMerged(duplicate=duplicate, duplicate_ref=ref, duplicate_title=title):
+            text = f"{ref} merged into this incident as a duplicate: {title}"
+            return "merged", text, {"duplicate": duplicate, "components": list(event.components)}
     raise TypeError(f"no timeline entry for {event!r}")  # pragma: no cover
 
 
@@ -153,9 +192,10 @@ def replan(
     """
     assert incident.id is not None
     playbook = playbooks.for_severity(incident.severity)
+    extra = [] if new else own_steps(tx, incident.id)
     history = {} if new else tx.step_history(incident.id)
-    planned = plan(incident, playbook, history)
-    by_id = {s.id: s for s in playbook.steps}
+    planned = plan(incident, playbook, history, extra)
+    by_id = {s.id: s for s in (*playbook.steps, *extra)}
     change = tx.reconcile(incident.id, planned, by_id, now=now, new=new)
     if change.cancelled:
         steps = sorted(set(change.cancelled))
@@ -172,6 +212,27 @@ def replan(
             ],
         )
     return change
+
+
+def own_steps(tx: Transaction, incident_id: int) -> list[Step]:
+    """The steps an incident has beyond its playbook: its follow-up items' reminders."""
+    return [step for item in tx.follow_ups(incident_id) for step in follow_up_steps(item)]
+
+
+def find_step(
+    tx: Transaction, incident: Incident, playbook: Playbook, step_id: str
+) -> tuple[Step | None, FollowUp | None]:
+    """A step of this incident by id, from its playbook or its follow-up items (with the
+    item it reminds of)."""
+    item_id = follow_up_id(step_id)
+    if item_id is None:
+        return playbook.step(step_id), None
+    assert incident.id is not None
+    try:
+        item = tx.get_follow_up(incident.id, item_id)
+    except NotFound:
+        return None, None
+    return next((s for s in follow_up_steps(item) if s.id == step_id), None), item
 
 
 async def _change(
@@ -230,10 +291,9 @@ async def declare_incident(
         service=service,
         impact=impact,
         category=category,
-    )
-    if commander:
         # Whoever declares from chat runs the incident until they hand it over.
-        incident.assign(Role.COMMANDER, commander, at=now, by=by)
+        commander=commander,
+    )
     if components:
         incident.set_components(rt.catalog.check_statuses(components), at=now, by=by)
     if public_title is not None:
@@ -376,8 +436,213 @@ async def complete_rca(rt: Runtime, incident_id: int, *, link: str, by: str) -> 
     )
 
 
-def _pending_occurrence(tx: Transaction, incident_id: int, step_id: str) -> Occurrence:
-    pending = tx.occurrences(incident_id, states=("pending",))
+async def edit_incident(
+    rt: Runtime,
+    incident_id: int,
+    *,
+    by: str,
+    title: str | None = None,
+    impact: str | None = None,
+    service: str | None = None,
+    category: Category | None = None,
+) -> Incident:
+    """Correct the title, impact, service or category; a new category re-routes it (the
+    security team's steps are planned for a security incident, say)."""
+    return await _change(
+        rt,
+        incident_id,
+        "edited",
+        lambda i, now: [
+            i.edit(at=now, by=by, title=title, impact=impact, service=service, category=category)
+        ],
+    )
+
+
+async def cancel_incident(
+    rt: Runtime, incident_id: int, *, reason: Cancellation, by: str, note: str = ""
+) -> Incident:
+    """A false alarm, or declined: the playbook stops, its pages are resolved, the status
+    page withdraws it, and no RCA is due."""
+    return await _change(
+        rt,
+        incident_id,
+        "cancelled",
+        lambda i, now: [i.cancel(reason, at=now, by=by, note=note)],
+    )
+
+
+async def reopen_incident(
+    rt: Runtime,
+    incident_id: int,
+    *,
+    reason: str,
+    by: str,
+    status: Status = Status.INVESTIGATING,
+) -> Incident:
+    """Back to work on a resolved incident: its cadence resumes from now, the RCA deadline
+    is off until it is resolved again."""
+    return await _change(
+        rt,
+        incident_id,
+        "reopened",
+        lambda i, now: [i.reopen(reason=reason, at=now, by=by, status=status)],
+    )
+
+
+async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: str) -> Incident:
+    """Merge a duplicate into another incident, in one transaction: the duplicate is
+    cancelled (its pages resolved, withdrawn from the status page), the other takes over
+    its components and alert groups, and both timelines point at each other. Returns the
+    incident merged into."""
+    now = rt.clock.now()
+
+    def work(tx: Transaction) -> Incident:
+        # Locked in id order, so two merges of the same pair cannot wait on each other.
+        locked = {i: tx.get_incident(i, lock=True) for i in sorted({duplicate_id, into})}
+        duplicate, target = locked[duplicate_id], locked[into]
+        cancelled, merged = duplicate.merge_into(target, at=now, by=by)
+        for incident, event in ((duplicate, cancelled), (target, merged)):
+            assert incident.id is not None
+            tx.save_incident(incident)
+            tx.append_timeline(incident.id, [timeline_entry(event)])
+        moved = tx.move_alert_groups(duplicate_id, into)
+        if moved:
+            tx.append_timeline(
+                into,
+                [
+                    TimelineEntry(
+                        at=now,
+                        kind="alert_groups_moved",
+                        actor=by,
+                        text=f"{moved} alert group(s) of {duplicate.ref} now come here",
+                        data={"from": duplicate_id, "groups": moved},
+                    )
+                ],
+            )
+        replan(tx, duplicate, rt.playbooks, now=now, reason=f"merged into {target.ref}")
+        replan(tx, target, rt.playbooks, now=now, reason=f"{duplicate.ref} merged")
+        return target
+
+    target = await rt.store.run(work)
+    rt.plan_changed()
+    rt.public_changed()
+    log.info(
+        "merged",
+        extra={"action": "merged", "incident_id": duplicate_id, "into": into, "by": by},
+    )
+    return target
+
+
+async def approve_step(rt: Runtime, incident_id: int, step_id: str, *, by: str) -> Incident:
+    """Let a step's text go out: one held for approval runs now, an upcoming one when due."""
+    now = rt.clock.now()
+
+    def work(tx: Transaction) -> Incident:
+        incident = tx.get_incident(incident_id, lock=True)
+        occurrence = _pending_occurrence(tx, incident_id, step_id)
+        if occurrence.approved_by is not None:
+            raise Conflict(f"{step_id} was already approved by {occurrence.approved_by}")
+        tx.approve_occurrence(occurrence.id, by=by, now=now)
+        held = occurrence.state == "held"
+        tx.append_timeline(
+            incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="step_approved",
+                    actor=by,
+                    step_id=step_id,
+                    occurrence=occurrence.occurrence,
+                    text=f"approved {step_id}" + (": it goes out now" if held else " in advance"),
+                )
+            ],
+        )
+        return incident
+
+    incident = await rt.store.run(work)
+    rt.plan_changed()
+    return incident
+
+
+async def add_follow_up(
+    rt: Runtime,
+    incident_id: int,
+    *,
+    title: str,
+    owner: str,
+    due_at: datetime,
+    by: str,
+) -> FollowUp:
+    """A follow-up action item from the review, reminded to its owner until done."""
+    now = rt.clock.now()
+
+    def work(tx: Transaction) -> FollowUp:
+        incident = tx.get_incident(incident_id, lock=True)
+        if incident.status is Status.CANCELLED:
+            raise IllegalTransition(f"{incident.ref} is cancelled; it has no follow-ups")
+        item = FollowUp.add(
+            incident_id=incident_id, title=title, owner=owner, due_at=due_at, at=now, by=by
+        )
+        tx.add_follow_up(item)
+        tx.append_timeline(
+            incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="follow_up_added",
+                    actor=by,
+                    text=f"follow-up {item.ref}: {item.title} (owner {item.owner}, due "
+                    f"{item.due_at.isoformat()})",
+                    data={"follow_up": item.id, "owner": item.owner},
+                )
+            ],
+        )
+        replan(tx, incident, rt.playbooks, now=now, reason="follow-up added")
+        return item
+
+    item = await rt.store.run(work)
+    rt.plan_changed()
+    return item
+
+
+async def complete_follow_up(rt: Runtime, incident_id: int, follow_up: int, *, by: str) -> FollowUp:
+    """Mark a follow-up done: its reminders stop."""
+    now = rt.clock.now()
+
+    def work(tx: Transaction) -> FollowUp:
+        incident = tx.get_incident(incident_id, lock=True)
+        item = tx.get_follow_up(incident_id, follow_up)
+        item.complete(at=now, by=by)
+        tx.save_follow_up(item)
+        tx.append_timeline(
+            incident_id,
+            [
+                TimelineEntry(
+                    at=now,
+                    kind="follow_up_done",
+                    actor=by,
+                    text=f"follow-up {item.ref} done: {item.title}",
+                    data={"follow_up": item.id},
+                )
+            ],
+        )
+        replan(tx, incident, rt.playbooks, now=now, reason=f"follow-up {item.ref} done")
+        return item
+
+    item = await rt.store.run(work)
+    rt.plan_changed()
+    return item
+
+
+def _pending_occurrence(
+    tx: Transaction,
+    incident_id: int,
+    step_id: str,
+    *,
+    states: tuple[str, ...] = ("pending", "held"),
+) -> Occurrence:
+    """The step's occurrence waiting to run (pending, or held for approval)."""
+    pending = tx.occurrences(incident_id, states=states)
     match = next((o for o in pending if o.step_id == step_id), None)
     if match is None:
         upcoming = ", ".join(sorted({o.step_id for o in pending})) or "none"
@@ -481,12 +746,30 @@ async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None
     return await rt.store.run(lambda tx: tx.find_incident_by_war_room(rooms))
 
 
-async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
-    def read(tx: Transaction) -> tuple[Incident, list[TimelineEntry], list[Occurrence]]:
-        return (tx.get_incident(incident_id), tx.timeline(incident_id), tx.occurrences(incident_id))
+_UPCOMING = ("pending", "running", "held")
 
-    incident, timeline, occurrences = await rt.store.run(read)
-    steps = rt.playbooks.steps()
+
+async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
+    def read(
+        tx: Transaction,
+    ) -> tuple[Incident, list[TimelineEntry], list[Occurrence], list[FollowUp]]:
+        return (
+            tx.get_incident(incident_id),
+            tx.timeline(incident_id),
+            tx.occurrences(incident_id),
+            tx.follow_ups(incident_id),
+        )
+
+    incident, timeline, occurrences, follow_ups = await rt.store.run(read)
+    # Described as the incident's own playbook says (two playbooks may share a step id
+    # with different words), then its follow-ups' reminders.
+    steps = {
+        s.id: s
+        for s in (
+            *rt.playbooks.for_severity(incident.severity).steps,
+            *(step for item in follow_ups for step in follow_up_steps(item)),
+        )
+    }
     upcoming = [
         UpcomingStep(
             occurrence_id=o.id,
@@ -496,16 +779,27 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
             target=o.target,
             description=steps[o.step_id].description if o.step_id in steps else "",
             due_at=o.due_at,
-            run_at=o.run_at,
+            # Running: being sent now (its run_at is the claim's lease, not a due time).
+            run_at=(o.started_at or o.due_at) if o.state == "running" else o.run_at,
             state=o.state,
             attempts=o.attempts,
             last_error=o.last_error,
+            needs_approval=o.step_id in steps
+            and rt.needs_approval(incident, steps[o.step_id])
+            and o.approved_by is None,
+            approved_by=o.approved_by,
         )
         for o in sorted(occurrences, key=lambda o: (o.run_at, o.id))
-        if o.state in ("pending", "running")
+        if o.state in _UPCOMING
     ]
-    history = [o for o in occurrences if o.state not in ("pending", "running")]
-    return IncidentView(incident=incident, timeline=timeline, upcoming=upcoming, history=history)
+    history = [o for o in occurrences if o.state not in _UPCOMING]
+    return IncidentView(
+        incident=incident,
+        timeline=timeline,
+        upcoming=upcoming,
+        history=history,
+        follow_ups=follow_ups,
+    )
 
 
 async def list_incidents(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from incident.domain.alerts import AlertGroup
+from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.playbook import Step
@@ -79,19 +80,22 @@ class Pager(Protocol):
 
 class Chat(Protocol):
     async def open_war_room(
-        self, *, incident: Incident, key: str, people: Sequence[str] = ()
+        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
     ) -> WarRoom:
         """Open (or find, when retried) the incident's war room, with its commander and
-        `people` (e-mail addresses of the on-call responders) invited."""
+        `people` (e-mail addresses of the on-call responders) invited, and `greeting`
+        posted once and pinned: the one message that says what the incident is, who runs
+        it, where to find things and what happens next."""
         ...
 
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         """Post to the incident's war room."""
         ...
 
-    async def refresh_war_room(self, *, incident: Incident, key: str) -> None:
-        """Bring the war room up to date with the incident: its topic (severity, status,
-        commander) and the commander invited. Nothing when there is no war room."""
+    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
+        """Bring the war room up to date with the incident: its greeting edited in place to
+        `greeting` (never posted again), its topic (severity, status, commander) and the
+        commander invited. Nothing when there is no war room."""
         ...
 
 
@@ -111,6 +115,12 @@ class Notifier(Protocol):
 class StatusPage(Protocol):
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
         """Show the incident on the public status page with this status and text."""
+        ...
+
+    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
+        """The incident was cancelled (a false alarm ...): take it off the status page, or
+        mark it resolved with no impact and `body` as its last word, as configured.
+        Nothing when it was never published."""
         ...
 
 
@@ -193,6 +203,22 @@ class Transaction(Protocol):
         error: str | None = None,
     ) -> None: ...
     def retry_occurrence(self, occurrence_id: int, *, not_before: datetime, error: str) -> None: ...
+    def hold_occurrence(self, occurrence_id: int, *, now: datetime, reason: str) -> None:
+        """Park a claimed occurrence until a person approves it (`approve_occurrence`)."""
+        ...
+
+    def approve_occurrence(self, occurrence_id: int, *, by: str, now: datetime) -> None:
+        """Let an occurrence go out: a held one runs now, a pending one when due."""
+        ...
+
+    def add_follow_up(self, item: FollowUp) -> int: ...
+    def get_follow_up(self, incident_id: int, follow_up_id: int) -> FollowUp: ...
+    def save_follow_up(self, item: FollowUp) -> None: ...
+    def follow_ups(self, incident_id: int) -> list[FollowUp]: ...
+    def move_alert_groups(self, from_incident: int, to_incident: int) -> int:
+        """Alert groups of one incident now belong to another (a merged duplicate's)."""
+        ...
+
     def snooze_occurrence(self, occurrence_id: int, *, until: datetime) -> None: ...
 
     def claim_due(

@@ -279,7 +279,7 @@ async def test_a_p1_from_declaration_to_rca_against_all_three_vendors(tmp_path: 
     # The commander and whoever PagerDuty has on call for tier 3 are in the war room.
     assert room == "inc-1-checkout-api-down" and {"UDANA0001", "UANA00001"} <= set(members)
     assert topic.startswith("INC-1 P1") and {"Status page", "Runbook"} <= set(bookmarks)
-    assert "resolved" in topic and "UDANA0001" in topic  # kept up to date to the end
+    assert "| closed |" in topic and "UDANA0001" in topic  # kept up to date to the end
     posts = clean["slack posts"]
     assert posts[room], "the playbook's reminders are posted in the war room"
     # Unresolved at 4 hours: the VP / C-level escalation went out, once.

@@ -605,8 +605,12 @@ async def test_the_war_room_follows_severity_status_and_resolution(
     await run_until(app, clock, 20 * M)
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
     await run_until(app, clock, 30 * M)
-    topics = [s.body for s in vendor.sends if s.port == "chat.refresh"]
+    topics = [s.target for s in vendor.sends if s.port == "chat.refresh"]
     assert topics == ["P1 investigating dana", "P1 identified dana", "P1 resolved dana"]
+    # The greeting, edited in place, says the same.
+    greeting = vendor.greetings[incident_id]
+    assert "*INC-1 [P1 critical] Checkout API down*" in greeting
+    assert "Resolved" in greeting and "Commander: dana" in greeting
 
 
 async def test_the_urgent_lane_runs_pages_only_and_the_main_loop_the_rest(

@@ -10,10 +10,20 @@ against what the database says (occurrence rows, incident facts, timeline):
    effect went out, a vendor failure); a one-off step reaches the world once per incident.
 2. Nothing goes out before it is due; and an occurrence of a repeating step recorded as
    done was sent at or after its due time, not swallowed as a "repeat" of an earlier send.
-3. No step goes out after one of its `until` events (resolution, acknowledgement, ...).
+3. No step goes out after one of its `until` events (resolution, acknowledgement, ...);
+   nothing goes out for a cancelled incident but the steps anchored on its cancellation;
+   no follow-up reminder goes out once its item is done.
 4. The RCA deadline is 48 h after resolution for P1 and P2 (none for P3 and P4), and the
    `rca.missed` step is due exactly then.
 5. After a tick, nothing runnable at that instant is left pending or running.
+6. The commander hears that a step gave up only once it failed for good.
+7. A step whose anchor happened runs unless its own `until` event stops it: after a tick,
+   every step of the incident's playbook (and its follow-ups) whose anchor has happened
+   and whose due time has come has an occurrence for that instant of its anchor that was
+   not cancelled (it ran, failed, was skipped by its own condition, or waits: retrying,
+   or held for approval). Closing (the RCA) stops nothing by itself; cancelling the
+   incident stops everything but its cancellation's steps.
+8. An automatic customer-facing text of a security incident goes out only once approved.
 
 Run with PROPERTY_EXAMPLES=1000 (say) for a longer search.
 """
@@ -51,17 +61,31 @@ from incident.adapters.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import DomainError
-from incident.domain.incident import Incident, Role, Severity
-from incident.domain.playbook import PlaybookSet, Step, StopEvent
+from incident.domain.follow_ups import FollowUp, follow_up_steps
+from incident.domain.incident import Cancellation, Category, Incident, Role, Severity, Status
+from incident.domain.playbook import (
+    AUTOMATIC_CUSTOMER_TEXTS,
+    Anchor,
+    PlaybookSet,
+    Step,
+    StopEvent,
+)
 from incident.domain.records import Occurrence, TimelineEntry
 from incident.scheduler.runner import RetryPolicy
 from incident.services.incidents import (
     acknowledge_incident,
+    add_follow_up,
+    approve_step,
     assign_role,
+    cancel_incident,
     change_severity,
+    complete_follow_up,
     complete_rca,
     declare_incident,
+    edit_incident,
+    merge_incident,
     post_customer_update,
+    reopen_incident,
     resolve_incident,
 )
 from incident.services.ports import Transaction
@@ -92,8 +116,11 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-# The suffix of the message telling the commander a step failed for good.
+# The suffix of the message telling the commander a step failed for good, and of the one
+# asking the commander to approve a held customer-facing text: not effects of the step.
 GAVE_UP = "/gave-up"
+APPROVAL = "/approval"
+ASIDES = (GAVE_UP, APPROVAL)
 
 
 _check_playbooks = bootstrap.check_playbooks
@@ -114,8 +141,7 @@ def _checked_playbooks(settings: Settings) -> PlaybookSet:
 def row_key(o: Occurrence, steps: Mapping[str, Step]) -> str:
     """The key the scheduler sends this occurrence's effects with, as the row is now."""
     step = steps.get(o.step_id)
-    repeats = step is not None and (step.repeats or step.per_anchor)
-    return o.effect_key(repeats=repeats)
+    return o.effect_key(repeats=step is not None and step.keyed_by_due)
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,8 @@ class PlaybookMachine(RuleBasedStateMachine):
         self.failures: Counter[str] = Counter()  # key -> scripted VendorDown on its send
         self.due_when_sent: dict[str, datetime] = {}  # effect key -> its due time then
         self.incidents: list[int] = []
+        self.follow_ups: list[tuple[int, int]] = []  # (incident, follow-up)
+        self.security_at: dict[int, datetime] = {}  # when an incident became a security one
         self.container: bootstrap.Container | None = None
         try:
             self.container = self._run(self._build())
@@ -326,6 +354,76 @@ class PlaybookMachine(RuleBasedStateMachine):
             complete_rca(self.app.runtime, self._target(pick), link="https://rca/1", by="bob")
         )
 
+    @precondition(lambda self: self.incidents)
+    @rule(pick=PICK, reason=st.sampled_from([Cancellation.FALSE_ALARM, Cancellation.DECLINED]))
+    def cancel(self, pick: int, reason: Cancellation) -> None:
+        self._attempt(
+            cancel_incident(self.app.runtime, self._target(pick), reason=reason, by="bob")
+        )
+
+    @precondition(lambda self: len(self.incidents) > 1)
+    @rule(pick=PICK, other=PICK)
+    def merge(self, pick: int, other: int) -> None:
+        duplicate, into = self._target(pick), self._target(other)
+        if duplicate != into:
+            self._attempt(merge_incident(self.app.runtime, duplicate, into=into, by="bob"))
+
+    @precondition(lambda self: self.incidents)
+    @rule(pick=PICK)
+    def reopen(self, pick: int) -> None:
+        self._attempt(
+            reopen_incident(self.app.runtime, self._target(pick), reason="it is back", by="bob")
+        )
+
+    @precondition(lambda self: self.incidents)
+    @rule(pick=PICK)
+    def make_security(self, pick: int) -> None:
+        """The incident turns out to be a security one: its customer texts wait for approval."""
+        incident_id = self._target(pick)
+        try:
+            self._run(
+                edit_incident(self.app.runtime, incident_id, by="bob", category=Category.SECURITY)
+            )
+        except DomainError:
+            return
+        self.security_at.setdefault(incident_id, self.clock.now())
+
+    @precondition(lambda self: self.security_at)
+    @rule(pick=PICK)
+    def approve_held(self, pick: int) -> None:
+        incident_id = self._target(pick)
+        held = self._run(
+            self.app.store.run(lambda tx: tx.occurrences(incident_id, states=("held",)))
+        )
+        if held:
+            self._attempt(approve_step(self.app.runtime, incident_id, held[0].step_id, by="carol"))
+
+    @precondition(lambda self: self.incidents)
+    @rule(pick=PICK, days=st.integers(1, 4))
+    def add_follow_up(self, pick: int, days: int) -> None:
+        incident_id = self._target(pick)
+        try:
+            item = self._run(
+                add_follow_up(
+                    self.app.runtime,
+                    incident_id,
+                    title="Alert on pool exhaustion",
+                    owner="sam@example.com",
+                    due_at=self.clock.now() + timedelta(days=days),
+                    by="carol",
+                )
+            )
+        except DomainError:
+            return
+        assert item.id is not None
+        self.follow_ups.append((incident_id, item.id))
+
+    @precondition(lambda self: self.follow_ups)
+    @rule(pick=st.integers(0, 7))
+    def complete_follow_up(self, pick: int) -> None:
+        incident_id, item_id = self.follow_ups[pick % len(self.follow_ups)]
+        self._attempt(complete_follow_up(self.app.runtime, incident_id, item_id, by="sam"))
+
     @rule(delta=DURATIONS, then_tick=st.booleans())
     def advance(self, delta: timedelta, then_tick: bool) -> None:
         """Let time pass, maybe ticking at once. (Hypothesis switches rules off at random
@@ -348,6 +446,8 @@ class PlaybookMachine(RuleBasedStateMachine):
         # Invariant 5: once the scheduler has ticked, nothing runnable at `now` is left.
         left = self._run(self._runnable(now))
         assert not left, f"after a tick at {now}, still runnable: {left}"
+        # Invariant 7: and every step whose anchor has happened and whose time has come ran.
+        self._run(self._check_anchored_steps_ran(now))
 
     @rule(wait=st.one_of(st.just(timedelta(0)), DURATIONS), after=st.integers(0, 8))
     def crash_and_restart(self, wait: timedelta, after: int) -> None:
@@ -417,12 +517,20 @@ class PlaybookMachine(RuleBasedStateMachine):
         rows: dict[tuple[int, str, int], Occurrence] = {}
         incidents: dict[int, Incident] = {}
         stopped_at: dict[int, dict[StopEvent, Any]] = {}
+        items: dict[str, FollowUp] = {}  # follow-up step id -> its item
 
         def read(tx: Transaction) -> None:
             for incident_id in self.incidents:
                 incident = tx.get_incident(incident_id)
                 incidents[incident_id] = incident
                 stopped_at[incident_id] = first_event_times(incident, tx.timeline(incident_id))
+                for item in tx.follow_ups(incident_id):
+                    assert item.id is not None
+                    for step in follow_up_steps(
+                        FollowUp(**{**item.__dict__, "done_at": None, "done_by": None})
+                    ):
+                        steps[step.id] = step
+                        items[step.id] = item
                 for o in tx.occurrences(incident_id):
                     # The unique (incident, step, occurrence) key: one row, so one 'done'.
                     slot = (o.incident_id, o.step_id, o.occurrence)
@@ -438,6 +546,30 @@ class PlaybookMachine(RuleBasedStateMachine):
                 # Invariant 6: the commander hears of a step only once it failed for good.
                 assert rows[key.slot].state == "failed", (sent.key, rows[key.slot])
                 continue
+            if sent.key.endswith(APPROVAL):
+                # Asked to approve only a text of an incident that was a security one then.
+                became = self.security_at.get(key.incident_id)
+                assert became is not None and became <= sent.at, sent.key
+                continue
+            step = steps[key.step_id]
+            incident = incidents[key.incident_id]
+            # Invariant 3: a cancelled incident sends only its cancellation's steps; a
+            # follow-up is reminded of only while it is not done.
+            if incident.cancelled_at is not None and sent.at > incident.cancelled_at:
+                assert step.anchor is Anchor.CANCELLED, (
+                    f"{sent.key} went out at {sent.at}, after the incident was cancelled at "
+                    f"{incident.cancelled_at}"
+                )
+            item = items.get(key.step_id)
+            if item is not None and item.done_at is not None:
+                assert sent.at <= item.done_at, f"{sent.key} went out after {item.ref} was done"
+            # Invariant 8: a security incident's automatic customer texts wait for approval.
+            became = self.security_at.get(key.incident_id)
+            if step.action in AUTOMATIC_CUSTOMER_TEXTS and became is not None and sent.at > became:
+                assert rows[key.slot].approved_by is not None, (
+                    f"{sent.key} went to customers at {sent.at} without approval (a security "
+                    f"incident since {became})"
+                )
             assert sent.incident_id == key.incident_id, sent
             row = rows[key.slot]
             # Invariant 2: nothing fires before it is due, as it was due when it went out. A
@@ -472,12 +604,12 @@ class PlaybookMachine(RuleBasedStateMachine):
         after a fault (a crash right after a send, or a vendor failure)."""
         sent_keys = [s.key for s in self.vendor.sends]
         assert len(sent_keys) == len(set(sent_keys)), "a vendor recorded one key twice"
-        sent = {key for key in sent_keys if not key.endswith(GAVE_UP)}
+        sent = {key for key in sent_keys if not key.endswith(ASIDES)}
         # Effect keys by the occurrence key they were sent under.
         by_occurrence: dict[str, list[str]] = {}
         for key, attempts in self.vendor.attempts.items():
-            if key.endswith(GAVE_UP):
-                continue  # not an effect of the step: telling the commander it gave up
+            if key.endswith(ASIDES):
+                continue  # not an effect of the step: telling the commander about it
             parsed = EffectKey.parse(key)
             assert parsed.slot in rows, f"{key} reached a vendor but has no occurrence row"
             by_occurrence.setdefault(parsed.occurrence_key, []).append(key)
@@ -504,7 +636,7 @@ class PlaybookMachine(RuleBasedStateMachine):
             )
         first_sent: dict[str, datetime] = {}
         for s in self.vendor.sends:
-            if s.key.endswith(GAVE_UP):
+            if s.key.endswith(ASIDES):
                 continue
             okey = EffectKey.parse(s.key).occurrence_key
             first_sent[okey] = min(s.at, first_sent.get(okey, s.at))
@@ -514,7 +646,7 @@ class PlaybookMachine(RuleBasedStateMachine):
             okey = row_key(row, steps)
             assert okey in by_occurrence, f"{okey} is done but no vendor saw it"
             step = steps[row.step_id]
-            if step.repeats or step.per_anchor:
+            if step.keyed_by_due:
                 # Each occurrence of a repeating step is its own message: the one recorded
                 # as done went out at or after its due time, not as an earlier send (just
                 # before a crash) that the vendor then took the re-run for a repeat of.
@@ -523,15 +655,15 @@ class PlaybookMachine(RuleBasedStateMachine):
                     f"{okey} is done (due {row.due_at}), but the vendor took it for a repeat "
                     f"of what it sent at {first}"
                 )
-        # What the world saw, per (incident, step, occurrence): a one-off step at most once.
+        # What the world saw, per (incident, step, occurrence): a step counting from an anchor
+        # that happens once (the declaration ...), at most once.
         seen: dict[tuple[int, str, int], set[str]] = {}
         for key in sent:
             parsed = EffectKey.parse(key)
             seen.setdefault(parsed.slot, set()).add(parsed.occurrence_key)
         for slot, okeys in seen.items():
             step = steps[slot[1]]
-            one_off = not step.repeats and not step.per_anchor
-            if one_off:
+            if not step.keyed_by_due:
                 assert slot[2] == 1, f"{okeys}: a one-off step fired again"
                 assert len(okeys) == 1, f"the one-off step {slot} reached the world twice: {okeys}"
             if step.max_occurrences is not None:
@@ -548,8 +680,10 @@ class PlaybookMachine(RuleBasedStateMachine):
         else:
             assert incident.rca_due_at is None, incident
         for o in rows:
-            if o.step_id != RCA_MISSED:
+            if o.step_id != RCA_MISSED or o.state == "cancelled":
                 continue
+            if incident.resolved_at is None or o.due_at < incident.resolved_at:
+                continue  # (an RCA deadline of an earlier resolution, before a reopening)
             assert incident.rca_due_at is not None, f"{row_key(o, steps)} without an RCA deadline"
             if o.occurrence == 1:
                 assert o.due_at == incident.rca_due_at, (o, incident.rca_due_at)
@@ -558,15 +692,111 @@ class PlaybookMachine(RuleBasedStateMachine):
                 assert every is not None
                 assert o.due_at > incident.rca_due_at, o
                 assert (o.due_at - incident.rca_due_at) % every == timedelta(0), o
-        # Resolution cancels the cadence; closing cancels everything.
+        # Resolution cancels the cadence, the RCA what waits for it, cancellation all but
+        # its own steps.
         for o in rows:
-            if o.state not in ACTIVE:
+            if o.state not in (*ACTIVE, "held"):
                 continue
-            assert incident.rca_link is None, f"{row_key(o, steps)} {o.state} on a closed incident"
+            step = steps[o.step_id]
+            if incident.rca_link is not None:
+                assert StopEvent.RCA_COMPLETED not in step.until, (
+                    f"{row_key(o, steps)} still {o.state} after the RCA"
+                )
             if incident.resolved_at is not None:
-                assert StopEvent.RESOLVED not in steps[o.step_id].until, (
+                assert StopEvent.RESOLVED not in step.until, (
                     f"{row_key(o, steps)} still {o.state} after resolution"
                 )
+            if incident.status is Status.CANCELLED:
+                assert step.anchor is Anchor.CANCELLED, (
+                    f"{row_key(o, steps)} still {o.state} on a cancelled incident"
+                )
+
+    async def _check_anchored_steps_ran(self, now: datetime) -> None:
+        """Invariant 7, after a tick at `now`: every step of each incident whose anchor has
+        happened and whose due time has come has an occurrence for that instant of its
+        anchor that was not cancelled, unless one of its own `until` events happened (or
+        the incident was cancelled and the step is not one of its cancellation's)."""
+        playbooks = self.app.runtime.playbooks
+
+        def read(tx: Transaction) -> list[str]:
+            missing = []
+            for incident_id in self.incidents:
+                incident = tx.get_incident(incident_id)
+                rows = tx.occurrences(incident_id)
+                own = [s for item in tx.follow_ups(incident_id) for s in follow_up_steps(item)]
+                for step in (*playbooks.for_severity(incident.severity).steps, *own):
+                    due = _due_for_anchor(incident, step)
+                    if due is None or due[1] > now:
+                        continue
+                    anchor, _ = due
+                    if any(_happened(incident, stop) for stop in step.until):
+                        continue
+                    if incident.status is Status.CANCELLED and step.anchor is not Anchor.CANCELLED:
+                        continue
+                    if step.max_occurrences is not None and step.every is not None:
+                        continue  # bounded repeats: the cadence invariants cover them
+                    ran = [
+                        o
+                        for o in rows
+                        if o.step_id == step.id and o.due_at >= anchor and o.state != "cancelled"
+                    ]
+                    if not ran:
+                        states = [
+                            (o.occurrence, o.due_at, o.state) for o in rows if o.step_id == step.id
+                        ]
+                        missing.append(
+                            f"INC-{incident_id} {incident.status.value}: {step.id} (anchor "
+                            f"{step.anchor.value} at {anchor}, due {due[1]}) has no live "
+                            f"occurrence: {states}"
+                        )
+            return missing
+
+        missing = await self.app.store.run(read)
+        assert not missing, "\n".join(missing)
+
+
+def _anchor_at(incident: Incident, step: Step) -> datetime | None:
+    """When the step's anchor last happened, read off the incident's facts (written out
+    here rather than taken from the planner, which is what is under test)."""
+    last_update = incident.last_customer_update_at or incident.declared_at
+    if incident.reopened_at is not None:
+        last_update = max(last_update, incident.reopened_at)
+    return {
+        Anchor.DECLARED: incident.declared_at,
+        Anchor.ACKNOWLEDGED: incident.acknowledged_at,
+        Anchor.SEVERITY_CHANGED: incident.severity_changed_at,
+        Anchor.LAST_CUSTOMER_UPDATE: last_update,
+        Anchor.MANUAL_CUSTOMER_UPDATE: incident.last_manual_update_at,
+        Anchor.RESOLVED: incident.resolved_at,
+        Anchor.CHANGED: incident.changed_at,
+        Anchor.REOPENED: incident.reopened_at,
+        Anchor.RCA_COMPLETED: incident.closed_at if incident.rca_link else None,
+        Anchor.CANCELLED: incident.cancelled_at,
+        Anchor.FIXED: step.at,
+    }[step.anchor]
+
+
+def _due_for_anchor(incident: Incident, step: Step) -> tuple[datetime, datetime] | None:
+    """(anchor instant, first due time for it) of a step that applies to this incident."""
+    if step.categories and incident.category not in step.categories:
+        return None
+    anchor = _anchor_at(incident, step)
+    if anchor is None:
+        return None
+    due = max(anchor + step.offset, incident.declared_at + step.window_start)
+    if step.window_end is not None and due >= incident.declared_at + step.window_end:
+        return None
+    return anchor, due
+
+
+def _happened(incident: Incident, stop: StopEvent) -> bool:
+    return {
+        StopEvent.ACKNOWLEDGED: incident.acknowledged_at is not None,
+        StopEvent.COMMANDER_ASSIGNED: incident.commander is not None,
+        StopEvent.CUSTOMER_UPDATE_POSTED: incident.last_customer_update_at is not None,
+        StopEvent.RESOLVED: incident.resolved_at is not None,
+        StopEvent.RCA_COMPLETED: incident.rca_link is not None,
+    }[stop]
 
 
 def test_playbook_promises_hold_under_random_operations() -> None:
@@ -580,6 +810,56 @@ def test_playbook_promises_hold_under_random_operations() -> None:
 Replay = list[Callable[[PlaybookMachine], object]]
 
 KNOWN_SEQUENCES: dict[str, Replay] = {
+    # A person posted an update, resolved and recorded the RCA back to back, before the
+    # scheduler ran: what resolving planned (the resolution notice, the status page, the
+    # pager resolve, the executives' notice, the review) must still run; closing stops
+    # only what waits for the RCA.
+    "update, resolve and RCA back to back": [
+        lambda m: m.declare_first(severity=Severity.P1),
+        lambda m: m.advance(delta=timedelta(minutes=3), then_tick=True),
+        lambda m: m.post_update(pick=0),
+        lambda m: m.resolve(pick=0),
+        lambda m: m.complete_rca(pick=0),
+        lambda m: m.tick(outage=0),
+        lambda m: m.assert_sent("resolution-notice", at=T0 + timedelta(minutes=3)),
+        lambda m: m.assert_sent(
+            "pager-resolve", at=T0 + timedelta(minutes=3), port="pager.resolve"
+        ),
+    ],
+    # A false alarm, cancelled after its page went out: the page is resolved, the status
+    # page withdrawn, and nothing else of the playbook runs, even once it is due.
+    "cancelled after the page": [
+        lambda m: m.declare_first(severity=Severity.P1),
+        lambda m: m.tick(outage=0),
+        lambda m: m.cancel(pick=0, reason=Cancellation.FALSE_ALARM),
+        lambda m: m.advance(delta=timedelta(hours=5), then_tick=True),
+        lambda m: m.assert_sent(
+            "pager-resolve-cancelled", at=T0 + timedelta(hours=5), port="pager.resolve"
+        ),
+    ],
+    # Resolved, reopened, resolved again: customers hear of each resolution once.
+    "resolved, reopened and resolved again": [
+        lambda m: m.declare_first(severity=Severity.P2),
+        lambda m: m.resolve(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=10), then_tick=True),
+        lambda m: m.reopen(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=50), then_tick=True),
+        lambda m: m.resolve(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=1), then_tick=True),
+        lambda m: m.assert_sent("resolution-notice", at=T0 + timedelta(minutes=10)),
+        lambda m: m.assert_sent("resolution-notice", at=T0 + timedelta(minutes=61)),
+    ],
+    # A security incident: its customer texts wait until approved, then go out.
+    "security texts wait for approval": [
+        lambda m: m.declare_first(severity=Severity.P1),
+        lambda m: m.make_security(pick=0),
+        lambda m: m.advance(delta=timedelta(minutes=11), then_tick=True),
+        lambda m: m.approve_held(pick=0),
+        lambda m: m.tick(outage=0),
+        lambda m: m.assert_sent(
+            "status-page-investigating", at=T0 + timedelta(minutes=11), port="status_page"
+        ),
+    ],
     # The holding update went out, the process died before recording it, and a person then
     # posted an update, moving the next holding update 30 minutes on. That one must go out
     # too: it is not a repeat of the first, whatever the vendor's idempotency key says.

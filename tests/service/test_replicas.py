@@ -54,7 +54,8 @@ def compressed_playbooks(directory: Path) -> Path:
     for severity in ("P1", "P2", "P3", "P4"):
         steps = [
             "  - id: open-war-room\n    description: Open the war room.\n"
-            "    action: open_war_room\n    anchor: declared\n    offset: 0m\n"
+            "    action: open_war_room\n    template: war_room_greeting\n    anchor: declared\n"
+            "    offset: 0m\n"
         ] + [
             f"  - id: remind-{i}\n    description: Reminder {i}.\n    action: remind\n"
             f"    template: assign_commander_reminder\n    anchor: declared\n    offset: {i}s\n"

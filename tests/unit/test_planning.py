@@ -116,7 +116,74 @@ def history(fired: int, last_due: timedelta, fired_at: timedelta | None = None) 
             StepHistory(),
             (1, 4 * H),
         ),
-        ("closed stops everything", step(), {"status": "closed"}, StepHistory(), None),
+        # Recording the RCA (closing) stops only the steps that list rca_completed: what
+        # resolving planned still runs (the resolution notice, the pager resolve ...).
+        (
+            "closing stops nothing by itself",
+            step(anchor=Anchor.RESOLVED),
+            {
+                "status": Status.CLOSED,
+                "resolved_at": T0 + H,
+                "rca_link": "https://r",
+                "closed_at": T0 + H,
+            },
+            StepHistory(),
+            (1, H),
+        ),
+        (
+            "closing stops what waits for the RCA",
+            step(anchor=Anchor.RESOLVED, offset=24 * H, until=(StopEvent.RCA_COMPLETED,)),
+            {
+                "status": Status.CLOSED,
+                "resolved_at": T0 + H,
+                "rca_link": "https://r",
+                "closed_at": T0 + H,
+            },
+            StepHistory(),
+            None,
+        ),
+        (
+            "cancelled stops every other step",
+            step(anchor=Anchor.RESOLVED),
+            {"status": Status.CANCELLED, "cancelled_at": T0 + M, "resolved_at": T0 + M},
+            StepHistory(),
+            None,
+        ),
+        (
+            "cancelled runs its own steps",
+            step(anchor=Anchor.CANCELLED),
+            {"status": Status.CANCELLED, "cancelled_at": T0 + 7 * M},
+            StepHistory(),
+            (1, 7 * M),
+        ),
+        (
+            "one-off again for a new instant of its anchor (resolved again)",
+            step(anchor=Anchor.RESOLVED),
+            {"resolved_at": T0 + 3 * H},
+            history(1, H),
+            (2, 3 * H),
+        ),
+        (
+            "one-off not again when only its offset moved (severity change)",
+            step(offset=30 * M),
+            {},
+            history(1, 10 * M),
+            None,
+        ),
+        (
+            "reopened: the cadence restarts from the reopening",
+            step(anchor=Anchor.LAST_CUSTOMER_UPDATE, offset=30 * M, every=30 * M),
+            {"last_customer_update_at": T0 + 10 * M, "reopened_at": T0 + 3 * H},
+            history(3, 2 * H),
+            (4, 3 * H + 30 * M),
+        ),
+        (
+            "fixed instant (a follow-up's due date)",
+            step(anchor=Anchor.FIXED, at=T0 + 5 * H),
+            {},
+            StepHistory(),
+            (1, 5 * H),
+        ),
         (
             "per anchor: once per anchor instant",
             step(anchor=Anchor.MANUAL_CUSTOMER_UPDATE, per_anchor=True),
@@ -175,10 +242,6 @@ def test_next_occurrence(
     past: StepHistory,
     expected: tuple[int, timedelta] | None,
 ) -> None:
-    from incident.domain.incident import Status
-
-    if facts.get("status") == "closed":
-        facts = {**facts, "status": Status.CLOSED}
     planned = next_occurrence(the_step, incident(**facts), past)
     if expected is None:
         assert planned is None, label
