@@ -19,7 +19,7 @@ from incident.adapters.leases import SqlLeases
 from incident.adapters.outbox import Outbox
 from incident.adapters.playbook_files import load_playbooks
 from incident.adapters.sql_store import SqlStore
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.templates import DOCUMENT_SUFFIX, JinjaRenderer
 from incident.adapters.wakeups import LocalSignal, PostgresSignal
 from incident.clock import Clock, SystemClock
 
@@ -42,6 +42,7 @@ class Container:
     runtime: Runtime
     scheduler: Scheduler
     page_scheduler: Scheduler
+    documents: JinjaRenderer  # the timeline and postmortem documents (comms/*.md.j2)
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -128,6 +129,7 @@ async def build(
         clock=clock,
         catalog=settings.catalog,
         approval_categories=settings.approval_categories,
+        cancelled_incidents=settings.cancelled_incidents,
     )
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     # Replicas (PostgreSQL) wake each other through the database; polling is the fallback,
@@ -175,6 +177,7 @@ async def build(
         runtime=runtime,
         scheduler=scheduler,
         page_scheduler=pages,
+        documents=JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX),
         live=live,
         closers=closers,
     )

@@ -15,7 +15,13 @@ from sqlalchemy.exc import DBAPIError
 
 from incident import api_commands, api_output, bootstrap
 from incident.adapters.playbook_files import load_playbooks
-from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
+from incident.adapters.templates import (
+    DOCUMENT_SUFFIX,
+    JinjaRenderer,
+    TemplateProblem,
+    sample_context,
+    sample_document_context,
+)
 from incident.client import ClientError
 from incident.config import Settings, load_settings
 from incident.domain.errors import DomainError, InvalidPlaybook
@@ -191,7 +197,13 @@ def _check_comms(settings: Settings) -> int:
     names = renderer.names()
     if not names:
         raise UsageError(f"no templates found in {settings.comms_dir}")
-    problems = []
+    documents = JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX)
+    problems = [
+        f"{error} ({'sparse' if sparse else 'full'} data)"
+        for name in documents.names()
+        for sparse in (False, True)
+        if (error := _render_problem(documents, name, sample_document_context(sparse=sparse)))
+    ]
     for name in names:
         for status in Status:
             for sparse in (False, True):
@@ -208,8 +220,20 @@ def _check_comms(settings: Settings) -> int:
     if problems:
         print("incident: templates that do not render:\n" + "\n".join(problems), file=sys.stderr)
         return 2
-    print(f"ok  {len(names)} templates render for every status, with full and sparse data")
+    print(
+        f"ok  {len(names)} templates render for every status, and {len(documents.names())} "
+        "documents, with full and sparse data"
+    )
     return 0
+
+
+def _render_problem(renderer: JinjaRenderer, name: str, context: dict[str, object]) -> str:
+    """What is wrong when `name` renders `context`, or "" when it renders cleanly."""
+    try:
+        text = renderer.render(name, context)
+    except TemplateProblem as error:
+        return str(error)
+    return f"{name}: prints 'None'; guard it with if" if "None" in text else ""
 
 
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:

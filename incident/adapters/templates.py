@@ -12,7 +12,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from incident.domain.incident import Status
 
-SUFFIX = ".txt.j2"
+SUFFIX = ".txt.j2"  # messages
+DOCUMENT_SUFFIX = ".md.j2"  # documents (the timeline, the postmortem draft)
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
 
 
 def format_instant(value: datetime | None) -> str:
@@ -27,7 +29,15 @@ def chat_text(value: object) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def format_span(value: timedelta) -> str:
+def markdown_text(value: object) -> str:
+    """A value people typed, as literal text in Markdown: its `*`, `_`, `|`, `<` ... are
+    escaped, so it cannot become emphasis, a link, HTML or a table cell of its own."""
+    return str(value).translate(_MARKDOWN_SPECIAL)
+
+
+def format_span(value: timedelta | None) -> str:
+    if value is None:
+        return "not yet"
     minutes = int(value.total_seconds() // 60)
     if minutes < 60:
         return f"{minutes} min"
@@ -43,10 +53,12 @@ class TemplateProblem(Exception):
 
 
 class JinjaRenderer:
-    """The `Renderer` port: `render("customer_holding_update", context)`."""
+    """The `Renderer` port: `render("customer_holding_update", context)`. Messages are
+    `<name>.txt.j2`; with `suffix=DOCUMENT_SUFFIX`, documents `<name>.md.j2`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, suffix: str = SUFFIX) -> None:
         self.directory = directory
+        self.suffix = suffix
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(directory),
             undefined=StrictUndefined,
@@ -58,22 +70,23 @@ class JinjaRenderer:
         self._env.filters["when"] = format_instant
         self._env.filters["span"] = format_span
         self._env.filters["chat"] = chat_text
+        self._env.filters["md"] = markdown_text
 
     def names(self) -> list[str]:
-        return sorted(p.name.removesuffix(SUFFIX) for p in self.directory.glob(f"*{SUFFIX}"))
+        found = self.directory.glob(f"*{self.suffix}")
+        return sorted(p.name.removesuffix(self.suffix) for p in found)
 
     def exists(self, name: str) -> bool:
-        return (self.directory / f"{name}{SUFFIX}").is_file()
+        return (self.directory / f"{name}{self.suffix}").is_file()
 
     def render(self, template: str, context: Mapping[str, Any]) -> str:
+        name = f"{template}{self.suffix}"
         try:
-            return self._env.get_template(f"{template}{SUFFIX}").render(context).strip()
+            return self._env.get_template(name).render(context).strip()
         except TemplateNotFound:
-            raise TemplateProblem(
-                f"{self.directory / (template + SUFFIX)}: no such template"
-            ) from None
+            raise TemplateProblem(f"{self.directory / name}: no such template") from None
         except TemplateError as error:
-            raise TemplateProblem(f"{template}{SUFFIX}: {error}") from None
+            raise TemplateProblem(f"{name}: {error}") from None
 
 
 def sample_context(
@@ -234,3 +247,104 @@ def _full_sample(status: Status) -> dict[str, Any]:
             "merged_into": "http://127.0.0.1:8080/ui/incidents/41" if cancelled else None,
         },
     }
+
+
+def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
+    """Realistic facts for rendering every document template (`incident comms check`);
+    `sparse`: an incident declared a minute ago, with nothing recorded yet."""
+    from incident.domain.follow_ups import FollowUp
+    from incident.domain.incident import Incident, Severity
+    from incident.domain.records import Occurrence, TimelineEntry
+    from incident.services.exports import document_context
+
+    declared = datetime(2026, 3, 14, 9, 2, tzinfo=UTC)
+    incident = Incident(
+        id=42,
+        title="Checkout API returning errors | 502 *everywhere*",
+        severity=Severity.P1,
+        declared_at=declared,
+        declared_by="alertmanager",
+    )
+    if sparse:
+        return document_context(
+            incident, timeline=[], history=[], follow_ups=[], now=declared + timedelta(minutes=1)
+        )
+    minutes = [3, 12, 40, 95]
+    incident.acknowledged_at, incident.acknowledged_by = declared + timedelta(minutes=3), "dana"
+    incident.commander, incident.service = "dana", "checkout-api"
+    incident.impact = "Most customers could not pay.\nCard payments failed."
+    incident.status = Status.RESOLVED
+    incident.resolved_at = declared + timedelta(minutes=95)
+    incident.resolution_summary = "Rolled back the configuration push; pool limits raised."
+    incident.rca_due_at = incident.resolved_at + timedelta(hours=48)
+    timeline = [
+        TimelineEntry(at=declared, kind="declared", actor="alertmanager", text="P1 declared"),
+        TimelineEntry(
+            at=declared + timedelta(minutes=minutes[0]),
+            kind="acknowledged",
+            actor="dana",
+            text="acknowledged by dana",
+        ),
+        TimelineEntry(
+            at=declared + timedelta(minutes=minutes[1]),
+            kind="internal_note",
+            actor="sam",
+            text="Restarted pods;\nno effect.",
+        ),
+        TimelineEntry(
+            at=declared + timedelta(minutes=minutes[2]),
+            kind="customer_update",
+            actor="dana",
+            text="We found the cause and are rolling back.",
+            public=True,
+        ),
+        TimelineEntry(
+            at=declared + timedelta(minutes=minutes[3]),
+            kind="resolved",
+            actor="dana",
+            text="Rolled back.",
+        ),
+    ]
+    ran = Occurrence(
+        id=1,
+        incident_id=42,
+        step_id="customer-notification",
+        occurrence=1,
+        action="customer_notification",
+        target=None,
+        due_at=declared + timedelta(minutes=10),
+        run_at=declared + timedelta(minutes=10),
+        state="done",
+        attempts=1,
+        started_at=declared + timedelta(minutes=14),
+    )
+    failed = Occurrence(
+        id=2,
+        incident_id=42,
+        step_id="status-page-investigating",
+        occurrence=1,
+        action="status_page",
+        target=None,
+        due_at=declared,
+        run_at=declared,
+        state="failed",
+        attempts=10,
+        started_at=declared,
+        last_error="Statuspage: 503 Service Unavailable",
+    )
+    item = FollowUp(
+        id=7,
+        incident_id=42,
+        title="Alert on pool exhaustion",
+        owner="sam@example.com",
+        due_at=declared + timedelta(days=7),
+        created_at=declared + timedelta(days=1),
+        created_by="dana",
+    )
+    return document_context(
+        incident,
+        timeline=timeline,
+        history=[ran, failed],
+        follow_ups=[item],
+        now=declared + timedelta(days=1),
+    )

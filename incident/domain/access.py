@@ -61,6 +61,12 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     COMPLETE_RCA = "mark the RCA done"
     MANAGE_STEPS = "skip or snooze playbook steps"
+    APPROVE_STEPS = "approve customer-facing texts held for approval"
+    EDIT = "edit the title, impact, service or category"
+    CANCEL = "cancel an incident (false alarm, declined)"
+    REOPEN = "reopen a resolved incident"
+    MERGE = "merge incidents"
+    FOLLOW_UPS = "add and complete follow-up action items"
 
 
 REQUIRED: dict[Action, AccessRole] = {
@@ -78,6 +84,16 @@ REQUIRED: dict[Action, AccessRole] = {
     Action.RESOLVE: AccessRole.COMMANDER,
     Action.COMPLETE_RCA: AccessRole.COMMANDER,
     Action.MANAGE_STEPS: AccessRole.COMMANDER,
+    # What customers are told about a security incident is the commander's call.
+    Action.APPROVE_STEPS: AccessRole.COMMANDER,
+    # Correcting the facts (and so the routing: a security category brings the security
+    # team) is everyone's job, like raising the severity.
+    Action.EDIT: AccessRole.RESPONDER,
+    # Calling an incident off, or back, stops or restarts the playbook: the commander's.
+    Action.CANCEL: AccessRole.COMMANDER,
+    Action.REOPEN: AccessRole.COMMANDER,
+    Action.MERGE: AccessRole.COMMANDER,
+    Action.FOLLOW_UPS: AccessRole.RESPONDER,
 }
 
 

@@ -121,7 +121,14 @@ async def _status_page(run: StepRun) -> Outcome:
 async def _status_page_withdraw(run: StepRun) -> Outcome:
     body = run.render()
     await run.effects.status_page.withdraw(incident=run.incident, body=body, key=run.key)
-    return Outcome(summary="status page entry withdrawn", message=body, public=True)
+    # The last word, should the page keep the incident (as resolved, with no impact).
+    return Outcome(
+        summary="status page entry withdrawn",
+        message=body,
+        public=True,
+        published=body,
+        published_status="resolved",
+    )
 
 
 async def _follow_up_reminder(run: StepRun) -> Outcome:

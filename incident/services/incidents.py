@@ -67,6 +67,8 @@ class Runtime:
     # Incidents of these categories hold each automatic customer-facing text (status page,
     # notifications, holding updates) until their commander approves it.
     approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
+    # How the public status page shows a cancelled incident: withdraw, or no_impact.
+    cancelled_incidents: str = "withdraw"
 
     def needs_approval(self, incident: Incident, step: Step) -> bool:
         """Whether this step's text waits for the commander's approval on this incident."""

@@ -44,6 +44,7 @@ UPTIME_DAYS = 90
 # component changes, show as the components' statuses).
 UPDATE_KINDS = ("customer_update", "status_page_update")
 RESOLVED_TEXT = "This incident has been resolved."
+NO_IMPACT_TEXT = "This incident has been closed: there was no impact after all."
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,12 @@ class PublicFacts:
     maintenances: Sequence[Maintenance]
     now: datetime
 
-    def build(self, catalog: Catalog) -> PublicStatus:
-        """The read model (pure CPU: the caller may run it off the event loop)."""
-        return build_public_status(catalog, self.incidents, self.maintenances, now=self.now)
+    def build(self, catalog: Catalog, *, cancelled: str = "withdraw") -> PublicStatus:
+        """The read model (pure CPU: the caller may run it off the event loop).
+        `cancelled`: how cancelled incidents show (see `build_public_status`)."""
+        return build_public_status(
+            catalog, self.incidents, self.maintenances, now=self.now, cancelled=cancelled
+        )
 
 
 async def read_public_facts(rt: Runtime) -> PublicFacts:
@@ -213,7 +217,13 @@ def build_public_status(
     maintenances: Sequence[Maintenance],
     *,
     now: datetime,
+    cancelled: str = "withdraw",
 ) -> PublicStatus:
+    """What the page shows. A cancelled incident (a false alarm, declined, merged) is
+    `withdraw`n: not shown at all, its components' statuses and downtime forgotten; or,
+    with `no_impact`, shown resolved with no impact and no downtime."""
+    if cancelled == "withdraw":
+        incidents = [(i, e) for i, e in incidents if i.status is not Status.CANCELLED]
     public_incidents = [_public_incident(catalog, i, e) for i, e in incidents]
     windows = [_public_maintenance(catalog, m, now) for m in maintenances]
 
@@ -222,6 +232,8 @@ def build_public_status(
     changed_at: dict[str, datetime] = {}
     spans: dict[str, list[StatusSpan]] = {c.id: [] for c in catalog.components}
     for incident, entries in incidents:
+        if incident.status is Status.CANCELLED:
+            continue  # no impact: it counts for no component's status or downtime
         changes = [
             (e.at, {k: ComponentStatus(v) for k, v in e.data.get("components", {}).items()})
             for e in entries
@@ -328,15 +340,15 @@ def _public_incident(
                 )
             )
             pending = []
-    if resolved and incident.resolved_at is not None:
+    if resolved and incident.ended_at is not None:
         if not any(u.status == "resolved" for u in updates):
             # Resolved without a public word: the page still says so, in plain words.
             updates.append(
                 PublicUpdate(
                     id=f"{incident.id}-resolved",
-                    at=incident.resolved_at,
+                    at=incident.ended_at,
                     status="resolved",
-                    body=RESOLVED_TEXT,
+                    body=NO_IMPACT_TEXT if incident.cancelled_at else RESOLVED_TEXT,
                     affected=tuple(pending),
                 )
             )
@@ -348,19 +360,25 @@ def _public_incident(
         for component_id, status in incident.components.items()
         if (c := catalog.get(component_id)) is not None
     )
-    moments = [u.at for u in updates] + ([incident.resolved_at] if incident.resolved_at else [])
+    ended = incident.ended_at
+    moments = [u.at for u in updates] + ([ended] if ended else [])
     first_public = min((e.at for e in entries), default=incident.declared_at)
+    no_impact = incident.status is Status.CANCELLED
     return PublicIncident(
         id=str(incident.id),
         name=incident.public_title or public_title(catalog, incident.severity.value, peak),
         status="resolved" if resolved else incident.status.value,
-        impact=incident_impact(incident.severity.value, peak),
-        current_impact=incident_impact(incident.severity.value, incident.components),
+        impact=Indicator.NONE if no_impact else incident_impact(incident.severity.value, peak),
+        current_impact=(
+            Indicator.NONE
+            if no_impact
+            else incident_impact(incident.severity.value, incident.components)
+        ),
         created_at=first_public,
         updated_at=max(moments, default=first_public),
         started_at=incident.declared_at,
         monitoring_at=min(monitoring) if monitoring else None,
-        resolved_at=incident.resolved_at if resolved else None,
+        resolved_at=ended if resolved else None,
         updates=tuple(updates),
         components=components,
     )

@@ -24,11 +24,11 @@ from incident.domain.access import (
     severity_action,
 )
 from incident.domain.errors import InvalidValue
-from incident.domain.incident import Severity, Status
+from incident.domain.incident import Cancellation, Severity, Status
 from incident.domain.status_page import MaintenanceStatus
+from incident.services import exports, views
 from incident.services import incidents as uc
 from incident.services import status_page as maintenance
-from incident.services import views
 from incident.services.incidents import Runtime
 from incident.web import schemas as s
 from incident.web.auth import authenticate
@@ -59,6 +59,10 @@ class Call:
     def maintenance_id(self) -> int:
         return self._id("maintenance_id", "maintenance window")
 
+    @property
+    def follow_up_id(self) -> int:
+        return self._id("follow_up_id", "follow-up")
+
     def _id(self, name: str, what: str) -> int:
         text = self.request.match_info[name]
         value = int(text)
@@ -86,6 +90,7 @@ class Operation:
     query: tuple[tuple[str, list[str] | dict[str, Any], str], ...] = ()
     idempotency_key: bool = False
     action: Action | None = None  # the per-incident rule, for the document
+    markdown: bool = False  # answers text/markdown (a document), not JSON
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -339,6 +344,113 @@ async def complete_rca(call: Call) -> web.Response:
     return await _changed(call)
 
 
+async def edit(call: Call) -> web.Response:
+    body: s.EditRequest = call.body
+    if all(v is None for v in (body.title, body.impact, body.service, body.category)):
+        raise InvalidValue("body", "give at least one of title, impact, service, category")
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.EDIT)
+    await uc.edit_incident(
+        call.rt,
+        call.incident_id,
+        by=call.principal.name,
+        title=body.title,
+        impact=body.impact,
+        service=body.service,
+        category=body.category,
+    )
+    return await _changed(call)
+
+
+async def cancel(call: Call) -> web.Response:
+    body: s.CancelRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.CANCEL)
+    await uc.cancel_incident(
+        call.rt,
+        call.incident_id,
+        reason=Cancellation(body.reason),
+        note=body.note,
+        by=call.principal.name,
+    )
+    return await _changed(call)
+
+
+async def reopen(call: Call) -> web.Response:
+    body: s.ReopenRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.REOPEN)
+    await uc.reopen_incident(
+        call.rt,
+        call.incident_id,
+        reason=body.reason,
+        status=Status(body.status),
+        by=call.principal.name,
+    )
+    return await _changed(call)
+
+
+async def merge(call: Call) -> web.Response:
+    body: s.MergeRequest = call.body
+    # Commander rights on both: the one called off and the one that takes it over.
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MERGE)
+    await uc.authorize_on(call.rt, call.principal, body.into, Action.MERGE)
+    await uc.merge_incident(call.rt, call.incident_id, into=body.into, by=call.principal.name)
+    return await _changed(call)
+
+
+async def approve_step(call: Call) -> web.Response:
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.APPROVE_STEPS)
+    step = call.request.match_info["step_id"]
+    await uc.approve_step(call.rt, call.incident_id, step, by=call.principal.name)
+    return await _changed(call)
+
+
+async def list_follow_ups(call: Call) -> web.Response:
+    view = await uc.get_incident(call.rt, call.incident_id)
+    return _json(s.FollowUpList(follow_ups=[s.FollowUpOut.of(f) for f in view.follow_ups]))
+
+
+async def add_follow_up(call: Call) -> web.Response:
+    body: s.FollowUpRequest = call.body
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.FOLLOW_UPS)
+    item = await uc.add_follow_up(
+        call.rt,
+        call.incident_id,
+        title=body.title,
+        owner=body.owner,
+        due_at=body.due_at,
+        by=call.principal.name,
+    )
+    return _json(s.FollowUpOut.of(item), status=201)
+
+
+async def complete_follow_up(call: Call) -> web.Response:
+    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.FOLLOW_UPS)
+    item = await uc.complete_follow_up(
+        call.rt,
+        call.incident_id,
+        call.follow_up_id,
+        by=call.principal.name,
+    )
+    return _json(s.FollowUpOut.of(item))
+
+
+async def timeline_markdown(call: Call) -> web.Response:
+    text = await exports.timeline_markdown(
+        call.rt, call.request.app[CONTAINER].documents, call.incident_id
+    )
+    return _markdown(text)
+
+
+async def postmortem(call: Call) -> web.Response:
+    text = await exports.postmortem_draft(
+        call.rt, call.request.app[CONTAINER].documents, call.incident_id
+    )
+    return _markdown(text)
+
+
+def _markdown(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/markdown", charset="utf-8")
+
+
 async def skip_step(call: Call) -> web.Response:
     body: s.SkipRequest = call.body
     await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MANAGE_STEPS)
@@ -530,6 +642,119 @@ OPERATIONS: tuple[Operation, ...] = (
         action=Action.COMPLETE_RCA,
     ),
     Operation(
+        "PATCH",
+        _ONE,
+        "editIncident",
+        "Correct the title, impact, service or category (a new category re-routes it)",
+        edit,
+        _R,
+        body=s.EditRequest,
+        response=s.IncidentChanged,
+        action=Action.EDIT,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/cancel",
+        "cancelIncident",
+        "Cancel as a false alarm or declined: the playbook stops, pages are resolved, the "
+        "status page withdraws it, no RCA is due",
+        cancel,
+        _R,
+        body=s.CancelRequest,
+        response=s.IncidentChanged,
+        action=Action.CANCEL,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/reopen",
+        "reopenIncident",
+        "Reopen a resolved incident: its cadence resumes; resolving it again runs the "
+        "resolution steps again",
+        reopen,
+        _R,
+        body=s.ReopenRequest,
+        response=s.IncidentChanged,
+        action=Action.REOPEN,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/merge",
+        "mergeIncident",
+        "Merge this duplicate into another incident (commander rights on both): it is "
+        "cancelled, its pages resolved; the other takes its components and alert groups",
+        merge,
+        _R,
+        body=s.MergeRequest,
+        response=s.IncidentChanged,
+        action=Action.MERGE,
+    ),
+    Operation(
+        "GET",
+        _ONE + "/follow-ups",
+        "listFollowUps",
+        "The incident's follow-up action items",
+        list_follow_ups,
+        AccessRole.VIEWER,
+        response=s.FollowUpList,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/follow-ups",
+        "addFollowUp",
+        "Add a follow-up action item: reminded to its owner a day before it is due, then "
+        "daily until done",
+        add_follow_up,
+        _R,
+        body=s.FollowUpRequest,
+        response=s.FollowUpOut,
+        status=201,
+        action=Action.FOLLOW_UPS,
+    ),
+    Operation(
+        "POST",
+        _ONE + "/follow-ups/{follow_up_id}/done",
+        "completeFollowUp",
+        "Mark a follow-up action item done: its reminders stop",
+        complete_follow_up,
+        _R,
+        body=s.FollowUpDoneRequest,
+        body_optional=True,
+        response=s.FollowUpOut,
+        action=Action.FOLLOW_UPS,
+    ),
+    Operation(
+        "GET",
+        _ONE + "/timeline.md",
+        "exportTimeline",
+        "The whole timeline as a Markdown document",
+        timeline_markdown,
+        AccessRole.VIEWER,
+        markdown=True,
+    ),
+    Operation(
+        "GET",
+        _ONE + "/postmortem",
+        "postmortemDraft",
+        "A postmortem (RCA) draft in Markdown, pre-filled from the facts, for the commander "
+        "to complete",
+        postmortem,
+        AccessRole.VIEWER,
+        markdown=True,
+    ),
+    Operation(
+        "POST",
+        _STEP + "/approve",
+        "approveStep",
+        "Approve a customer-facing text held for approval (it goes out now), or an "
+        "upcoming one ahead of time",
+        approve_step,
+        _R,
+        body=s.ApproveRequest,
+        body_optional=True,
+        response=s.IncidentChanged,
+        action=Action.APPROVE_STEPS,
+    ),
+    Operation(
         "POST",
         _STEP + "/skip",
         "skipStep",
@@ -669,6 +894,7 @@ def _aiohttp_path(path: str) -> str:
     return (
         path.replace("{incident_id}", r"{incident_id:\d{1,20}}")
         .replace("{maintenance_id}", r"{maintenance_id:\d{1,20}}")
+        .replace("{follow_up_id}", r"{follow_up_id:\d{1,20}}")
         .replace("{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}")
     )
 
@@ -676,8 +902,13 @@ def _aiohttp_path(path: str) -> str:
 def add_routes(app: web.Application) -> None:
     from incident.web.openapi import openapi_document
 
+    # One resource per path, whatever the order of the table: the JSON fallbacks answer a
+    # method no route of a path takes with 405, per resource.
+    resources: dict[str, web.Resource] = {}
     for op in OPERATIONS:
-        app.router.add_route(op.method, _aiohttp_path(op.path), guarded(_route(op)))
+        path = _aiohttp_path(op.path)
+        resource = resources.get(path) or resources.setdefault(path, app.router.add_resource(path))
+        resource.add_route(op.method, guarded(_route(op)))
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(openapi_document(request.app[CONTAINER].settings.base_url))

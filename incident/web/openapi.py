@@ -38,7 +38,7 @@ def _models() -> list[type[BaseModel]]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
-    for name in ("incident_id", "maintenance_id"):
+    for name in ("incident_id", "maintenance_id", "follow_up_id"):
         if "{" + name + "}" in op.path:
             parameters.append(
                 {
@@ -101,6 +101,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         success["content"] = {
             "application/json": {"schema": {"$ref": _REF.format(model=op.response.__name__)}}
         }
+    elif op.markdown:
+        success["content"] = {"text/markdown": {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): success}
     if op.idempotency_key:
         responses["200"] = {

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from incident.domain.access import AccessRole, Principal
+from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Category, Incident, Role, Severity, Status
 from incident.domain.records import TimelineEntry
 from incident.domain.status_page import ComponentStatus, Maintenance, MaintenanceStatus
@@ -137,6 +138,60 @@ class RcaRequest(Request):
     ] = Field(description="Where the RCA document is.")
 
 
+class EditRequest(Request):
+    """Only the fields given change; at least one must."""
+
+    title: Short | None = Field(default=None, description="What is wrong, in a line.")
+    impact: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, max_length=5000, pattern=_PRINTABLE)
+        ]
+        | None
+    ) = Field(default=None, description="Who is affected and how.")
+    service: OptionalShort | None = None
+    category: Category | None = Field(
+        default=None,
+        description="A new category re-routes the incident (security brings the security "
+        "team's steps and holds automatic customer texts for approval).",
+    )
+
+
+class CancelRequest(Request):
+    reason: Literal["false_alarm", "declined"] = Field(
+        description="false_alarm: nothing was wrong; declined: real, but not an incident. "
+        "(Duplicates are merged: POST .../merge.)"
+    )
+    note: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=5000, pattern=_PRINTABLE)
+    ] = Field(default="", description="Why, for the timeline.")
+
+
+class ReopenRequest(Request):
+    reason: Text = Field(description="Why it is reopened, for the timeline.")
+    status: OpenStatus = "investigating"
+
+
+class MergeRequest(Request):
+    into: Annotated[int, Field(ge=1, le=2**53)] = Field(
+        description="The incident this one duplicates; it takes over this one's components "
+        "and alert groups."
+    )
+
+
+class ApproveRequest(Request):
+    pass
+
+
+class FollowUpRequest(Request):
+    title: Short = Field(description="What is to be done, in a line.")
+    owner: Short = Field(description="Who owns it: a name, an @handle or an e-mail address.")
+    due_at: AwareDatetime = Field(description="When it is due (within a year).")
+
+
+class FollowUpDoneRequest(Request):
+    pass
+
+
 class SkipRequest(Request):
     reason: Text
 
@@ -178,6 +233,11 @@ class IncidentOut(BaseModel):
     rca_due_at: datetime | None
     rca_link: str | None
     closed_at: datetime | None
+    cancelled_at: datetime | None
+    cancellation: Literal["false_alarm", "declined", "duplicate"] | None
+    cancel_note: str | None
+    merged_into: int | None
+    reopened_at: datetime | None
     war_room: str | None
     conference_url: str | None
     public_title: str | None
@@ -207,6 +267,11 @@ class IncidentOut(BaseModel):
             rca_due_at=incident.rca_due_at,
             rca_link=incident.rca_link,
             closed_at=incident.closed_at,
+            cancelled_at=incident.cancelled_at,
+            cancellation=incident.cancellation.value if incident.cancellation else None,
+            cancel_note=incident.cancel_note,
+            merged_into=incident.merged_into,
+            reopened_at=incident.reopened_at,
             war_room=incident.war_room,
             conference_url=incident.conference_url,
             public_title=incident.public_title,
@@ -244,9 +309,15 @@ class UpcomingStepOut(BaseModel):
     description: str
     due_at: datetime = Field(description="When the playbook says the step is due.")
     runs_at: datetime = Field(description="When it will run (later if snoozed or retrying).")
-    state: Literal["pending", "running"]
+    state: Literal["pending", "running", "held"] = Field(
+        description="held: due, and waiting for the commander's approval (POST .../approve)"
+    )
     attempts: int
     last_error: str | None
+    needs_approval: bool = Field(
+        description="Will wait for the commander's approval when due (approve it ahead)."
+    )
+    approved_by: str | None
 
     @classmethod
     def of(cls, step: UpcomingStep) -> UpcomingStepOut:
@@ -258,16 +329,54 @@ class UpcomingStepOut(BaseModel):
             description=step.description,
             due_at=step.due_at,
             runs_at=step.run_at,
-            state="running" if step.state == "running" else "pending",
+            state="held"
+            if step.state == "held"
+            else ("running" if step.state == "running" else "pending"),
             attempts=step.attempts,
             last_error=step.last_error,
+            needs_approval=step.needs_approval,
+            approved_by=step.approved_by,
         )
+
+
+class FollowUpOut(BaseModel):
+    id: int
+    ref: str
+    incident_id: int
+    title: str
+    owner: str
+    due_at: datetime
+    created_at: datetime
+    created_by: str
+    done_at: datetime | None
+    done_by: str | None
+
+    @classmethod
+    def of(cls, item: FollowUp) -> FollowUpOut:
+        assert item.id is not None
+        return cls(
+            id=item.id,
+            ref=item.ref,
+            incident_id=item.incident_id,
+            title=item.title,
+            owner=item.owner,
+            due_at=item.due_at,
+            created_at=item.created_at,
+            created_by=item.created_by,
+            done_at=item.done_at,
+            done_by=item.done_by,
+        )
+
+
+class FollowUpList(BaseModel):
+    follow_ups: list[FollowUpOut]
 
 
 class IncidentDetail(BaseModel):
     incident: IncidentOut
     upcoming: list[UpcomingStepOut]
     timeline: list[TimelineEntryOut]
+    follow_ups: list[FollowUpOut]
 
     @classmethod
     def of(cls, view: IncidentView) -> IncidentDetail:
@@ -275,6 +384,7 @@ class IncidentDetail(BaseModel):
             incident=IncidentOut.of(view.incident),
             upcoming=[UpcomingStepOut.of(s) for s in view.upcoming],
             timeline=[TimelineEntryOut.of(e) for e in view.timeline],
+            follow_ups=[FollowUpOut.of(f) for f in view.follow_ups],
         )
 
 

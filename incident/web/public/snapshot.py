@@ -217,7 +217,7 @@ class PublicSnapshot:
             return published
 
     def _build(self, facts: PublicFacts, now: datetime) -> tuple[PublicStatus, dict[str, Resource]]:
-        status = facts.build(self.rt.catalog)
+        status = facts.build(self.rt.catalog, cancelled=self.rt.cancelled_incidents)
         return status, self._render(status, now)
 
     def _render(self, status: PublicStatus, now: datetime) -> dict[str, Resource]:
