@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from incident.domain.incident import Status
 
 SUFFIX = ".txt.j2"  # messages
 DOCUMENT_SUFFIX = ".md.j2"  # documents (the timeline, the postmortem draft)
+_USER_MENTION = re.compile(r"^<@[UW][A-Z0-9]{2,20}>$")
 _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
 
 
@@ -25,8 +27,12 @@ def format_instant(value: datetime | None) -> str:
 
 def chat_text(value: object) -> str:
     """A value people typed, made safe in chat text (Slack mrkdwn): `&`, `<` and `>`
-    escaped, so it cannot become a mention, a channel ping or a link."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped, so it cannot become a channel ping or a link. A value that is exactly one
+    user mention (a commander named from Slack: `<@U123>`) stays one."""
+    text = str(value)
+    if _USER_MENTION.match(text):
+        return text
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown_text(value: object) -> str:

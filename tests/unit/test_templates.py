@@ -6,13 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from incident.adapters.templates import JinjaRenderer, TemplateProblem, sample_context
+from incident.adapters.templates import (
+    DOCUMENT_SUFFIX,
+    JinjaRenderer,
+    TemplateProblem,
+    chat_text,
+    markdown_text,
+    sample_context,
+    sample_document_context,
+)
 from incident.config import PROJECT_ROOT
 from incident.domain.incident import Status
 
 RENDERER = JinjaRenderer(PROJECT_ROOT / "comms")
 CUSTOMER_FACING = [
     "status_page",
+    "status_page_withdrawn",
     "customer_notification_critical",
     "customer_notification_high",
     "customer_holding_update",
@@ -70,3 +79,55 @@ def test_templates_are_sandboxed(tmp_path: Path) -> None:
 def test_a_missing_template_names_its_path(tmp_path: Path) -> None:
     with pytest.raises(TemplateProblem, match="no such template"):
         JinjaRenderer(tmp_path).render("absent", sample_context())
+
+
+DOCUMENTS = JinjaRenderer(PROJECT_ROOT / "comms", suffix=DOCUMENT_SUFFIX)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS.names())
+@pytest.mark.parametrize("sparse", [False, True], ids=["full", "sparse"])
+def test_every_document_renders(name: str, sparse: bool) -> None:
+    text = DOCUMENTS.render(name, sample_document_context(sparse=sparse))
+    assert text.startswith("# ")
+    assert "None" not in text
+    assert "\n\n\n" not in text
+
+
+def test_documents_are_the_timeline_and_the_postmortem() -> None:
+    assert DOCUMENTS.names() == ["postmortem", "timeline"]
+    assert "timeline" not in RENDERER.names()  # documents are not messages
+
+
+def test_the_postmortem_escapes_what_people_typed() -> None:
+    text = DOCUMENTS.render("postmortem", sample_document_context())
+    # The title had a pipe and asterisks: literal, so the table and emphasis stay whole.
+    assert "Checkout API returning errors \\| 502 \\*everywhere\\*" in text
+    assert "- [ ] FU-7 Alert on pool exhaustion" in text
+    assert "Failed: `status-page-investigating`" in text
+
+
+@pytest.mark.parametrize(
+    ("typed", "safe"),
+    [
+        ("<!channel> look", "&lt;!channel&gt; look"),
+        ("<https://evil.example|click>", "&lt;https://evil.example|click&gt;"),
+        ("R&D", "R&amp;D"),
+        ("<@U0DANA>", "<@U0DANA>"),  # exactly one user mention stays a mention
+        ("<@U0DANA> and <!here>", "&lt;@U0DANA&gt; and &lt;!here&gt;"),
+    ],
+)
+def test_chat_text_cannot_ping_or_link(typed: str, safe: str) -> None:
+    assert chat_text(typed) == safe
+
+
+def test_markdown_text_is_literal() -> None:
+    assert markdown_text("a|b *c* _d_ [e](f) <g> # h `i`") == (
+        "a\\|b \\*c\\* \\_d\\_ \\[e\\](f) \\<g\\> \\# h \\`i\\`"
+    )
+
+
+def test_the_greeting_escapes_a_title_that_would_ping_the_channel() -> None:
+    context = sample_context()
+    context["incident"]["title"] = "<!channel> checkout down"
+    text = RENDERER.render("war_room_greeting", context)
+    assert "<!channel>" not in text and "&lt;!channel&gt; checkout down" in text
