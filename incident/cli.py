@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--resolve-after", type=_duration, default=None)
     simulate.add_argument("--rca-after", type=_duration, default=None)
+    simulate.add_argument(
+        "--reopen-after", type=_duration, default=None, help="reopen it (once resolved)"
+    )
+    simulate.add_argument(
+        "--cancel-after", type=_duration, default=None, help="cancel it as a false alarm"
+    )
     simulate.add_argument("--until", type=_duration, default=parse_duration("60h"))
     simulate.add_argument("--json", action="store_true", help="print a JSON array")
 
@@ -247,6 +253,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         update_every=update_every,
         resolve_after=args.resolve_after,
         rca_after=args.rca_after,
+        reopen_after=args.reopen_after,
+        cancel_after=args.cancel_after,
         category=args.category,
     )
     logging.getLogger("incident").setLevel(logging.ERROR)

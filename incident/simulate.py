@@ -15,7 +15,7 @@ from pathlib import Path
 from incident import bootstrap
 from incident.clock import FakeClock
 from incident.config import Settings
-from incident.domain.incident import Category, Severity
+from incident.domain.incident import Cancellation, Category, Severity
 from incident.scheduler.runner import StepReport
 from incident.services import incidents as uc
 
@@ -30,6 +30,8 @@ class Script:
     update_every: timedelta | None = None
     resolve_after: timedelta | None = None
     rca_after: timedelta | None = None
+    reopen_after: timedelta | None = None  # after the resolution: a resolved incident only
+    cancel_after: timedelta | None = None  # called off as a false alarm
     category: Category = Category.GENERAL
     title: str = "Simulated incident"
 
@@ -79,6 +81,10 @@ def _human_script(script: Script) -> list[tuple[timedelta, str]]:
         actions.append((script.resolve_after, "resolve"))
     if script.rca_after is not None:
         actions.append((script.rca_after, "rca"))
+    if script.reopen_after is not None:
+        actions.append((script.reopen_after, "reopen"))
+    if script.cancel_after is not None:
+        actions.append((script.cancel_after, "cancel"))
     return sorted((a for a in actions if a[0] <= script.until), key=lambda a: a[0])
 
 
@@ -87,7 +93,7 @@ async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
     events: list[SimulatedEvent] = []
 
     def record(report: StepReport) -> None:
-        if report.result in ("done", "failed"):
+        if report.result in ("done", "failed", "held"):
             o = report.occurrence
             events.append(
                 SimulatedEvent(
@@ -152,6 +158,12 @@ async def _act(rt: uc.Runtime, incident_id: int, what: str, at: timedelta) -> Si
         case "rca":
             await uc.complete_rca(
                 rt, incident_id, by="commander", link="https://wiki.example.com/rca/simulated"
+            )
+        case "reopen":
+            await uc.reopen_incident(rt, incident_id, by="commander", reason="It came back.")
+        case "cancel":
+            await uc.cancel_incident(
+                rt, incident_id, by="commander", reason=Cancellation.FALSE_ALARM, note="simulated"
             )
     return SimulatedEvent(
         at=at,

@@ -413,3 +413,25 @@ async def test_the_postmortem_draft_is_filled_from_the_facts(
     assert "_To complete: why it happened" in draft
     timeline = await exports.timeline_markdown(app.runtime, app.documents, incident_id)
     assert "`acknowledged`" in timeline and "`resolved`" in timeline
+
+
+# --- what `incident simulate` shows ----------------------------------------------------------
+
+
+async def test_simulate_shows_a_cancellation_and_held_security_texts(settings: Settings) -> None:
+    from incident.simulate import Script, simulate
+
+    cancelled = await simulate(
+        Script(severity=Severity.P2, until=2 * H, cancel_after=20 * M), settings
+    )
+    after = {(e.step, e.result) for e in cancelled if e.at >= 20 * M and e.kind == "step"}
+    assert after == {
+        ("pager-resolve-cancelled", "done"),
+        ("status-page-withdrawn", "done"),
+        ("refresh-war-room-cancelled", "done"),
+    }
+    security = await simulate(
+        Script(severity=Severity.P1, until=20 * M, category=Category.SECURITY), settings
+    )
+    held = {e.step for e in security if e.result == "held"}
+    assert held == {"status-page-investigating", "customer-notification"}
