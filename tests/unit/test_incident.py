@@ -8,7 +8,10 @@ import pytest
 
 from incident.domain.errors import IllegalTransition, InvalidValue
 from incident.domain.incident import (
+    Cancellation,
+    Category,
     CustomerUpdatePosted,
+    DuplicateMerged,
     Incident,
     Role,
     Severity,
@@ -151,3 +154,109 @@ def test_customer_facing_text_with_control_characters_is_refused() -> None:
     events = incident.post_customer_update(message="Line one\n\tLine two", at=T0, by="dana")
     assert isinstance(events[-1], CustomerUpdatePosted)
     assert events[-1].message == "Line one\n\tLine two"
+
+
+# --- the rest of the lifecycle: edit, cancel, merge, reopen ---------------------------------
+
+M = timedelta(minutes=1)
+
+
+def test_editing_changes_only_what_differs_and_says_from_what() -> None:
+    incident = declared()
+    event = incident.edit(at=T0 + M, by="sam", title="Checkout down", impact="EU card payments")
+    assert event.changes == (
+        ("title", "Checkout API down", "Checkout down"),
+        ("impact", "", "EU card payments"),
+    )
+    assert incident.changed_at == T0 + M
+    edited = incident.edit(
+        at=T0 + 2 * M, by="sam", category=Category.SECURITY, title="Checkout down"
+    )
+    assert edited.changes == (("category", "general", "security"),)
+    with pytest.raises(IllegalTransition, match="nothing to change"):
+        incident.edit(at=T0 + 3 * M, by="sam", title="Checkout down")
+    with pytest.raises(InvalidValue, match="title"):
+        incident.edit(at=T0 + 3 * M, by="sam", title="x" * 201)
+    with pytest.raises(InvalidValue, match="service"):
+        incident.edit(at=T0 + 3 * M, by="sam", service="a\nb")
+
+
+def test_cancelling_is_final_and_needs_an_open_incident() -> None:
+    incident = declared()
+    event = incident.cancel(Cancellation.FALSE_ALARM, at=T0 + M, by="dana", note="test alert")
+    assert incident.status is Status.CANCELLED and incident.ended_at == T0 + M
+    assert event.reason is Cancellation.FALSE_ALARM and incident.cancel_note == "test alert"
+    for change in (
+        lambda: incident.resolve(summary="x", at=T0 + 2 * M, by="dana"),
+        lambda: incident.assign(Role.COMMANDER, "dana", at=T0 + 2 * M, by="dana"),
+        lambda: incident.cancel(Cancellation.DECLINED, at=T0 + 2 * M, by="dana"),
+        lambda: incident.acknowledge(at=T0 + 2 * M, by="dana"),
+        lambda: incident.edit(at=T0 + 2 * M, by="dana", title="y"),
+        lambda: incident.reopen(reason="x", at=T0 + 2 * M, by="dana"),
+        lambda: incident.set_public_title("y", at=T0 + 2 * M, by="dana"),
+    ):
+        with pytest.raises(IllegalTransition):
+            change()
+    incident.add_note(text="noted after the fact", at=T0 + 3 * M, by="dana")  # still fine
+    resolved = declared()
+    resolved.resolve(summary="fixed", at=T0 + M, by="dana")
+    with pytest.raises(IllegalTransition, match="cannot cancel"):
+        resolved.cancel(Cancellation.FALSE_ALARM, at=T0 + 2 * M, by="dana")
+    with pytest.raises(InvalidValue, match="merge"):
+        declared().cancel(Cancellation.DUPLICATE, at=T0 + M, by="dana")
+
+
+def test_merging_cancels_the_duplicate_and_the_other_takes_its_components() -> None:
+    from incident.domain.status_page import ComponentStatus
+
+    target, duplicate = declared(), declared(Severity.P2)
+    duplicate.id = 8
+    duplicate.components = {"api": ComponentStatus.MAJOR_OUTAGE}
+    target.components = {"web": ComponentStatus.DEGRADED_PERFORMANCE}
+    cancelled, merged = duplicate.merge_into(target, at=T0 + M, by="dana")
+    assert duplicate.status is Status.CANCELLED and duplicate.merged_into == 7
+    assert duplicate.cancellation is Cancellation.DUPLICATE
+    assert target.components == {
+        "web": ComponentStatus.DEGRADED_PERFORMANCE,
+        "api": ComponentStatus.MAJOR_OUTAGE,
+    }
+    assert isinstance(merged, DuplicateMerged) and merged.components == ("api",)
+    assert merged.duplicate_ref == "INC-8" and cancelled.merged_into == 7
+    with pytest.raises(InvalidValue, match="itself"):
+        target.merge_into(target, at=T0 + M, by="dana")
+    closed = declared()
+    closed.id = 9
+    closed.resolve(summary="x", at=T0, by="dana")
+    closed.complete_rca(link="https://r", at=T0, by="dana")
+    with pytest.raises(IllegalTransition, match="open or resolved"):
+        declared().merge_into(closed, at=T0 + M, by="dana")
+
+
+def test_reopening_clears_the_resolution_and_restarts_from_now() -> None:
+    incident = declared()
+    incident.resolve(summary="fixed", at=T0 + M, by="dana", rca_within=timedelta(hours=48))
+    event = incident.reopen(
+        reason="errors again", at=T0 + 2 * M, by="dana", status=Status.IDENTIFIED
+    )
+    assert event.status is Status.IDENTIFIED and incident.is_open
+    assert incident.resolved_at is None and incident.rca_due_at is None
+    assert incident.reopened_at == incident.changed_at == T0 + 2 * M
+    with pytest.raises(IllegalTransition, match="only a resolved incident"):
+        incident.reopen(reason="again", at=T0 + 3 * M, by="dana")
+    incident.resolve(summary="fixed", at=T0 + 3 * M, by="dana")
+    with pytest.raises(InvalidValue, match="reopen to"):
+        incident.reopen(reason="x", at=T0 + 4 * M, by="dana", status=Status.RESOLVED)
+
+
+def test_cancellation_reasons_parse_as_people_write_them() -> None:
+    assert Cancellation.parse("false-alarm") is Cancellation.FALSE_ALARM
+    assert Cancellation.parse(" Declined ") is Cancellation.DECLINED
+    with pytest.raises(InvalidValue, match="false_alarm or declined"):
+        Cancellation.parse("oops")
+
+
+def test_a_commander_named_at_declaration_is_no_change_to_refresh() -> None:
+    incident = Incident.declare(
+        title="Checkout API down", severity=Severity.P1, at=T0, by="dana", commander="dana"
+    )
+    assert incident.commander == "dana" and incident.changed_at is None
