@@ -96,6 +96,14 @@ def minimal(**step: object) -> dict[str, object]:
         ({"every": "5m"}, None, "nothing may repeat forever"),
         ({"colour": "red"}, "colour", "unknown field"),
         ({"id": "Bad Id"}, "id", "should match pattern"),
+        ({"anchor": "fixed"}, None, "anchor fixed is for follow-up action items"),
+        ({"id": "follow-up-3"}, None, "kept for the reminders of follow-up action items"),
+        (
+            {"action": "follow_up_reminder", "target": None, "template": "t"},
+            None,
+            "planned for each follow-up action item by the service",
+        ),
+        ({"action": "open_war_room", "target": None}, None, "needs a template"),
     ],
 )
 def test_step_errors_name_file_step_and_field(
@@ -105,7 +113,7 @@ def test_step_errors_name_file_step_and_field(
         parse_playbook(minimal(**change), source="playbooks/p1.yaml")
     problem = caught.value.problems[0]
     assert problem.file == "playbooks/p1.yaml"
-    assert problem.step in ("page", "Bad Id")
+    assert problem.step in ("page", "Bad Id", "follow-up-3")
     assert problem.field == field
     assert message in problem.message
     assert "playbooks/p1.yaml" in str(caught.value)
