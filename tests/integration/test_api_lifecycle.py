@@ -1,0 +1,218 @@
+"""The lifecycle operations of the REST API over real HTTP: edit, cancel, reopen, merge,
+approve, follow-ups and the documents; each refused request is a clear 4xx that changes
+nothing."""
+
+# The fixtures come from test_api.py; pytest passes them by name (F811 is a false alarm).
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from incident.clock import FakeClock
+from tests.integration.test_api import (  # noqa: F401 (fixtures)
+    api_settings,
+    auth,
+    client,
+    declare,
+)
+
+Client = TestClient[Any, Any]
+
+
+async def post(client: Client, path: str, body: Any, who: str = "commander") -> Any:
+    response = await client.post(f"/api/v1/incidents{path}", json=body, headers=auth(who))
+    return response.status, await response.json()
+
+
+async def detail(client: Client, incident_id: int) -> Any:
+    response = await client.get(f"/api/v1/incidents/{incident_id}", headers=auth("viewer"))
+    assert response.status == 200
+    return await response.json()
+
+
+async def test_edit_corrects_the_facts_and_refuses_nothing_to_change(client: Client) -> None:
+    incident_id = (await declare(client))["incident"]["id"]
+    response = await client.patch(
+        f"/api/v1/incidents/{incident_id}",
+        json={"title": "Checkout down in the EU", "category": "security"},
+        headers=auth("responder"),
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["incident"]["title"] == "Checkout down in the EU"
+    assert body["incident"]["category"] == "security"
+    for bad, status in (({}, 422), ({"title": " "}, 422), ({"colour": "red"}, 422)):
+        refused = await client.patch(
+            f"/api/v1/incidents/{incident_id}", json=bad, headers=auth("responder")
+        )
+        assert refused.status == status, (bad, await refused.text())
+        assert set(await refused.json()) == {"error", "detail"}
+    same = await client.patch(
+        f"/api/v1/incidents/{incident_id}",
+        json={"title": "Checkout down in the EU"},
+        headers=auth("responder"),
+    )
+    assert same.status == 409
+    viewer = await client.patch(
+        f"/api/v1/incidents/{incident_id}", json={"title": "x"}, headers=auth("viewer")
+    )
+    assert viewer.status == 403
+    timeline = (await detail(client, incident_id))["timeline"]
+    assert [e["kind"] for e in timeline].count("edited") == 1
+
+
+async def test_cancel_is_the_commanders_and_only_once(client: Client) -> None:
+    incident_id = (await declare(client))["incident"]["id"]
+    status, body = await post(client, f"/{incident_id}/cancel", {"reason": "oops"})
+    assert status == 422 and "reason" in str(body["detail"])
+    status, body = await post(
+        client, f"/{incident_id}/cancel", {"reason": "false_alarm"}, who="responder"
+    )
+    assert status == 403 and "commander" in body["detail"]
+    status, body = await post(
+        client, f"/{incident_id}/cancel", {"reason": "false_alarm", "note": "test alert"}
+    )
+    assert status == 200, body
+    assert body["incident"]["status"] == "cancelled"
+    # All that is left to do is undo its effects.
+    assert {u["step_id"] for u in body["upcoming"]} <= {
+        "pager-resolve-cancelled",
+        "status-page-withdrawn",
+        "refresh-war-room-cancelled",
+    }
+    assert body["incident"]["cancellation"] == "false_alarm"
+    assert body["incident"]["cancel_note"] == "test alert"
+    status, body = await post(client, f"/{incident_id}/cancel", {"reason": "declined"})
+    assert status == 409 and "cancelled" in body["detail"]
+    status, _ = await post(client, "/999/cancel", {"reason": "declined"})
+    assert status == 404
+
+
+async def test_reopen_a_resolved_incident(client: Client) -> None:
+    incident_id = (await declare(client))["incident"]["id"]
+    status, body = await post(client, f"/{incident_id}/reopen", {"reason": "back"})
+    assert status == 409 and "only a resolved incident" in body["detail"]
+    status, _ = await post(client, f"/{incident_id}/resolve", {"summary": "fixed"})
+    assert status == 200
+    status, body = await post(
+        client, f"/{incident_id}/reopen", {"reason": "errors are back", "status": "identified"}
+    )
+    assert status == 200, body
+    assert body["incident"]["status"] == "identified"
+    assert body["incident"]["reopened_at"] is not None
+    assert body["incident"]["resolved_at"] is None and body["incident"]["rca_due_at"] is None
+    status, body = await post(
+        client, f"/{incident_id}/reopen", {"reason": "x", "status": "resolved"}
+    )
+    assert status == 422
+
+
+async def test_merge_needs_commander_rights_on_both(client: Client) -> None:
+    target = (await declare(client))["incident"]["id"]
+    duplicate = (await declare(client, title="Checkout errors again"))["incident"]["id"]
+    status, body = await post(client, f"/{duplicate}/merge", {"into": duplicate})
+    assert status == 422 and "itself" in body["detail"]
+    status, body = await post(client, f"/{duplicate}/merge", {"into": 999})
+    assert status == 404
+    status, body = await post(client, f"/{duplicate}/merge", {"into": target}, who="responder")
+    assert status == 403
+    status, body = await post(client, f"/{duplicate}/merge", {"into": target})
+    assert status == 200, body
+    assert body["incident"]["merged_into"] == target
+    assert body["incident"]["cancellation"] == "duplicate"
+    kinds = [e["kind"] for e in (await detail(client, target))["timeline"]]
+    assert "merged" in kinds
+
+
+async def test_a_held_security_text_is_approved_by_the_commander(
+    client: Client, clock: FakeClock
+) -> None:
+    incident_id = (await declare(client, category="security"))["incident"]["id"]
+
+    async def held() -> list[str]:
+        upcoming = (await detail(client, incident_id))["upcoming"]
+        return [u["step_id"] for u in upcoming if u["state"] == "held"]
+
+    for _ in range(250):
+        if await held():
+            break
+        await _pause()
+    assert await held() == ["status-page-investigating"]
+    step = "/steps/status-page-investigating/approve"
+    status, body = await post(client, f"/{incident_id}{step}", None, who="responder")
+    assert status == 403
+    status, body = await post(client, f"/{incident_id}/steps/no-such-step/approve", None)
+    assert status == 404 and "upcoming steps" in body["detail"]
+    status, body = await post(client, f"/{incident_id}{step}", None)
+    assert status == 200, body
+    for _ in range(250):
+        if not await held():
+            break
+        await _pause()
+    assert await held() == []
+    upcoming = (await detail(client, incident_id))["upcoming"]
+    notification = next(u for u in upcoming if u["step_id"] == "customer-notification")
+    assert notification["needs_approval"] is True and notification["approved_by"] is None
+
+
+async def _pause() -> None:
+    await asyncio.sleep(0.02)
+
+
+async def test_follow_ups_and_the_documents(client: Client) -> None:
+    incident_id = (await declare(client))["incident"]["id"]
+    status, body = await post(
+        client,
+        f"/{incident_id}/follow-ups",
+        {
+            "title": "Alert on pool exhaustion",
+            "owner": "sam@example.com",
+            "due_at": "2026-03-09T09:00:00Z",
+        },
+        who="responder",
+    )
+    assert status == 201, body
+    assert body["ref"] == f"FU-{body['id']}" and body["done_at"] is None
+    status, refused = await post(
+        client,
+        f"/{incident_id}/follow-ups",
+        {"title": "x", "owner": "sam", "due_at": "2026-03-09T09:00:00"},
+        who="responder",
+    )
+    assert status == 422  # no time zone
+    status, refused = await post(
+        client,
+        f"/{incident_id}/follow-ups",
+        {"title": "x", "owner": "sam", "due_at": "2020-03-09T09:00:00Z"},
+        who="responder",
+    )
+    assert status == 422 and "future" in str(refused["detail"])
+    done = await client.post(
+        f"/api/v1/incidents/{incident_id}/follow-ups/{body['id']}/done", headers=auth("responder")
+    )
+    assert done.status == 200 and (await done.json())["done_by"] == "rob"
+    listed = await client.get(f"/api/v1/incidents/{incident_id}/follow-ups", headers=auth("viewer"))
+    (item,) = (await listed.json())["follow_ups"]
+    assert item["done_at"] is not None
+    missing = await client.post(
+        f"/api/v1/incidents/{incident_id}/follow-ups/999/done", headers=auth("responder")
+    )
+    assert missing.status == 404
+    for path in ("timeline.md", "postmortem"):
+        document = await client.get(
+            f"/api/v1/incidents/{incident_id}/{path}", headers=auth("viewer")
+        )
+        assert document.status == 200
+        assert document.content_type == "text/markdown"
+        text = await document.text()
+        assert text.startswith("# ") and "Checkout API down" in text
+        anonymous = await client.get(f"/api/v1/incidents/{incident_id}/{path}")
+        assert anonymous.status == 401
+    draft = await (
+        await client.get(f"/api/v1/incidents/{incident_id}/postmortem", headers=auth("viewer"))
+    ).text()
+    assert "- [x] FU-" in draft
