@@ -16,11 +16,12 @@ from enum import StrEnum
 from typing import Any
 
 from incident.domain.alert_routing import AlertRouting, Route
+from incident.domain.text import LABEL, TITLE, TextRule
 
-TITLE_LIMIT = 200  # Incident.declare refuses longer titles
-IMPACT_LIMIT = 2000
 LISTED = 10  # alerts named in one timeline entry; the rest are counted
-SUMMARY_LIMIT = 300  # of one alert's summary on the timeline
+# Alert data is cleaned to fit these, never refused: an alert must not be lost to its words.
+IMPACT = TextRule("impact", 2000, required=False)
+SUMMARY = TextRule("summary", 300, one_line=True, required=False)  # one alert's, listed
 
 
 class AlertState(StrEnum):
@@ -41,20 +42,20 @@ class Alert:
 
     @property
     def name(self) -> str:
-        return self.labels.get("alertname", "").strip() or "alert"
+        return LABEL.clean(self.labels.get("alertname", "")) or "alert"
 
     def describe(self) -> str:
         """`HighErrorRate (instance=host:8080): 5xx ratio above 5%`, for the timeline."""
         where = next(
             (
-                f"{k}={self.labels[k]}"
+                f"{k}={LABEL.clean(self.labels[k])}"
                 for k in ("instance", "pod", "host", "zone")
                 if k in self.labels
             ),
             "",
         )
         text = self.name + (f" ({where})" if where else "")
-        summary = _clip(" ".join(self.annotations.get("summary", "").split()), SUMMARY_LIMIT)
+        summary = SUMMARY.clean(self.annotations.get("summary", ""))
         return f"{text}: {summary}" if summary else text
 
 
@@ -102,16 +103,15 @@ class AlertNotification:
     def title(self, labels: Mapping[str, str]) -> str:
         """`HighErrorRate on checkout: checkout-api 5xx ratio above 5% for 10m`."""
         names = sorted({a.name for a in (self.firing or self.alerts)})
-        name = self.common_labels.get("alertname") or (
+        name = LABEL.clean(self.common_labels.get("alertname", "")) or (
             names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more alerts"
         )
-        service = labels.get("service", "")
+        service = LABEL.clean(labels.get("service", ""))
         head = f"{name} on {service}" if service else name
         summary = self.common_annotations.get("summary", "").strip()
         if not summary and len(self.firing or self.alerts) == 1:
             summary = (self.firing or self.alerts)[0].annotations.get("summary", "").strip()
-        text = " ".join((f"{head}: {summary}" if summary else head).split())
-        return _clip(text or "Alert group", TITLE_LIMIT)
+        return TITLE.clean(f"{head}: {summary}" if summary else head) or "Alert group"
 
     def impact(self) -> str:
         description = self.common_annotations.get("description", "").strip()
@@ -119,7 +119,7 @@ class AlertNotification:
         lines = [f"{count} alert{'s' if count != 1 else ''} firing ({self.source})."]
         if description:
             lines.append(description)
-        return _clip(" ".join(lines), IMPACT_LIMIT)
+        return IMPACT.clean(" ".join(lines))
 
 
 def group_key_hash(group_key: str) -> str:
@@ -235,7 +235,3 @@ def listing(alerts: Sequence[Alert]) -> str:
     shown = "; ".join(a.describe() for a in alerts[:LISTED])
     more = len(alerts) - LISTED
     return shown + (f"; and {more} more" if more > 0 else "")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 
@@ -17,20 +16,6 @@ class InvalidValue(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def plain_text(value: str, *, where: str, one_line: bool = False) -> str:
-    """`value` stripped, refused if it holds control characters (or line breaks, for
-    `one_line`): customers read it in feeds, chat and mail, which cannot carry them."""
-    value = value.strip()
-    if (_CONTROL_OR_BREAK if one_line else _CONTROL).search(value):
-        what = "line breaks or control characters" if one_line else "control characters"
-        raise InvalidValue(where, f"contains {what}; use plain text")
-    return value
 
 
 class IllegalTransition(DomainError):

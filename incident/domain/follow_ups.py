@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from incident.domain.errors import IllegalTransition, InvalidValue, plain_text
+from incident.domain import text as rules
+from incident.domain.errors import IllegalTransition, InvalidValue
 from incident.domain.playbook import FOLLOW_UP_STEP_PREFIX, Action, Anchor, Step
 
 # A day before the due date (when it was set at least two days ahead), then daily from
@@ -21,6 +22,7 @@ REMIND_BEFORE = timedelta(hours=24)
 OVERDUE_EVERY = timedelta(hours=24)
 TEMPLATE = "follow_up_reminder"
 
+OWNER = rules.TextRule("owner", 200, one_line=True)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CHAT_USER = re.compile(r"^@[A-Za-z0-9._-]{1,80}$")
 
@@ -50,11 +52,7 @@ class FollowUp:
         at: datetime,
         by: str,
     ) -> FollowUp:
-        title = plain_text(title, where="title", one_line=True)
-        if not title:
-            raise InvalidValue("title", "say what is to be done, in a line")
-        if len(title) > 200:
-            raise InvalidValue("title", f"title is {len(title)} characters; keep it under 200")
+        title = rules.TITLE.check(title)
         if due_at.tzinfo is None:
             raise InvalidValue("due_at", "give the due date with a time zone (e.g. Z)")
         if due_at <= at:
@@ -91,12 +89,7 @@ class FollowUp:
 
 
 def check_owner(owner: str) -> str:
-    owner = plain_text(owner, where="owner", one_line=True)
-    if not owner:
-        raise InvalidValue("owner", "name who owns it (a name, @handle or e-mail address)")
-    if len(owner) > 200:
-        raise InvalidValue("owner", f"owner is {len(owner)} characters; keep it under 200")
-    return owner
+    return OWNER.check(owner)
 
 
 def follow_up_steps(item: FollowUp) -> list[Step]:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from incident.domain.errors import IllegalTransition, InvalidValue, plain_text
+from incident.domain import text as rules
+from incident.domain.errors import IllegalTransition, InvalidValue
 from incident.domain.status_page import Catalog, ComponentStatus, public_title
 
 
@@ -307,15 +308,15 @@ class Incident:
     ) -> Incident:
         """A new incident; `commander`: who runs it from the start (whoever declares from
         chat), recorded as their assignment."""
-        title = check_title(title)
+        title = rules.TITLE.check(title)
         _require_aware(at)
         incident = cls(
             title=title,
             severity=severity,
             declared_at=at,
             declared_by=by,
-            service=service.strip(),
-            impact=impact.strip(),
+            service=rules.SERVICE.check(service),
+            impact=rules.IMPACT.check(impact),
             category=category,
         )
         incident.events.append(IncidentDeclared(at=at, actor=by, severity=severity, title=title))
@@ -358,9 +359,7 @@ class Incident:
     ) -> list[Event]:
         """Post a customer-facing update, optionally moving the status with it."""
         self._require_open("post a customer update to")
-        message = plain_text(message, where="message")
-        if not message:
-            raise InvalidValue("message", "a customer update needs a message")
+        message = rules.MESSAGE.check(message)
         events: list[Event] = []
         if status is not None and status != self.status:
             events.append(self.change_status(status, at=at, by=by))
@@ -379,15 +378,14 @@ class Incident:
     def add_note(self, *, text: str, at: datetime, by: str) -> InternalNoteAdded:
         if self.status is Status.CLOSED:
             raise IllegalTransition(f"{self.ref} is closed; notes can no longer be added")
-        text = text.strip()
-        if not text:
-            raise InvalidValue("text", "a note needs some text")
-        return self._record(InternalNoteAdded(at=at, actor=by, text=text))
+        note = rules.NOTE.check(text)
+        return self._record(InternalNoteAdded(at=at, actor=by, text=note))
 
     def change_severity(
         self, new: Severity, *, at: datetime, by: str, reason: str = ""
     ) -> SeverityChanged:
         self._require_open("change the severity of")
+        reason = rules.OPTIONAL_REASON.check(reason)
         if new == self.severity:
             raise IllegalTransition(f"{self.ref} is already {new.value}")
         old, self.severity = self.severity, new
@@ -399,9 +397,7 @@ class Incident:
             raise IllegalTransition(
                 f"{self.ref} is {self.status.value}; roles can no longer change"
             )
-        person = person.strip()
-        if not person:
-            raise InvalidValue("person", "name the person to assign")
+        person = rules.PERSON.check(person)
         if role is Role.COMMANDER:
             self.commander = person
         else:
@@ -419,9 +415,7 @@ class Incident:
             raise IllegalTransition(f"{self.ref} is closed; a closed incident cannot be resolved")
         if self.status is Status.CANCELLED:
             raise IllegalTransition(f"{self.ref} was cancelled; there is nothing to resolve")
-        summary = summary.strip()
-        if not summary:
-            raise InvalidValue("summary", "say in a sentence what was wrong and what fixed it")
+        summary = rules.SUMMARY.check(summary)
         self.status = Status.RESOLVED
         self.resolved_at, self.resolution_summary = at, summary
         self.rca_due_at = at + rca_within if rca_within is not None else None
@@ -449,13 +443,7 @@ class Incident:
             raise IllegalTransition(
                 f"{self.ref} is {self.status.value}; its public name can no longer change"
             )
-        title = plain_text(title, where="public_title", one_line=True)
-        if not title:
-            raise InvalidValue("public_title", "give the name customers should see")
-        if len(title) > 200:
-            raise InvalidValue(
-                "public_title", f"public title is {len(title)} characters; keep it under 200"
-            )
+        title = rules.PUBLIC_TITLE.check(title)
         self.public_title = title
         return self._record(PublicTitleChanged(at=at, actor=by, title=title))
 
@@ -469,9 +457,7 @@ class Incident:
             raise IllegalTransition(
                 f"{self.ref} is {self.status.value}; resolve it before marking the RCA done"
             )
-        link = link.strip()
-        if not link:
-            raise InvalidValue("link", "give the link to the RCA document")
+        link = rules.web_link(link, where="link")
         self.rca_link, self.closed_at, self.status = link, at, Status.CLOSED
         self.changed_at = at
         return self._record(RcaCompleted(at=at, actor=by, link=link))
@@ -492,11 +478,11 @@ class Incident:
             raise IllegalTransition(f"{self.ref} is cancelled; its facts can no longer change")
         wanted: dict[str, str] = {}
         if title is not None:
-            wanted["title"] = check_title(title)
+            wanted["title"] = rules.TITLE.check(title)
         if impact is not None:
-            wanted["impact"] = check_impact(impact)
+            wanted["impact"] = rules.IMPACT.check(impact)
         if service is not None:
-            wanted["service"] = check_service(service)
+            wanted["service"] = rules.SERVICE.check(service)
         if category is not None:
             wanted["category"] = category.value
         current = {
@@ -533,9 +519,7 @@ class Incident:
         """Call it off: a false alarm, declined, or (through `merge_into`) a duplicate.
         Nothing more of its playbook runs but what undoes its effects; no RCA is due."""
         self._require_open("cancel")
-        note = plain_text(note, where="note")
-        if len(note) > 5000:
-            raise InvalidValue("note", f"note is {len(note)} characters; keep it under 5000")
+        note = rules.CANCEL_NOTE.check(note)
         if reason is Cancellation.DUPLICATE and merged_into is None:
             raise InvalidValue("reason", "a duplicate is merged into another incident; use merge")
         self.status = Status.CANCELLED
@@ -594,9 +578,7 @@ class Incident:
             raise IllegalTransition(f"{self.ref} is {self.status.value}; {hint}")
         if status not in OPEN_STATUSES:
             raise InvalidValue("status", "reopen to investigating, identified or monitoring")
-        reason = plain_text(reason, where="reason")
-        if not reason:
-            raise InvalidValue("reason", "say why it is reopened; it goes on the timeline")
+        reason = rules.REASON.check(reason)
         self.status = status
         self.resolved_at = self.resolution_summary = self.rca_due_at = None
         self.reopened_at = self.changed_at = at
@@ -612,30 +594,6 @@ class Incident:
         _require_aware(event.at)
         self.events.append(event)
         return event
-
-
-def check_title(title: str) -> str:
-    """The one rule for an incident's (internal) title, wherever it comes from."""
-    title = title.strip()
-    if not title:
-        raise InvalidValue("title", "an incident needs a title that says what is wrong")
-    if len(title) > 200:
-        raise InvalidValue("title", f"title is {len(title)} characters; keep it under 200")
-    return title
-
-
-def check_impact(impact: str) -> str:
-    impact = plain_text(impact, where="impact")
-    if len(impact) > 5000:
-        raise InvalidValue("impact", f"impact is {len(impact)} characters; keep it under 5000")
-    return impact
-
-
-def check_service(service: str) -> str:
-    service = plain_text(service, where="service", one_line=True)
-    if len(service) > 200:
-        raise InvalidValue("service", f"service is {len(service)} characters; keep it under 200")
-    return service
 
 
 def _require_aware(at: datetime) -> None:

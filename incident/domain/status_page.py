@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from itertools import pairwise
 
-from incident.domain.errors import IllegalTransition, InvalidValue, plain_text
+from incident.domain import text as rules
+from incident.domain.errors import IllegalTransition, InvalidValue
 
 
 class ComponentStatus(StrEnum):
@@ -267,6 +268,15 @@ def in_words(names: Sequence[str]) -> str:
 # --- scheduled maintenance ---------------------------------------------------------------------
 
 
+WINDOW_NAME = rules.TextRule(
+    "name", 200, one_line=True, blank="a maintenance window needs a name customers understand"
+)
+WINDOW_MESSAGE = rules.TextRule(
+    "message", 5000, blank="say what will happen and what customers will notice"
+)
+WINDOW_UPDATE = rules.TextRule("message", 5000, blank="an update needs a message")
+
+
 class MaintenanceStatus(StrEnum):
     SCHEDULED = "scheduled"
     IN_PROGRESS = "in_progress"
@@ -326,14 +336,8 @@ class Maintenance:
         at: datetime,
         by: str,
     ) -> Maintenance:
-        name = plain_text(name, where="name", one_line=True)
-        message = plain_text(message, where="message")
-        if not name:
-            raise InvalidValue("name", "a maintenance window needs a name customers understand")
-        if len(name) > 200:
-            raise InvalidValue("name", f"name is {len(name)} characters; keep it under 200")
-        if not message:
-            raise InvalidValue("message", "say what will happen and what customers will notice")
+        name = WINDOW_NAME.check(name)
+        message = WINDOW_MESSAGE.check(message)
         for instant, where in (
             (scheduled_for, "scheduled_for"),
             (scheduled_until, "scheduled_until"),
@@ -381,9 +385,7 @@ class Maintenance:
         current = self.status_at(at)
         if current is MaintenanceStatus.COMPLETED:
             raise IllegalTransition(f"maintenance {self.id} is completed; schedule a new one")
-        message = plain_text(message, where="message")
-        if not message:
-            raise InvalidValue("message", "an update needs a message")
+        message = WINDOW_UPDATE.check(message)
         if status is not None:
             if status is MaintenanceStatus.SCHEDULED and current is not MaintenanceStatus.SCHEDULED:
                 raise IllegalTransition("the window has started; it cannot go back to scheduled")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import hdrs, web
 from pydantic import ValidationError
 
+from incident.domain import text as rules
 from incident.domain.errors import (
     Conflict,
     DomainError,
@@ -78,13 +79,21 @@ def validation_detail(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+# The domain's text patterns, and what to say for each instead of the regular expression.
+_PATTERN_PROBLEMS = {
+    rules.LINK_PATTERN: "give an http:// or https:// link, like https://docs.example.com/rca/42",
+    rules.FILLED_LINE_PATTERN: "is blank, or contains line breaks or control characters; "
+    "give plain text on one line",
+    rules.LINE_PATTERN: "contains line breaks or control characters; use plain text on one line",
+    rules.FILLED_TEXT_PATTERN: "is blank, or contains control characters; give plain text "
+    "(tabs and new lines are fine)",
+    rules.TEXT_PATTERN: "contains control characters; use plain text (tabs and new lines are fine)",
+}
+
+
 def _problem(kind: str, message: str, context: dict[str, Any]) -> str:
-    # Our text patterns only refuse control characters: say that, not the regex.
-    pattern = str(context.get("pattern", ""))
-    if kind == "string_pattern_mismatch" and "\\x00-\\x1f" in pattern:
-        return "contains line breaks or control characters; use plain text on one line"
-    if kind == "string_pattern_mismatch" and "\\x00" in pattern:
-        return "contains control characters; use plain text (tabs and new lines are fine)"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_PROBLEMS.get(str(context.get("pattern", "")), message)
     return message
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from incident.domain import text as rules
 from incident.domain.access import AccessRole, Principal
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Category, Incident, Role, Severity, Status
@@ -21,17 +22,21 @@ from incident.domain.status_page import ComponentStatus, Maintenance, Maintenanc
 from incident.services.incidents import IncidentView, UpcomingStep
 from incident.services.ports import KeptMessage
 
-# Text people write: any character but the control ones (tab and newlines aside), which
-# no message needs and which XML (the feeds) and chat cannot carry.
-_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# Text people write: the domain's one rule for text (incident/domain/text.py), so the API,
+# Slack, the webhooks and the dashboard accept the same.
+_PRINTABLE = rules.TEXT_PATTERN
+_ONE_LINE = rules.LINE_PATTERN
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=5000, pattern=_PRINTABLE),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=5000, pattern=rules.FILLED_TEXT_PATTERN
+    ),
 ]
 Short = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=rules.FILLED_LINE_PATTERN
+    ),
 ]
 OptionalShort = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=200, pattern=_ONE_LINE)
@@ -134,8 +139,10 @@ class ResolveRequest(Request):
 class RcaRequest(Request):
     link: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"^\S+$"),
-    ] = Field(description="Where the RCA document is.")
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=2000, pattern=rules.LINK_PATTERN
+        ),
+    ] = Field(description="Where the RCA document is: an http:// or https:// link.")
 
 
 class EditRequest(Request):

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from incident.domain.alert_routing import AlertRouting
 from incident.domain.alerts import (
-    TITLE_LIMIT,
     Alert,
     AlertGroup,
     AlertNotification,
@@ -17,6 +16,7 @@ from incident.domain.alerts import (
     label_fingerprint,
     listing,
 )
+from incident.domain.text import TITLE
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FIRING, RESOLVED = AlertState.FIRING, AlertState.RESOLVED
@@ -97,7 +97,7 @@ def test_title_names_the_alert_the_service_and_the_summary() -> None:
 def test_title_is_clipped_to_what_an_incident_accepts() -> None:
     long = note(alert("a"), common_annotations={"summary": "x" * 500})
     title = long.title({})
-    assert len(title) == TITLE_LIMIT and title.endswith("…")
+    assert len(title) == TITLE.max_length and title.endswith("…")
 
 
 def test_routing_uses_firing_alerts_and_common_labels() -> None:

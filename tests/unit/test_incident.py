@@ -69,7 +69,7 @@ def test_illegal_transitions_are_refused_with_a_reason(
     if prepare in ("resolved", "closed"):
         incident.resolve(summary="x", at=T0, by="a")
     if prepare == "closed":
-        incident.complete_rca(link="l", at=T0, by="a")
+        incident.complete_rca(link="https://wiki.example.com/rca/1", at=T0, by="a")
     before = (incident.status, incident.acknowledged_by, incident.severity)
     with pytest.raises(IllegalTransition, match=reason):
         attempt(incident)  # type: ignore[operator]
