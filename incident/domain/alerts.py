@@ -16,9 +16,10 @@ from enum import StrEnum
 from typing import Any
 
 from incident.domain.alert_routing import AlertRouting, Route
-from incident.domain.text import LABEL, TITLE, TextRule
+from incident.domain.text import LABEL, TITLE, TextRule, shorten
 
 LISTED = 10  # alerts named in one timeline entry; the rest are counted
+LISTING = 4000  # characters of them at most
 # Alert data is cleaned to fit these, never refused: an alert must not be lost to its words.
 IMPACT = TextRule("impact", 2000, required=False)
 SUMMARY = TextRule("summary", 300, one_line=True, required=False)  # one alert's, listed
@@ -231,7 +232,7 @@ class AlertGroup:
 
 
 def listing(alerts: Sequence[Alert]) -> str:
-    """Up to LISTED alerts described, then how many more."""
+    """Up to LISTED alerts described, then how many more (at most LISTING characters)."""
     shown = "; ".join(a.describe() for a in alerts[:LISTED])
     more = len(alerts) - LISTED
-    return shown + (f"; and {more} more" if more > 0 else "")
+    return shorten(shown, LISTING) + (f"; and {more} more" if more > 0 else "")

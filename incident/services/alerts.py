@@ -32,6 +32,7 @@ from incident.domain.alerts import (
 from incident.domain.errors import Conflict
 from incident.domain.incident import Event, Incident
 from incident.domain.records import TimelineEntry
+from incident.domain.text import SERVICE
 from incident.services.incidents import Runtime, replan, timeline_entry
 from incident.services.ports import Transaction
 
@@ -151,7 +152,8 @@ def _declare(
         severity=route.severity,
         at=now,
         by=by,
-        service=route.service_for(labels),
+        # Label values are cleaned to fit, never refused: an alert must not be lost.
+        service=SERVICE.clean(route.service_for(labels)),
         impact=notification.impact(),
         category=route.category,
     )

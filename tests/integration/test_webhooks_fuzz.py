@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from incident.domain import text as rules
 from tests.integration.test_serve import free_port, wait_ready
 
 TOKEN = "fuzz-alertmanager-token-0123"
@@ -102,7 +104,28 @@ def send(served: Served, http: httpx.Client, path: str, **request: Any) -> httpx
         assert set(body) == {"error", "detail"}, body
         assert body["error"] and body["detail"]
         assert snapshot(served.database) == before, "a refused request changed the database"
+    else:
+        stored_within_the_apis_limits(served.database)
     return response
+
+
+LINE = re.compile(rules.LINE_PATTERN)
+TEXT = re.compile(rules.TEXT_PATTERN)
+
+
+def stored_within_the_apis_limits(database: Path) -> None:
+    """What an accepted alert stored keeps the rules a person's input must keep: the
+    incident's fields as the API would accept them, and alert timeline entries clean and
+    bounded (a huge label is shortened, never stored whole)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        for title, service, impact in db.execute("SELECT title, service, impact FROM incidents"):
+            assert LINE.match(title) and 0 < len(title) <= rules.TITLE.max_length, title
+            assert LINE.match(service) and len(service) <= rules.SERVICE.max_length, service
+            assert TEXT.match(impact) and len(impact) <= rules.IMPACT.max_length, impact
+        for (text,) in db.execute(
+            "SELECT text FROM timeline WHERE kind LIKE 'alert%' OR kind = 'declared'"
+        ):
+            assert TEXT.match(text) and len(text) <= 5000, text[:200]
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -248,6 +271,36 @@ def test_arbitrary_bytes_are_refused_cleanly(
     headers = {"Content-Type": content_type} if content_type else {}
     response = send(served, http, "/webhooks/alertmanager", content=data, headers=headers)
     assert 400 <= response.status_code < 500
+
+
+def test_hostile_labels_are_cleaned_and_shortened_not_stored_raw(
+    served: Served, http: httpx.Client
+) -> None:
+    body = json.loads((FIXTURES / "alertmanager-firing.json").read_text())
+    body["groupKey"] = "hostile-labels"
+    hostile = "Disk\x00full\x1b[31m\u0085 on\u202e db-7\nnow "
+    body["commonLabels"]["alertname"] = hostile + "x" * 30_000  # (the body limit is 64 KB)
+    body["commonLabels"]["service"] = "check\u2066out\r\n"
+    for alert in body["alerts"]:
+        alert["labels"]["alertname"] = hostile + "y" * 6_000
+        alert["labels"]["service"] = "check\u2066out\r\n"
+        alert["annotations"]["summary"] = "\u009b" + "z" * 3_000
+    answer = send(served, http, "/webhooks/alertmanager", json=body).json()
+    assert answer["result"] == "created"
+    with sqlite3.connect(f"file:{served.database}?mode=ro", uri=True) as db:
+        title, service = db.execute(
+            "SELECT title, service FROM incidents WHERE id = ?", (answer["incident"]["id"],)
+        ).fetchone()
+        entries = [
+            text
+            for (text,) in db.execute(
+                "SELECT text FROM timeline WHERE incident_id = ?", (answer["incident"]["id"],)
+            )
+        ]
+    assert title.startswith("Disk full [31m on db-7 now xxx") and title.endswith(rules.MARKER)
+    assert len(title) == rules.TITLE.max_length
+    assert service == "check out"
+    assert all(len(text) <= 5000 for text in entries)
 
 
 def test_the_fixture_itself_is_accepted(served: Served, http: httpx.Client) -> None:
