@@ -8,7 +8,7 @@ then checked against that incident (its commander has commander rights on it).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -141,10 +141,38 @@ async def declare(call: Call) -> web.Response:
 
 
 def _filters(request: web.Request, name: str, parse: Callable[[str], Any]) -> list[Any]:
+    """The values of a repeatable, comma-joinable query parameter, each parsed; an empty
+    one (`?status=`, `a,,b`) is refused, as the document says."""
     values = []
     for raw in request.query.getall(name, []):
-        values += [parse(part) for part in raw.split(",") if part.strip()]
+        for part in raw.split(","):
+            if not part:
+                raise InvalidValue(f"query parameter {name}", "give a value, or leave it out")
+            values.append(parse(part))
     return values
+
+
+def _one_of(allowed: Sequence[str], name: str) -> Callable[[str], str]:
+    """A parser accepting exactly these values (as the document lists them)."""
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise InvalidValue(
+                f"query parameter {name}", f"{text!r} is not one of {', '.join(allowed)}"
+            )
+        return text
+
+    return parse
+
+
+def _listed(allowed: Sequence[str]) -> dict[str, Any]:
+    """The schema of a repeatable, comma-joinable query parameter of these values."""
+    one = "(" + "|".join(re.escape(v) for v in allowed) + ")"
+    return {"type": "array", "items": {"type": "string", "pattern": f"^{one}(,{one})*$"}}
+
+
+STATUSES = [st.value for st in Status]
+SEVERITIES = [sv.value for sv in Severity]
 
 
 def _one(request: web.Request, name: str) -> str | None:
@@ -177,12 +205,10 @@ def _kind(text: str) -> str:
 
 
 async def list_all(call: Call) -> web.Response:
-    statuses = _filters(
-        call.request, "status", lambda t: Status.parse(t, where="query parameter status")
-    )
-    severities = _filters(
-        call.request, "severity", lambda t: Severity.parse(t, where="query parameter severity")
-    )
+    statuses = [Status(v) for v in _filters(call.request, "status", _one_of(STATUSES, "status"))]
+    severities = [
+        Severity(v) for v in _filters(call.request, "severity", _one_of(SEVERITIES, "severity"))
+    ]
     found = await uc.list_incidents(call.rt, statuses=statuses, severities=severities)
     return _json(s.IncidentList(incidents=[s.IncidentOut.of(i) for i in found]))
 
@@ -502,8 +528,16 @@ OPERATIONS: tuple[Operation, ...] = (
         AccessRole.VIEWER,
         response=s.IncidentList,
         query=(
-            ("status", [st.value for st in Status], "only these statuses (repeat or comma-join)"),
-            ("severity", [sv.value for sv in Severity], "only these severities"),
+            (
+                "status",
+                _listed(STATUSES),
+                f"only these statuses, of {', '.join(STATUSES)} (repeat or comma-join)",
+            ),
+            (
+                "severity",
+                _listed(SEVERITIES),
+                "only these severities, of P1-P4 (repeat or comma-join)",
+            ),
         ),
     ),
     Operation(
@@ -911,6 +945,7 @@ def add_routes(app: web.Application) -> None:
         resource.add_route(op.method, guarded(_route(op)))
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(openapi_document(request.app[CONTAINER].settings.base_url))
+        settings = request.app[CONTAINER].settings
+        return web.json_response(openapi_document(settings.base_url, settings.catalog))
 
     app.router.add_get(PREFIX + "/openapi.json", guarded(openapi))

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from incident.domain.access import REQUIRED
+from incident.domain.status_page import Catalog
 from incident.web import schemas as s
 from incident.web.api import MAX_ID, OPERATIONS, Operation
 
@@ -140,7 +141,31 @@ def _components() -> dict[str, Any]:
     return dict(definitions.get("$defs", {}))
 
 
-def openapi_document(base_url: str) -> dict[str, Any]:
+def _with_components(schemas: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """The schemas, with every component id narrowed to the page's configured components
+    (the server refuses any other): maps by `propertyNames`, lists by their `items`."""
+    ids = [c.id for c in catalog.components]
+
+    def narrow(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {key: narrow(value) for key, value in node.items()}
+            if s.COMPONENT_ID in node.get("patternProperties", {}):
+                if ids:
+                    node["propertyNames"] = {"enum": ids}
+                else:
+                    node["maxProperties"] = 0
+            if node.get("pattern") == s.COMPONENT_ID:
+                node = {**node, "enum": ids} if ids else {"not": {}}
+            return node
+        if isinstance(node, list):
+            return [narrow(value) for value in node]
+        return node
+
+    narrowed: dict[str, Any] = narrow(schemas)
+    return narrowed
+
+
+def openapi_document(base_url: str, catalog: Catalog | None = None) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
@@ -155,7 +180,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "servers": [{"url": base_url}],
         "paths": paths,
         "components": {
-            "schemas": _components(),
+            "schemas": _with_components(_components(), catalog or Catalog()),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from incident.domain import text as rules
 from incident.domain.access import AccessRole, Principal
@@ -42,15 +42,25 @@ OptionalShort = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=200, pattern=_ONE_LINE)
 ]
 OpenStatus = Literal["investigating", "identified", "monitoring"]
-ComponentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+COMPONENT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ComponentId = Annotated[str, StringConstraints(pattern=COMPONENT_ID)]
 ComponentStatuses = Annotated[
     dict[ComponentId, ComponentStatus],
     Field(
         description="Component id (from the page's configuration) -> its status while "
         "this incident lasts. Shown on the public status page.",
         max_length=100,
+        # Keys the pattern refuses are refused, not ignored (the OpenAPI document also
+        # names the configured components: openapi.py).
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one kind of number: 30.0 is the integer 30 (as JSON Schema says), 30.5 is
+    not an integer at all."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class Request(BaseModel):
@@ -93,7 +103,7 @@ class StatusRequest(Request):
 
 
 class ComponentsRequest(Request):
-    components: ComponentStatuses
+    components: Annotated[ComponentStatuses, Field(min_length=1)]
 
 
 class PublicTitleRequest(Request):
@@ -179,7 +189,7 @@ class ReopenRequest(Request):
 
 
 class MergeRequest(Request):
-    into: Annotated[int, Field(ge=1, le=2**53)] = Field(
+    into: Annotated[int, Field(ge=1, le=2**53), BeforeValidator(_whole_number)] = Field(
         description="The incident this one duplicates; it takes over this one's components "
         "and alert groups."
     )
@@ -205,7 +215,7 @@ class SkipRequest(Request):
 
 class SnoozeRequest(Request):
     reason: Text
-    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
+    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60), BeforeValidator(_whole_number)] = Field(
         description="Postpone the step by this many minutes (from its due time, or from now "
         "when already due)."
     )

@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
+from incident.web.api import OPERATIONS as API_OPERATIONS
 from incident.web.openapi import openapi_document
 from tests.integration.test_serve import free_port, wait_ready
 
@@ -38,6 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "INCIDENT_API_TOKENS": f"{TOKEN}:admin:fuzzer",
             "INCIDENT_BASE_URL": f"http://127.0.0.1:{port}",
             "INCIDENT_MAX_BODY_BYTES": "65536",
+            "INCIDENT_COMPONENTS": "api:API,web:Website",
         },
         stdout=subprocess.DEVNULL,
         stderr=stderr,
@@ -72,6 +74,12 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
 ]
+# The document is no looser than the server: a JSON body it refuses, the server refuses.
+# (Not for query strings: `?kind=false` is the string "false" to us and to the document,
+# while schemathesis counts it as a boolean in the place of a string. The query rules have
+# tests of their own in test_api.py.)
+BODY_CHECKS = [*CHECKS, checks.negative_data_rejection]
+WITH_BODY = {f"{op.method} {op.path}" for op in API_OPERATIONS if op.body is not None}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -94,6 +102,9 @@ def test_no_request_gets_a_server_error(
         database=None,
     )
     def run(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            checks=BODY_CHECKS if label in WITH_BODY else CHECKS,
+        )
 
     run()

@@ -8,6 +8,7 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -216,3 +217,65 @@ async def test_follow_ups_and_the_documents(client: Client) -> None:
         await client.get(f"/api/v1/incidents/{incident_id}/postmortem", headers=auth("viewer"))
     ).text()
     assert "- [x] FU-" in draft
+
+
+# --- the document says exactly what the server takes (issue: looser than the server) ------
+
+
+async def test_list_filters_take_exactly_the_documented_values(client: Client) -> None:
+    await declare(client)
+    for query, ok in (
+        ("status=investigating,cancelled", True),
+        ("status=investigating&status=resolved", True),
+        ("status=", False),
+        ("status=resolved,,closed", False),
+        ("status=RESOLVED", False),
+        ("severity=p1", False),
+        ("severity=P1,P2", True),
+    ):
+        response = await client.get(f"/api/v1/incidents?{query}", headers=auth("viewer"))
+        assert (response.status == 200) is ok, (query, response.status, await response.text())
+        if not ok:
+            assert response.status == 422
+    refused = await client.get("/api/v1/incidents?status=gone", headers=auth("viewer"))
+    detail = (await refused.json())["detail"]
+    for status in ("investigating", "resolved", "closed", "cancelled"):
+        assert status in detail  # every value the filter takes, not only the open ones
+
+
+async def test_numbers_components_and_links_as_the_document_says(client: Client) -> None:
+    incident_id = (await declare(client))["incident"]["id"]
+    step = f"/{incident_id}/steps/escalate-vp-clevel/snooze"
+    status, _ = await post(client, step, {"reason": "on the call", "minutes": 30.0})
+    assert status == 200  # 30.0 is the integer 30, as JSON Schema says
+    status, _ = await post(client, step, {"reason": "on the call", "minutes": 30.5})
+    assert status == 422
+    empty = await client.put(
+        f"/api/v1/incidents/{incident_id}/components",
+        json={"components": {}},
+        headers=auth("commander"),
+    )
+    assert empty.status == 422
+    bad_key = await client.put(
+        f"/api/v1/incidents/{incident_id}/components",
+        json={"components": {"Not An Id": "major_outage"}},
+        headers=auth("commander"),
+    )
+    assert bad_key.status == 422
+    await post(client, f"/{incident_id}/resolve", {"summary": "fixed"})
+    for link in ("javascript:alert(1)", "docs/rca", "https://", "ftp://x/y"):
+        status, body = await post(client, f"/{incident_id}/rca", {"link": link})
+        assert status == 422, link
+        assert "http:// or https:// link" in str(body["detail"])
+    status, _ = await post(client, f"/{incident_id}/rca", {"link": "https://wiki.example.com/r/1"})
+    assert status == 200
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    components = schemas["ComponentsRequest"]["properties"]["components"]
+    assert components["additionalProperties"] is False and components["minProperties"] == 1
+    assert components["propertyNames"] == {"enum": ["api", "web", "email"]}
+    title = schemas["DeclareRequest"]["properties"]["title"]
+    # The document refuses what the server refuses: a blank title, a control character.
+    assert re.search(title["pattern"], "   ") is None
+    assert re.search(title["pattern"], "a\u202eb") is None
+    assert re.search(title["pattern"], " Checkout down ") is not None
