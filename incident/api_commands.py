@@ -1,10 +1,13 @@
 """The CLI commands that work through a running service's REST API.
 
 One command per API operation (`incident declare | list | show | timeline | ack | update |
-status | note | severity | role | ic | components | public-title | skip | snooze | resolve
-| rca | maintenance ... | outbox | whoami`). The server and token come from --url / --token
-or INCIDENT_URL / INCIDENT_TOKEN. Output is for people by default (api_output.py) and JSON
-with --json (the API's own response); the arguments are in api_parsers.py.
+status | note | severity | role | ic | components | public-title | edit | cancel | reopen |
+merge | approve | skip | snooze | resolve | rca | follow-up ... | export | postmortem |
+maintenance ... | outbox | whoami`). The server and token come from --url / --token or
+INCIDENT_URL / INCIDENT_TOKEN. Output is for people by default (api_output.py) and JSON
+with --json (the API's own response); the Markdown documents (export, postmortem) are
+printed as they are, controls escaped, or written with --output. The arguments are in
+api_parsers.py.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -123,6 +127,61 @@ def _rca(client: ApiClient, args: argparse.Namespace) -> Outcome:
     return client.rca(args.id, link=args.link), _said("RCA recorded")
 
 
+def _edit(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    fields = {
+        "title": args.title,
+        "impact": args.impact,
+        "service": args.service,
+        "category": args.category,
+    }
+    if all(value is None for value in fields.values()):
+        raise ClientError("say what to change: --title, --impact, --service or --category")
+    changed = ", ".join(name for name, value in fields.items() if value is not None)
+    return client.edit(args.id, **fields), _said(f"edited ({changed})")
+
+
+def _cancel(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    result = client.cancel(args.id, reason=args.reason, note=args.note)
+    return result, _said(f"cancelled ({args.reason.replace('_', ' ')})")
+
+
+def _reopen(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    return client.reopen(args.id, reason=args.reason, status=args.status), _said("reopened")
+
+
+def _merge(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    return client.merge(args.id, into=args.into), _said(f"merged into INC-{args.into}")
+
+
+def _approve(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    return client.approve(args.id, args.step), _said(f"approved {args.step}")
+
+
+def _follow_up(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    match args.follow_up_command:
+        case "add":
+            result = client.add_follow_up(
+                args.id, title=args.title, owner=args.owner, due_at=args.due.isoformat()
+            )
+            return result, lambda r: out.follow_up(r, "added")
+        case "list":
+            return client.follow_ups(args.id), out.follow_ups
+        case "done":
+            result = client.complete_follow_up(args.id, args.follow_up)
+            return result, lambda r: out.follow_up(r, "done")
+    raise AssertionError(args.follow_up_command)  # pragma: no cover
+
+
+def _export(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    if args.json:
+        return client.timeline(args.id, kinds=(), public=False), out.timeline
+    return client.timeline_markdown(args.id), out.document
+
+
+def _postmortem(client: ApiClient, args: argparse.Namespace) -> Outcome:
+    return client.postmortem(args.id), out.document
+
+
 def _maintenance(client: ApiClient, args: argparse.Namespace) -> Outcome:
     match args.maintenance_command:
         case "schedule":
@@ -173,10 +232,18 @@ _RUN: dict[str, Callable[[ApiClient, argparse.Namespace], Outcome]] = {
     "ic": _ic,
     "components": _components,
     "public-title": _public_title,
+    "edit": _edit,
+    "cancel": _cancel,
+    "reopen": _reopen,
+    "merge": _merge,
+    "approve": _approve,
     "skip": _skip,
     "snooze": _snooze,
     "resolve": _resolve,
     "rca": _rca,
+    "follow-up": _follow_up,
+    "export": _export,
+    "postmortem": _postmortem,
     "maintenance": _maintenance,
     "outbox": _outbox,
     "whoami": _whoami,
@@ -203,5 +270,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
         client = ApiClient(url, token, http=http)
         result, show = _RUN[args.command](client, args)
     # JSON escapes every control character and everything beyond ASCII: safe as it is.
-    print(json.dumps(result, indent=2) if args.json else show(result))
+    text = json.dumps(result, indent=2) if getattr(args, "json", False) else show(result)
+    output: Path | None = getattr(args, "output", None)
+    if output is None:
+        print(text)
+        return 0
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise ClientError(f"cannot write {output}: {error.strerror or error}") from None
+    print(f"wrote {out.safe_line(output)} ({len(text.splitlines())} lines)")
     return 0

@@ -40,6 +40,12 @@ def block(text: object, *, indent: str) -> str:
     return ("\n" + indent).join(safe_line(line) for line in _LINE_BREAK.split(str(text)))
 
 
+def document(text: str) -> str:
+    """A document (Markdown) as the server wrote it, safe: its lines and tabs kept, every
+    other control escaped (a lone carriage return too: it would overwrite the line)."""
+    return "\n".join(_UNSAFE.sub(_escape, line) for line in re.split(r"\r?\n", text.rstrip("\n")))
+
+
 def safe_message(text: object) -> str:
     """An error message (several lines at most), safe for stderr."""
     return "\n".join(safe_line(line) for line in _LINE_BREAK.split(str(text)))
@@ -54,17 +60,20 @@ def when(text: str | None) -> str:
     """An instant, and how far from now it is."""
     if not text:
         return "-"
+    return f"{at(text)} ({relative(text)})"
+
+
+def relative(text: str) -> str:
+    """How far from now an instant is: `in 5m`, `2h ago`, `now`."""
     moment = datetime.fromisoformat(text)
     seconds = int((moment - SystemClock().now()).total_seconds())
     if abs(seconds) >= 60:
         seconds = round(seconds / 60) * 60  # minutes are precise enough to read
     if seconds == 0:
-        relative = "now"
-    elif seconds > 0:
-        relative = f"in {format_duration(timedelta(seconds=seconds))}"
-    else:
-        relative = f"{format_duration(timedelta(seconds=-seconds))} ago"
-    return f"{at(text)} ({relative})"
+        return "now"
+    if seconds > 0:
+        return f"in {format_duration(timedelta(seconds=seconds))}"
+    return f"{format_duration(timedelta(seconds=-seconds))} ago"
 
 
 # --- incidents -----------------------------------------------------------------------------
@@ -78,24 +87,40 @@ def headline(incident: Mapping[str, Any]) -> str:
     )
 
 
-def upcoming(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+def upcoming(steps: Sequence[Mapping[str, Any]], incident_id: object = "ID") -> list[str]:
+    """One line per upcoming step: when it runs, its id, its action, and what it waits for.
+    A running step is being sent now (its runs_at is when that began); a held one waits for
+    the commander's approval, and the line says the command that gives it."""
     if not steps:
         return ["  (no upcoming steps)"]
-    return [
-        f"  {when(step['runs_at']):<40} {safe_line(step['step_id']):<28} "
-        f"{safe_line(step['action'])}"
-        + (
-            f" (attempt {step['attempts'] + 1}: {safe_line(step['last_error'])})"
-            if step["last_error"]
-            else ""
-        )
-        for step in steps
-    ]
+    return [_step_line(step, incident_id) for step in steps]
+
+
+def _step_line(step: Mapping[str, Any], incident_id: object) -> str:
+    state = step.get("state", "pending")
+    step_id = safe_line(step["step_id"])
+    if state == "running":
+        time = "sending now"
+    elif state == "held":
+        time = f"held (due {relative(step['due_at'])})"
+    else:
+        time = when(step["runs_at"])
+    line = f"  {time:<40} {step_id:<28} {safe_line(step['action'])}"
+    if state == "held":
+        line += f"  waiting for approval: incident approve {safe_line(incident_id)} {step_id}"
+    elif step.get("needs_approval"):
+        line += " (needs approval)"
+    if step.get("approved_by"):
+        line += f" (approved by {safe_line(step['approved_by'])})"
+    if step["last_error"]:
+        line += f" (attempt {step['attempts'] + 1}: {safe_line(step['last_error'])})"
+    return line
 
 
 def changed(result: Mapping[str, Any], verb: str) -> str:
-    lines = [f"{verb}: {headline(result['incident'])}", "next steps:"]
-    return "\n".join(lines + upcoming(result["upcoming"]))
+    incident = result["incident"]
+    lines = [f"{verb}: {headline(incident)}", "next steps:"]
+    return "\n".join(lines + upcoming(result["upcoming"], incident["id"]))
 
 
 def listing(result: Mapping[str, Any]) -> str:
@@ -109,17 +134,28 @@ def listing(result: Mapping[str, Any]) -> str:
     )
 
 
+_CANCELLED_AS = {"false_alarm": "as a false alarm", "declined": "as declined (not an incident)"}
+
+
 def show(result: Mapping[str, Any]) -> str:
     incident = result["incident"]
     lines = [headline(incident)]
+    closed = bool(incident.get("closed_at") or incident.get("rca_link"))
     for label, key in (
         ("declared", "declared_at"),
         ("acknowledged", "acknowledged_at"),
+        ("reopened", "reopened_at"),
         ("resolved", "resolved_at"),
-        ("RCA due", "rca_due_at"),
+        ("closed", "closed_at"),
     ):
-        if incident[key]:
+        if incident.get(key):
             lines.append(f"  {label:<13} {when(incident[key])}")
+    if incident.get("rca_due_at") and not closed:  # once closed, the RCA is there: its link
+        lines.append(f"  {'RCA due':<13} {when(incident['rca_due_at'])}")
+    if incident.get("cancelled_at"):
+        lines.append(f"  {'cancelled':<13} {cancellation(incident)}")
+    if incident.get("category", "general") != "general":
+        lines.append(f"  {'category':<13} {safe_line(incident['category'])}")
     for label, key in (
         ("commander", "commander"),
         ("comms lead", "comms_lead"),
@@ -136,9 +172,24 @@ def show(result: Mapping[str, Any]) -> str:
         lines.append(f"  {'components':<13} {statuses}")
     if incident.get("impact"):
         lines.append(f"  {'impact':<13} {block(incident['impact'], indent=' ' * 16)}")
-    lines += ["upcoming steps:", *upcoming(result["upcoming"]), "timeline:"]
-    lines += timeline_entries(result["timeline"])
+    lines += ["upcoming steps:", *upcoming(result["upcoming"], incident["id"])]
+    if result.get("follow_ups"):
+        lines += ["follow-ups:", *(follow_up_line(item) for item in result["follow_ups"])]
+    lines += ["timeline:", *timeline_entries(result["timeline"])]
     return "\n".join(lines)
+
+
+def cancellation(incident: Mapping[str, Any]) -> str:
+    """When and why an incident was cancelled: `2030-... (2h ago) as a false alarm: the
+    note`, or `... merged into INC-7`."""
+    text = when(incident["cancelled_at"])
+    if incident.get("merged_into"):
+        return f"{text} merged into INC-{safe_line(incident['merged_into'])}"
+    reason = incident.get("cancellation") or ""
+    text += " " + _CANCELLED_AS.get(reason, f"({safe_line(reason)})" if reason else "")
+    if incident.get("cancel_note"):
+        text += f": {block(incident['cancel_note'], indent=' ' * 16)}"
+    return text.rstrip()
 
 
 def timeline_entries(entries: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -159,6 +210,33 @@ def timeline(result: Mapping[str, Any], *, filtered: bool = False) -> str:
     if not entries:
         return "(no timeline entries match)" if filtered else "(no timeline entries)"
     return "\n".join(timeline_entries(entries))
+
+
+# --- follow-ups ----------------------------------------------------------------------------
+
+
+def follow_up_line(item: Mapping[str, Any]) -> str:
+    """`FU-3    due 2030-05-01 12:00:00Z (in 48h)   Add a canary (owner @alice)`; once done,
+    `done <when> by <who>` in place of the due date."""
+    if item["done_at"]:
+        state = f"done {at(item['done_at'])} by {safe_line(item['done_by'] or '?')}"
+    else:
+        state = f"due {when(item['due_at'])}"
+    return (
+        f"  {safe_line(item['ref']):<7} {state:<44} {safe_line(item['title'])} "
+        f"(owner {safe_line(item['owner'])})"
+    )
+
+
+def follow_up(item: Mapping[str, Any], verb: str) -> str:
+    return f"{verb}: INC-{safe_line(item['incident_id'])}\n{follow_up_line(item)}"
+
+
+def follow_ups(result: Mapping[str, Any]) -> str:
+    items = result["follow_ups"]
+    if not items:
+        return "no follow-ups"
+    return "\n".join(follow_up_line(item) for item in items)
 
 
 # --- maintenance windows -------------------------------------------------------------------

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from incident.clock import SystemClock
+from incident.domain.incident import Category
 from incident.domain.playbook import parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -27,6 +29,8 @@ COMPONENT_STATUSES = (
     "major_outage",
 )
 MAINTENANCE_STATUSES = ("in_progress", "verifying", "completed")
+CATEGORIES = tuple(c.value for c in Category)
+CANCELLATIONS = ("false_alarm", "declined")  # a duplicate is merged: `incident merge`
 MAX_SNOOZE = timedelta(days=7)
 _STEP = re.compile(r"^[A-Za-z0-9_.@-]{1,120}$")
 _COMPONENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -46,6 +50,16 @@ def maintenance_id(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,16}", text) or not 1 <= int(text) <= 2**53:
         raise argparse.ArgumentTypeError(f"{text!r} is not a maintenance window id (e.g. 3)")
     return int(text)
+
+
+def follow_up_id(text: str) -> int:
+    """`FU-3` (as `incident show` and the reminders name it) or `3`."""
+    digits = text.strip().upper().removeprefix("FU-")
+    if not re.fullmatch(r"[0-9]{1,16}", digits) or not 1 <= int(digits) <= 2**53:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a follow-up (e.g. FU-3 or 3); `incident follow-up list ID` lists them"
+        )
+    return int(digits)
 
 
 def severity(text: str) -> str:
@@ -152,27 +166,33 @@ class _Parsers:
 
     def __init__(self, commands: Any) -> None:
         self.commands = commands
+        # For the commands whose answer is a document (Markdown), not JSON: no --json.
+        self.server = argparse.ArgumentParser(add_help=False)
         self.common = argparse.ArgumentParser(add_help=False)
-        self.common.add_argument(
-            "--url", help=f"the service (default: INCIDENT_URL or {DEFAULT_URL})"
-        )
-        self.common.add_argument("--token", help="API token (default: INCIDENT_TOKEN)")
+        for parent in (self.server, self.common):
+            parent.add_argument(
+                "--url", help=f"the service (default: INCIDENT_URL or {DEFAULT_URL})"
+            )
+            parent.add_argument("--token", help="API token (default: INCIDENT_TOKEN)")
         self.common.add_argument(
             "--json", action="store_true", help="print the API's JSON response"
         )
 
     def command(
-        self, name: str, help: str, description: str | None = None
+        self, name: str, help: str, description: str | None = None, *, json: bool = True
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = self.commands.add_parser(
-            name, parents=[self.common], help=help, description=description or help
+            name,
+            parents=[self.common if json else self.server],
+            help=help,
+            description=description or help,
         )
         return parser
 
     def on_incident(
-        self, name: str, help: str, description: str | None = None
+        self, name: str, help: str, description: str | None = None, *, json: bool = True
     ) -> argparse.ArgumentParser:
-        parser = self.command(name, help, description)
+        parser = self.command(name, help, description, json=json)
         parser.add_argument("id", type=incident_id, help="the incident: 42 or INC-42")
         return parser
 
@@ -182,7 +202,10 @@ def add_parsers(commands: Any) -> None:
     parsers = _Parsers(commands)
     _add_incidents(parsers)
     _add_changes(parsers)
+    _add_lifecycle(parsers)
     _add_steps(parsers)
+    _add_follow_ups(parsers)
+    _add_documents(parsers)
     _add_maintenance(parsers)
     outbox = parsers.command(
         "outbox",
@@ -305,7 +328,67 @@ def _add_changes(parsers: _Parsers) -> None:
     rca.add_argument("link", help="where the RCA document is")
 
 
+def _add_lifecycle(parsers: _Parsers) -> None:
+    edit = parsers.on_incident(
+        "edit",
+        "correct an incident's title, impact, service or category",
+        description="Correct the incident's facts; only the options given change (at least "
+        "one). A new category re-routes the incident: security brings the security team's "
+        "steps and holds automatic customer texts for the commander's approval.",
+    )
+    edit.add_argument("--title", help="what is wrong, in a line")
+    edit.add_argument("--impact", help="who is affected and how")
+    edit.add_argument("--service")
+    edit.add_argument("--category", type=_lower, choices=CATEGORIES)
+
+    cancel = parsers.on_incident(
+        "cancel",
+        "cancel an incident: a false alarm, or declined (real, but not an incident)",
+        description="Call the incident off: its playbook stops, its pages are resolved, the "
+        "status page withdraws it and no RCA is due. A duplicate is merged instead "
+        "(`incident merge ID --into OTHER`).",
+    )
+    cancel.add_argument(
+        "reason",
+        type=_lower,
+        choices=CANCELLATIONS,
+        metavar="false_alarm|declined",
+        help="false_alarm (or false-alarm): nothing was wrong; declined: real, but not an incident",
+    )
+    cancel.add_argument("note", nargs="?", default="", help="why, for the timeline")
+
+    reopen = parsers.on_incident(
+        "reopen",
+        "reopen a resolved incident",
+        description="Back to work on a resolved incident: its cadence resumes from now and "
+        "the RCA deadline is off until it is resolved again.",
+    )
+    reopen.add_argument("reason", help="why it is reopened, for the timeline")
+    reopen.add_argument(
+        "--status", type=_lower, choices=OPEN_STATUSES, help="(default: investigating)"
+    )
+
+    merge = parsers.on_incident(
+        "merge",
+        "merge a duplicate into another incident",
+        description="Merge incident ID, a duplicate, into OTHER (commander rights on both): "
+        "ID is cancelled and its pages resolved; OTHER takes over its components and alert "
+        "groups.",
+    )
+    merge.add_argument(
+        "--into", type=incident_id, required=True, metavar="OTHER", help="42 or INC-42"
+    )
+
+
 def _add_steps(parsers: _Parsers) -> None:
+    approve = parsers.on_incident(
+        "approve",
+        "approve a customer-facing text held for approval (or one coming up)",
+        description="A security incident's automatic customer texts wait for the "
+        "commander's approval: a held one goes out now; an upcoming one goes out when due.",
+    )
+    approve.add_argument("step", type=step_id, help="a step id from `incident show ID`")
+
     skip = parsers.on_incident("skip", "skip the next occurrence of a playbook step")
     skip.add_argument("step", type=step_id, help="a step id from `incident show ID`")
     skip.add_argument("--reason", required=True)
@@ -318,6 +401,45 @@ def _add_steps(parsers: _Parsers) -> None:
         "--for", type=snooze_minutes, dest="minutes", metavar="DURATION", help="e.g. 30m, 2h"
     )
     snooze.add_argument("--reason", required=True)
+
+
+def _add_follow_ups(parsers: _Parsers) -> None:
+    common = parsers.common
+    items = parsers.commands.add_parser(
+        "follow-up", help="an incident's follow-up action items (reminded until done)"
+    )
+    actions = items.add_subparsers(dest="follow_up_command", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="add an action item",
+        description="Add a follow-up action item; its owner is reminded a day before it is "
+        "due, then daily until it is done. DUE: ISO 8601 with a zone (2030-05-01T12:00Z) or "
+        "from now (+7d, +36h).",
+    )
+    add.add_argument("id", type=incident_id, help="the incident: 42 or INC-42")
+    add.add_argument("title", help="what is to be done, in a line")
+    add.add_argument("--owner", required=True, help="a name, an @handle or an e-mail address")
+    add.add_argument("--due", type=instant, required=True, metavar="DUE")
+    listing = actions.add_parser("list", parents=[common], help="the incident's action items")
+    listing.add_argument("id", type=incident_id, help="the incident: 42 or INC-42")
+    done = actions.add_parser("done", parents=[common], help="mark an action item done")
+    done.add_argument("id", type=incident_id, help="the incident: 42 or INC-42")
+    done.add_argument("follow_up", type=follow_up_id, metavar="FU", help="FU-3 or 3")
+
+
+def _add_documents(parsers: _Parsers) -> None:
+    export = parsers.on_incident(
+        "export",
+        "the whole timeline as a Markdown document (--json: as JSON)",
+    )
+    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it to FILE")
+    postmortem = parsers.on_incident(
+        "postmortem",
+        "a postmortem (RCA) draft in Markdown, pre-filled from the incident's facts",
+        json=False,
+    )
+    postmortem.add_argument("--output", "-o", type=Path, metavar="FILE", help="write it to FILE")
 
 
 def _add_maintenance(parsers: _Parsers) -> None:

@@ -32,6 +32,21 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        return self._send(method, path, json=json, params=params, headers=headers).json()
+
+    def _document(self, path: str) -> str:
+        """A document the API answers as text (Markdown), not JSON."""
+        return self._send("GET", path, headers={"Accept": "text/markdown"}).text
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         url = f"{self.base_url}/api/v1{path}"
         try:
             response = self._http.request(
@@ -49,7 +64,7 @@ class ApiClient:
                 "Set --url or INCIDENT_URL"
             ) from None
         if response.is_success:
-            return response.json()
+            return response
         try:
             body = response.json()
             message = f"{body['error']}: {_detail(body['detail'])}"
@@ -156,6 +171,52 @@ class ApiClient:
     def snooze(self, incident_id: int, step: str, *, minutes: int, reason: str) -> Any:
         path = f"/incidents/{incident_id}/steps/{quote(step, safe='')}/snooze"
         return self._call("POST", path, json={"minutes": minutes, "reason": reason})
+
+    def edit(
+        self,
+        incident_id: int,
+        *,
+        title: str | None = None,
+        impact: str | None = None,
+        service: str | None = None,
+        category: str | None = None,
+    ) -> Any:
+        """Only the fields given change."""
+        fields = {"title": title, "impact": impact, "service": service, "category": category}
+        body = {name: value for name, value in fields.items() if value is not None}
+        return self._call("PATCH", f"/incidents/{incident_id}", json=body)
+
+    def cancel(self, incident_id: int, *, reason: str, note: str = "") -> Any:
+        body = {"reason": reason, "note": note}
+        return self._call("POST", f"/incidents/{incident_id}/cancel", json=body)
+
+    def reopen(self, incident_id: int, *, reason: str, status: str | None = None) -> Any:
+        body = {"reason": reason, **({"status": status} if status else {})}
+        return self._call("POST", f"/incidents/{incident_id}/reopen", json=body)
+
+    def merge(self, incident_id: int, *, into: int) -> Any:
+        return self._call("POST", f"/incidents/{incident_id}/merge", json={"into": into})
+
+    def approve(self, incident_id: int, step: str) -> Any:
+        path = f"/incidents/{incident_id}/steps/{quote(step, safe='')}/approve"
+        return self._call("POST", path, json={})
+
+    def follow_ups(self, incident_id: int) -> Any:
+        return self._call("GET", f"/incidents/{incident_id}/follow-ups")
+
+    def add_follow_up(self, incident_id: int, *, title: str, owner: str, due_at: str) -> Any:
+        body = {"title": title, "owner": owner, "due_at": due_at}
+        return self._call("POST", f"/incidents/{incident_id}/follow-ups", json=body)
+
+    def complete_follow_up(self, incident_id: int, follow_up: int) -> Any:
+        path = f"/incidents/{incident_id}/follow-ups/{follow_up}/done"
+        return self._call("POST", path, json={})
+
+    def timeline_markdown(self, incident_id: int) -> str:
+        return self._document(f"/incidents/{incident_id}/timeline.md")
+
+    def postmortem(self, incident_id: int) -> str:
+        return self._document(f"/incidents/{incident_id}/postmortem")
 
     def schedule_maintenance(
         self,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from incident import api_parsers as p
+from incident.cli import build_parser
 
 
 def refusal(parse: object, text: str) -> str:
@@ -75,3 +76,27 @@ def test_ids() -> None:
     assert p.step_id("escalate-vp-clevel") == "escalate-vp-clevel"
     for text in ("..", "a b", "a/b", ""):
         assert "not a step id" in refusal(p.step_id, text)
+
+
+def test_follow_up_refs_and_due_dates() -> None:
+    assert p.follow_up_id("FU-3") == p.follow_up_id("fu-3") == p.follow_up_id("3") == 3
+    for text in ("FU-", "FU-x", "0", "INC-3", "1" * 20):
+        assert "is not a follow-up (e.g. FU-3 or 3)" in refusal(p.follow_up_id, text)
+    before = datetime.now(UTC)
+    assert before + timedelta(days=7) <= p.instant("+7d") <= datetime.now(UTC) + timedelta(days=7)
+    assert p.instant("2026-12-10T12:00Z") == datetime(2026, 12, 10, 12, tzinfo=UTC)
+
+
+def test_the_new_commands_parse_their_arguments() -> None:
+    parse = build_parser().parse_args
+    cancel = parse(["cancel", "INC-4", "False-Alarm", "probe flapped"])
+    assert (cancel.id, cancel.reason, cancel.note) == (4, "false_alarm", "probe flapped")
+    assert parse(["cancel", "4", "declined"]).note == ""
+    assert parse(["merge", "8", "--into", "INC-7"]).into == 7
+    assert parse(["edit", "8", "--category", "Security"]).category == "security"
+    assert parse(["reopen", "8", "back", "--status", "Identified"]).status == "identified"
+    done = parse(["follow-up", "done", "8", "FU-3", "--json"])
+    assert (done.follow_up_command, done.id, done.follow_up, done.json) == ("done", 8, 3, True)
+    export = parse(["export", "8", "--output", "t.md", "--json"])
+    assert (str(export.output), export.json) == ("t.md", True)
+    assert not hasattr(parse(["postmortem", "8"]), "json")  # a Markdown document only
