@@ -6,6 +6,7 @@ Time is always a bound parameter (`now`), never the database's clock.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -137,6 +138,22 @@ _FINISH_OCCURRENCE = _UPDATE_OCCURRENCE.values(
     lease_owner=None,
     lease_expires_at=None,
 )
+
+
+# Searching incidents: a title contains the text (LIKE, its wildcards escaped), or the text
+# names the incident (INC-12, inc 12, 12).
+_LIKE_ESCAPE = "\\"
+_REF = re.compile(r"(?:inc[-\s]?)?0*([0-9]{1,16})", re.IGNORECASE)
+_MAX_ID = 2**53
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\': its % and _ are not wildcards."""
+    return (
+        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
+        .replace("%", _LIKE_ESCAPE + "%")
+        .replace("_", _LIKE_ESCAPE + "_")
+    )
 
 
 # SQLite: statements compiled once, run on the driver (see sqlite_statements.py).
@@ -298,9 +315,12 @@ class SqlTransaction:
 
     # --- incidents -------------------------------------------------------------------------
 
-    def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int:
+    def add_incident(
+        self, incident: Incident, *, idempotency_key: str | None, fingerprint: str | None = None
+    ) -> int:
         values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS if name != "id"}
         values["idempotency_key"] = idempotency_key
+        values["idempotency_fingerprint"] = fingerprint
         if idempotency_key is None:
             incident_id = self._insert_incident(values)
         else:
@@ -324,9 +344,9 @@ class SqlTransaction:
             raise NotFound(f"there is no incident {incident_id}")
         return _to_incident(rows[0])
 
-    def find_incident_by_key(self, idempotency_key: str) -> Incident | None:
+    def find_incident_by_key(self, idempotency_key: str) -> tuple[Incident, str | None] | None:
         rows = self._rows(_INCIDENT_BY_KEY, {"b_key": idempotency_key})
-        return _to_incident(rows[0]) if rows else None
+        return (_to_incident(rows[0]), rows[0].idempotency_fingerprint) if rows else None
 
     def find_incident_by_war_room(self, rooms: Sequence[str]) -> Incident | None:
         rooms = [r for r in rooms if r]
@@ -341,13 +361,32 @@ class SqlTransaction:
         self._rows(_UPDATE_INCIDENT, {**values, "b_id": incident.id})
 
     def list_incidents(
-        self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        severities: Sequence[Severity] = (),
+        search: str = "",
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Incident]:
         query = select(_I).order_by(_I.c.id.desc())
         if statuses:
             query = query.where(_I.c.status.in_([s.value for s in statuses]))
         if severities:
             query = query.where(_I.c.severity.in_([s.value for s in severities]))
+        search = search.strip()
+        if search:
+            # ILIKE on PostgreSQL, lower() LIKE lower() on SQLite: case-insensitive (on
+            # SQLite for ASCII letters only), with the person's % and _ taken literally.
+            found: Any = _I.c.title.ilike(f"%{_like_escaped(search)}%", escape=_LIKE_ESCAPE)
+            ref = _REF.fullmatch(search)
+            if ref is not None and int(ref.group(1)) <= _MAX_ID:
+                found = found | (_I.c.id == int(ref.group(1)))
+            query = query.where(found)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         return [_to_incident(r) for r in self._db.execute(query)]
 
     # --- timeline --------------------------------------------------------------------------

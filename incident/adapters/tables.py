@@ -72,6 +72,8 @@ class IncidentRow(SQLModel, table=True):
     conference_url: str | None = None
     # Set by callers that may retry a declaration (API Idempotency-Key, alert group keys).
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    # What was declared with that key (a hash): the same key with another body is refused.
+    idempotency_fingerprint: str | None = Field(default=None, max_length=64)
     # What the public status page shows: the name customers see, and the status of each
     # component the incident affects ({component id: status}).
     public_title: str | None = Field(default=None, max_length=200)

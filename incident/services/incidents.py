@@ -7,6 +7,8 @@ then tells the scheduler the plan changed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -301,12 +303,25 @@ async def declare_incident(
     if public_title is not None:
         incident.set_public_title(public_title, at=now, by=by)
 
+    fingerprint = declaration_fingerprint(incident) if idempotency_key is not None else None
+
+    def same_declaration(found: tuple[Incident, str | None]) -> Incident:
+        existing, declared_with = found
+        if declared_with is not None and declared_with != fingerprint:
+            raise InvalidValue(
+                "Idempotency-Key",
+                "this key was used for another declaration; use a new key for a new request",
+            )
+        return existing
+
     def work(tx: Transaction) -> tuple[Incident, bool]:
         if idempotency_key is not None:
-            existing = tx.find_incident_by_key(idempotency_key)
-            if existing is not None:
-                return existing, False
-        incident_id = tx.add_incident(incident, idempotency_key=idempotency_key)
+            found = tx.find_incident_by_key(idempotency_key)
+            if found is not None:
+                return same_declaration(found), False
+        incident_id = tx.add_incident(
+            incident, idempotency_key=idempotency_key, fingerprint=fingerprint
+        )
         tx.append_timeline(incident_id, [timeline_entry(e) for e in incident.events])
         replan(tx, incident, rt.playbooks, now=now, reason="declared", new=True)
         return incident, True
@@ -317,10 +332,10 @@ async def declare_incident(
     except Conflict:
         # A concurrent declaration with the same key committed first: answer with it.
         assert idempotency_key is not None
-        existing = await rt.store.run(lambda tx: tx.find_incident_by_key(idempotency_key))
-        if existing is None:  # pragma: no cover - the key cannot vanish
+        found = await rt.store.run(lambda tx: tx.find_incident_by_key(idempotency_key))
+        if found is None:  # pragma: no cover - the key cannot vanish
             raise
-        return existing, False
+        return same_declaration(found), False
     if result[1]:
         rt.plan_changed()
         rt.public_changed()
@@ -334,6 +349,22 @@ async def declare_incident(
             },
         )
     return result
+
+
+def declaration_fingerprint(incident: Incident) -> str:
+    """What a declaration asked for, as a hash: a retry with the same idempotency key must
+    ask for the same (as payment APIs require)."""
+    asked = {
+        "title": incident.title,
+        "severity": incident.severity.value,
+        "service": incident.service,
+        "impact": incident.impact,
+        "category": incident.category.value,
+        "commander": incident.commander,
+        "components": {k: v.value for k, v in sorted(incident.components.items())},
+        "public_title": incident.public_title,
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
 async def acknowledge_incident(rt: Runtime, incident_id: int, *, by: str) -> Incident:
@@ -805,8 +836,21 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
 
 
 async def list_incidents(
-    rt: Runtime, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
+    rt: Runtime,
+    *,
+    statuses: Sequence[Status] = (),
+    severities: Sequence[Severity] = (),
+    search: str = "",
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Incident]:
+    """Newest first; `search`, `limit` and `offset` as `Transaction.list_incidents`."""
+    if limit is not None and limit < 1:
+        raise InvalidValue("limit", "give a limit of at least 1")
+    if offset < 0:
+        raise InvalidValue("offset", "give an offset of 0 or more")
     return await rt.store.run(
-        lambda tx: tx.list_incidents(statuses=statuses, severities=severities)
+        lambda tx: tx.list_incidents(
+            statuses=statuses, severities=severities, search=search, limit=limit, offset=offset
+        )
     )

@@ -150,17 +150,36 @@ class Transaction(Protocol):
     """What a unit of work can do. Synchronous: a whole unit of work runs in one go, in one
     database transaction, off the event loop (see adapters/database.py)."""
 
-    def add_incident(self, incident: Incident, *, idempotency_key: str | None) -> int: ...
+    def add_incident(
+        self, incident: Incident, *, idempotency_key: str | None, fingerprint: str | None = None
+    ) -> int:
+        """Store a new incident; with a key, also `fingerprint`: what was declared with it."""
+        ...
+
     def get_incident(self, incident_id: int, *, lock: bool = False) -> Incident: ...
-    def find_incident_by_key(self, idempotency_key: str) -> Incident | None: ...
+    def find_incident_by_key(self, idempotency_key: str) -> tuple[Incident, str | None] | None:
+        """The incident declared with this key, and the fingerprint it was declared with."""
+        ...
+
     def find_incident_by_war_room(self, rooms: Sequence[str]) -> Incident | None:
         """The incident whose war room is one of `rooms` (channel ids or names)."""
         ...
 
     def save_incident(self, incident: Incident) -> None: ...
     def list_incidents(
-        self, *, statuses: Sequence[Status] = (), severities: Sequence[Severity] = ()
-    ) -> list[Incident]: ...
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        severities: Sequence[Severity] = (),
+        search: str = "",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Incident]:
+        """Newest first. `search`: only those whose title contains it (case-insensitive,
+        `%` and `_` literal) or that it names (`INC-12`, `12`); `limit` and `offset` page
+        through them, all decided by the database."""
+        ...
+
     def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None: ...
     def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
     def public_incidents(self, *, since: datetime) -> list[tuple[Incident, list[TimelineEntry]]]:

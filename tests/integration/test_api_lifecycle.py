@@ -279,3 +279,18 @@ async def test_numbers_components_and_links_as_the_document_says(client: Client)
     assert re.search(title["pattern"], "   ") is None
     assert re.search(title["pattern"], "a\u202eb") is None
     assert re.search(title["pattern"], " Checkout down ") is not None
+
+
+async def test_an_idempotency_key_reused_for_another_body_is_refused(client: Client) -> None:
+    headers = {**auth("responder"), "Idempotency-Key": "deploy-42"}
+    body = {"title": "Checkout API down", "severity": "P1"}
+    first = await client.post("/api/v1/incidents", json=body, headers=headers)
+    assert first.status == 201
+    again = await client.post("/api/v1/incidents", json=body, headers=headers)
+    assert again.status == 200 and (await again.json())["created"] is False
+    other = await client.post("/api/v1/incidents", json={**body, "severity": "P2"}, headers=headers)
+    assert other.status == 422
+    detail = (await other.json())["detail"]
+    assert "another declaration" in detail and "new key" in detail
+    listed = await client.get("/api/v1/incidents", headers=auth("viewer"))
+    assert len((await listed.json())["incidents"]) == 1  # nothing declared by the refusal

@@ -96,7 +96,7 @@ def _alert_group(incident_id: int) -> AlertGroup:
 def _through_the_store(session: Session) -> None:
     tx = SqlTransaction(session)
     incident = _incident()
-    incident_id = tx.add_incident(incident, idempotency_key="group-1")
+    incident_id = tx.add_incident(incident, idempotency_key="group-1", fingerprint="f" * 64)
     tx.append_timeline(incident_id, ENTRIES)
     tx.reconcile(incident_id, PLANNED, STEPS, now=AT, new=True)
     tx.add_alert_group(_alert_group(incident_id))
@@ -107,11 +107,12 @@ def _through_sqlalchemy_types(session: Session) -> None:
     values = {
         name: getattr(incident, name)
         for name in IncidentRow.model_fields
-        if name not in ("id", "idempotency_key")
+        if name not in ("id", "idempotency_key", "idempotency_fingerprint")
     }
     table: Table = IncidentRow.__table__  # type: ignore[attr-defined]
     incident_id = session.execute(
-        insert(table).returning(table.c.id), {**values, "idempotency_key": "group-1"}
+        insert(table).returning(table.c.id),
+        {**values, "idempotency_key": "group-1", "idempotency_fingerprint": "f" * 64},
     ).scalar_one()
     session.execute(
         insert(TimelineRow.__table__),  # type: ignore[attr-defined]

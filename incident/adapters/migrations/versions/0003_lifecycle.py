@@ -27,6 +27,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("merged_into", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("idempotency_fingerprint", sa.String(length=64), nullable=True)
+        )
     with op.batch_alter_table("step_occurrences", schema=None) as batch_op:
         batch_op.add_column(sa.Column("approved_by", sa.String(), nullable=True))
         batch_op.add_column(sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True))
@@ -58,6 +61,7 @@ def downgrade() -> None:
         batch_op.drop_column("approved_at")
         batch_op.drop_column("approved_by")
     with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_column("idempotency_fingerprint")
         batch_op.drop_column("changed_at")
         batch_op.drop_column("reopened_at")
         batch_op.drop_column("merged_into")
