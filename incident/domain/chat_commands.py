@@ -7,16 +7,23 @@ what goes to customers and the status page carries no chat syntax.
 
 Which incident: commands other than `declare` and `help` act on the incident whose war room
 they are typed in, unless they name one, right after the command (`ack INC-12`, `ack #12`)
-or right before it (`INC-12 ack`).
+or right before it (`INC-12 ack`). `merge` names the incident it merges into (`merge INC-7`:
+the war room's incident is the duplicate; elsewhere `merge INC-12 INC-7`).
+
+What we write back is Slack mrkdwn: `&`, `<` and `>` of our own text are escaped
+(`&lt;step&gt;`), or Slack would read a placeholder as a link or a mention.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from typing import ClassVar
 
-from incident.domain.incident import OPEN_STATUSES, Severity, Status
+from incident.domain.errors import InvalidValue
+from incident.domain.incident import OPEN_STATUSES, Cancellation, Category, Severity, Status
+from incident.domain.playbook import parse_duration
 
 # An incident reference: INC-12 or #12 (any case).
 _REF = re.compile(r"(?:inc-|#)(\d{1,15})", re.IGNORECASE)
@@ -27,6 +34,14 @@ _TOKEN = re.compile(r"<([^<>]*)>")
 _LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 # A word, or one of Slack's tokens whole (a label in it may hold spaces: <https://x|the RCA>).
 _WORD = re.compile(r"\s*(<[^<>]*>|\S+)\s*(.*)", re.DOTALL)
+# A follow-up action item: FU-3 or 3.
+_FOLLOW_UP = re.compile(r"(?:fu-)?(\d{1,15})", re.IGNORECASE)
+# The keys of `followup <title> owner:<who> due:<when>`, each at the start of a word.
+_FOLLOW_UP_KEY = re.compile(r"(?:^|(?<=\s))(owner|due):", re.IGNORECASE)
+# Slack's e-mail link: <mailto:sam@example.com|sam@example.com>.
+_MAILTO = re.compile(r"<mailto:([^|<>\s]+)(?:\|[^<>]*)?>", re.IGNORECASE)
+# A date alone is due at the end of that day, UTC.
+END_OF_DAY = time(23, 59, tzinfo=UTC)
 
 
 # --- the commands --------------------------------------------------------------------------
@@ -115,6 +130,79 @@ class ShowTimeline(OnIncident):
     name: ClassVar[str] = "timeline"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Retitle(OnIncident):
+    name: ClassVar[str] = "title"
+    title: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescribeImpact(OnIncident):
+    name: ClassVar[str] = "impact"
+    impact: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetService(OnIncident):
+    name: ClassVar[str] = "service"
+    service: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetCategory(OnIncident):
+    name: ClassVar[str] = "category"
+    category: Category
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancel(OnIncident):
+    name: ClassVar[str] = "cancel"
+    reason: Cancellation
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reopen(OnIncident):
+    name: ClassVar[str] = "reopen"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Merge(OnIncident):
+    """The incident acted on (the war room's, or `incident_id`) is the duplicate."""
+
+    name: ClassVar[str] = "merge"
+    into: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approve(OnIncident):
+    name: ClassVar[str] = "approve"
+    step_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddFollowUp(OnIncident):
+    """`owner` None means whoever typed the command; `due` is an instant, or a time from
+    now (the parser has no clock)."""
+
+    name: ClassVar[str] = "followup"
+    title: str
+    owner: str | None
+    due: datetime | timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteFollowUp(OnIncident):
+    name: ClassVar[str] = "followup done"
+    follow_up: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListFollowUps(OnIncident):
+    name: ClassVar[str] = "followups"
+
+
 IncidentCommand = (
     Acknowledge
     | SetStatus
@@ -126,13 +214,25 @@ IncidentCommand = (
     | CompleteRca
     | ShowNext
     | ShowTimeline
+    | Retitle
+    | DescribeImpact
+    | SetService
+    | SetCategory
+    | Cancel
+    | Reopen
+    | Merge
+    | Approve
+    | AddFollowUp
+    | CompleteFollowUp
+    | ListFollowUps
 )
 Command = Help | Declare | IncidentCommand
 
 
 # --- help and usage ------------------------------------------------------------------------
 
-# (name, arguments, what it does), in the order the help shows them.
+# (name, arguments, what it does), in the order the help shows them. Arguments are written
+# plainly here; the help escapes them for Slack.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("declare", "<P1-P4> <title>", "declare an incident; you become its commander"),
     ("ack", "", "acknowledge it: someone is on it"),
@@ -149,28 +249,69 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "change the severity; lowering it is for the commander or an admin",
     ),
     ("ic", "<@person|me>", "make someone the incident commander (pick them from the list)"),
+    ("title", "<title>", "correct the title (one line)"),
+    ("impact", "<text>", "say who is affected and how"),
+    ("service", "<name>", "correct the service affected"),
+    (
+        "category",
+        "<" + "|".join(c.value for c in Category) + ">",
+        "re-route it: security brings the security team and holds customer texts for approval",
+    ),
     ("resolve", "<summary>", "resolve it (commander or admin); the RCA clock starts"),
     ("rca", "<link>", "mark the root-cause analysis done, with its link (commander or admin)"),
+    ("reopen", "<reason>", "reopen a resolved incident (commander)"),
+    (
+        "cancel",
+        "<false_alarm|declined> [note]",
+        "call it off: a false alarm, or real but not an incident (commander)",
+    ),
+    (
+        "merge",
+        "<INC-n>",
+        "this incident is a duplicate of INC-n: merge it into that one (commander of both)",
+    ),
+    ("approve", "<step>", "let a customer text held for approval go out (commander)"),
     ("next", "", "the upcoming playbook steps and when each is due"),
     ("timeline", "", "what has happened so far"),
+    (
+        "followup",
+        "<title> owner:<who> due:<YYYY-MM-DD|+7d>",
+        "add an action item; its owner (@person, me or an e-mail) is reminded until it is done",
+    ),
+    ("followup done", "<FU-n>", "mark an action item done"),
+    ("followups", "", "the action items and who owns them"),
     ("help", "", "this help"),
 )
 _ARGUMENTS = {name: arguments for name, arguments, _ in COMMANDS}
-_ALIASES = {"acknowledge": "ack", "sev": "severity", "commander": "ic", "?": "help"}
+_ALIASES = {
+    "acknowledge": "ack",
+    "sev": "severity",
+    "commander": "ic",
+    "?": "help",
+    "follow-up": "followup",
+    "follow-ups": "followups",
+}
+
+
+def escape(text: str) -> str:
+    """Our own text for a Slack message: `&`, `<` and `>` as Slack's entities, so that
+    `<step>` reads as written instead of as a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def usage_line(name: str, slash: str = "/incident") -> str:
     arguments = _ARGUMENTS[name]
-    return f"`{slash} {name}{' ' + arguments if arguments else ''}`"
+    return f"`{slash} {name}{' ' + escape(arguments) if arguments else ''}`"
 
 
 def help_text(slash: str = "/incident") -> str:
     lines = [f"*{slash}* runs an incident from chat:"]
-    lines += [f"• {usage_line(name, slash)}: {what}" for name, _, what in COMMANDS]
+    lines += [f"• {usage_line(name, slash)}: {escape(what)}" for name, _, what in COMMANDS]
     lines.append(
         "Commands other than `declare` and `help` act on the incident whose war room you "
         f"type them in. Anywhere else, name the incident after the command: `{slash} ack "
-        "INC-12` (or `#12`)."
+        f"INC-12` (or `#12`); `{slash} merge INC-12 INC-7` merges the duplicate INC-12 into "
+        "INC-7."
     )
     return "\n".join(lines)
 
@@ -178,7 +319,8 @@ def help_text(slash: str = "/incident") -> str:
 @dataclass(frozen=True)
 class Usage:
     """What was wrong with the text, and the usage of the command it was meant to be
-    (`command` None: the command itself was not recognised, so all of them)."""
+    (`command` None: the command itself was not recognised, so all of them). `problem` is
+    Slack text: what it quotes of the command is escaped."""
 
     problem: str
     command: str | None = None
@@ -215,6 +357,8 @@ def parse(text: str) -> Command | Usage:
         if incident_id is not None:
             return Usage(f"{name} takes no incident id", name)
         return Help() if name == "help" else _declare(rest)
+    if name == "merge":  # its incident ids are read together: which one is the duplicate
+        return _merge(incident_id, rest)
     if incident_id is None:
         first, after = _split(rest)
         if first is not None and (incident_id := _incident_ref(first)) is not None:
@@ -251,12 +395,20 @@ def _on_incident(name: str, incident_id: int | None, rest: str) -> Command | Usa
                 "timeline": ShowTimeline,
             }
             return kinds[name](incident_id=incident_id)
+        case "followups":
+            if rest.strip():
+                return Usage(
+                    f"followups takes nothing after it (got {_quote(rest)}); to add one, "
+                    f"use {_code('followup <title> owner:<who> due:<date>')}",
+                    name,
+                )
+            return ListFollowUps(incident_id=incident_id)
         case "status":
             word, message = _split(rest)
             status = _status(word)
             if status is None:
                 if word is not None and word.lower() == Status.RESOLVED.value:
-                    return Usage("to resolve, use `resolve <summary>`", "status")
+                    return Usage(f"to resolve, use {_code('resolve <summary>')}", "status")
                 shown = f", not {_quote(word)}" if word else ""
                 return Usage(
                     f"status needs investigating, identified or monitoring{shown}", "status"
@@ -265,16 +417,16 @@ def _on_incident(name: str, incident_id: int | None, rest: str) -> Command | Usa
             if not message:
                 return Usage("status needs a message for customers after the status", "status")
             return SetStatus(incident_id=incident_id, status=status, message=message)
-        case "update" | "note" | "resolve":
-            message = plain_text(rest)
-            if not message:
-                what = {"update": "a message for customers", "note": "the note's text"}
-                return Usage(f"{name} needs {what.get(name, 'a summary of what fixed it')}", name)
-            if name == "update":
-                return CustomerUpdate(incident_id=incident_id, message=message)
-            if name == "note":
-                return Note(incident_id=incident_id, text=message)
-            return Resolve(incident_id=incident_id, summary=message)
+        case "update" | "note" | "resolve" | "title" | "impact" | "service" | "reopen":
+            return _free_text(name, incident_id, plain_text(rest))
+        case "category":
+            return _category(incident_id, rest)
+        case "cancel":
+            return _cancel(incident_id, rest)
+        case "approve":
+            return _approve(incident_id, rest)
+        case "followup":
+            return _follow_up(incident_id, rest)
         case "severity":
             word, reason = _split(rest)
             severity = _severity(word)
@@ -289,6 +441,206 @@ def _on_incident(name: str, incident_id: int | None, rest: str) -> Command | Usa
         case "rca":
             return _rca(incident_id, rest)
     raise AssertionError(f"no parser for {name!r}")  # pragma: no cover - COMMANDS lists all
+
+
+_NEEDS = {
+    "update": "a message for customers",
+    "note": "the note's text",
+    "resolve": "a summary of what fixed it",
+    "title": "the new title, in a line",
+    "impact": "who is affected and how",
+    "service": "the name of the service affected",
+    "reopen": "the reason it is reopened",
+}
+
+
+def _free_text(name: str, incident_id: int | None, text: str) -> IncidentCommand | Usage:
+    """The commands whose argument is text; its limits are the domain's (as for the API)."""
+    if not text:
+        return Usage(f"{name} needs {_NEEDS[name]}", name)
+    match name:
+        case "update":
+            return CustomerUpdate(incident_id=incident_id, message=text)
+        case "note":
+            return Note(incident_id=incident_id, text=text)
+        case "resolve":
+            return Resolve(incident_id=incident_id, summary=text)
+        case "title":
+            return Retitle(incident_id=incident_id, title=text)
+        case "impact":
+            return DescribeImpact(incident_id=incident_id, impact=text)
+        case "service":
+            return SetService(incident_id=incident_id, service=text)
+    return Reopen(incident_id=incident_id, reason=text)
+
+
+def _category(incident_id: int | None, rest: str) -> SetCategory | Usage:
+    word, extra = _split(rest)
+    names = ", ".join(c.value for c in Category)
+    if word is None:
+        return Usage(f"category needs one of {names}", "category")
+    if extra.strip():
+        return Usage(f"category takes one word (got {_quote(rest)})", "category")
+    try:
+        category = Category.parse(word)
+    except InvalidValue:
+        return Usage(f"unknown category {_quote(word)}; use one of {names}", "category")
+    return SetCategory(incident_id=incident_id, category=category)
+
+
+def _cancel(incident_id: int | None, rest: str) -> Cancel | Usage:
+    word, note = _split(rest)
+    if word is None:
+        return Usage(
+            "cancel needs a reason: false_alarm (nothing was wrong) or declined (real, but "
+            "not an incident)",
+            "cancel",
+        )
+    second, after = _split(note)
+    if word.lower() == "false" and second is not None and second.lower() == "alarm":
+        word, note = "false_alarm", after  # `cancel false alarm`, as people say it
+    try:
+        reason = Cancellation.parse(word)
+    except InvalidValue:
+        return Usage(f"cancel needs false_alarm or declined, not {_quote(word)}", "cancel")
+    if reason is Cancellation.DUPLICATE:
+        return Usage(
+            f"a duplicate is merged into the incident it duplicates: {_code('merge <INC-n>')}",
+            "cancel",
+        )
+    return Cancel(incident_id=incident_id, reason=reason, note=plain_text(note))
+
+
+def _merge(incident_id: int | None, rest: str) -> Merge | Usage:
+    """`merge INC-7` (the war room's incident is the duplicate), `merge INC-12 INC-7`,
+    `INC-12 merge INC-7`; `into` may stand before the last."""
+    words = rest.split()
+    if len(words) >= 2 and words[-2].lower() == "into":
+        del words[-2]
+    refs = [_incident_ref(word) for word in words]
+    wrong = next((word for word, ref in zip(words, refs, strict=True) if ref is None), None)
+    if wrong is not None:
+        return Usage(f"merge takes incident ids like INC-7, not {_quote(wrong)}", "merge")
+    ids = [ref for ref in refs if ref is not None]
+    if incident_id is not None:
+        ids.insert(0, incident_id)
+    if not ids or len(ids) > 2 or (len(ids) == 1 and incident_id is not None):
+        return Usage(
+            "merge needs the incident this one duplicates: in the duplicate's war room "
+            f"{_code('merge INC-7')}, elsewhere {_code('merge INC-12 INC-7')} (INC-12 is the "
+            "duplicate)",
+            "merge",
+        )
+    if len(ids) == 1:
+        return Merge(into=ids[0])
+    return Merge(incident_id=ids[0], into=ids[1])
+
+
+def _approve(incident_id: int | None, rest: str) -> Approve | Usage:
+    word, extra = _split(rest)
+    if word is None:
+        return Usage(
+            f"approve needs the step's id: {_code('next')} shows the steps waiting for approval",
+            "approve",
+        )
+    if extra.strip():
+        return Usage(f"approve takes one step id (got {_quote(rest)})", "approve")
+    # Copied from a message that showed it as code, the id may keep its backticks.
+    step_id = plain_text(word).strip("`")
+    if not step_id:
+        return Usage("approve needs the step's id", "approve")
+    return Approve(incident_id=incident_id, step_id=step_id)
+
+
+def _follow_up(incident_id: int | None, rest: str) -> AddFollowUp | CompleteFollowUp | Usage:
+    word, after = _split(rest)
+    if word is not None and word.lower() == "done":
+        return _follow_up_done(incident_id, after)
+    parts = _FOLLOW_UP_KEY.split(rest)
+    title = plain_text(parts[0])
+    values: dict[str, str] = {}
+    for written, value in zip(parts[1::2], parts[2::2], strict=True):
+        key = written.lower()
+        if key in values:
+            return Usage(f"followup takes {key}: once", "followup")
+        values[key] = value.strip()
+    if not title:
+        return Usage("followup needs what is to be done first, then owner: and due:", "followup")
+    if not values.get("owner"):
+        return Usage(
+            "followup needs its owner: owner:@person (or owner:me, a name or an e-mail)",
+            "followup",
+        )
+    due_text = values.get("due", "")
+    due_word, extra = _split(due_text)
+    if due_word is None:
+        return Usage("followup needs when it is due: due:2026-12-10 or due:+7d", "followup")
+    if extra.strip():
+        return Usage(
+            f"due: takes one date (got {_quote(due_text)}); put the title before owner: and due:",
+            "followup",
+        )
+    due = _due(due_word)
+    if isinstance(due, Usage):
+        return due
+    return AddFollowUp(incident_id=incident_id, title=title, owner=_owner(values["owner"]), due=due)
+
+
+def _follow_up_done(incident_id: int | None, rest: str) -> CompleteFollowUp | Usage:
+    words = rest.split()
+    if incident_id is None and len(words) == 2 and _incident_ref(words[0]) is not None:
+        incident_id = _incident_ref(words.pop(0))  # `followup done INC-12 FU-3`
+    match = _FOLLOW_UP.fullmatch(words[0]) if len(words) == 1 else None
+    if match is None or int(match.group(1)) < 1:
+        shown = f" (got {_quote(rest)})" if rest.strip() else ""
+        return Usage(
+            f"followup done needs one action item, like FU-3{shown}; {_code('followups')} "
+            "lists them",
+            "followup done",
+        )
+    return CompleteFollowUp(incident_id=incident_id, follow_up=int(match.group(1)))
+
+
+def _owner(text: str) -> str | None:
+    """A Slack user as `@U123` (its reminders then reach them directly), an e-mail address,
+    or a name; None for `me`."""
+    text = text.strip()
+    if text.lower() == "me":
+        return None
+    mention = _MENTION.fullmatch(text)
+    if mention is not None:
+        return f"@{mention.group(1)}"
+    mailto = _MAILTO.fullmatch(text)
+    if mailto is not None:
+        return _unescape(mailto.group(1))
+    return plain_text(text)
+
+
+def _due(word: str) -> datetime | timedelta | Usage:
+    """`+7d`, `+36h`, `+1d12h` (from now), `2026-12-10` (the end of that day, UTC), or a
+    time with its zone (`2026-12-10T09:00Z`). Whether it is in the future and within a year
+    is the domain's to say."""
+    problem = (
+        f"due: needs a date like 2026-12-10, a time with its zone like 2026-12-10T09:00Z, or "
+        f"a time from now like +7d (got {_quote(word)})"
+    )
+    if word.startswith("+"):
+        try:
+            return parse_duration(word[1:])
+        except ValueError:
+            return Usage(problem, "followup")
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", word):
+            return datetime.combine(datetime.fromisoformat(word).date(), END_OF_DAY)
+        moment = datetime.fromisoformat(word)
+    except ValueError:
+        return Usage(problem, "followup")
+    if moment.tzinfo is None:
+        return Usage(
+            f"due: {_quote(word)} has no time zone; add one (Z for UTC), or give a date alone",
+            "followup",
+        )
+    return moment.astimezone(UTC)
 
 
 def _assign(incident_id: int | None, rest: str) -> AssignCommander | Usage:
@@ -374,9 +726,16 @@ def _status(word: str | None) -> Status | None:
 
 
 def _quote(text: str, limit: int = 40) -> str:
-    text = text.strip()
+    """What the person typed, shown back as they read it (a mention as `@bob`, not a ping),
+    escaped for Slack."""
+    text = plain_text(text)
     shown = text if len(text) <= limit else text[: limit - 1] + "…"
-    return f"'{shown}'"
+    return f"'{escape(shown)}'"
+
+
+def _code(text: str) -> str:
+    """A command in a problem's text, as code, escaped for Slack."""
+    return f"`{escape(text)}`"
 
 
 def _unescape(text: str) -> str:

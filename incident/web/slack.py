@@ -36,16 +36,27 @@ from incident.domain.access import (
 )
 from incident.domain.chat_commands import (
     Acknowledge,
+    AddFollowUp,
+    Approve,
     AssignCommander,
+    Cancel,
     ChangeSeverity,
     Command,
+    CompleteFollowUp,
     CompleteRca,
     CustomerUpdate,
     Declare,
+    DescribeImpact,
     Help,
     IncidentCommand,
+    ListFollowUps,
+    Merge,
     Note,
+    Reopen,
     Resolve,
+    Retitle,
+    SetCategory,
+    SetService,
     SetStatus,
     ShowNext,
     ShowTimeline,
@@ -55,13 +66,16 @@ from incident.domain.chat_commands import (
     usage_line,
 )
 from incident.domain.errors import (
+    Conflict,
     DomainError,
     Forbidden,
     IllegalTransition,
     InvalidValue,
     NotFound,
 )
-from incident.domain.incident import OPEN_STATUSES, Role
+from incident.domain.follow_ups import FollowUp
+from incident.domain.incident import OPEN_STATUSES, Incident, Role, Status
+from incident.domain.records import TimelineEntry
 from incident.services import incidents as uc
 from incident.services.incidents import IncidentView, Runtime
 from incident.web.background import run_in_background
@@ -84,6 +98,10 @@ SLACK_HTTP = web.AppKey("slack_http", httpx.AsyncClient)
 _TIMESTAMP = re.compile(r"\d{1,12}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
 _OUR_MENTION = re.compile(r"(<@[UW][A-Z0-9]{1,30}>)")
+# A Slack user kept as a follow-up's owner (`@U123`: its reminders reach them directly).
+_SLACK_HANDLE = re.compile(r"@([UW][A-Z0-9]{1,30})")
+# The API's field names, as a person typing the command knows them.
+_FIELD_WORDS = {"due_at": "due", "text": "note", "into": "the incident to merge into"}
 _TRIGGER_ID = re.compile(r"[\w.\-]{1,150}")
 
 
@@ -382,13 +400,14 @@ async def execute(
     except Forbidden as error:
         return Reply(f"Not allowed: {_esc(str(error))}.", "refused")
     except InvalidValue as error:
+        field = _FIELD_WORDS.get(error.field, error.field.replace("_", " "))
         return Reply(
-            f"{_esc(error.message)} ({error.field}).\nUsage: {usage_line(command.name, slash)}",
+            f"{_esc(error.message)} ({field}).\nUsage: {usage_line(command.name, slash)}",
             "invalid",
         )
     except NotFound as error:
         return Reply(f"{_esc(str(error))}: check the incident id.", "not_found")
-    except IllegalTransition as error:
+    except (IllegalTransition, Conflict) as error:
         return Reply(f"Not now: {_esc(str(error))}.", "not_allowed_now")
     except DomainError as error:
         return Reply(_esc(str(error)), "failed")
@@ -447,7 +466,9 @@ async def _execute(
             )
         case _:
             incident_id = await _target(rt, command, rooms, slash)
-            reply = await _on_incident(rt, principal, command, incident_id)
+            # What to type next about this incident: the war room's needs no id.
+            here = "" if command.incident_id is None else f"INC-{incident_id} "
+            reply = await _on_incident(rt, principal, command, incident_id, slash=slash, here=here)
             return replace(reply, incident_id=incident_id)
 
 
@@ -460,15 +481,28 @@ async def _target(rt: Runtime, command: IncidentCommand, rooms: Sequence[str], s
     open_now = await uc.list_incidents(rt, statuses=OPEN_STATUSES)
     listed = "".join(f"\n• *{i.ref}* {i.severity.value} {_esc(i.title)}" for i in open_now[:10])
     open_list = f"\nOpen incidents:{listed}" if listed else "\nNo incident is open."
+    example = (
+        f"`{slash} merge INC-12 INC-{command.into}` (INC-12 being the duplicate)"
+        if isinstance(command, Merge)
+        else f"`{slash} {command.name} INC-12` (or `#12`)"
+    )
     raise _NoIncidentHere(
         f"This channel is not an incident's war room. Type the command in the war room, or "
-        f"name the incident: `{slash} {command.name} INC-12` (or `#12`).{open_list}"
+        f"name the incident: {example}.{open_list}"
     )
 
 
 async def _on_incident(
-    rt: Runtime, principal: Principal, command: IncidentCommand, incident_id: int
+    rt: Runtime,
+    principal: Principal,
+    command: IncidentCommand,
+    incident_id: int,
+    *,
+    slash: str,
+    here: str,
 ) -> Reply:
+    """Run a command on one incident. `here`: what names the incident in a command typed
+    where this one was (empty in its war room, `INC-12 ` elsewhere), for the hints."""
     by = principal.name
     match command:
         case Acknowledge():
@@ -541,18 +575,198 @@ async def _on_incident(
                 f"*{incident.ref}* is {incident.status.value}.",
                 in_channel=True,
             )
+        case Retitle() | DescribeImpact() | SetService() | SetCategory():
+            return await _edit(rt, principal, command, incident_id, slash=slash, here=here)
+        case Cancel() | Reopen() | Merge() | Approve():
+            return await _lifecycle(rt, principal, command, incident_id, slash=slash, here=here)
+        case AddFollowUp() | CompleteFollowUp() | ListFollowUps():
+            return await _follow_up(rt, principal, command, incident_id, slash=slash, here=here)
         case ShowNext():
             await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
             view = await uc.get_incident(rt, incident_id)
             incident = view.incident
+            steps = _steps(
+                view, rt.clock.now(), limit=LIST_LIMIT, approve=f"{slash} approve {here}"
+            )
             return Reply(
                 f"Upcoming steps of *{incident.ref}* ({incident.severity.value}, "
-                f"{incident.status.value}):\n{_steps(view, rt.clock.now(), limit=LIST_LIMIT)}"
+                f"{_state(incident)}):\n{steps}"
             )
         case ShowTimeline():
             await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
             view = await uc.get_incident(rt, incident_id)
-            return Reply(_timeline(view))
+            return Reply(_timeline(view, approve=f"{slash} approve {here}"))
+    assert_never(command)
+
+
+async def _edit(
+    rt: Runtime,
+    principal: Principal,
+    command: Retitle | DescribeImpact | SetService | SetCategory,
+    incident_id: int,
+    *,
+    slash: str,
+    here: str,
+) -> Reply:
+    """Correct one fact of the incident, as `PATCH /incidents/{id}` does."""
+    by = principal.name
+    before = await uc.authorize_on(rt, principal, incident_id, Action.EDIT)
+    match command:
+        case Retitle(title=title):
+            incident = await uc.edit_incident(rt, incident_id, by=by, title=title)
+            return Reply(
+                f"*{incident.ref}* retitled by {by}: {_esc(incident.title)}\n"
+                f"(was: {_esc(before.title)})",
+                in_channel=True,
+            )
+        case DescribeImpact(impact=impact):
+            incident = await uc.edit_incident(rt, incident_id, by=by, impact=impact)
+            return Reply(
+                f"Impact of *{incident.ref}*, as {by} describes it:\n>{_esc(incident.impact)}",
+                in_channel=True,
+            )
+        case SetService(service=service):
+            incident = await uc.edit_incident(rt, incident_id, by=by, service=service)
+            was = _esc(before.service) if before.service else "none named"
+            return Reply(
+                f"*{incident.ref}* is about the service *{_esc(incident.service)}* (was: {was}), "
+                f"changed by {by}.",
+                in_channel=True,
+            )
+        case SetCategory(category=category):
+            incident = await uc.edit_incident(rt, incident_id, by=by, category=category)
+            held = (
+                " Its automatic customer texts now wait for the commander's approval: "
+                f"{_typed(slash, 'approve', here, '&lt;step&gt;')}."
+                if category in rt.approval_categories
+                else ""
+            )
+            return Reply(
+                f"*{incident.ref}* is now a *{category.value}* incident (was "
+                f"{before.category.value}), changed by {by}. Its steps are planned again: "
+                f"{_typed(slash, 'next', here)} shows them.{held}",
+                in_channel=True,
+            )
+    assert_never(command)
+
+
+async def _lifecycle(
+    rt: Runtime,
+    principal: Principal,
+    command: Cancel | Reopen | Merge | Approve,
+    incident_id: int,
+    *,
+    slash: str,
+    here: str,
+) -> Reply:
+    """Cancel, reopen, merge, approve: as the API's operations of the same names."""
+    by = principal.name
+    match command:
+        case Cancel(reason=reason, note=note):
+            await uc.authorize_on(rt, principal, incident_id, Action.CANCEL)
+            incident = await uc.cancel_incident(rt, incident_id, reason=reason, note=note, by=by)
+            why = f":\n>{_esc(note)}" if note else "."
+            return Reply(
+                f"*{incident.ref}* cancelled by {by} as {reason.words}{why}\n"
+                "Its playbook stops: its pages are resolved and the status page is updated. "
+                "No RCA is due.",
+                in_channel=True,
+            )
+        case Reopen(reason=reason):
+            await uc.authorize_on(rt, principal, incident_id, Action.REOPEN)
+            incident = await uc.reopen_incident(rt, incident_id, reason=reason, by=by)
+            return Reply(
+                f"*{incident.ref}* reopened by {by}, now {incident.status.value}:\n"
+                f">{_esc(reason)}\nIts update cadence resumes; resolve it again once it is "
+                "fixed.",
+                in_channel=True,
+            )
+        case Merge(into=into):
+            # Commander rights on both, as over the API: the one called off and the one
+            # that takes it over.
+            await uc.authorize_on(rt, principal, incident_id, Action.MERGE)
+            await uc.authorize_on(rt, principal, into, Action.MERGE)
+            target = await uc.merge_incident(rt, incident_id, into=into, by=by)
+            return Reply(
+                f"*INC-{incident_id}* merged by {by} into *{target.ref}* as a duplicate: it is "
+                f"cancelled (its pages resolved, off the status page) and {target.ref} takes "
+                f"over its components and alert groups. Carry on in {target.ref}: "
+                f"{_typed(slash, 'next', f'{target.ref} ')}.",
+                in_channel=True,
+            )
+        case Approve(step_id=step_id):
+            await uc.authorize_on(rt, principal, incident_id, Action.APPROVE_STEPS)
+            planned = await uc.get_incident(rt, incident_id)
+            step = next((u for u in planned.upcoming if u.step_id == step_id), None)
+            try:
+                incident = await uc.approve_step(rt, incident_id, step_id, by=by)
+            except NotFound as error:
+                return Reply(
+                    f"{_esc(str(error))}.\n{_typed(slash, 'next', here)} shows the upcoming "
+                    "steps and which wait for approval.",
+                    "not_found",
+                )
+            what = f" ({_esc(step.description)})" if step is not None and step.description else ""
+            when = (
+                "it goes out now"
+                if step is not None and step.state == "held"
+                else "it goes out when it is due"
+            )
+            return Reply(
+                f"`{step_id}`{what} of *{incident.ref}* approved by {by}: {when}.",
+                in_channel=True,
+            )
+    assert_never(command)
+
+
+async def _follow_up(
+    rt: Runtime,
+    principal: Principal,
+    command: AddFollowUp | CompleteFollowUp | ListFollowUps,
+    incident_id: int,
+    *,
+    slash: str,
+    here: str,
+) -> Reply:
+    """The incident's follow-up action items, as the API's `.../follow-ups` operations."""
+    by = principal.name
+    match command:
+        case AddFollowUp(title=title, owner=owner, due=due):
+            await uc.authorize_on(rt, principal, incident_id, Action.FOLLOW_UPS)
+            now = rt.clock.now()
+            item = await uc.add_follow_up(
+                rt,
+                incident_id,
+                title=title,
+                owner=owner or _handle(principal),
+                due_at=now + due if isinstance(due, timedelta) else due,
+                by=by,
+            )
+            return Reply(
+                f"Follow-up *{item.ref}* of *INC-{incident_id}* added by {by}: "
+                f"{_esc(item.title)}\nOwner: {_person(item.owner)}, due "
+                f"{_when(item.due_at, now)}. Reminders come a day before it is due, then daily "
+                f"until {_typed(slash, 'followup done', here, item.ref)}.",
+                in_channel=True,
+            )
+        case CompleteFollowUp(follow_up=number):
+            await uc.authorize_on(rt, principal, incident_id, Action.FOLLOW_UPS)
+            try:
+                item = await uc.complete_follow_up(rt, incident_id, number, by=by)
+            except NotFound as error:
+                return Reply(
+                    f"{_esc(str(error))}. {_typed(slash, 'followups', here)} lists them.",
+                    "not_found",
+                )
+            return Reply(
+                f"Follow-up *{item.ref}* of *INC-{incident_id}* marked done by {by}: "
+                f"{_esc(item.title)}. Its reminders stop.",
+                in_channel=True,
+            )
+        case ListFollowUps():
+            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
+            view = await uc.get_incident(rt, incident_id)
+            return Reply(_follow_ups(view, rt.clock.now(), slash=slash, here=here))
     assert_never(command)
 
 
@@ -594,19 +808,56 @@ def _relative(delta: timedelta) -> str:
     return f"in {span}" if seconds > 0 else f"{span} overdue"
 
 
-def _steps(view: IncidentView, now: datetime, *, limit: int) -> str:
+def _typed(slash: str, name: str, here: str, arguments: str = "") -> str:
+    """A command to type, as code: `here` names the incident (empty in its war room)."""
+    return "`" + f"{slash} {name} {here}{arguments}".strip() + "`"
+
+
+def _handle(principal: Principal) -> str:
+    """Whoever typed the command, as a follow-up's owner: `@U123`, whom reminders reach."""
+    mention = _OUR_MENTION.fullmatch(principal.name)
+    return "@" + principal.name[2:-1] if mention is not None else principal.name
+
+
+def _person(owner: str) -> str:
+    """An owner for a Slack message: a Slack user (`@U123`) mentioned, anyone else named."""
+    handle = _SLACK_HANDLE.fullmatch(owner)
+    return f"<@{handle.group(1)}>" if handle is not None else _esc(owner)
+
+
+def _state(incident: Incident) -> str:
+    """The status, and for a cancelled incident why."""
+    if incident.status is not Status.CANCELLED:
+        return incident.status.value
+    if incident.merged_into is not None:
+        return f"cancelled, merged into INC-{incident.merged_into}"
+    why = incident.cancellation.words if incident.cancellation is not None else ""
+    return f"cancelled as {why}" if why else "cancelled"
+
+
+def _steps(view: IncidentView, now: datetime, *, limit: int, approve: str | None = None) -> str:
+    """The upcoming steps, those held for approval first; `approve`: the command that
+    approves one (its step id follows), for the hints."""
     if not view.upcoming:
         return "No steps are planned: the playbook has nothing left to do."
     lines = []
-    for step in view.upcoming[:limit]:
+    for step in sorted(view.upcoming, key=lambda u: u.state != "held")[:limit]:
         notes = []
-        if step.state == "running":
+        how = f": `{approve}{step.step_id}`" if approve else ""
+        if step.state == "held":
+            notes.append(f"waiting for approval{how}")
+        elif step.state == "running":
             notes.append("running")
         elif step.last_error:
             error = _esc(step.last_error[:120])
             notes.append(f"retry {_when(step.run_at, now)} after: {error}")
         elif step.run_at > step.due_at:
             notes.append(f"snoozed until {_when(step.run_at, now)}")
+        if step.state != "held" and step.needs_approval:
+            ahead = f"; approve ahead{how}" if approve else ""
+            notes.append(f"needs the commander's approval when due{ahead}")
+        if step.approved_by:
+            notes.append(f"approved by {_esc(step.approved_by)}")
         extra = f" ({'; '.join(notes)})" if notes else ""
         what = _esc(step.description or step.action)
         lines.append(f"• {_when(step.due_at, now)} `{step.step_id}`: {what}{extra}")
@@ -615,16 +866,83 @@ def _steps(view: IncidentView, now: datetime, *, limit: int) -> str:
     return "\n".join(lines)
 
 
-def _timeline(view: IncidentView) -> str:
+def _follow_ups(view: IncidentView, now: datetime, *, slash: str, here: str) -> str:
+    incident = view.incident
+    if not view.follow_ups:
+        return (
+            f"*{incident.ref}* has no follow-up action items yet. Add one: "
+            f"{usage_line('followup', slash)}"
+        )
+    items = sorted(view.follow_ups, key=lambda f: (f.done_at is not None, f.due_at))
+    lines = [f"Follow-up action items of *{incident.ref}*:"]
+    for item in items[:LIST_LIMIT]:
+        if item.done_at is not None:
+            done_by = _esc(item.done_by or "someone")
+            lines.append(
+                f"• ~{item.ref}~ {_esc(item.title)} (owner {_person(item.owner)}): done by "
+                f"{done_by}, {item.done_at:%Y-%m-%d}"
+            )
+        else:
+            lines.append(
+                f"• *{item.ref}* {_esc(item.title)}: owner {_person(item.owner)}, due "
+                f"{_when(item.due_at, now)}"
+            )
+    if len(items) > LIST_LIMIT:
+        lines.append(f"…and {len(items) - LIST_LIMIT} more")
+    if any(item.done_at is None for item in items):
+        lines.append(f"Mark one done: {_typed(slash, 'followup done', here, 'FU-n')}")
+    return "\n".join(lines)
+
+
+def _timeline(view: IncidentView, *, approve: str | None = None) -> str:
     incident, entries = view.incident, view.timeline
     shown = entries[-LIST_LIMIT:]
-    head = f"Timeline of *{incident.ref}* ({incident.severity.value}, {incident.status.value})"
+    head = f"Timeline of *{incident.ref}* ({incident.severity.value}, {_state(incident)})"
     if len(entries) > len(shown):
         head += f", the latest {len(shown)} of {len(entries)} entries"
     lines = [head + ":"]
     for entry in shown:
         public = " (public)" if entry.public else ""
         lines.append(
-            f"• {entry.at:%m-%d %H:%M} UTC {_esc(entry.actor)}: {_esc(entry.text[:300])}{public}"
+            f"• {entry.at:%m-%d %H:%M} UTC {_esc(entry.actor)}: "
+            f"{_entry_text(entry, view, approve)}{public}"
         )
     return "\n".join(lines)
+
+
+def _entry_text(entry: TimelineEntry, view: IncidentView, approve: str | None) -> str:
+    """One timeline entry in words; the kinds whose stored text is for machines as much as
+    for people are put in words from their data."""
+    match entry.kind:
+        case "edited":
+            changes = entry.data.get("changes")
+            if isinstance(changes, list) and changes:
+                return "edited: " + "; ".join(_edit_words(change) for change in changes)
+        case "step_held":
+            still_held = any(
+                u.step_id == entry.step_id and u.state == "held" for u in view.upcoming
+            )
+            if still_held and approve and entry.step_id:
+                return f"{_esc(entry.text[:300])}; approve it: `{approve}{entry.step_id}`"
+        case "follow_up_added":
+            number = entry.data.get("follow_up")
+            item = next((f for f in view.follow_ups if f.id == number), None)
+            if item is not None:
+                return _follow_up_words(item)
+    return _esc(entry.text[:300])
+
+
+def _edit_words(change: object) -> str:
+    if not isinstance(change, dict):
+        return _esc(str(change))
+    field, old, new = (str(change.get(key) or "") for key in ("field", "old", "new"))
+    if field == "impact":
+        return f"impact: {_esc(new[:200])}" if new else "impact cleared"
+    return f"{_esc(field)} {_esc(old) or 'none'} → {_esc(new) or 'none'}"
+
+
+def _follow_up_words(item: FollowUp) -> str:
+    return (
+        f"follow-up {item.ref} added: {_esc(item.title)} (owner {_person(item.owner)}, due "
+        f"{item.due_at:%Y-%m-%d %H:%M} UTC)"
+    )

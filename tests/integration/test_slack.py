@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import hmac
 import itertools
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.access import AccessRole
-from incident.domain.incident import Severity, Status
+from incident.domain.incident import Cancellation, Category, Severity, Status
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
 from incident.web.context import CONTAINER
@@ -259,7 +260,7 @@ async def test_slacks_documented_request_is_accepted_then_refused_once_stale(
         reply = await response.json()
         # The example types the command with no text: that is a request for help.
         assert reply["response_type"] == "ephemeral"
-        assert "`/webhook-collect declare <P1-P4> <title>`" in reply["text"]
+        assert "`/webhook-collect declare &lt;P1-P4&gt; &lt;title&gt;`" in reply["text"]
 
         clock.advance(timedelta(minutes=5))  # exactly 300 s old: still inside the window
         response = await client.post("/slack/commands", data=VECTOR_BODY, headers=headers)
@@ -601,13 +602,13 @@ async def test_unknown_commands_and_bad_arguments_get_the_usage(
     unknown = await slack.command("frobnicate the database")
     assert not unknown.public
     assert unknown.text.startswith("unknown command 'frobnicate'.")
-    assert "`/incident declare <P1-P4> <title>`" in unknown.text
+    assert "`/incident declare &lt;P1-P4&gt; &lt;title&gt;`" in unknown.text
     assert "`/incident ack INC-12` (or `#12`)" in unknown.text
 
     bad = await slack.command("declare P9 Checkout down")
     assert not bad.public
     assert "declare needs a severity first: P1, P2, P3 or P4, not 'P9'" in bad.text
-    assert "Usage: `/incident declare <P1-P4> <title>`" in bad.text
+    assert "Usage: `/incident declare &lt;P1-P4&gt; &lt;title&gt;`" in bad.text
 
     mention = await slack.command("ic INC-1 @bob")
     assert not mention.public and "reached us as plain text" in mention.text
@@ -649,11 +650,382 @@ async def test_domain_refusals_are_friendly_replies(slack: Slack) -> None:
     long_title = await slack.command("declare P3 " + "x" * 250)
     assert not long_title.public
     assert "keep it under 200 (title)" in long_title.text
-    assert "Usage: `/incident declare <P1-P4> <title>`" in long_title.text
+    assert "Usage: `/incident declare &lt;P1-P4&gt; &lt;title&gt;`" in long_title.text
 
     metrics = await (await slack.client.get("/metrics")).text()
     assert 'incident_slack_commands_total{command="ack",result="not_allowed_now"} 1.0' in metrics
     assert 'incident_slack_commands_total{command="declare",result="ok"} 1.0' in metrics
+
+
+# --- correcting the facts, calling it off, reopening, merging --------------------------------
+
+
+async def test_title_impact_service_and_category_correct_the_facts(slack: Slack) -> None:
+    incident_id = await slack.declare("P2 Checkout slow", user=LEAD)
+    room = await slack.war_room(incident_id)
+    ref = f"INC-{incident_id}"
+
+    title = await slack.command("title Checkout &amp; payments slow in the EU", channel=room)
+    assert title.public
+    assert f"*{ref}* retitled by <@{RESPONDER}>: Checkout &amp; payments slow in the EU" in (
+        title.text
+    )
+    assert "(was: Checkout slow)" in title.text
+    impact = await slack.command("impact EU card payments fail\nabout 5% of orders", channel=room)
+    assert impact.public and ">EU card payments fail" in impact.text
+    service = await slack.command(f"service {ref} payments-api", user=OTHER)
+    assert service.public
+    assert "service *payments-api* (was: none named)" in service.text
+    category = await slack.command("category Security", channel=room)
+    assert category.public
+    assert f"*{ref}* is now a *security* incident (was general)" in category.text
+    assert "`/incident approve &lt;step&gt;`" in category.text  # security texts are held
+
+    incident = (await uc.get_incident(slack.rt, incident_id)).incident
+    assert incident.title == "Checkout & payments slow in the EU"
+    assert incident.impact == "EU card payments fail\nabout 5% of orders"
+    assert incident.service == "payments-api"
+    assert incident.category is Category.SECURITY
+
+    timeline = await slack.command("timeline", channel=room)
+    assert "edited: title Checkout slow → Checkout &amp; payments slow in the EU" in (timeline.text)
+    assert "edited: category general → security" in timeline.text
+    assert "edited: impact: EU card payments fail" in timeline.text
+
+
+async def test_edits_keep_the_apis_limits_and_rules(slack: Slack, slack_settings: Settings) -> None:
+    incident_id = await slack.declare("P2 Checkout slow", user=LEAD)
+    room = await slack.war_room(incident_id)
+    await asyncio.sleep(0.1)
+    before = row_counts(slack_settings)["timeline"]
+
+    long_title = await slack.command("title " + "x" * 201, channel=room)
+    assert not long_title.public
+    assert "title is 201 characters; keep it under 200 (title)." in long_title.text
+    assert "Usage: `/incident title &lt;title&gt;`" in long_title.text
+    two_lines = await slack.command("title Checkout\nslow", channel=room)
+    assert not two_lines.public and "line breaks" in two_lines.text and "(title)" in two_lines.text
+    long_impact = await slack.command("impact " + "y" * 5001, channel=room)
+    assert not long_impact.public and "keep it under 5000 (impact)" in long_impact.text
+    control = await slack.command("service pay\x07ments", channel=room)
+    assert not control.public and "control characters" in control.text
+    unknown = await slack.command("category nuclear", channel=room)
+    assert not unknown.public and "unknown category 'nuclear'" in unknown.text
+    empty = await slack.command("title   ", channel=room)
+    assert not empty.public and "title needs the new title" in empty.text
+    same = await slack.command("title Checkout slow", channel=room)
+    assert not same.public and same.text.startswith("Not now: nothing to change on")
+    viewer = await slack.command(f"title INC-{incident_id} Mine now", user=VIEWER)
+    assert not viewer.public
+    assert viewer.text == (
+        f"Not allowed: <@{VIEWER}> (viewer) may not edit the title, impact, service or "
+        f"category on INC-{incident_id}; only responders, commanders and admins may."
+    )
+
+    incident = (await uc.get_incident(slack.rt, incident_id)).incident
+    assert (incident.title, incident.impact, incident.service) == ("Checkout slow", "", "")
+    assert row_counts(slack_settings)["timeline"] == before
+
+
+async def test_cancel_is_the_commanders_once_with_a_reason(slack: Slack) -> None:
+    incident_id = await slack.declare("P1 Checkout API down", user=LEAD)
+    room = await slack.war_room(incident_id)
+    ref = f"INC-{incident_id}"
+
+    responder = await slack.command("cancel false_alarm", user=RESPONDER, channel=room)
+    assert not responder.public
+    assert "may not cancel an incident (false alarm, declined)" in responder.text
+    oops = await slack.command("cancel oops", user=LEAD, channel=room)
+    assert not oops.public and "false_alarm or declined, not 'oops'" in oops.text
+    duplicate = await slack.command("cancel duplicate", user=LEAD, channel=room)
+    assert not duplicate.public and "`merge &lt;INC-n&gt;`" in duplicate.text
+    long_note = await slack.command("cancel declined " + "z" * 5001, user=LEAD, channel=room)
+    assert not long_note.public and "(note)" in long_note.text
+    assert (await uc.get_incident(slack.rt, incident_id)).incident.status is Status.INVESTIGATING
+
+    cancelled = await slack.command(
+        "cancel false alarm the synthetic check misfired", user=LEAD, channel=room
+    )
+    assert cancelled.public
+    assert f"*{ref}* cancelled by <@{LEAD}> as a false alarm:" in cancelled.text
+    assert ">the synthetic check misfired" in cancelled.text
+    incident = (await uc.get_incident(slack.rt, incident_id)).incident
+    assert incident.status is Status.CANCELLED
+    assert incident.cancellation is Cancellation.FALSE_ALARM
+    assert incident.cancel_note == "the synthetic check misfired"
+
+    twice = await slack.command("cancel declined", user=LEAD, channel=room)
+    assert not twice.public
+    assert twice.text == f"Not now: cannot cancel {ref}: it is cancelled."
+    timeline = await slack.command("timeline", channel=room)
+    assert f"Timeline of *{ref}* (P1, cancelled as a false alarm)" in timeline.text
+    assert "cancelled as a false alarm: the synthetic check misfired" in timeline.text
+
+
+async def test_reopen_a_resolved_incident_by_its_commander(slack: Slack) -> None:
+    incident_id = await slack.declare("P1 Checkout API down", user=LEAD)
+    room = await slack.war_room(incident_id)
+    ref = f"INC-{incident_id}"
+
+    early = await slack.command("reopen errors again", user=LEAD, channel=room)
+    assert not early.public
+    assert (
+        early.text == f"Not now: {ref} is investigating; only a resolved incident can be reopened."
+    )
+    assert (await slack.command("resolve rolled back", user=LEAD, channel=room)).public
+    responder = await slack.command("reopen errors again", user=RESPONDER, channel=room)
+    assert not responder.public and "may not reopen a resolved incident" in responder.text
+    empty = await slack.command("reopen", user=LEAD, channel=room)
+    assert not empty.public and "reopen needs the reason it is reopened" in empty.text
+
+    reopened = await slack.command(
+        "reopen errors are back after the rollback", user=LEAD, channel=room
+    )
+    assert reopened.public
+    assert f"*{ref}* reopened by <@{LEAD}>, now investigating:" in reopened.text
+    incident = (await uc.get_incident(slack.rt, incident_id)).incident
+    assert incident.status is Status.INVESTIGATING
+    assert incident.reopened_at is not None and incident.resolved_at is None
+    timeline = await slack.command("timeline", channel=room)
+    assert "reopened (investigating): errors are back after the rollback" in timeline.text
+
+
+async def test_merge_a_duplicate_needs_commander_rights_on_both(slack: Slack) -> None:
+    target = await slack.declare("P1 Checkout API down", user=LEAD)
+    duplicate = await slack.declare("P2 Checkout errors", user=LEAD)
+    other = await slack.declare("P2 Checkout errors again", user=OTHER)
+    room = await slack.war_room(duplicate)
+
+    responder = await slack.command(f"merge INC-{target}", user=RESPONDER, channel=room)
+    assert not responder.public and "may not merge incidents" in responder.text
+    # OTHER commands `other` but not `target`.
+    half = await slack.command(f"merge INC-{other} into INC-{target}", user=OTHER)
+    assert not half.public
+    assert f"may not merge incidents on INC-{target}" in half.text
+    itself = await slack.command(f"merge INC-{duplicate}", user=LEAD, channel=room)
+    assert not itself.public and "cannot be merged into itself" in itself.text
+    assert "Usage: `/incident merge &lt;INC-n&gt;`" in itself.text
+    missing = await slack.command("merge INC-999", user=LEAD, channel=room)
+    assert not missing.public and missing.text.startswith("there is no incident 999")
+    nowhere = await slack.command(f"merge INC-{target}", user=LEAD, channel="random")
+    assert not nowhere.public
+    assert f"`/incident merge INC-12 INC-{target}` (INC-12 being the duplicate)" in nowhere.text
+
+    merged = await slack.command(f"merge INC-{target}", user=LEAD, channel=room)
+    assert merged.public
+    assert f"*INC-{duplicate}* merged by <@{LEAD}> into *INC-{target}* as a duplicate" in (
+        merged.text
+    )
+    dup = (await uc.get_incident(slack.rt, duplicate)).incident
+    assert dup.status is Status.CANCELLED and dup.merged_into == target
+    assert dup.cancellation is Cancellation.DUPLICATE
+    kept = await uc.get_incident(slack.rt, target)
+    assert kept.incident.status is Status.INVESTIGATING
+    assert [e.text for e in kept.timeline if e.kind == "merged"] == [
+        f"INC-{duplicate} merged into this incident as a duplicate: Checkout errors"
+    ]
+    again = await slack.command(f"merge INC-{target}", user=LEAD, channel=room)
+    assert not again.public and again.text.startswith("Not now:")
+    timeline = await slack.command(f"timeline INC-{duplicate}")
+    assert f"(P2, cancelled, merged into INC-{target})" in timeline.text
+    untouched = (await uc.get_incident(slack.rt, other)).incident
+    assert untouched.status is Status.INVESTIGATING
+
+
+# --- approvals and follow-ups ---------------------------------------------------------------
+
+
+async def test_a_held_security_text_is_shown_and_approved_by_the_commander(
+    slack: Slack, vendor: RecordingEffects
+) -> None:
+    incident, _ = await uc.declare_incident(
+        slack.rt,
+        title="Customer data exposed",
+        severity=Severity.P1,
+        by=f"<@{LEAD}>",
+        commander=f"<@{LEAD}>",
+        category=Category.SECURITY,
+    )
+    assert incident.id is not None
+    incident_id, ref = incident.id, incident.ref
+    room = await slack.war_room(incident_id)
+    step = "status-page-investigating"
+
+    async def held() -> bool:
+        view = await uc.get_incident(slack.rt, incident_id)
+        return any(u.step_id == step and u.state == "held" for u in view.upcoming)
+
+    await eventually(held)
+    shown = await slack.command("next", channel=room)
+    assert not shown.public
+    lines = shown.text.splitlines()
+    assert f"`{step}`" in lines[1]  # what waits for someone comes first
+    assert f"waiting for approval: `/incident approve {step}`" in lines[1]
+    notification = next(line for line in lines if "`customer-notification`" in line)
+    assert "needs the commander's approval when due; approve ahead: " in notification
+    assert "`/incident approve customer-notification`" in notification
+    elsewhere = await slack.command(f"next {ref}")
+    assert f"waiting for approval: `/incident approve {ref} {step}`" in elsewhere.text
+    waiting = await slack.command("timeline", channel=room)
+    assert f"; approve it: `/incident approve {step}`" in waiting.text
+
+    responder = await slack.command(f"approve {step}", user=RESPONDER, channel=room)
+    assert not responder.public
+    assert "may not approve customer-facing texts held for approval" in responder.text
+    unknown = await slack.command("approve no-such-step", user=LEAD, channel=room)
+    assert not unknown.public
+    assert unknown.text.startswith("step 'no-such-step' has no upcoming occurrence")
+    assert "`/incident next` shows the upcoming steps" in unknown.text
+    assert await held()
+
+    approved = await slack.command(f"approve `{step}`", user=LEAD, channel=room)
+    assert approved.public
+    assert f"`{step}`" in approved.text and f"of *{ref}* approved by <@{LEAD}>" in approved.text
+    assert approved.text.endswith("it goes out now.")
+
+    async def released() -> bool:
+        return not await held() and any(
+            s.port == "status_page" and s.incident_id == incident_id for s in vendor.sends
+        )
+
+    await eventually(released)
+    ahead = await slack.command(f"approve {ref} customer-notification", user=LEAD)
+    assert ahead.public and ahead.text.endswith("it goes out when it is due.")
+    twice = await slack.command(f"approve {ref} customer-notification", user=LEAD)
+    assert not twice.public
+    assert twice.text == (f"Not now: customer-notification was already approved by <@{LEAD}>.")
+    later = await slack.command("next", channel=room)
+    notification = next(
+        line for line in later.text.splitlines() if "`customer-notification`" in line
+    )
+    assert f"approved by <@{LEAD}>" in notification and "needs" not in notification
+
+    timeline = await slack.command("timeline", channel=room)
+    assert f"{step}: waiting for the commander's approval (security incident)" in timeline.text
+    assert "approve it:" not in timeline.text  # no longer held: nothing to do
+    assert f"<@{LEAD}>: approved {step}: it goes out now" in timeline.text
+
+
+async def test_follow_ups_are_added_listed_and_done(slack: Slack) -> None:
+    incident_id = await slack.declare("P1 Checkout API down", user=LEAD)
+    room = await slack.war_room(incident_id)
+    ref = f"INC-{incident_id}"
+    now = slack.clock.now()
+
+    empty = await slack.command("followups", channel=room)
+    assert not empty.public and f"*{ref}* has no follow-up action items yet" in empty.text
+
+    first = await slack.command(
+        "followup Alert on pool exhaustion owner:<@U0OTHER|olga> due:+7d", channel=room
+    )
+    assert first.public, first.text
+    assert f"Follow-up *FU-1* of *{ref}* added by <@{RESPONDER}>: Alert on pool" in first.text
+    assert "Owner: <@U0OTHER>, due " in first.text and "(in 7 d)" in first.text
+    assert "until `/incident followup done FU-1`" in first.text
+    second = await slack.command(
+        f"followup {ref} Write the runbook owner:me due:2026-12-10", user=LEAD
+    )
+    assert second.public and f"`/incident followup done {ref} FU-2`" in second.text
+
+    items = {f.ref: f for f in (await uc.get_incident(slack.rt, incident_id)).follow_ups}
+    assert items["FU-1"].owner == "@U0OTHER"  # a Slack user: its reminders reach them
+    assert items["FU-1"].due_at == now + timedelta(days=7)
+    assert items["FU-1"].created_by == f"<@{RESPONDER}>"
+    assert items["FU-2"].owner == f"@{LEAD}"
+    assert items["FU-2"].due_at == datetime(2026, 12, 10, 23, 59, tzinfo=UTC)
+
+    listed = await slack.command(f"followups {ref}", user=VIEWER)
+    assert not listed.public
+    assert "*FU-1* Alert on pool exhaustion: owner <@U0OTHER>, due " in listed.text
+    assert f"*FU-2* Write the runbook: owner <@{LEAD}>, due " in listed.text
+
+    past = await slack.command("followup Too late owner:sam due:2020-01-01", channel=room)
+    assert not past.public and "the due date must be in the future (due)" in past.text
+    far = await slack.command("followup Too far owner:sam due:+400d", channel=room)
+    assert not far.public and "within a year (due)" in far.text
+    no_owner = await slack.command("followup Nobody's due:+2d", channel=room)
+    assert not no_owner.public and "needs its owner" in no_owner.text
+    long_title = await slack.command(f"followup {'t' * 201} owner:sam due:+2d", channel=room)
+    assert not long_title.public and "keep it under 200 (title)" in long_title.text
+    viewer = await slack.command(f"followup {ref} Mine owner:me due:+2d", user=VIEWER)
+    assert not viewer.public and "may not add and complete follow-up action items" in viewer.text
+    missing = await slack.command("followup done FU-9", channel=room)
+    assert not missing.public
+    assert missing.text == f"{ref} has no follow-up FU-9. `/incident followups` lists them."
+    assert len((await uc.get_incident(slack.rt, incident_id)).follow_ups) == 2
+
+    done = await slack.command("followup done FU-1", user=OTHER, channel=room)
+    assert done.public
+    assert f"Follow-up *FU-1* of *{ref}* marked done by <@{OTHER}>" in done.text
+    again = await slack.command("followup done fu-1", user=OTHER, channel=room)
+    assert not again.public and again.text == f"Not now: FU-1 was already done (<@{OTHER}>)."
+    items = {f.ref: f for f in (await uc.get_incident(slack.rt, incident_id)).follow_ups}
+    assert items["FU-1"].done_by == f"<@{OTHER}>" and items["FU-2"].done_at is None
+
+    listed = await slack.command("followups", channel=room)
+    lines = listed.text.splitlines()
+    assert "*FU-2*" in lines[1] and "~FU-1~ Alert on pool exhaustion" in lines[2]
+    assert f"done by <@{OTHER}>" in lines[2]
+    timeline = await slack.command("timeline", channel=room)
+    assert (
+        "follow-up FU-1 added: Alert on pool exhaustion (owner <@U0OTHER>, due "
+        f"{now + timedelta(days=7):%Y-%m-%d %H:%M} UTC)"
+    ) in timeline.text
+    assert "follow-up FU-1 done: Alert on pool exhaustion" in timeline.text
+
+
+# Slack reads `<...>` as a link or a mention, and `&` as the start of an entity.
+_RAW = re.compile(r"[<>]|&(?!amp;|lt;|gt;)")
+
+
+async def test_help_lists_the_new_commands_escaped_for_slack(slack: Slack) -> None:
+    helped = await slack.command("help")
+    assert not helped.public
+    assert _RAW.search(helped.text) is None, _RAW.findall(helped.text)
+    for usage in (
+        "`/incident title &lt;title&gt;`",
+        "`/incident impact &lt;text&gt;`",
+        "`/incident category &lt;general|security|",
+        "`/incident cancel &lt;false_alarm|declined&gt; [note]`",
+        "`/incident reopen &lt;reason&gt;`",
+        "`/incident merge &lt;INC-n&gt;`",
+        "`/incident approve &lt;step&gt;`",
+        "`/incident followup &lt;title&gt; owner:&lt;who&gt; due:&lt;YYYY-MM-DD|+7d&gt;`",
+        "`/incident followup done &lt;FU-n&gt;`",
+        "`/incident followups`",
+    ):
+        assert usage in helped.text
+    bad = await slack.command("approve")
+    assert not bad.public and "Usage: `/incident approve &lt;step&gt;`" in bad.text
+    assert _RAW.search(bad.text) is None
+
+
+async def test_unsigned_lifecycle_commands_are_refused_and_change_nothing(
+    slack: Slack, slack_settings: Settings, vendor: RecordingEffects
+) -> None:
+    target = await slack.declare("P1 Checkout API down", user=LEAD)
+    incident_id = await slack.declare("P2 Checkout errors", user=LEAD)
+    room = await slack.war_room(incident_id)
+    await settled(slack, vendor, target)
+    await settled(slack, vendor, incident_id)
+    before = row_counts(slack_settings)
+    for text in (
+        "cancel false_alarm",
+        f"merge INC-{target}",
+        "title Forged",
+        "category security",
+        "followup Forged owner:me due:+2d",
+        "approve customer-notification",
+    ):
+        body = slack.form(text, user=ADMIN, channel=room)
+        unsigned = await slack.post(body, signed=False)
+        forged = await slack.post(body, secret="not-the-signing-secret")
+        assert unsigned.status == forged.status == 401, text
+    await asyncio.sleep(0.1)
+    assert row_counts(slack_settings) == before
+    view = await uc.get_incident(slack.rt, incident_id)
+    assert view.incident.status is Status.INVESTIGATING and view.follow_ups == []
+    assert view.incident.title == "Checkout errors"
 
 
 # --- slow work: reply at once, finish later ------------------------------------------------
