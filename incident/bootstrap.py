@@ -46,6 +46,22 @@ class Container:
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    async def readiness(self) -> list[str]:
+        """What keeps this process from doing its work now (nothing: ready). The database
+        must take a write, not only answer a read: with a full disk it answers reads."""
+        problems = []
+        owner = self.scheduler.owner
+        try:
+            await self.store.run(
+                lambda tx: tx.probe_write(name=owner[:80], now=self.runtime.clock.now()),
+                durable=False,
+            )
+        except Exception as error:  # readiness reports, it does not raise
+            problems.append(f"database does not take writes: {type(error).__name__}")
+        if not (self.scheduler.running and self.page_scheduler.running):
+            problems.append("scheduler not running")
+        return problems
+
     async def close(self) -> None:
         for close in reversed(self.closers):
             await close()

@@ -24,6 +24,7 @@ from incident.adapters.tables import (
     MaintenanceRow,
     MaintenanceUpdateRow,
     OccurrenceState,
+    ProbeRow,
     StepOccurrenceRow,
     TimelineRow,
     UTCDateTime,
@@ -724,8 +725,12 @@ class SqlTransaction:
         rows = self._rows(claim, params)
         return sorted((_to_occurrence(r) for r in rows), key=lambda o: (o.due_at, o.id))
 
-    def release_claims(self, *, owner: str | None = None) -> int:
+    def release_claims(
+        self, *, owner: str | None = None, occurrence_ids: Sequence[int] | None = None
+    ) -> int:
         query = _RELEASE.where(_O.c.lease_owner == owner) if owner is not None else _RELEASE
+        if occurrence_ids is not None:
+            query = query.where(_O.c.id.in_(list(occurrence_ids)))
         return int(getattr(self._db.execute(query), "rowcount", 0))
 
     def next_run_at(self, *, actions: Sequence[str] = ()) -> datetime | None:
@@ -767,6 +772,11 @@ class SqlTransaction:
 
     def follow_ups(self, incident_id: int) -> list[FollowUp]:
         return [_to_follow_up(r) for r in self._rows(_FOLLOW_UPS, {"b_id": incident_id})]
+
+    def probe_write(self, *, name: str, now: datetime) -> None:
+        updated = self._db.execute(update(_P).where(_P.c.name == name).values(at=now)).rowcount
+        if not updated:
+            self._db.execute(insert(_P).values(name=name, at=now))
 
     def move_alert_groups(self, from_incident: int, to_incident: int) -> int:
         result = self._db.execute(
@@ -895,6 +905,7 @@ _MAINTENANCE_UPDATES = (
 
 
 _F: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
+_P: Table = ProbeRow.__table__  # type: ignore[attr-defined]
 _INSERT_FOLLOW_UP = insert(_F).returning(_F.c.id)
 _GET_FOLLOW_UP = select(_F).where(_F.c.id == bindparam("b_id"))
 _UPDATE_FOLLOW_UP = update(_F).where(_F.c.id == bindparam("b_id"))

@@ -168,6 +168,16 @@ class FollowUpRow(SQLModel, table=True):
     done_by: str | None = None
 
 
+class ProbeRow(SQLModel, table=True):
+    """Written by the readiness check: the database takes writes (a full disk, a read-only
+    mount or a lost lock all show here, not only on the next real write)."""
+
+    __tablename__ = "probes"
+
+    name: str = Field(primary_key=True, max_length=80)
+    at: datetime = _at(nullable=False)
+
+
 class OutboxRow(SQLModel, table=True):
     """An effect kept by the built-in outbox adapter: what would have been sent, rendered."""
 

@@ -182,6 +182,9 @@ class Scheduler:
         self.signal = signal
         # Occurrences claimed by this scheduler and not finished yet: the leases to renew.
         self._held: set[int] = set()
+        # Claims of lanes that failed (the database refused a write, say): handed back as
+        # soon as the database takes writes again, not when their lease ends.
+        self._orphaned: set[int] = set()
         self.gives_way_to = gives_way_to
         # When (clock.monotonic) this lane last claimed anything: how others know it is busy.
         self.last_busy: float | None = None
@@ -203,6 +206,7 @@ class Scheduler:
         to the caller to hand back (release_claims).
         """
         report = TickReport()
+        await self._hand_back_orphans()
         for _ in range(10_000):  # a bound, so a playbook bug cannot spin forever
             giving_way = self.giving_way()
             limit = GIVING_WAY_BATCH if giving_way else self.batch
@@ -214,6 +218,9 @@ class Scheduler:
             # finishes what it started, then the first failure is raised. Its unfinished
             # claims are handed back when their lease ends (or at restart).
             results = await asyncio.gather(*lanes, return_exceptions=True)
+            for (ids, _), result in zip(started, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._orphaned |= ids & self._held
             # What is left was not started (stop): the caller hands it back.
             self._held -= claimed
             for result in results:
@@ -377,6 +384,7 @@ class Scheduler:
     ) -> int:
         """Claim one batch and start its lanes without waiting for them: the next claim
         can go as soon as a step comes due. How many occurrences were claimed."""
+        await self._hand_back_orphans()
         started = await self._start_round(now, True, stop, TickReport())
         for ids, lane in started:
             in_flight.add(lane)
@@ -389,9 +397,27 @@ class Scheduler:
         """A pipelined lane ended: its claims are no longer ours to renew (the ones it did
         not start, on a failure or a stop, come back when their lease ends or at restart)."""
         in_flight.discard(lane)
-        self._held -= ids
         if not lane.cancelled() and (error := lane.exception()) is not None:
+            self._orphaned |= ids & self._held
             log.error("scheduler lane failed", exc_info=error, extra={"action": "tick_failed"})
+        self._held -= ids
+
+    async def _hand_back_orphans(self) -> None:
+        """Hand back the claims of lanes that failed, now that the database may take writes
+        again (if it does not yet, the claim that follows fails too, and we try again)."""
+        if not self._orphaned:
+            return
+        orphans = sorted(self._orphaned)
+        await self.rt.store.run(
+            lambda tx: tx.release_claims(owner=self.owner, occurrence_ids=orphans),
+            durable=False,
+            urgent=self.urgent,
+        )
+        self._orphaned -= set(orphans)
+        log.info(
+            "claims of a failed lane handed back",
+            extra={"action": "claims_handed_back", "occurrences": orphans[:20]},
+        )
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         """Renew the leases of what this scheduler holds, every third of a lease, until

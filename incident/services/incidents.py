@@ -782,6 +782,35 @@ async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None
 _UPCOMING = ("pending", "running", "held")
 
 
+def planned_view(rt: Runtime, incident: Incident) -> IncidentView:
+    """A just-declared incident as its declaration committed it, without reading it back:
+    its upcoming steps are its playbook's plan. For answering a declaration when the read
+    that follows fails (a full disk fails reads that sort): the incident exists, so the
+    caller must hear so, or a retry without a key declares it twice."""
+    assert incident.id is not None
+    playbook = rt.playbooks.for_severity(incident.severity)
+    steps = {s.id: s for s in playbook.steps}
+    upcoming = [
+        UpcomingStep(
+            occurrence_id=0,
+            step_id=p.step_id,
+            occurrence=p.occurrence,
+            action=steps[p.step_id].action.value,
+            target=steps[p.step_id].target,
+            description=steps[p.step_id].description,
+            due_at=p.due_at,
+            run_at=p.due_at,
+            state="pending",
+            attempts=0,
+            last_error=None,
+            needs_approval=rt.needs_approval(incident, steps[p.step_id]),
+        )
+        for p in plan(incident, playbook, {})
+    ]
+    timeline = [timeline_entry(e) for e in incident.events]
+    return IncidentView(incident=incident, timeline=timeline, upcoming=upcoming, history=[])
+
+
 async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
     def read(
         tx: Transaction,

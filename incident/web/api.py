@@ -7,6 +7,7 @@ then checked against that incident (its commander has commander rights on it).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from incident.domain.access import (
     assign_action,
     severity_action,
 )
-from incident.domain.errors import InvalidValue
+from incident.domain.errors import DomainError, InvalidValue
 from incident.domain.incident import Cancellation, Severity, Status
 from incident.domain.status_page import MaintenanceStatus
 from incident.services import exports, views
@@ -34,6 +35,8 @@ from incident.web import schemas as s
 from incident.web.auth import authenticate
 from incident.web.context import CONTAINER
 from incident.web.errors import ApiError, guarded, validation_detail
+
+log = logging.getLogger("incident.web.api")
 
 PREFIX = "/api/v1"
 MAX_ID = 2**53  # ids beyond this cannot exist (and would overflow SQLite's integers)
@@ -129,7 +132,17 @@ async def declare(call: Call) -> web.Response:
         idempotency_key=f"api:{call.principal.name}:{key}" if key else None,
     )
     assert incident.id is not None
-    view = await uc.get_incident(call.rt, incident.id)
+    try:
+        view = await uc.get_incident(call.rt, incident.id)
+    except DomainError:
+        raise
+    except Exception:  # the declaration is committed: say so, from what was committed
+        log.warning(
+            "could not read a new incident back; answering from its declaration",
+            exc_info=True,
+            extra={"action": "declare_read_back_failed", "incident_id": incident.id},
+        )
+        view = uc.planned_view(call.rt, incident)
     return _json(
         s.Declared(
             incident=s.IncidentOut.of(view.incident),

@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import text
 
 from incident import bootstrap
 from incident.config import Settings
@@ -131,14 +130,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    container = request.app[CONTAINER]
-    problems = []
-    try:
-        await container.database.run(lambda session: session.execute(text("SELECT 1")))
-    except Exception as error:  # readiness reports, it does not raise
-        problems.append(f"database unreachable: {type(error).__name__}")
-    if not (container.scheduler.running and container.page_scheduler.running):
-        problems.append("scheduler not running")
+    problems = await request.app[CONTAINER].readiness()
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
 

@@ -34,6 +34,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("approved_by", sa.String(), nullable=True))
         batch_op.add_column(sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
+        "probes",
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "follow_ups",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
@@ -57,6 +63,7 @@ def downgrade() -> None:
     with op.batch_alter_table("follow_ups", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_follow_ups_incident_id"))
     op.drop_table("follow_ups")
+    op.drop_table("probes")
     with op.batch_alter_table("step_occurrences", schema=None) as batch_op:
         batch_op.drop_column("approved_at")
         batch_op.drop_column("approved_by")
