@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -114,15 +115,26 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
     return context
 
 
+# A runbook's name: a plain Markdown file name, short enough for any file system.
+RUNBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,96}\.md")
+
+
 async def runbook(request: web.Request) -> web.StreamResponse:
-    """The runbooks that messages link to, as Markdown text."""
+    """The runbooks that messages link to, as Markdown text. Only Markdown files of the
+    runbooks folder itself: no other name, and no link leading out of it."""
     name = request.match_info["name"]
-    directory = request.app[CONTAINER].settings.runbooks_dir
-    path = directory / name
-    # Only plain file names of existing Markdown files: nothing outside runbooks/.
-    if "/" in name or name.startswith(".") or not name.endswith(".md") or not path.is_file():
-        return json_error(404, "not found", f"there is no runbook {name!r}")
-    return web.Response(text=path.read_text(encoding="utf-8"), content_type="text/markdown")
+    directory = request.app[CONTAINER].settings.runbooks_dir.resolve()
+    missing = json_error(404, "not found", f"there is no runbook {name[:100]!r}")
+    if not RUNBOOK_NAME.fullmatch(name):
+        return missing
+    try:
+        path = (directory / name).resolve(strict=True)
+        if path.parent != directory or not path.is_file():
+            return missing
+        body = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return missing
+    return web.Response(text=body, content_type="text/markdown", charset="utf-8")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,13 +1,15 @@
-"""The service over real HTTP while its database fails (SQLite interrupting every statement,
-as it does with a full disk): readiness says so, and a declaration that committed is
-answered as committed even when reading it back fails."""
+"""The service over real HTTP when things go wrong: its database fails (SQLite refusing
+writes, or interrupting every statement, as with a full disk), and requests for files that
+are not there to be served."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from incident.bootstrap import Container
 from incident.clock import FakeClock
-from incident.config import ApiToken, Settings
+from incident.config import PROJECT_ROOT, ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.web.context import CONTAINER
 from tests.fakes import RecordingEffects
@@ -113,3 +115,37 @@ async def test_a_committed_declaration_is_answered_even_if_reading_it_back_fails
     assert stored.status == 200  # it was committed, once
     listed = await (await client.get("/api/v1/incidents", headers=HEADERS)).json()
     assert len(listed["incidents"]) == 1
+
+
+# --- runbooks: only the folder's own Markdown files -------------------------------------
+
+
+async def test_runbooks_are_only_the_folders_own_markdown_files(
+    settings: Settings, clock: FakeClock, vendor: RecordingEffects, tmp_path: Path
+) -> None:
+    runbooks = tmp_path / "runbooks"
+    shutil.copytree(PROJECT_ROOT / "runbooks", runbooks)  # the playbooks link to them
+    (runbooks / "paging.md").write_text("# Paging\n", encoding="utf-8")
+    secret = tmp_path / "secret.md"
+    secret.write_text("password=hunter2\n", encoding="utf-8")
+    (runbooks / "escape.md").symlink_to(secret)
+    (runbooks / "sub").mkdir()
+    (runbooks / "sub" / "inner.md").write_text("# inner\n", encoding="utf-8")
+    configured = dataclasses.replace(settings, runbooks_dir=runbooks)
+    async with serving(configured, clock, vendor) as client:
+        ok = await client.get("/runbooks/paging.md")
+        assert ok.status == 200 and ok.content_type == "text/markdown"
+        assert await ok.text() == "# Paging\n"
+        for name in (
+            "escape.md",  # a link out of the folder
+            "x" * 256 + ".md",  # longer than a file name may be
+            "sub%2Finner.md",
+            "..%2Fsecret.md",
+            ".hidden.md",
+            "paging.txt",
+            "nope.md",
+        ):
+            response = await client.get(f"/runbooks/{name}")
+            assert response.status == 404, name
+            body = await response.json()
+            assert body["error"] == "not found" and "hunter2" not in str(body)
