@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from incident.adapters.templates import (
     sample_document_context,
 )
 from incident.client import ClientError
-from incident.config import Settings, load_settings
+from incident.config import Settings, load_settings, unknown_variables
 from incident.domain.errors import DomainError, InvalidPlaybook
 from incident.domain.incident import Category, Severity, Status
 from incident.domain.playbook import parse_duration
@@ -38,6 +39,12 @@ def _duration(text: str) -> object:
         return parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give a number from 0 to 65535")
+    return int(text)
 
 
 def _severity(text: str) -> Severity:
@@ -62,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service (HTTP and scheduler)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080, help="0-65535 (0: any free port)")
     serve.add_argument(
         "--migrate",
         action="store_true",
@@ -307,6 +314,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from incident.web.public.access_log import QuietPublicReads
 
     bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
+    for warning in unknown_variables(os.environ):
+        print(f"incident: warning: {warning}", file=sys.stderr, flush=True)
+    _check_port(host, port)
     configure_logging(settings.log_format)
     print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
     for line in integrations(settings):
@@ -322,6 +332,36 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         access_log_class=QuietPublicReads,
     )
     return 0
+
+
+class PortUnavailable(UsageError):
+    """The address to listen on cannot be had."""
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse at once, and say why, when the address cannot be listened on (in use, not
+    ours, no such host): not as a database error, not with a traceback."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port}: {error.strerror or error}"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            hint = (
+                "; another process listens there: stop it, or choose --port"
+                if (error.errno == errno.EADDRINUSE)
+                else ""
+            )
+            raise PortUnavailable(f"cannot listen on {host}:{port}: {reason}{hint}") from None
 
 
 def _safe_url(settings: Settings) -> str:

@@ -201,12 +201,15 @@ class _Source:
         _, value = self.text(key, None)
         return Path(value).expanduser() if value else default
 
-    def http_url(self, key: str, default: str) -> str:
+    def http_url(self, key: str, default: str, *, https_only: bool = False) -> str:
         where, value = self.text(key, default)
         assert value is not None
         value = value.rstrip("/") if key == "base_url" else value
+        shown = _without_password(value)
+        if https_only and not value.startswith("https://"):
+            raise InvalidValue(where, f"{shown!r} must start with https:// (PagerDuty's client)")
         if not value.startswith(("https://", "http://")):
-            raise InvalidValue(where, f"{value!r} must start with http:// or https://")
+            raise InvalidValue(where, f"{shown!r} must start with http:// or https://")
         return value
 
     def credential(self, key: str) -> str | None:
@@ -223,7 +226,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not url.startswith((*SQLITE_PREFIXES, *POSTGRES_PREFIXES)):
         raise InvalidValue(
             where,
-            f"{url!r} is not supported; use sqlite:///path/to/file.db or "
+            f"{_without_password(url)!r} is not supported; use sqlite:///path/to/file.db or "
             "postgresql+asyncpg://user@host/dbname",
         )
     where, lease_text = source.text("scheduler_lease", None)
@@ -316,7 +319,17 @@ def _entries(where: str, value: Any, what: str) -> list[dict[str, str]]:
         raise InvalidValue(where, f"a list of {what}s (id, name, description)")
     entries = []
     for index, item in enumerate(value, start=1):
-        if not isinstance(item, Mapping) or not {"id", "name"} <= set(item):
+        if isinstance(item, str):
+            # `id:Name` strings and mappings in one list: take each as it is written.
+            entries += [{"id": k, "name": v} for k, v in _pairs(where, item, f"{what} id:Name")]
+            continue
+        if not isinstance(item, Mapping):
+            raise InvalidValue(
+                where,
+                f"{what} {index} is a {type(item).__name__}: write each {what} as an `id:Name` "
+                "string or as a mapping with id and name (and description, group)",
+            )
+        if not {"id", "name"} <= set(item):
             raise InvalidValue(where, f"{what} {index} needs an id and a name")
         unknown = set(item) - {"id", "name", "description", "group"}
         if unknown:
@@ -353,11 +366,14 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
         "smtp": smtp,
         "smtp_from": _mailbox(from_where, smtp_from) if smtp_from is not None else None,
         "pagerduty_routing_key": routing_key,
+        # The pagerduty package refuses any base URL but https:// (a local fake serves TLS).
         "pagerduty_events_url": source.http_url(
-            "pagerduty_events_url", defaults.pagerduty_events_url
+            "pagerduty_events_url", defaults.pagerduty_events_url, https_only=True
         ),
         "pagerduty_api_token": source.credential("pagerduty_api_token"),
-        "pagerduty_api_url": source.http_url("pagerduty_api_url", defaults.pagerduty_api_url),
+        "pagerduty_api_url": source.http_url(
+            "pagerduty_api_url", defaults.pagerduty_api_url, https_only=True
+        ),
         "pagerduty_escalation_policies": _parse_mapping(
             *source.raw("pagerduty_escalation_policies"), what="tier:escalation_policy_id"
         ),
@@ -506,6 +522,35 @@ def _parse_slack_roles(where: str, value: Any) -> dict[str, AccessRole]:
         user: AccessRole.parse(role, where=f"{where} ({user})")
         for user, role in _pairs(where, value, "slack_user_id:role")
     }
+
+
+def _without_password(url: str) -> str:
+    """A URL as it may be shown: any password replaced by ***."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+# Variables with the prefix that are not settings of the service: the config file's name,
+# and the CLI's and the test suite's own.
+OTHER_VARIABLES = frozenset({"CONFIG_FILE", "URL", "TOKEN", "TEST_POSTGRES", "TEST_ARTIFACTS"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each INCIDENT_* variable that is no setting (a typo is otherwise
+    silently ignored), with the setting it most likely meant."""
+    import difflib
+
+    names = sorted(KNOWN_KEYS | {k.lower() for k in OTHER_VARIABLES})
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        key = variable.removeprefix(ENV_PREFIX).lower()
+        if key in names:
+            continue
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+        hint = f"; did you mean {ENV_PREFIX}{close[0].upper()}?" if close else ""
+        warnings.append(f"{variable} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def _approval_categories(where: str, value: Any) -> frozenset[Category]:

@@ -165,3 +165,71 @@ def test_a_second_serve_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> No
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
     assert first.returncode == 0
+
+
+def _serve_refused(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "incident.cli", "serve", *args],
+        env={**os.environ, "INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_serve_refuses_a_busy_port_or_an_impossible_one_and_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = _serve_refused(tmp_path, "--port", str(port))
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in busy.stderr
+    assert "another process listens there" in busy.stderr
+    assert "database" not in busy.stderr
+    impossible = _serve_refused(tmp_path, "--port", "99999")
+    assert "'99999' is not a port; give a number from 0 to 65535" in impossible.stderr
+
+
+def test_serve_hides_passwords_and_refuses_what_would_crash_later(tmp_path: Path) -> None:
+    password = "S3cr3t-P4ss"
+    wrong_scheme = _serve_refused(
+        tmp_path, INCIDENT_DATABASE_URL=f"postgres://dana:{password}@db.example.com/incidents"
+    )
+    assert password not in wrong_scheme.stderr
+    assert "postgres://dana:***@db.example.com/incidents" in wrong_scheme.stderr
+    plain_http = _serve_refused(
+        tmp_path,
+        INCIDENT_PAGERDUTY_ROUTING_KEY="R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y32",
+        INCIDENT_PAGERDUTY_EVENTS_URL="http://events.example.com",
+    )
+    assert "INCIDENT_PAGERDUTY_EVENTS_URL" in plain_http.stderr
+    assert "must start with https://" in plain_http.stderr
+
+
+def test_serve_warns_about_unknown_incident_variables(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path / 'warn.db'}",
+            "INCIDENT_API_TOKEN": "typo-token-0123456789:admin",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert (
+        "warning: INCIDENT_API_TOKEN is not a setting and is ignored; did you mean "
+        "INCIDENT_API_TOKENS?" in stderr
+    )
+    assert "typo-token" not in stderr

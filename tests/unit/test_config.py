@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from incident.config import DEFAULT_DATABASE_URL, SmtpServer, load_settings
+from incident.config import DEFAULT_DATABASE_URL, SmtpServer, load_settings, unknown_variables
 from incident.domain.access import AccessRole
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import Category, Severity
@@ -272,6 +272,7 @@ def test_components_from_the_environment_and_from_the_file(tmp_path: Path) -> No
         ("components:\n  - {id: api, name: A, group: nope}\n", "not defined"),
         ("components:\n  - {id: api}\n", "needs an id and a name"),
         ("components:\n  - {id: api, name: A, colour: red}\n", "unknown keys"),
+        ("components:\n  - api:API\n  - 42\n", "component 2 is a int: write each component as"),
     ],
 )
 def test_bad_components_are_named(tmp_path: Path, text: str, problem: str) -> None:
@@ -280,3 +281,34 @@ def test_bad_components_are_named(tmp_path: Path, text: str, problem: str) -> No
     with pytest.raises(InvalidValue, match=problem) as caught:
         load_settings({"INCIDENT_CONFIG_FILE": str(config)})
     assert "components" in str(caught.value)
+
+
+def test_a_component_list_may_mix_strings_and_mappings(tmp_path: Path) -> None:
+    config = tmp_path / "incident.yaml"
+    config.write_text(
+        "components:\n  - api:Public API\n  - {id: web, name: Website, description: The site}\n"
+    )
+    catalog = load_settings({"INCIDENT_CONFIG_FILE": str(config)}).catalog
+    assert [(c.id, c.name) for c in catalog.components] == [
+        ("api", "Public API"),
+        ("web", "Website"),
+    ]
+
+
+def test_unknown_incident_variables_are_named_with_the_likely_setting() -> None:
+    warnings = unknown_variables(
+        {
+            "INCIDENT_API_TOKEN": "x",
+            "INCIDENT_DATABSE_URL": "x",
+            "INCIDENT_WHATEVER": "x",
+            "INCIDENT_URL": "http://127.0.0.1:8080",  # the CLI's own
+            "INCIDENT_CONFIG_FILE": "x",
+            "INCIDENT_API_TOKENS": "x",
+            "PATH": "/bin",
+        }
+    )
+    assert warnings == [
+        "INCIDENT_API_TOKEN is not a setting and is ignored; did you mean INCIDENT_API_TOKENS?",
+        "INCIDENT_DATABSE_URL is not a setting and is ignored; did you mean INCIDENT_DATABASE_URL?",
+        "INCIDENT_WHATEVER is not a setting and is ignored",
+    ]
