@@ -22,6 +22,7 @@ from incident.adapters.sql_store import SqlStore
 from incident.adapters.templates import DOCUMENT_SUFFIX, JinjaRenderer
 from incident.adapters.wakeups import LocalSignal, PostgresSignal
 from incident.clock import Clock, SystemClock
+from incident.redaction import Redactor
 
 if TYPE_CHECKING:
     from incident.adapters.slack_chat import SlackChat
@@ -146,6 +147,7 @@ async def build(
         catalog=settings.catalog,
         approval_categories=settings.approval_categories,
         cancelled_incidents=settings.cancelled_incidents,
+        redact=Redactor(settings.secrets()),
     )
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     # Replicas (PostgreSQL) wake each other through the database; polling is the fallback,

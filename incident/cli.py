@@ -310,6 +310,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
     from incident.logs import configure_logging
+    from incident.redaction import Redactor
     from incident.web.app import create_app, freeze_heap_after_start
     from incident.web.public.access_log import QuietPublicReads
 
@@ -317,7 +318,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     for warning in unknown_variables(os.environ):
         print(f"incident: warning: {warning}", file=sys.stderr, flush=True)
     _check_port(host, port)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, redact=Redactor(settings.secrets()))
     print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
     for line in integrations(settings):
         print(f"incident:   {line}", flush=True)

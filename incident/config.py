@@ -161,6 +161,23 @@ class Settings:
     # notifications, holding updates) until their commander approves it.
     approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential configured: what no error text or log line may show."""
+        found = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.statuspage_api_key,
+            self.pagerduty_routing_key,
+            self.pagerduty_api_token,
+            *(t.token for t in self.api_tokens),
+        ]
+        if self.smtp is not None and self.smtp.password:
+            found.append(self.smtp.password)
+        if "@" in self.database_url and ":" in self.database_url.split("://", 1)[-1]:
+            credentials = self.database_url.split("://", 1)[-1].split("@", 1)[0]
+            found.append(credentials.partition(":")[2])
+        return tuple(s for s in found if s)
+
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
 

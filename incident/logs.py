@@ -10,9 +10,16 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from incident.redaction import RedactingFilter, Redactor
 
-def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:
+
+def configure_logging(
+    log_format: str = "json", level: int = logging.INFO, *, redact: Redactor | None = None
+) -> None:
+    """Log to stderr; `redact`: the configured secrets, kept out of every line."""
     handler = logging.StreamHandler(sys.stderr)
+    if redact is not None:
+        handler.addFilter(RedactingFilter(redact))
     if log_format == "json":
         handler.setFormatter(
             JsonFormatter(

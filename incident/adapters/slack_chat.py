@@ -850,6 +850,9 @@ class SlackChat:
             raise _Failed(f"{method}: malformed response", retryable=True)
         if code in accept:
             return data
+        # Slack's error is a short code; an endpoint that echoes the request there must not
+        # carry our token into errors, logs or the timeline.
+        code = self._redacted(code[:200])
         if code in TRANSIENT_ERRORS:
             raise _Failed(
                 f"{method}: {code}",
@@ -870,10 +873,10 @@ class SlackChat:
         messages = meta.get("messages") if isinstance(meta, dict) else None
         if not isinstance(messages, list) or not messages:
             return ""
-        text = "; ".join(str(m) for m in messages)[:300]
-        if self._secret:
-            text = text.replace(self._secret, "[redacted]")
-        return f" ({text})"
+        return f" ({self._redacted('; '.join(str(m) for m in messages)[:300])})"
+
+    def _redacted(self, text: str) -> str:
+        return text.replace(self._secret, "[redacted]") if self._secret else text
 
     async def _retrying(
         self, operation: str, attempt: Callable[[], Awaitable[T]], *, incident_id: int | None

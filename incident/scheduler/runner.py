@@ -822,7 +822,7 @@ class Scheduler:
         now: datetime,
         lateness: timedelta,
     ) -> StepReport:
-        message = f"{type(error).__name__}: {error}"[:500]
+        message = self.rt.redact(f"{type(error).__name__}: {error}")[:500]
         log.warning(
             "step failed",
             extra={

@@ -71,6 +71,8 @@ class Runtime:
     approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
     # How the public status page shows a cancelled incident: withdraw, or no_impact.
     cancelled_incidents: str = "withdraw"
+    # Keeps the configured secrets out of what is stored and shown (vendor error texts).
+    redact: Callable[[str], str] = field(default=str)
 
     def needs_approval(self, incident: Incident, step: Step) -> bool:
         """Whether this step's text waits for the commander's approval on this incident."""
