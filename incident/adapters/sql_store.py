@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, Text, bindparam, func, insert, select, update
+from sqlalchemy import Row, Table, Text, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,7 @@ from incident.adapters.tables import (
     MaintenanceUpdateRow,
     OccurrenceState,
     ProbeRow,
+    SeenRequestRow,
     StepOccurrenceRow,
     TimelineRow,
     UTCDateTime,
@@ -773,6 +776,13 @@ class SqlTransaction:
     def follow_ups(self, incident_id: int) -> list[FollowUp]:
         return [_to_follow_up(r) for r in self._rows(_FOLLOW_UPS, {"b_id": incident_id})]
 
+    def first_sighting(self, key: str, *, now: datetime, forget_before: datetime) -> bool:
+        self._db.execute(delete(_S).where(_S.c.at < forget_before))
+        insert_new = (
+            postgres_insert(_S) if self._postgres else sqlite_insert(_S)
+        ).on_conflict_do_nothing(index_elements=["key"])
+        return bool(self._db.execute(insert_new.values(key=key, at=now)).rowcount)
+
     def probe_write(self, *, name: str, now: datetime) -> None:
         updated = self._db.execute(update(_P).where(_P.c.name == name).values(at=now)).rowcount
         if not updated:
@@ -906,6 +916,7 @@ _MAINTENANCE_UPDATES = (
 
 _F: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
 _P: Table = ProbeRow.__table__  # type: ignore[attr-defined]
+_S: Table = SeenRequestRow.__table__  # type: ignore[attr-defined]
 _INSERT_FOLLOW_UP = insert(_F).returning(_F.c.id)
 _GET_FOLLOW_UP = select(_F).where(_F.c.id == bindparam("b_id"))
 _UPDATE_FOLLOW_UP = update(_F).where(_F.c.id == bindparam("b_id"))

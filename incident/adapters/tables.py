@@ -168,6 +168,16 @@ class FollowUpRow(SQLModel, table=True):
     done_by: str | None = None
 
 
+class SeenRequestRow(SQLModel, table=True):
+    """A signed request already taken (a Slack command, by its signature): the same signed
+    bytes sent again within their validity window are a replay, and run nothing."""
+
+    __tablename__ = "seen_requests"
+
+    key: str = Field(primary_key=True, max_length=100)
+    at: datetime = _at(nullable=False, index=True)
+
+
 class ProbeRow(SQLModel, table=True):
     """Written by the readiness check: the database takes writes (a full disk, a read-only
     mount or a lost lock all show here, not only on the next real write)."""

@@ -77,6 +77,7 @@ from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import OPEN_STATUSES, Incident, Role, Status
 from incident.domain.records import TimelineEntry
 from incident.services import incidents as uc
+from incident.services import replays
 from incident.services.incidents import IncidentView, Runtime
 from incident.web.background import run_in_background
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
@@ -278,10 +279,28 @@ async def slash_command(request: web.Request) -> web.Response:
     except ApiError:
         _count(app, "none", "bad_request")
         raise
+
     parsed = parse(slash.text)
     if isinstance(parsed, Usage):
         return _respond(
             app, slash, parsed.command or "unknown", Reply(parsed.text(slash.command), "usage")
+        )
+    # The same invocation sent again (the same signed bytes, while the signature is valid):
+    # a replay, done once. A declaration answers with the incident it made (its own
+    # idempotency key); every other command is refused here.
+    invocation = slash.trigger_id or request.headers.get("X-Slack-Signature", "")
+    if parsed.name != "declare" and not await replays.first_sighting(
+        container.runtime, f"slack:{invocation}", valid_for=MAX_SKEW
+    ):
+        return _respond(
+            app,
+            slash,
+            parsed.name,
+            Reply(
+                "This exact request was already received, and done once; it is not done "
+                "again. Type the command anew to repeat it.",
+                "replayed",
+            ),
         )
     principal = Principal(
         name=f"<@{slash.user_id}>",

@@ -1068,3 +1068,24 @@ async def test_a_slow_command_is_answered_in_time_and_its_result_follows_at_the_
     await eventually(paged)
     metrics = await (await slack.client.get("/metrics")).text()
     assert 'incident_slack_commands_total{command="declare",result="ok"} 1.0' in metrics
+
+
+async def test_every_replayed_command_is_done_once(slack: Slack) -> None:
+    """The same signed bytes sent again within the signature's window: an update is not
+    published twice, a note not added twice."""
+    incident_id = await slack.declare()
+    ref = f"INC-{incident_id}"
+    for text in (f"update {ref} We found the cause.", f"note {ref} Rolled back deploy 42"):
+        body = slack.form(text, user=LEAD)
+        stamp = int(slack.clock.now().timestamp())
+        first = await slack.post(body, timestamp=stamp)
+        assert first.status == 200 and "already received" not in first.text, first.text
+        slack.clock.advance(timedelta(seconds=20))
+        replay = await slack.post(body, timestamp=stamp)  # the very same signed request
+        assert replay.status == 200 and not replay.public
+        assert replay.text.startswith("This exact request was already received, and done once")
+    view = await uc.get_incident(slack.rt, incident_id)
+    assert [e.kind for e in view.timeline].count("customer_update") == 1
+    assert [e.kind for e in view.timeline].count("internal_note") == 1
+    metrics = await (await slack.client.get("/metrics")).text()
+    assert 'result="replayed"} 1.0' in metrics  # per command: update once, note once

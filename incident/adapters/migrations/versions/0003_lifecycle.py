@@ -34,6 +34,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("approved_by", sa.String(), nullable=True))
         batch_op.add_column(sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
+        "seen_requests",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    with op.batch_alter_table("seen_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_seen_requests_at"), ["at"], unique=False)
+    op.create_table(
         "probes",
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -64,6 +72,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_follow_ups_incident_id"))
     op.drop_table("follow_ups")
     op.drop_table("probes")
+    with op.batch_alter_table("seen_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_seen_requests_at"))
+    op.drop_table("seen_requests")
     with op.batch_alter_table("step_occurrences", schema=None) as batch_op:
         batch_op.drop_column("approved_at")
         batch_op.drop_column("approved_by")
