@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
@@ -23,6 +24,7 @@ from incident.domain.incident import OPEN_STATUSES
 from incident.web import api, dashboard, slack, webhooks
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
 from incident.web.errors import add_json_fallbacks, guarded, json_error
+from incident.web.html import STATIC_DIR
 from incident.web.metrics import Metrics
 from incident.web.public import routes as public_page
 
@@ -46,6 +48,8 @@ def create_app(settings: Settings, *, build: Builder | None = None) -> web.Appli
     app.router.add_get("/readyz", guarded(readyz))
     app.router.add_get("/metrics", guarded(metrics_endpoint))
     app.router.add_get("/runbooks/{name}", guarded(runbook))
+    app.router.add_get("/", guarded(home))
+    app.router.add_get("/favicon.ico", guarded(favicon))
     api.add_routes(app)
     webhooks.add_routes(app)
     slack.add_routes(app)
@@ -135,6 +139,24 @@ async def runbook(request: web.Request) -> web.StreamResponse:
     except (OSError, UnicodeDecodeError):
         return missing
     return web.Response(text=body, content_type="text/markdown", charset="utf-8")
+
+
+async def home(request: web.Request) -> web.Response:
+    """The service's root is its public status page (people type the bare address)."""
+    raise web.HTTPFound(location="/status")
+
+
+@functools.cache
+def _favicon() -> bytes:
+    return (STATIC_DIR / "favicon.svg").read_bytes()
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_favicon(),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -26,8 +26,11 @@ def when(value: datetime | None) -> str:
 
 
 def iso(value: datetime | None) -> str:
-    """For `<time datetime=...>` and scripts."""
-    return "" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """For `<time datetime=...>` and scripts: to the second, as HTML's time element takes
+    it (a fraction of more than three digits is not a valid date and time)."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def duration(value: timedelta) -> str:

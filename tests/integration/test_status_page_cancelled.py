@@ -1,10 +1,12 @@
-"""A cancelled incident on the public status page, over real HTTP: withdrawn (the default:
-gone from the page, the JSON API, the feeds and the uptime), or, as configured, kept as
-resolved with no impact."""
+"""The public status page over real HTTP: a cancelled incident withdrawn (the default: gone
+from the page, the JSON API, the feeds and the uptime) or, as configured, kept as resolved
+with no impact; and what browsers and validators expect of the public side (a content
+security policy, CORS preflights, the root, a favicon, valid times)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -107,3 +109,42 @@ async def test_a_cancelled_incident_is_withdrawn_or_shown_with_no_impact(
         assert shown["resolved_at"] is not None
         assert "no impact" in shown["incident_updates"][0]["body"]
         assert "Checkout unavailable" in html
+
+
+# --- what browsers and validators expect of the public side ---------------------------------
+
+
+async def test_public_headers_preflight_root_and_favicon(
+    page_settings: Settings,  # noqa: F811
+    clock: FakeClock,
+    vendor: RecordingEffects,
+) -> None:
+    async with serving(page_settings, clock, vendor) as client:
+        page = await client.get("/status")
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "frame-ancestors 'none'" in policy
+        html = await page.text()
+        # <time datetime> to the second: HTML's time element takes no microseconds.
+        stamps = re.findall(r'datetime="([^"]+)"', html)
+        assert stamps and all(
+            re.fullmatch(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?", s) for s in stamps
+        )
+        for path in ("/api/v2/summary.json", "/status/api/v2/status.json", "/history.atom"):
+            preflight = await client.options(
+                path,
+                headers={
+                    "Origin": "https://widgets.example.com",
+                    "Access-Control-Request-Method": "GET",
+                    "Access-Control-Request-Headers": "if-none-match",
+                },
+            )
+            assert preflight.status == 204, path
+            assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+            assert "If-None-Match" in preflight.headers["Access-Control-Allow-Headers"]
+            assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+        root = await client.get("/", allow_redirects=False)
+        assert root.status == 302 and root.headers["Location"] == "/status"
+        icon = await client.get("/favicon.ico")
+        assert icon.status == 200 and icon.content_type == "image/svg+xml"
+        assert (await icon.read()).startswith(b"<svg")

@@ -30,7 +30,8 @@ def storm(count: int, *, update: int | None = None) -> PublicStatus:
 
 def test_the_feeds_hold_the_newest_items_like_incidents_json() -> None:
     status = storm(RECENT + 10)
-    atom, rss = feeds.atom_and_rss(PAGE, status)
+    made = feeds.feeds(PAGE, status)
+    atom, rss = made["status/history.atom"], made["status/history.rss"]
     entries = [e.findtext(f"{ATOM}id") for e in ElementTree.fromstring(atom).iter(f"{ATOM}entry")]
     newest = [PAGE.link(str(n)) for n in range(RECENT + 10, 10, -1)]
     assert entries == newest
@@ -49,3 +50,23 @@ def test_the_front_page_shows_every_active_incident_and_each_one_as_it_is_now() 
     for page in (before, after):
         assert page.count('<article class="notice b-') == RECENT + 10
         assert all(page.count(f"Looking into {n}.<") == 1 for n in range(1, RECENT + 11))
+
+
+def test_each_feed_names_the_address_it_is_served_at_and_every_entry_an_author() -> None:
+    made = feeds.feeds(PAGE, storm(3))
+    assert sorted(made) == [
+        "history.atom",
+        "history.rss",
+        "status/history.atom",
+        "status/history.rss",
+    ]
+    root = PAGE.url.removesuffix("/status")
+    for path in ("history.atom", "status/history.atom"):
+        feed = ElementTree.fromstring(made[path])
+        links = feed.findall(f"{ATOM}link")
+        selves = [link.get("href") for link in links if link.get("rel") == "self"]
+        assert selves == [f"{root}/{path}"]
+        # RFC 4287 4.1.1: an entry without an author of its own needs the feed's.
+        assert feed.find(f"{ATOM}author/{ATOM}name") is not None
+        for entry in feed.iter(f"{ATOM}entry"):
+            assert entry.findtext(f"{ATOM}author/{ATOM}name"), entry.findtext(f"{ATOM}id")

@@ -18,20 +18,27 @@ from feedgen.feed import FeedGenerator
 
 from incident.services.status_page import PublicIncident, PublicMaintenance, PublicStatus
 from incident.web.html import when
-from incident.web.public.statuspage_v2 import RECENT, PageInfo
+from incident.web.public.statuspage_v2 import PAGE_PATH, RECENT, PageInfo
 
 Item = PublicIncident | PublicMaintenance
 
 
-def atom_and_rss(page: PageInfo, status: PublicStatus) -> tuple[bytes, bytes]:
-    """Both feeds; each item's content is made once for the two."""
+def feeds(page: PageInfo, status: PublicStatus) -> dict[str, bytes]:
+    """Every feed by the path it is served at (below the service's root): Atom and RSS, at
+    the page's own address and at the root, where Statuspage has them. Each names its own
+    address as `rel=self` (RFC 4287); each item's content is made once for all."""
     items: list[Item] = [*status.incidents, *status.maintenances]
     items.sort(key=lambda item: (item.created_at, item.id), reverse=True)
     del items[RECENT:]
     contents = [_content(item) for item in items]
-    atom = _feed(page, status, items, contents, self_url=f"{page.url}/history.atom")
-    rss = _feed(page, status, items, contents, self_url=f"{page.url}/history.rss")
-    return bytes(atom.atom_str(pretty=False)), bytes(rss.rss_str(pretty=False))
+    root = page.url.removesuffix(PAGE_PATH)
+    made: dict[str, bytes] = {}
+    for path in (f"{PAGE_PATH}/history", "/history"):
+        for kind in ("atom", "rss"):
+            feed = _feed(page, status, items, contents, self_url=f"{root}{path}.{kind}")
+            text = feed.atom_str(pretty=False) if kind == "atom" else feed.rss_str(pretty=False)
+            made[f"{path.lstrip('/')}.{kind}"] = bytes(text)
+    return made
 
 
 def _feed(
@@ -47,6 +54,8 @@ def _feed(
     feed.title(f"{page.name} - Incident History")
     feed.description(f"Incidents and maintenance on {page.name}, newest first.")
     feed.language("en")
+    # RFC 4287: every entry has an author, its own or its feed's: the page.
+    feed.author({"name": page.name, "uri": page.url})
     # RSS takes the channel's <link> from the last link added: the page, not the feed.
     feed.link(href=self_url, rel="self")
     feed.link(href=page.url, rel="alternate")
@@ -64,6 +73,7 @@ def _feed(
         entry.published(item.created_at)
         entry.updated(item.updated_at)
         entry.content(content, type="html")
+        entry.author({"name": page.name, "uri": page.url})
     return feed
 
 

@@ -40,9 +40,15 @@ def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(lambda app: _snapshot_lifetime(app, live))
     for prefix in ("", "/status"):
         for name in DOCUMENTS:
-            app.router.add_get(f"{prefix}/api/v2/{name}", _serve(live, f"api/{name}"))
-        app.router.add_get(f"{prefix}/history.atom", _serve(live, "history.atom"))
-        app.router.add_get(f"{prefix}/history.rss", _serve(live, "history.rss"))
+            resource = app.router.add_resource(f"{prefix}/api/v2/{name}")
+            resource.add_route("GET", _serve(live, f"api/{name}"))
+            resource.add_route("OPTIONS", _preflight)
+        # Each feed names the address it is served at (rel=self): one body per address.
+        for feed in ("history.atom", "history.rss"):
+            path = f"{prefix}/{feed}"
+            resource = app.router.add_resource(path)
+            resource.add_route("GET", _serve(live, path.lstrip("/")))
+            resource.add_route("OPTIONS", _preflight)
     app.router.add_get("/status", _serve(live, "index"))
     app.router.add_get("/status/", _serve(live, "index"))
     app.router.add_get("/status/history", _serve(live, "history"))
@@ -84,6 +90,20 @@ def _serve(live: _Live, key: str) -> Handler:
         return respond(request, live.snapshot.current.resources[key])
 
     return handler
+
+
+# Browsers ask before a cross-site read that sends If-None-Match (not a "simple" header):
+# the public documents may be read from anywhere, with the conditional headers.
+_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "If-None-Match, If-Modified-Since",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    return PublicRead(status=204, headers=_PREFLIGHT)
 
 
 def _item(live: _Live) -> Handler:

@@ -137,9 +137,8 @@ def render(page: PageInfo, status: PublicStatus) -> dict[str, tuple[bytes, str]]
     bodies["index"] = (pages.index(page, status), HTML_TYPE)
     bodies["history"] = (pages.history(page, status), HTML_TYPE)
     bodies["not_found"] = (pages.not_found(page, status), HTML_TYPE)
-    atom, rss = feeds.atom_and_rss(page, status)
-    bodies["history.atom"] = (atom, ATOM_TYPE)
-    bodies["history.rss"] = (rss, RSS_TYPE)
+    for path, body in feeds.feeds(page, status).items():
+        bodies[path] = (body, ATOM_TYPE if path.endswith(".atom") else RSS_TYPE)
     return bodies
 
 
@@ -295,6 +294,14 @@ class PublicSnapshot:
         return max(wait, 0.05)
 
 
+# What a public page may load: its own inline styles and data: images (the favicon), nothing
+# else, and no script whatever; it may not be framed by another site.
+PUBLIC_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 def _resource(body: bytes, content_type: str, modified: datetime) -> Resource:
     tag = hashlib.blake2b(body, digest_size=16).hexdigest()
     common = {
@@ -302,7 +309,11 @@ def _resource(body: bytes, content_type: str, modified: datetime) -> Resource:
         "Last-Modified": format_datetime(modified, usegmt=True),
         "X-Content-Type-Options": "nosniff",
     }
-    if not content_type.startswith("text/html"):
+    if content_type.startswith("text/html"):
+        # The public pages run no script at all; only their own inline styles and images.
+        common["Content-Security-Policy"] = PUBLIC_PAGE_POLICY
+        common["Referrer-Policy"] = "no-referrer"
+    else:
         # Widgets on other sites read the API and the feeds from the browser.
         common["Access-Control-Allow-Origin"] = "*"
     compress = len(body) >= GZIP_FROM

@@ -41,6 +41,9 @@ DOCUMENTS = (
 )
 
 
+PAGE_PATH = "/status"  # where the page is, below the service's root
+
+
 @dataclass(frozen=True)
 class PageInfo:
     """The page itself: `url` is where people read it; incident links hang below it."""
@@ -52,7 +55,7 @@ class PageInfo:
 
     @classmethod
     def of(cls, *, name: str, base_url: str) -> PageInfo:
-        url = base_url.rstrip("/") + "/status"
+        url = base_url.rstrip("/") + PAGE_PATH
         return cls(id=page_id(url), name=name, url=url)
 
     def link(self, item_id: str) -> str:
