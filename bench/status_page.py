@@ -3,6 +3,7 @@ service during an incident storm, against a bare aiohttp handler returning a fix
 the same size, on the same machine, in one run.
 
     .venv/bin/python bench/status_page.py [--seconds 10] [--connections 64] [--rounds 2]
+        [--open-incidents 2000]
 
 Processes (each its own interpreter):
 
@@ -249,9 +250,10 @@ async def wait_until_up(url: str, within: float = 30.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def prepare(base: str) -> int:
+async def prepare(base: str, open_incidents: int = 0) -> int:
     """An open P1 with components and a few updates, a resolved one, a maintenance window:
-    a summary.json of a realistic size."""
+    a summary.json of a realistic size; with `open_incidents`, that many more open
+    incidents on the page (an alert storm's), each with a component and an update."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession(base_url=base, headers=headers) as s:
 
@@ -291,6 +293,27 @@ async def prepare(base: str) -> int:
                 "components": ["api"],
             },
         )
+        names = ["api", "web", "search"]
+
+        async def one_more(n: int) -> None:
+            made = await post(
+                "/incidents",
+                {
+                    "title": f"storm {n}",
+                    "severity": "P3",
+                    "components": {names[n % 3]: "degraded_performance"},
+                    "public_title": f"Degraded performance, region {n}",
+                },
+            )
+            await post(
+                f"/incidents/{made['incident']['id']}/updates",
+                {"message": f"We are looking into slow responses in region {n}."},
+            )
+
+        for first in range(0, open_incidents, 50):
+            await asyncio.gather(
+                *(one_more(n) for n in range(first, min(first + 50, open_incidents)))
+            )
         return incident_id
 
 
@@ -463,8 +486,9 @@ async def _service(
     }
     with process(command, env=env, log=workdir / f"{slug}.log") as pid:
         await wait_until_up(base + "/healthz")
-        incident_id = await prepare(base)
-        await asyncio.sleep(1.0)  # the playbook's first steps, and the snapshot, settle
+        incident_id = await prepare(base, args.open_incidents)
+        # The playbooks' first steps (and the snapshot) settle: longer with a storm's worth.
+        await asyncio.sleep(1.0 + args.open_incidents / 200)
         async with aiohttp.ClientSession() as s, s.get(base + PATH) as r:
             body = await r.read()
         measured, posted, versions = await measure_service(
@@ -540,6 +564,12 @@ def cli() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--open-incidents",
+        type=int,
+        default=0,
+        help="this many more open incidents on the page (summary.json lists each)",
+    )
     parser.add_argument(
         "--quiet-access-log",
         action="store_true",
