@@ -1,6 +1,7 @@
-"""One incident through a real browser: the public status page shows it (screenshots at
-phone and desktop widths), the commander logs into the dashboard, acknowledges it and posts
-an update, and the public page then shows that update."""
+"""Incidents through a real browser: the public status page shows one (screenshots at phone
+and desktop widths), the commander logs into the dashboard, acknowledges it and posts an
+update, and the public page then shows that update; an incident declared from the
+dashboard's form and cancelled as a false alarm; the history searched and filtered."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.browser.conftest import COMMANDER_TOKEN, Service
+from tests.browser.conftest import COMMANDER_TOKEN, VIEWER_TOKEN, Service
 
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
@@ -194,3 +195,180 @@ def test_status_page_dashboard_and_update_in_a_real_browser(
     wait_for(browser, lambda d: shows(d, f"{service.url}/status", message), "the update on /status")
     assert "Identified" in page_text(browser)
     screenshot(browser, DESKTOP, artifacts / "status-after-update.png")
+
+
+def log_in(driver: Any, service: Service, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{service.url}/ui")
+    wait_for(driver, lambda d: "/ui/login" in d.current_url, "the login page")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(driver, lambda d: "Open incidents" in page_text(d), "the dashboard")
+
+
+def test_declare_from_the_dashboard_then_cancel_as_a_false_alarm(
+    service: Service, browser: Any, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tag = uuid.uuid4().hex[:8]
+    title = f"Checkout pods restarting ({tag})"
+    public_title = f"Checkout errors ({tag})"
+    browser.set_window_size(*DESKTOP)
+    log_in(browser, service, COMMANDER_TOKEN)
+    act(browser, "declare", lambda d: d.find_element(By.LINK_TEXT, "Declare an incident").click())
+    wait_for(browser, lambda d: d.current_url.endswith("/ui/declare"), "the declare form")
+
+    browser.find_element(By.ID, "declare-title").send_keys(title)
+    browser.find_element(By.ID, "declare-severity-p2").click()
+    browser.find_element(By.ID, "declare-service").send_keys("checkout")
+    browser.find_element(By.ID, "declare-impact").send_keys("Some card payments fail")
+    Select(browser.find_element(By.ID, "declare-component-api")).select_by_value("partial_outage")
+    browser.find_element(By.ID, "declare-public-title").send_keys(public_title)
+    screenshot(browser, DESKTOP, artifacts / "dashboard-declare.png")
+    browser.set_window_size(*DESKTOP)
+    browser.find_element(By.CSS_SELECTOR, "#declare-form button[type=submit]").click()
+    wait_for(
+        browser,
+        lambda d: "Incident declared; its playbook has started." in page_text(d),
+        "the declared incident's page",
+    )
+    found = re.search(r"/ui/incidents/(\d+)$", browser.current_url.split("?")[0])
+    assert found, browser.current_url
+    incident_id = int(found.group(1))
+    summary = browser.find_element(By.ID, "summary").text
+    assert "P2" in summary and "Partial outage" in summary and public_title in summary
+    incident = service.api("GET", f"/api/v1/incidents/{incident_id}")["incident"]
+    assert incident["title"] == title and incident["declared_by"] == "casey"
+    assert incident["components"] == {"api": "partial_outage"}
+    # Customers see it on the status page.
+    wait_for(
+        browser,
+        lambda d: shows(d, f"{service.url}/status", public_title),
+        "the new incident on the status page",
+    )
+
+    # --- a false alarm after all: cancel it, confirming that the playbook stops -----------
+    browser.get(f"{service.url}/ui/incidents/{incident_id}")
+    act(
+        browser,
+        "open the cancel form",
+        lambda d: d.find_element(By.CSS_SELECTOR, "#fold-cancel > summary").click(),
+    )
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "cancel-warning").is_displayed(),
+        "the warning",
+    )
+    assert "This stops the playbook." in browser.find_element(By.ID, "cancel-warning").text
+    act(
+        browser,
+        "choose false alarm",
+        lambda d: d.find_element(By.ID, "cancel-reason-false_alarm").click(),
+    )
+    act(
+        browser,
+        "note",
+        lambda d: d.find_element(By.ID, "cancel-note").send_keys("A test alert left enabled"),
+    )
+    # Without the confirmation the browser itself does not send the form.
+    act(
+        browser,
+        "submit unconfirmed",
+        lambda d: d.find_element(By.CSS_SELECTOR, "#cancel-form button[type=submit]").click(),
+    )
+    assert browser.current_url.endswith(f"/ui/incidents/{incident_id}")
+    assert service.api("GET", f"/api/v1/incidents/{incident_id}")["incident"]["status"] != (
+        "cancelled"
+    )
+    act(browser, "confirm", lambda d: d.find_element(By.ID, "cancel-confirm").click())
+    act(
+        browser,
+        "cancel",
+        lambda d: d.find_element(By.CSS_SELECTOR, "#cancel-form button[type=submit]").click(),
+    )
+    wait_for(
+        browser,
+        lambda d: "Cancelled. The playbook has stopped" in page_text(d),
+        "the cancellation",
+    )
+    summary = browser.find_element(By.ID, "summary").text
+    assert "as a false alarm: A test alert left enabled" in summary
+    assert "Cancelled" in summary
+    wait_for(
+        browser,
+        lambda d: "cancelled as a false alarm" in d.find_element(By.ID, "timeline").text,
+        "the cancellation on the timeline",
+    )
+    assert not browser.find_elements(By.ID, "fold-cancel")
+    assert service.api("GET", f"/api/v1/incidents/{incident_id}")["incident"]["status"] == (
+        "cancelled"
+    )
+    screenshot(browser, DESKTOP, artifacts / "dashboard-cancelled.png")
+    # ... and the status page withdraws it.
+    browser.set_window_size(*DESKTOP)
+    wait_for(
+        browser,
+        lambda d: not shows(d, f"{service.url}/status", public_title),
+        "the incident withdrawn from the status page",
+    )
+
+
+def test_search_the_history(service: Service, browser: Any, artifacts: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tag = uuid.uuid4().hex[:8]
+    made = {}
+    for name, severity in (("alpha", "P2"), ("beta", "P3"), ("gamma", "P3")):
+        title = f"Search {tag} {name}" if name != "gamma" else f"Unrelated {tag}"
+        body = service.api("POST", "/api/v1/incidents", {"title": title, "severity": severity})
+        made[name] = body["incident"]["id"]
+    service.api("POST", f"/api/v1/incidents/{made['alpha']}/resolve", {"summary": "Fixed"})
+    service.api("POST", f"/api/v1/incidents/{made['beta']}/cancel", {"reason": "declined"})
+    service.api("POST", f"/api/v1/incidents/{made['gamma']}/resolve", {"summary": "Fixed"})
+
+    browser.set_window_size(*DESKTOP)
+    log_in(browser, service, VIEWER_TOKEN)
+    assert not browser.find_elements(By.LINK_TEXT, "Declare")  # a viewer declares nothing
+    act(browser, "history", lambda d: d.find_element(By.LINK_TEXT, "History").click())
+    wait_for(browser, lambda d: "Past incidents" in page_text(d), "the history page")
+
+    def listed(d: Any) -> list[str]:
+        return [a.text for a in d.find_elements(By.CSS_SELECTOR, ".history-table td a.ref")]
+
+    search = browser.find_element(By.ID, "history-q")
+    search.send_keys(f"SEARCH {tag.upper()}")  # any case
+    search.submit()
+    wait_for(browser, lambda d: "q=SEARCH" in d.current_url, "the search")
+    assert listed(browser) == [f"INC-{made['beta']}", f"INC-{made['alpha']}"]  # newest first
+    results = browser.find_element(By.ID, "results").text
+    assert "declined (not an incident)" in results and f"Unrelated {tag}" not in results
+
+    Select(browser.find_element(By.ID, "history-status")).select_by_value("resolved")
+    browser.find_element(By.CSS_SELECTOR, ".search-form button[type=submit]").click()
+    wait_for(browser, lambda d: "status=resolved" in d.current_url, "the filtered search")
+    assert listed(browser) == [f"INC-{made['alpha']}"]
+    assert (
+        browser.find_element(By.ID, "history-q").get_attribute("value") == f"SEARCH {tag.upper()}"
+    )
+    screenshot(browser, DESKTOP, artifacts / "dashboard-history.png")
+    screenshot(browser, PHONE, artifacts / "dashboard-history-phone.png")
+    browser.set_window_size(*DESKTOP)
+
+    # A reference finds its incident, whatever its title.
+    search = browser.find_element(By.ID, "history-q")
+    search.clear()
+    search.send_keys(f"inc-{made['gamma']}")
+    Select(browser.find_element(By.ID, "history-status")).select_by_value("")
+    browser.find_element(By.CSS_SELECTOR, ".search-form button[type=submit]").click()
+    wait_for(browser, lambda d: listed(d) == [f"INC-{made['gamma']}"], "the incident by reference")
+    act(browser, "open", lambda d: d.find_element(By.LINK_TEXT, f"INC-{made['gamma']}").click())
+    wait_for(
+        browser,
+        lambda d: d.current_url.endswith(f"/ui/incidents/{made['gamma']}"),
+        "the incident's page",
+    )
+    assert "Resolved" in browser.find_element(By.ID, "summary").text

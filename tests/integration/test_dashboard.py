@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html import unescape
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.domain.incident import Cancellation, Severity
 from incident.domain.status_page import Catalog, Component
+from incident.services import incidents as uc
+from incident.web.context import CONTAINER
 from incident.web.dashboard.routes import CHANGES
 from incident.web.dashboard.sessions import SESSION_LIFETIME, SessionKeys
 from incident.web.html import when
@@ -95,7 +102,9 @@ def csrf_of(html: str) -> str:
 
 
 async def login(client: Client, who: str) -> str:
-    """Log in as `who`; the CSRF token of the session's forms."""
+    """Log in as `who` (anyone logged in before is forgotten); the CSRF token of the
+    session's forms."""
+    client.session.cookie_jar.clear()
     form = await client.get("/ui/login")
     assert form.status == 200
     response = await client.post(
@@ -615,3 +624,786 @@ async def test_the_link_in_messages_opens_the_incident_page(client: Client) -> N
     response = await client.get(link.removeprefix(base))
     assert response.status == 200
     assert when(T0) in text_of(await response.text())
+
+
+# --- pages stay valid and accessible -------------------------------------------------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class PageCheck(HTMLParser):
+    """What a page must be for browsers and screen readers: every element closed in order,
+    ids unique and every reference to one resolved, every field labelled, one h1 and no
+    heading level skipped, no form inside a form, and a CSRF token in every POST form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self.stack: list[str] = []
+        self.ids: list[str] = []
+        self.references: list[tuple[str, str]] = []  # (attribute, id)
+        self.labelled: set[str] = set()
+        self.fields: list[tuple[str, dict[str, str | None]]] = []
+        self.headings: list[int] = []
+        self.forms: list[dict[str, str | None]] = []
+        self.csrf_in_form: list[bool] = []
+        self.lang = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "html":
+            self.lang = attributes.get("lang") or ""
+        if attributes.get("id"):
+            self.ids.append(str(attributes["id"]))
+        for name in ("aria-describedby", "aria-labelledby"):
+            for ref in str(attributes.get(name) or "").split():
+                self.references.append((name, ref))
+        if tag == "label" and attributes.get("for"):
+            self.labelled.add(str(attributes["for"]))
+            self.references.append(("for", str(attributes["for"])))
+        if tag in ("input", "select", "textarea"):
+            kind = attributes.get("type") or ""
+            if kind not in ("hidden", "submit", "button"):
+                self.fields.append((tag, attributes))
+            if self.csrf_in_form and attributes.get("name") == "csrf":
+                self.csrf_in_form[-1] = True
+        if re.fullmatch(r"h[1-6]", tag):
+            self.headings.append(int(tag[1]))
+        if tag == "form":
+            if "form" in self.stack:
+                self.problems.append("a form inside a form")
+            self.forms.append(attributes)
+            self.csrf_in_form.append(False)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            self.problems.append(f"</{tag}> closes a void element")
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self.stack[-1] if self.stack else ''}>")
+            if tag in self.stack:
+                while self.stack and self.stack.pop() != tag:
+                    pass
+            return
+        self.stack.pop()
+        if tag == "form":
+            form = self.forms[-1]
+            if (form.get("method") or "get").lower() == "post" and not self.csrf_in_form[-1]:
+                self.problems.append(f"the form posting to {form.get('action')} has no CSRF token")
+            self.csrf_in_form.pop()
+
+    def verdict(self) -> list[str]:
+        problems = list(self.problems)
+        if self.stack:
+            problems.append(f"never closed: {self.stack}")
+        if self.lang != "en":
+            problems.append("<html> has no lang")
+        duplicated = {i for i in self.ids if self.ids.count(i) > 1}
+        if duplicated:
+            problems.append(f"ids used twice: {sorted(duplicated)}")
+        for attribute, ref in self.references:
+            if ref not in self.ids:
+                problems.append(f"{attribute} names a missing id {ref!r}")
+        for tag, attributes in self.fields:
+            field_id = attributes.get("id")
+            if not attributes.get("aria-label") and (not field_id or field_id not in self.labelled):
+                problems.append(f"<{tag} name={attributes.get('name')!r}> has no label")
+        if self.headings.count(1) != 1:
+            problems.append(f"{self.headings.count(1)} h1 headings")
+        for before, after in itertools.pairwise(self.headings):
+            if after > before + 1:
+                problems.append(f"an h{after} follows an h{before}")
+        return problems
+
+
+def assert_valid_page(html: str) -> None:
+    check = PageCheck()
+    check.feed(html)
+    check.close()
+    assert check.verdict() == [], check.verdict()
+
+
+async def api(
+    client: Client, method: str, path: str, body: Any = None, who: str = "commander"
+) -> Any:
+    response = await client.request(
+        method,
+        f"/api/v1{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKENS[who].token}"},
+    )
+    assert response.status < 300, (method, path, await response.text())
+    return await response.json()
+
+
+async def valid_page(client: Client, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status == status, (path, await response.text())
+    html = await response.text()
+    assert_valid_page(html)
+    return html
+
+
+async def test_every_dashboard_page_is_valid_and_labelled(client: Client) -> None:
+    held = await declare(client, title="Leaked keys", category="security")
+    await held_step(client, held["id"])
+    resolved = await declare(client, title="Search slow", severity="P3")
+    await api(client, "POST", f"/incidents/{resolved['id']}/resolve", {"summary": "fixed"})
+    cancelled = await declare(client, title="Disk alarm", severity="P4")
+    await api(client, "POST", f"/incidents/{cancelled['id']}/cancel", {"reason": "false_alarm"})
+    merged = await declare(client, title="Leaked keys again")
+    await api(client, "POST", f"/incidents/{merged['id']}/merge", {"into": held["id"]})
+    await api(
+        client,
+        "POST",
+        f"/incidents/{resolved['id']}/follow-ups",
+        {"title": "Add an index", "owner": "sam", "due_at": "2026-03-09T09:00:00Z"},
+    )
+    await login(client, "commander")
+    for path in (
+        "/ui",
+        "/ui/declare",
+        "/ui/history",
+        "/ui/history?q=keys&status=cancelled&severity=P1",
+        "/ui/history?q=no-such-thing",
+        *(f"/ui/incidents/{i['id']}" for i in (held, resolved, cancelled, merged)),
+    ):
+        await valid_page(client, path)
+    await valid_page(client, "/ui/history?status=investigating", 422)
+    refused = await client.post("/ui/declare", data={"csrf": await page_csrf(client), "title": ""})
+    assert refused.status == 422
+    assert_valid_page(await refused.text())
+    refused = await post_form(client, held["id"], "cancel", await page_csrf(client), reason="x")
+    assert refused.status == 422
+    assert_valid_page(await refused.text())
+    await login(client, "viewer")
+    for path in ("/ui", "/ui/history", f"/ui/incidents/{held['id']}"):
+        await valid_page(client, path)
+
+
+async def page_csrf(client: Client) -> str:
+    return csrf_of(await (await client.get("/ui")).text())
+
+
+async def held_step(client: Client, incident_id: int) -> dict[str, Any]:
+    """The held step of a security incident, once the scheduler has held it."""
+    for _ in range(250):
+        upcoming = (await detail(client, incident_id))["upcoming"]
+        held = [u for u in upcoming if u["state"] == "held"]
+        if held:
+            return held[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no step held: {upcoming}")
+
+
+# --- declaring from the dashboard ----------------------------------------------------------
+
+
+def declare_fields(**fields: str) -> dict[str, str]:
+    return {
+        "title": "Payments failing in the EU",
+        "severity": "P2",
+        "service": "payments",
+        "impact": "Card payments fail for some EU customers",
+        "category": "general",
+        "component.api": "partial_outage",
+        "public_title": "Payments failing for some customers",
+        "key": "a-declare-form-key-0001",
+        **fields,
+    }
+
+
+async def incidents_now(client: Client) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = (await api(client, "GET", "/incidents", who="viewer"))[
+        "incidents"
+    ]
+    return listed
+
+
+async def test_declaring_from_the_form_opens_the_new_incidents_page(client: Client) -> None:
+    csrf = await login(client, "responder")
+    overview = await (await client.get("/ui")).text()
+    assert 'href="/ui/declare"' in overview
+    form = await valid_page(client, "/ui/declare")
+    assert 'action="/ui/declare"' in form and 'name="csrf"' in form
+    assert 'id="declare-component-api" name="component.api"' in form  # the configured catalog
+    assert 'value="security"' in form and 'value="P1"' in form
+    key = re.search(r'name="key" value="([^"]+)"', form)
+    assert key is not None
+    fields = declare_fields(key=key.group(1))
+    response = await client.post(
+        "/ui/declare", data={**fields, "csrf": csrf}, allow_redirects=False
+    )
+    assert response.status == 303, await response.text()
+    (incident,) = await incidents_now(client)
+    assert response.headers["Location"] == f"/ui/incidents/{incident['id']}?done=declare"
+    page = text_of(await (await client.get(response.headers["Location"])).text())
+    assert "Incident declared; its playbook has started." in page
+    assert incident["title"] == "Payments failing in the EU" and incident["severity"] == "P2"
+    assert incident["service"] == "payments"
+    assert incident["impact"] == "Card payments fail for some EU customers"
+    assert incident["components"] == {"api": "partial_outage"}
+    assert incident["public_title"] == "Payments failing for some customers"
+    assert incident["declared_by"] == "rob"
+    # The same form sent twice (a double click, a reload) declares once.
+    again = await client.post("/ui/declare", data={**fields, "csrf": csrf}, allow_redirects=False)
+    assert again.headers["Location"] == response.headers["Location"]
+    assert len(await incidents_now(client)) == 1
+    # Sent again with other details (a form the browser restored), it declares nothing.
+    changed = await client.post(
+        "/ui/declare", data={**fields, "title": "Other", "csrf": csrf}, allow_redirects=False
+    )
+    assert changed.status == 422
+    words = text_of(await changed.text())
+    assert "This form was already used to declare an incident with other details" in words
+    assert len(await incidents_now(client)) == 1
+    # Optional fields left empty take the API's defaults; a security category re-routes.
+    minimal = {"title": "Keys leaked", "severity": "p1", "category": "security", "csrf": csrf}
+    refused = await client.post("/ui/declare", data=minimal, allow_redirects=False)
+    assert refused.status == 422  # severities are written as the API takes them: P1
+    minimal["severity"] = "P1"
+    response = await client.post("/ui/declare", data=minimal, allow_redirects=False)
+    assert response.status == 303
+    newest = (await incidents_now(client))[0]
+    assert newest["category"] == "security" and newest["service"] == ""
+    assert newest["public_title"] is None and newest["components"] == {}
+
+
+async def test_a_viewer_has_no_declare_form_and_is_refused(client: Client) -> None:
+    csrf = await login(client, "viewer")
+    assert "/ui/declare" not in await (await client.get("/ui")).text()
+    page = await client.get("/ui/declare")
+    assert page.status == 403
+    assert "vera (viewer) may not declare incidents" in text_of(await page.text())
+    assert 'action="/ui/declare"' not in await page.text()
+    refused = await client.post(
+        "/ui/declare", data={**declare_fields(), "csrf": csrf}, allow_redirects=False
+    )
+    assert refused.status == 403
+    assert "only responders, commanders and admins may" in text_of(await refused.text())
+    assert await incidents_now(client) == []
+
+
+async def test_a_refused_declaration_says_why_keeps_the_text_and_declares_nothing(
+    client: Client,
+) -> None:
+    csrf = await login(client, "responder")
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"title": "  "}, "title: is blank; fill it in"),
+        ({"title": "x" * 201}, "title: String should have at most 200 characters"),
+        ({"title": "Broken\u202eterminal"}, "title: is blank, or contains line breaks"),
+        ({"severity": ""}, "severity: choose or fill in a value"),
+        ({"severity": "P9"}, "severity: Input should be 'P1', 'P2', 'P3' or 'P4'"),
+        ({"category": "gossip"}, "category: Input should be"),
+        ({"component.api": "on_fire"}, "components.api: Input should be 'operational'"),
+        ({"component.nope": "major_outage"}, "unknown component 'nope'"),
+        ({"public_title": "a\nb"}, "public_title: is blank, or contains line breaks"),
+        ({"impact": "x" * 5001}, "impact: String should have at most 5000 characters"),
+    ]
+    for change, reason in cases:
+        fields = {**declare_fields(), **change, "csrf": csrf}
+        response = await client.post("/ui/declare", data=fields, allow_redirects=False)
+        assert response.status == 422, (change, await response.text())
+        html = await response.text()
+        assert reason in text_of(html), (change, text_of(html))
+        assert 'role="alert"' in html, change
+        # The field at fault is marked (a component the page does not list has no field).
+        assert ('aria-invalid="true"' in html) == ("component.nope" not in change), change
+        # What was typed is there to fix.
+        assert 'value="Card payments fail' not in html  # a textarea keeps it as its text
+        assert ">Card payments fail for some EU customers</textarea>" in html or "impact" in change
+    # Several problems at once are all named.
+    both = await client.post(
+        "/ui/declare",
+        data={**declare_fields(), "title": "", "severity": "P0", "csrf": csrf},
+        allow_redirects=False,
+    )
+    words = text_of(await both.text())
+    assert "title: is blank" in words and "severity: Input should be" in words
+    assert await incidents_now(client) == []
+
+
+async def test_the_declare_form_needs_the_sessions_csrf_token(client: Client) -> None:
+    await login(client, "commander")
+    for csrf in (None, "forged-token"):
+        data = declare_fields()
+        if csrf is not None:
+            data["csrf"] = csrf
+        response = await client.post("/ui/declare", data=data, allow_redirects=False)
+        assert response.status == 403
+        assert "nothing was changed" in text_of(await response.text())
+    await client.post("/ui/logout", data={"csrf": await page_csrf(client)})
+    response = await client.post("/ui/declare", data=declare_fields(), allow_redirects=False)
+    assert response.status == 401
+    assert await incidents_now(client) == []
+
+
+# --- editing, cancelling, reopening, merging, approving, follow-ups ------------------------
+
+
+async def submitted(client: Client, incident_id: int, action: str, csrf: str, **fields: str) -> str:
+    """Post a form that must succeed; the page it leads back to."""
+    response = await post_form(client, incident_id, action, csrf, **fields)
+    assert response.status == 303, (action, await response.text())
+    location = response.headers["Location"]
+    assert location == f"/ui/incidents/{incident_id}?done={action}"
+    html = await valid_page(client, location)
+    assert CHANGES[action].done in text_of(html)
+    return html
+
+
+async def test_editing_the_details_re_routes_and_goes_on_the_timeline(client: Client) -> None:
+    incident = await declare(client)
+    csrf = await login(client, "responder")  # correcting the facts is anyone's job
+    actions = section(await valid_page(client, f"/ui/incidents/{incident['id']}"), "actions")
+    assert 'id="edit-title" name="title" maxlength="200" required value="Checkout API down"' in (
+        actions
+    )
+    html = await submitted(
+        client,
+        incident["id"],
+        "edit",
+        csrf,
+        title="Checkout down in the EU",
+        impact="EU card payments fail",
+        service="checkout-eu",
+        category="security",
+    )
+    timeline = text_of(section(html, "timeline"))
+    assert "edited: title 'Checkout API down' -> 'Checkout down in the EU'" in timeline
+    assert "category 'general' -> 'security'" in timeline
+    summary = text_of(section(html, "summary"))
+    assert "Category security" in summary and "EU card payments fail" in summary
+    after = (await detail(client, incident["id"]))["incident"]
+    assert (after["title"], after["service"], after["category"]) == (
+        "Checkout down in the EU",
+        "checkout-eu",
+        "security",
+    )
+    # The security category holds automatic customer texts: the steps say so ahead.
+    assert "Needs approval" in text_of(section(html, "steps"))
+
+
+async def test_cancelling_asks_for_confirmation_then_stops_the_playbook(client: Client) -> None:
+    incident = await declare(client)
+    incident_id = incident["id"]
+    csrf = await login(client, "commander")
+    page = await valid_page(client, f"/ui/incidents/{incident_id}")
+    warning = text_of(section(page, "actions"))
+    assert "This stops the playbook." in warning and "merge it instead" in warning
+    before = await detail(client, incident_id)
+    unconfirmed = await post_form(
+        client, incident_id, "cancel", csrf, reason="false_alarm", note="test alert"
+    )
+    assert unconfirmed.status == 422
+    html = await unconfirmed.text()
+    assert "confirm: tick the box to confirm that cancelling stops the playbook" in text_of(html)
+    assert ">test alert</textarea>" in html and 'value="false_alarm" required checked' in html
+    assert (await detail(client, incident_id))["incident"] == before["incident"]
+
+    html = await submitted(
+        client, incident_id, "cancel", csrf, reason="false_alarm", note="test alert", confirm="yes"
+    )
+    summary = text_of(section(html, "summary"))
+    assert "Cancelled on 2026-03-02 09:00 UTC as a false alarm: test alert." in summary
+    assert "Its playbook has stopped" in summary
+    assert "cancelled as a false alarm: test alert" in text_of(section(html, "timeline"))
+    # Nothing is left to do but undo its effects, and nothing to change but notes.
+    actions = section(html, "actions")
+    for gone in ("/cancel", "/update", "/resolve", "/merge", "/edit", "/follow-up"):
+        assert gone not in actions, gone
+    state = await detail(client, incident_id)
+    assert state["incident"]["status"] == "cancelled"
+    assert state["incident"]["cancellation"] == "false_alarm"
+    assert {u["step_id"] for u in state["upcoming"]} <= {
+        "pager-resolve-cancelled",
+        "status-page-withdrawn",
+        "refresh-war-room-cancelled",
+    }
+    # The overview lists open incidents only; history lists this one.
+    assert "Checkout API down" not in text_of(await (await client.get("/ui")).text())
+    history = text_of(await valid_page(client, "/ui/history"))
+    assert f"INC-{incident_id} Checkout API down" in history and "a false alarm" in history
+
+
+async def test_reopening_a_resolved_incident(client: Client) -> None:
+    incident = await declare(client)
+    incident_id = incident["id"]
+    csrf = await login(client, "commander")
+    assert "/reopen" not in section(
+        await valid_page(client, f"/ui/incidents/{incident_id}"), "actions"
+    )
+    await submitted(client, incident_id, "resolve", csrf, summary="Rolled back")
+    html = await valid_page(client, f"/ui/incidents/{incident_id}")
+    assert 'action="/ui/incidents/' + str(incident_id) + '/reopen"' in section(html, "actions")
+    assert 'href="/ui/history">Past incidents</a>' in html  # the way back from a past one
+    html = await submitted(
+        client, incident_id, "reopen", csrf, reason="errors are back", status="identified"
+    )
+    assert "Reopened on 2026-03-02 09:00 UTC" in text_of(section(html, "summary"))
+    assert "reopened (identified): errors are back" in text_of(section(html, "timeline"))
+    state = (await detail(client, incident_id))["incident"]
+    assert state["status"] == "identified" and state["resolved_at"] is None
+
+
+async def test_merging_a_duplicate_links_both_incidents(client: Client) -> None:
+    target = await declare(client)
+    duplicate = await declare(client, title="Checkout errors again")
+    csrf = await login(client, "commander")
+    html = await submitted(client, duplicate["id"], "merge", csrf, into=f"inc-{target['id']}")
+    banner = section(html, "summary")
+    assert f'<a href="/ui/incidents/{target["id"]}">INC-{target["id"]}</a>' in banner
+    assert f"Merged into INC-{target['id']} as a duplicate" in text_of(banner)
+    other = await valid_page(client, f"/ui/incidents/{target['id']}")
+    assert (
+        f"INC-{duplicate['id']} merged into this incident as a duplicate: Checkout errors again"
+        in text_of(section(other, "timeline"))
+    )
+    state = (await detail(client, duplicate["id"]))["incident"]
+    assert state["merged_into"] == target["id"] and state["cancellation"] == "duplicate"
+    history = await valid_page(client, "/ui/history?status=cancelled")
+    assert f'into <a href="/ui/incidents/{target["id"]}">INC-{target["id"]}</a>' in history
+
+
+async def test_merging_needs_commander_rights_on_both(client: Client) -> None:
+    target = await declare(client)
+    duplicate = await declare(client, title="Checkout errors again")
+    csrf = await login(client, "responder")
+    # Commanding the duplicate gives commander rights on it, not on the other one.
+    await post_form(client, duplicate["id"], "command", csrf)
+    actions = section(await valid_page(client, f"/ui/incidents/{duplicate['id']}"), "actions")
+    assert "/merge" in actions
+    before = await detail(client, target["id"])
+    refused = await post_form(client, duplicate["id"], "merge", csrf, into=str(target["id"]))
+    assert refused.status == 403
+    assert f"rob (responder) may not merge incidents on INC-{target['id']}" in text_of(
+        await refused.text()
+    )
+    assert (await detail(client, duplicate["id"]))["incident"]["status"] == "investigating"
+    assert (await detail(client, target["id"]))["timeline"] == before["timeline"]
+
+
+async def test_a_held_text_is_shown_and_approved_from_its_step(client: Client) -> None:
+    incident = await declare(client, title="Leaked keys", category="security")
+    incident_id = incident["id"]
+    step = await held_step(client, incident_id)
+    csrf = await login(client, "responder")
+    html = await valid_page(client, f"/ui/incidents/{incident_id}")
+    steps = section(html, "steps")
+    assert "Held for approval" in text_of(steps) and "It would say" in text_of(steps)
+    assert "/approve-step" not in steps  # the commander's call
+    held = next(
+        e for e in (await detail(client, incident_id))["timeline"] if e["kind"] == "step_held"
+    )
+    assert held["step_id"] == step["step_id"]
+    refused = await post_form(client, incident_id, "approve-step", csrf, step=step["step_id"])
+    assert refused.status == 403
+    csrf = await login(client, "commander")
+    html = await valid_page(client, f"/ui/incidents/{incident_id}")
+    steps = section(html, "steps")
+    assert "Approve and send" in steps and "Approve ahead" in steps
+    assert "The held text" in section(html, "timeline")
+    html = await submitted(client, incident_id, "approve-step", csrf, step=step["step_id"])
+    assert f"approved {step['step_id']}: it goes out now" in text_of(section(html, "timeline"))
+    # An upcoming customer text approved ahead goes out when due, without being held.
+    ahead = next(
+        u
+        for u in (await detail(client, incident_id))["upcoming"]
+        if u["needs_approval"] and u["state"] == "pending"
+    )
+    html = await submitted(client, incident_id, "approve-step", csrf, step=ahead["step_id"])
+    assert "Approved by cleo" in text_of(section(html, "steps"))
+    assert f"approved {ahead['step_id']} in advance" in text_of(section(html, "timeline"))
+
+
+async def test_follow_ups_are_listed_added_and_marked_done(client: Client) -> None:
+    incident = await declare(client)
+    incident_id = incident["id"]
+    csrf = await login(client, "responder")
+    html = await valid_page(client, f"/ui/incidents/{incident_id}")
+    assert "No follow-up action items yet." in text_of(section(html, "follow-ups"))
+    html = await submitted(
+        client,
+        incident_id,
+        "follow-up",
+        csrf,
+        title="Alert on pool exhaustion",
+        owner="sam@example.com",
+        due_at="2026-03-09T09:00",  # a datetime-local field: UTC, as the page says
+    )
+    listed = text_of(section(html, "follow-ups"))
+    assert "Alert on pool exhaustion" in listed
+    assert "Owner sam@example.com · due 2026-03-09 09:00 UTC" in listed
+    (item,) = (await detail(client, incident_id))["follow_ups"]
+    assert item["due_at"] == "2026-03-09T09:00:00Z"
+    # Its reminders are steps of the plan, listed with the others.
+    assert f"follow-up-{item['id']}.reminder" in section(html, "steps")
+    html = await submitted(client, incident_id, "follow-up-done", csrf, follow_up=str(item["id"]))
+    assert f"{item['ref']} Alert on pool exhaustion" in text_of(section(html, "follow-ups"))
+    assert "done 2026-03-02 09:00 UTC by rob" in text_of(section(html, "follow-ups"))
+    assert "/follow-up-done" not in section(html, "follow-ups")
+    (item,) = (await detail(client, incident_id))["follow_ups"]
+    assert item["done_by"] == "rob"
+
+
+async def test_the_markdown_documents_are_served_to_the_session(client: Client) -> None:
+    incident = await declare(client)
+    incident_id = incident["id"]
+    for name in ("timeline.md", "postmortem.md"):
+        anonymous = await client.get(f"/ui/incidents/{incident_id}/{name}", allow_redirects=False)
+        assert anonymous.status == 303
+        assert anonymous.headers["Location"] == f"/ui/login?next=/ui/incidents/{incident_id}"
+    await login(client, "viewer")
+    page = await valid_page(client, f"/ui/incidents/{incident_id}")
+    assert f'href="/ui/incidents/{incident_id}/timeline.md"' in page
+    assert f'href="/ui/incidents/{incident_id}/postmortem.md"' in page
+    for name, api_path in (("timeline.md", "timeline.md"), ("postmortem.md", "postmortem")):
+        response = await client.get(f"/ui/incidents/{incident_id}/{name}")
+        assert response.status == 200
+        assert response.content_type == "text/markdown" and response.charset == "utf-8"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert f'filename="INC-{incident_id}-' in response.headers["Content-Disposition"]
+        text = await response.text()
+        assert text.startswith("# ") and "Checkout API down" in text
+        from_api = await client.get(
+            f"/api/v1/incidents/{incident_id}/{api_path}",
+            headers={"Authorization": f"Bearer {TOKENS['viewer'].token}"},
+        )
+        assert text == await from_api.text()  # the API's own document
+    missing = await client.get("/ui/incidents/999/timeline.md")
+    assert missing.status == 404 and "There is no incident" in text_of(await missing.text())
+
+
+# Valid fields for each new form; a viewer posting them is refused all the same.
+NEW_FORMS: dict[str, dict[str, str]] = {
+    "edit": {"title": "Renamed", "impact": "", "service": "", "category": "general"},
+    "cancel": {"reason": "false_alarm", "note": "", "confirm": "yes"},
+    "reopen": {"reason": "back", "status": "investigating"},
+    "merge": {"into": "1"},
+    "approve-step": {"step": "status-page-investigating"},
+    "follow-up": {"title": "Fix it", "owner": "sam", "due_at": "2026-03-09T09:00"},
+    "follow-up-done": {"follow_up": "1"},
+}
+
+
+async def test_a_viewer_sees_none_of_the_new_forms_and_is_refused(client: Client) -> None:
+    target = await declare(client)
+    incident = await declare(client, title="Leaked keys", category="security")
+    await held_step(client, incident["id"])
+    await api(
+        client,
+        "POST",
+        f"/incidents/{incident['id']}/follow-ups",
+        {"title": "Rotate keys", "owner": "sam", "due_at": "2026-03-09T09:00:00Z"},
+    )
+    csrf = await login(client, "viewer")
+    html = await valid_page(client, f"/ui/incidents/{incident['id']}")
+    assert 'action="/ui/incidents' not in html
+    assert "Rotate keys" in text_of(section(html, "follow-ups"))  # read, not changed
+    assert "Held for approval" in text_of(section(html, "steps"))
+    before = await detail(client, incident["id"])
+    for action, fields in NEW_FORMS.items():
+        posted = {"into": str(target["id"])} if action == "merge" else fields
+        response = await post_form(client, incident["id"], action, csrf, **posted)
+        assert response.status == 403, action
+        assert "vera (viewer) may not" in text_of(await response.text()), action
+    after = await detail(client, incident["id"])
+    assert after == before
+
+
+async def test_the_new_forms_refuse_bad_input_with_the_reason_and_change_nothing(
+    client: Client,
+) -> None:
+    incident = await declare(client)
+    incident_id = incident["id"]
+    csrf = await login(client, "commander")
+    await api(
+        client,
+        "POST",
+        f"/incidents/{incident_id}/follow-ups",
+        {"title": "Add an index", "owner": "sam", "due_at": "2026-03-09T09:00:00Z"},
+    )
+    before = await detail(client, incident_id)
+    same = {"title": "Checkout API down", "impact": "", "service": "checkout"}
+    cases: list[tuple[str, dict[str, str], int, str]] = [
+        ("edit", {**same, "title": " "}, 422, "title: is blank; fill it in"),
+        ("edit", {**same, "category": "gossip"}, 422, "category: Input should be"),
+        ("edit", {**same, "service": "a\tb"}, 422, "service: contains line breaks"),
+        ("edit", same, 409, "nothing to change on"),
+        ("edit", {}, 422, "give at least one of title, impact, service, category"),
+        ("cancel", {"reason": "bored", "confirm": "yes"}, 422, "reason: Input should be"),
+        ("cancel", {"confirm": "yes"}, 422, "reason: choose or fill in a value"),
+        ("cancel", {"reason": "duplicate", "confirm": "yes"}, 422, "reason: Input should be"),
+        ("cancel", {"reason": "declined"}, 422, "tick the box to confirm"),
+        ("reopen", {"reason": "back"}, 409, "only a resolved incident can be reopened"),
+        ("reopen", {"reason": " "}, 422, "reason: is blank"),
+        ("reopen", {"reason": "x", "status": "resolved"}, 422, "status: Input should be"),
+        ("merge", {"into": "yesterday's"}, 422, "give the incident's reference or number"),
+        ("merge", {"into": ""}, 422, "give the incident's reference or number"),
+        ("merge", {"into": f"INC-{incident_id}"}, 422, "cannot be merged into itself"),
+        ("merge", {"into": "INC-999"}, 404, "there is no incident 999"),
+        ("approve-step", {"step": "no-such-step"}, 404, "has no upcoming occurrence"),
+        ("follow-up", {"title": "", "owner": "sam", "due_at": "2026-03-09T09:00"}, 422, "title:"),
+        ("follow-up", {"title": "x", "owner": "", "due_at": "2026-03-09T09:00"}, 422, "owner:"),
+        ("follow-up", {"title": "x", "owner": "sam"}, 422, "due_at: choose or fill in a value"),
+        ("follow-up", {"title": "x", "owner": "sam", "due_at": "soon"}, 422, "due_at:"),
+        (
+            "follow-up",
+            {"title": "x", "owner": "sam", "due_at": "2020-03-09T09:00"},
+            422,
+            "the due date must be in the future",
+        ),
+        ("follow-up-done", {"follow_up": "first"}, 422, "is not a number"),
+        ("follow-up-done", {"follow_up": "999"}, 404, f"INC-{incident_id} has no follow-up FU-999"),
+    ]
+    for action, fields, status, reason in cases:
+        response = await post_form(client, incident_id, action, csrf, **fields)
+        assert response.status == status, (action, fields, await response.text())
+        html = await response.text()
+        assert reason in text_of(html), (action, fields, text_of(html))
+        assert 'role="alert"' in html
+        assert_valid_page(html)
+    after = await detail(client, incident_id)
+    assert after["incident"] == before["incident"]
+    assert after["timeline"] == before["timeline"]
+    assert after["follow_ups"] == before["follow_ups"]
+    # What was typed into a refused form stays to be fixed.
+    response = await post_form(
+        client, incident_id, "follow-up", csrf, title="Kept title", owner="sam", due_at="soon"
+    )
+    html = await response.text()
+    assert 'value="Kept title"' in html and 'id="fold-follow-up" open' in html
+
+
+# --- past incidents ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client_on_both(
+    settings_on_both: Settings, clock: FakeClock, vendor: RecordingEffects
+) -> AsyncIterator[Client]:
+    """The dashboard on SQLite, then on PostgreSQL: the history's search is the database's."""
+    settings = dataclasses.replace(
+        settings_on_both, api_tokens=tuple(TOKENS.values()), catalog=CATALOG
+    )
+    async for test_client in _client(settings, clock, vendor):
+        yield test_client
+
+
+def rows_of(html: str) -> list[str]:
+    """The references listed on a history page, in order."""
+    return re.findall(r'<td><a class="ref" href="/ui/incidents/\d+">(INC-\d+)</a></td>', html)
+
+
+async def test_history_lists_past_incidents_newest_first_with_search_filters_and_pages(
+    client_on_both: Client, clock: FakeClock
+) -> None:
+    client = client_on_both
+    rt = client.app[CONTAINER].runtime
+    past: list[int] = []
+    for n in range(54):
+        title = {0: "Checkout 50% slower", 1: "Checkout 500 errors", 2: "db_pool exhausted"}.get(
+            n, f"Outage {n}"
+        )
+        incident, _ = await uc.declare_incident(
+            rt, title=title, severity=Severity.P1 if n % 3 == 0 else Severity.P3, by="dana"
+        )
+        assert incident.id is not None
+        if n % 2:
+            await uc.resolve_incident(rt, incident.id, summary="fixed", by="dana")
+        else:
+            await uc.cancel_incident(rt, incident.id, reason=Cancellation.FALSE_ALARM, by="dana")
+        past.append(incident.id)
+    await uc.declare_incident(rt, title="Checkout still failing", severity=Severity.P2, by="dana")
+    await login(client, "viewer")
+    refs = [f"INC-{i}" for i in reversed(past)]
+
+    html = await valid_page(client, "/ui/history")
+    assert rows_of(html) == refs[:50]  # newest first, 50 a page
+    assert "Checkout still failing" not in html  # open ones are on the overview
+    assert "Showing 1\N{EN DASH}50" in text_of(html)
+    assert 'href="/ui/history?page=2" rel="next">Older</a>' in html
+    html = await valid_page(client, "/ui/history?page=2")
+    assert rows_of(html) == refs[50:]
+    assert 'href="/ui/history" rel="prev">Newer</a>' in html and "Older" not in html
+    assert "There is no page 3" in text_of(await valid_page(client, "/ui/history?page=3"))
+
+    async def found(query: str) -> list[str]:
+        return rows_of(await valid_page(client, f"/ui/history?{query}"))
+
+    first, second, third = (f"INC-{i}" for i in past[:3])
+    assert await found("q=checkout") == [second, first]  # any case
+    assert await found("q=50%25") == [first]  # % is a character, not a wildcard
+    assert await found("q=db_pool") == [third] and await found("q=_") == [third]
+    assert await found(f"q={first.lower()}") == [first]  # a reference
+    assert await found("q=checkout&status=cancelled") == [first]
+    assert await found("q=checkout&severity=P3") == [second]
+    assert await found("q=nothing+like+it") == []
+    cancelled = await found("status=cancelled&severity=P1")
+    assert cancelled == [f"INC-{i}" for i in reversed(past) if past.index(i) % 6 == 0]
+    # The search is kept in the form and in the pages' links.
+    html = await valid_page(client, "/ui/history?q=outage&status=resolved")
+    assert 'id="history-q" name="q" type="search" maxlength="200" value="outage"' in html
+    assert '<option value="resolved" selected>' in html
+    paged = await valid_page(client, "/ui/history?q=Outage")
+    assert len(rows_of(paged)) == 50
+    assert 'href="/ui/history?q=Outage&amp;page=2" rel="next"' in paged
+    assert await found("q=Outage&page=2") == [f"INC-{past[3]}"]  # the 51st outage
+
+
+async def test_history_refuses_what_its_form_cannot_send(client: Client) -> None:
+    await login(client, "viewer")
+    for query, reason in (
+        ("status=investigating", "investigating incidents are on the open incidents page"),
+        ("status=sleeping", "unknown status 'sleeping'"),
+        ("severity=P9", "unknown severity 'P9'"),
+        ("page=0", "give a page number from 1 to 10000"),
+        ("page=two", "give a page number"),
+        ("q=" + "x" * 201, "search for 200 characters at most"),
+    ):
+        html = await valid_page(client, f"/ui/history?{query}", 422)
+        assert reason in text_of(html), query
+        assert 'role="alert"' in html
+
+
+async def test_history_needs_a_session(client: Client) -> None:
+    response = await client.get("/ui/history?q=x", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/ui/login?next=/ui/history"
+
+
+async def test_the_overview_reads_only_open_incidents(client: Client) -> None:
+    """However long the history, the overview's one listing asks the database for open
+    incidents only (past ones are the history page's, a page at a time)."""
+    for title in ("Over one", "Over two"):
+        incident = await declare(client, title=title, severity="P4")
+        await api(client, "POST", f"/incidents/{incident['id']}/cancel", {"reason": "declined"})
+    await declare(client, title="Still open", severity="P4")
+    await login(client, "viewer")
+    listings: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM incidents ORDER BY" in " ".join(statement.split()) or (
+            "FROM incidents WHERE incidents.status IN" in " ".join(statement.split())
+        ):
+            listings.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        html = await (await client.get("/ui")).text()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert "Still open" in html and "Over one" not in html
+    assert len(listings) == 1, listings
+    statement, parameters = listings[0]
+    assert "incidents.status IN" in statement
+    values = set(parameters.values() if isinstance(parameters, dict) else parameters)
+    assert {"investigating", "identified", "monitoring"} <= values
+    assert not values & {"resolved", "closed", "cancelled"}

@@ -3,15 +3,23 @@ of the domain; anything wrong is an InvalidValue naming the field, as the API's 
 
 Emptiness is left to the use cases (a blank update, note or reason is refused there with
 the same message the API and Slack give); this layer only bounds lengths and parses choices.
+The declare form and the lifecycle forms (edit, cancel, reopen, merge, follow-ups) are
+checked by the API's own request models instead (`checked`), every refused field named.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TypeVar
 
-from incident.domain.errors import InvalidValue
+from pydantic import BaseModel, ValidationError
+
+from incident.domain.errors import DomainError, InvalidValue
 from incident.domain.incident import Severity, Status
+from incident.web.errors import validation_detail
 
 # The API's limits (incident/web/schemas.py), so a form accepts what the API accepts.
 SHORT = 200
@@ -20,6 +28,44 @@ TEXT = 5000
 LINK = 2000
 MAX_SNOOZE_MINUTES = 7 * 24 * 60
 COMPONENT_FIELD = "component."
+MAX_ID = 2**53
+# An incident named as people write it: INC-12, inc 12, #12 or 12.
+_INCIDENT_REF = re.compile(r"(?:inc[-\s]?|#)?0*([0-9]{1,16})", re.IGNORECASE)
+# What a datetime-local field sends (the dashboard's times are UTC): 2026-03-09T09:00.
+_LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class FormInvalid(InvalidValue):
+    """Every field of a form the API's request model refused, each with its problem."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        DomainError.__init__(self, "; ".join(f"{name}: {problem}" for name, problem in problems))
+        self.field, self.message = problems[0]
+        self.problems = problems
+
+    @property
+    def fields(self) -> set[str]:
+        return {name for name, _ in self.problems}
+
+
+def checked(model: type[M], data: Mapping[str, object]) -> M:
+    """`data` (a form's fields, as the JSON the API would be sent) validated by the API's
+    own request model: the form accepts exactly what the API accepts."""
+    try:
+        return model.model_validate_json(json.dumps(data))
+    except ValidationError as error:
+        problems = [(item["field"], item["problem"]) for item in validation_detail(error)]
+        raise FormInvalid([(name, _friendlier(problem)) for name, problem in problems]) from None
+
+
+def _friendlier(problem: str) -> str:
+    if problem == "String should have at least 1 character":
+        return "is blank; fill it in"
+    if problem == "Field required":
+        return "choose or fill in a value"
+    return problem
 
 
 class Form:
@@ -27,6 +73,9 @@ class Form:
 
     def __init__(self, fields: Mapping[str, object]) -> None:
         self._fields = fields
+
+    def has(self, name: str) -> bool:
+        return isinstance(self._fields.get(name), str)
 
     def get(self, name: str) -> str:
         value = self._fields.get(name, "")
@@ -66,3 +115,27 @@ class Form:
             for name, value in self._fields.items()
             if name.startswith(COMPONENT_FIELD) and isinstance(value, str) and value.strip()
         }
+
+    def incident_ref(self, name: str) -> int:
+        """An incident's number from `INC-12`, `12` ... as people write it."""
+        value = self.get(name).strip()
+        found = _INCIDENT_REF.fullmatch(value)
+        if not value or found is None or not 1 <= int(found.group(1)) <= MAX_ID:
+            raise InvalidValue(
+                name, f"give the incident's reference or number, like INC-12 (not {value[:40]!r})"
+            )
+        return int(found.group(1))
+
+    def number(self, name: str) -> int:
+        value = self.get(name).strip()
+        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+            raise InvalidValue(name, f"{value!r} is not a number this dashboard wrote")
+        return int(value)
+
+    def utc_time(self, name: str) -> str:
+        """A datetime field as the API takes it: a time written without a zone (what a
+        datetime-local field sends) is UTC, as every time on the dashboard is; "" if blank."""
+        value = self.get(name).strip()
+        if _LOCAL_TIME.fullmatch(value):
+            value = value.replace(" ", "T") + (":00Z" if value.count(":") == 1 else "Z")
+        return value

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 from incident.domain.access import (
     Action,
@@ -21,8 +22,16 @@ from incident.domain.access import (
     authorize,
     severity_action,
 )
-from incident.domain.errors import Forbidden
-from incident.domain.incident import OPEN_STATUSES, Incident, Role, Severity, Status
+from incident.domain.errors import Forbidden, InvalidValue
+from incident.domain.incident import (
+    OPEN_STATUSES,
+    Cancellation,
+    Category,
+    Incident,
+    Role,
+    Severity,
+    Status,
+)
 from incident.domain.status_page import Catalog, ComponentStatus
 from incident.services.incidents import IncidentView, UpcomingStep
 from incident.web.html import STATIC_DIR, duration, environment
@@ -38,6 +47,26 @@ REFRESH_SECONDS = 5
 # The overview shows the next few steps of each incident; its page shows them all.
 NEXT_STEPS_SHOWN = 3
 SNOOZE_CHOICES = ((15, "15 minutes"), (30, "30 minutes"), (60, "1 hour"), (240, "4 hours"))
+
+
+# Past incidents, as the history page lists them: newest first, this many a page.
+PAST_STATUSES = (Status.RESOLVED, Status.CLOSED, Status.CANCELLED)
+HISTORY_PAGE_SIZE = 50
+MAX_HISTORY_PAGE = 10_000
+MAX_SEARCH = 200
+# How the cancel form names its reasons (merging is a form of its own).
+CANCEL_REASONS = (
+    (Cancellation.FALSE_ALARM, "False alarm: nothing was wrong"),
+    (Cancellation.DECLINED, "Declined: real, but not an incident"),
+)
+
+
+def may_declare(principal: Principal) -> bool:
+    try:
+        authorize(principal, Action.DECLARE)
+    except Forbidden:
+        return False
+    return True
 
 
 def _may(principal: Principal, action: Action, incident: Incident) -> bool:
@@ -62,6 +91,13 @@ class Permissions:
     resolve: bool
     complete_rca: bool
     manage_steps: bool
+    approve_steps: bool
+    edit: bool
+    cancel: bool
+    reopen: bool
+    merge: bool
+    add_follow_ups: bool
+    complete_follow_ups: bool
 
     @classmethod
     def of(cls, principal: Principal, incident: Incident) -> Permissions:
@@ -70,11 +106,14 @@ class Permissions:
 
         is_open = incident.is_open
         not_closed = incident.status is not Status.CLOSED
+        cancelled = incident.status is Status.CANCELLED
+        # Roles of a closed or cancelled incident can no longer change.
+        roles_open = not_closed and not cancelled
         command = assign_action(incident, principal, Role.COMMANDER, principal.name)
         return cls(
             acknowledge=is_open and incident.acknowledged_at is None and may(Action.ACKNOWLEDGE),
-            take_command=not_closed and incident.commander != principal.name and may(command),
-            assign_roles=not_closed and may(Action.ASSIGN_ROLE),
+            take_command=roles_open and incident.commander != principal.name and may(command),
+            assign_roles=roles_open and may(Action.ASSIGN_ROLE),
             post_update=is_open and may(Action.POST_UPDATE),
             add_note=not_closed and may(Action.POST_UPDATE),
             change_status=is_open and may(Action.POST_UPDATE),
@@ -86,6 +125,15 @@ class Permissions:
             resolve=is_open and may(Action.RESOLVE),
             complete_rca=incident.status is Status.RESOLVED and may(Action.COMPLETE_RCA),
             manage_steps=not_closed and may(Action.MANAGE_STEPS),
+            # A resolved security incident's resolution notice is held for approval too.
+            approve_steps=may(Action.APPROVE_STEPS),
+            edit=not cancelled and may(Action.EDIT),
+            cancel=is_open and may(Action.CANCEL),
+            reopen=incident.status is Status.RESOLVED and may(Action.REOPEN),
+            # Commander rights on the incident merged into are checked when it is named.
+            merge=is_open and may(Action.MERGE),
+            add_follow_ups=not cancelled and may(Action.FOLLOW_UPS),
+            complete_follow_ups=may(Action.FOLLOW_UPS),
         )
 
     @property
@@ -101,6 +149,11 @@ class Permissions:
                 self.severities,
                 self.resolve,
                 self.complete_rca,
+                self.edit,
+                self.cancel,
+                self.reopen,
+                self.merge,
+                self.add_follow_ups,
             )
         )
 
@@ -156,6 +209,75 @@ def countdown(due_at: datetime, now: datetime) -> str:
     return f"in {duration(left)}"
 
 
+def held_texts(view: IncidentView) -> dict[tuple[str, int], str]:
+    """What each held step would say, (step, occurrence) -> text: the playbook put it on
+    the timeline (`step_held`) when it held the step."""
+    texts: dict[tuple[str, int], str] = {}
+    for entry in view.timeline:
+        preview = entry.data.get("preview")
+        if entry.kind == "step_held" and entry.step_id and isinstance(preview, str):
+            texts[(entry.step_id, entry.occurrence or 0)] = preview
+    return texts
+
+
+def held_text(texts: Mapping[tuple[str, int], str], step: UpcomingStep) -> str:
+    return texts.get((step.step_id, step.occurrence), "")
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What the history page was asked for: its GET form's fields, checked."""
+
+    search: str = ""
+    status: Status | None = None  # one of PAST_STATUSES, or None for all of them
+    severity: Severity | None = None
+    page: int = 1
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> HistoryQuery:
+        """Refused (InvalidValue) only for what the form itself cannot send."""
+        search = " ".join(query.get("q", "").split())
+        if len(search) > MAX_SEARCH:
+            raise InvalidValue("q", f"search for {MAX_SEARCH} characters at most")
+        status_text = query.get("status", "").strip()
+        status = Status.parse(status_text, where="status") if status_text else None
+        if status is not None and status not in PAST_STATUSES:
+            raise InvalidValue(
+                "status",
+                f"{status.value} incidents are on the open incidents page; history lists "
+                + ", ".join(s.value for s in PAST_STATUSES),
+            )
+        severity_text = query.get("severity", "").strip()
+        severity = Severity.parse(severity_text) if severity_text else None
+        page_text = query.get("page", "1").strip() or "1"
+        if not page_text.isdigit() or not 1 <= int(page_text) <= MAX_HISTORY_PAGE:
+            raise InvalidValue("page", f"give a page number from 1 to {MAX_HISTORY_PAGE}")
+        return cls(search, status, severity, int(page_text))
+
+    @property
+    def statuses(self) -> tuple[Status, ...]:
+        return (self.status,) if self.status is not None else PAST_STATUSES
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * HISTORY_PAGE_SIZE
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.search or self.status or self.severity)
+
+    def url(self, page: int) -> str:
+        """This search's page `page`."""
+        fields = {
+            "q": self.search,
+            "status": self.status.value if self.status else "",
+            "severity": self.severity.value if self.severity else "",
+            "page": str(page) if page > 1 else "",
+        }
+        query = urlencode({k: v for k, v in fields.items() if v})
+        return "/ui/history" + (f"?{query}" if query else "")
+
+
 @dataclass(frozen=True)
 class Draft:
     """What someone typed into a form that was refused: shown again, not lost."""
@@ -188,7 +310,16 @@ def render(template: str, **context: Any) -> str:
         "open_statuses": OPEN_STATUSES,
         "component_statuses": list(ComponentStatus),
         "snooze_choices": SNOOZE_CHOICES,
+        "severities": list(Severity),
+        "categories": list(Category),
+        "cancel_reasons": CANCEL_REASONS,
+        "past_statuses": PAST_STATUSES,
+        "held_text": held_text,
+        "nav": "",  # which page of the top bar this is
+        "invalid": frozenset(),  # fields of a refused form to mark invalid
     }
+    session = context.get("session")
+    defaults["can_declare"] = session is not None and may_declare(session.principal)
     return environment().get_template(f"dashboard/{template}").render({**defaults, **context})
 
 

@@ -1,6 +1,7 @@
-"""The commander's dashboard under /ui: login with an API token, the open incidents, one
-incident's page, and its forms, each calling the use case the API calls after the same
-authorization.
+"""The commander's dashboard under /ui: login with an API token, the open incidents, the
+declare form, past incidents (searched and paged by the database), one incident's page, its
+forms, each calling the use case the API calls after the same authorization (the new ones
+also check their fields with the API's request models), and its Markdown documents.
 
 Every change is a POST of an HTML form carrying the session's CSRF token, answered with a
 redirect back to the page (post/redirect/get), so the dashboard works without script.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -20,13 +22,16 @@ from aiohttp import web
 
 from incident.config import Settings
 from incident.domain.access import Action, Principal, assign_action, authorize, severity_action
-from incident.domain.errors import DomainError, InvalidValue, NotFound
-from incident.domain.incident import OPEN_STATUSES, Role
+from incident.domain.errors import DomainError, Forbidden, InvalidValue, NotFound
+from incident.domain.incident import OPEN_STATUSES, Cancellation, Role, Status
+from incident.services import exports
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
+from incident.services.ports import Renderer
+from incident.web import schemas as s
 from incident.web.context import CONTAINER
 from incident.web.dashboard import pages
-from incident.web.dashboard.forms import LINK, REASON, SHORT, Form
+from incident.web.dashboard.forms import LINK, REASON, SHORT, Form, FormInvalid, checked
 from incident.web.dashboard.sessions import (
     COOKIE_PATH,
     LOGIN_COOKIE,
@@ -45,6 +50,8 @@ SESSIONS = web.AppKey("dashboard_sessions", SessionKeys)
 REFRESH_HEADER = "X-Dashboard-Refresh"
 MAX_ID = 2**53
 _NEXT = re.compile(r"^/ui(/[A-Za-z0-9_/-]*)?$")  # where a login may send you: our pages only
+# The declare form's own key: submitting it twice (a double click, a reload) declares once.
+_DECLARE_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _STATIC = {"dashboard.css", "dashboard.js"}
 _PAGE_HEADERS = {
     # Pages name incidents and carry CSRF tokens: never kept by caches or shown in frames.
@@ -65,7 +72,13 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_post("/ui/login", guarded(login))
     app.router.add_post("/ui/logout", guarded(logout))
     app.router.add_get("/ui/static/{name}", guarded(static))
+    app.router.add_get("/ui/declare", guarded(declare_form))
+    app.router.add_post("/ui/declare", guarded(declare))
+    app.router.add_get("/ui/history", guarded(history))
     app.router.add_get("/ui/incidents/{incident_id}", guarded(incident_page))
+    # Before the forms' route, which would otherwise take these paths (and refuse a GET).
+    app.router.add_get("/ui/incidents/{incident_id}/timeline.md", guarded(timeline_document))
+    app.router.add_get("/ui/incidents/{incident_id}/postmortem.md", guarded(postmortem_document))
     app.router.add_post("/ui/incidents/{incident_id}/{action}", guarded(act))
 
 
@@ -257,8 +270,12 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 def _done_message(request: web.Request) -> str:
-    form = CHANGES.get(request.query.get("done", ""))
-    return form.done if form is not None else ""
+    name = request.query.get("done", "")
+    form = CHANGES.get(name)
+    return form.done if form is not None else _DONE_ELSEWHERE.get(name, "")
+
+
+_DONE_ELSEWHERE = {"declare": "Incident declared; its playbook has started."}
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -279,6 +296,7 @@ async def overview(request: web.Request) -> web.Response:
     ref = request.query.get("incident", "")
     return _page(
         "overview.html",
+        nav="open",
         etag=etag,
         session=session,
         now=rt.clock.now(),
@@ -307,6 +325,7 @@ async def _show(
     error: str = "",
     done: str = "",
     draft: pages.Draft | None = None,
+    invalid: frozenset[str] = frozenset(),
 ) -> web.Response:
     rt = _rt(request)
     try:
@@ -330,7 +349,9 @@ async def _show(
         incident=view.incident,
         can=pages.Permissions.of(session.principal, view.incident),
         components=pages.component_rows(rt.catalog, view.incident),
+        held_texts=pages.held_texts(view),
         error=error,
+        invalid=invalid,
         done=done,
         draft=draft or pages.Draft(),
     )
@@ -338,6 +359,206 @@ async def _show(
 
 def _no_such(request: web.Request) -> str:
     return f"There is no incident {request.match_info.get('incident_id', '')!r}."
+
+
+def _invalid_fields(error: DomainError) -> frozenset[str]:
+    """The fields to mark invalid on the form shown again."""
+    if isinstance(error, FormInvalid):
+        return frozenset(error.fields)
+    if isinstance(error, InvalidValue):
+        return frozenset({error.field})
+    return frozenset()
+
+
+# --- declaring -----------------------------------------------------------------------------
+
+_DECLARE_FIELDS = ("title", "severity", "service", "impact", "category", "public_title")
+
+
+def _declare_page(
+    request: web.Request,
+    session: Session,
+    *,
+    status: int = 200,
+    error: str = "",
+    invalid: frozenset[str] = frozenset(),
+    draft: pages.Draft | None = None,
+) -> web.Response:
+    rt = _rt(request)
+    return _page(
+        "declare.html",
+        nav="declare",
+        status=status,
+        session=session,
+        now=rt.clock.now(),
+        components=[(c.id, c.name) for c in rt.catalog.components],
+        error=error,
+        invalid=invalid,
+        draft=draft or pages.Draft(),
+        key=secrets.token_urlsafe(16),
+    )
+
+
+async def declare_form(request: web.Request) -> web.Response:
+    session = _session(request)
+    if session is None:
+        return _to_login(request)
+    try:
+        authorize(session.principal, Action.DECLARE)
+    except Forbidden as error:
+        return _problem(request, 403, "Not allowed", str(error), session)
+    return _declare_page(request, session)
+
+
+def _declaration(form: Form) -> dict[str, object]:
+    """The form as the body of the API's declare request (fields left empty left out, so
+    the API's defaults apply, as when a client leaves them out)."""
+    data: dict[str, object] = {
+        name: form.get(name) for name in _DECLARE_FIELDS if form.get(name).strip()
+    }
+    data.setdefault("title", form.get("title"))  # blank: refused, and said so
+    data["components"] = form.components()
+    return data
+
+
+async def declare(request: web.Request) -> web.Response:
+    """Declare from the dashboard: the API's request model checks the form, the API's use
+    case declares it, then to the new incident's page."""
+    session = _session(request)
+    if session is None:
+        return _problem(
+            request,
+            401,
+            "Logged out",
+            "Your session has ended, so nothing was declared. Log in and try again.",
+            None,
+            login_next="/ui/declare",
+        )
+    form = Form(await request.post())
+    if not SessionKeys.csrf_matches(session.csrf, form.get("csrf")):
+        return _problem(request, 403, "Not declared", _CSRF_REFUSED, session)
+    who = session.principal
+    key = form.get("key")
+    try:
+        authorize(who, Action.DECLARE)
+        body = checked(s.DeclareRequest, _declaration(form))
+        incident, _ = await uc.declare_incident(
+            _rt(request),
+            title=body.title,
+            severity=body.severity,
+            by=who.name,
+            service=body.service,
+            impact=body.impact,
+            category=body.category,
+            components={k: v.value for k, v in body.components.items()},
+            public_title=body.public_title,
+            idempotency_key=f"ui:{who.name}:{key}" if _DECLARE_KEY.match(key) else None,
+        )
+    except Forbidden as error:
+        return _problem(request, 403, "Not declared", str(error), session)
+    except DomainError as error:
+        status, _ = domain_status(error)
+        message = str(error)
+        if isinstance(error, InvalidValue) and error.field == "Idempotency-Key":
+            # This form declared an incident already, with other details (sent again
+            # from a page restored by the browser): the page shown now has a new key.
+            message = (
+                "This form was already used to declare an incident with other details. "
+                "Check the details below and declare again."
+            )
+        kept = {name: form.get(name) for name in _DECLARE_FIELDS}
+        kept.update({f"component.{k}": v for k, v in form.components().items()})
+        return _declare_page(
+            request,
+            session,
+            status=status,
+            error=message,
+            invalid=_invalid_fields(error),
+            draft=pages.Draft("declare", kept),
+        )
+    return _redirect(f"/ui/incidents/{incident.id}?done=declare")
+
+
+# --- past incidents ------------------------------------------------------------------------
+
+
+async def history(request: web.Request) -> web.Response:
+    """Resolved, closed and cancelled incidents, newest first, a page at a time; searched
+    and filtered by the database (a GET form, so it works without script and can be
+    bookmarked)."""
+    session = _session(request)
+    if session is None:
+        return _to_login(request)
+    rt = _rt(request)
+    authorize(session.principal, Action.VIEW)
+    status, error = 200, ""
+    try:
+        query = pages.HistoryQuery.parse(request.query)
+    except InvalidValue as refused:
+        status, error, query = 422, str(refused), pages.HistoryQuery()
+    found = []
+    if not error:
+        found = await uc.list_incidents(
+            rt,
+            statuses=query.statuses,
+            severities=(query.severity,) if query.severity else (),
+            search=query.search,
+            limit=pages.HISTORY_PAGE_SIZE + 1,  # one more: is there a next page?
+            offset=query.offset,
+        )
+    return _page(
+        "history.html",
+        nav="history",
+        status=status,
+        session=session,
+        now=rt.clock.now(),
+        query=query,
+        typed=request.query.get("q", "")[: pages.MAX_SEARCH * 2] if error else query.search,
+        incidents=found[: pages.HISTORY_PAGE_SIZE],
+        more=len(found) > pages.HISTORY_PAGE_SIZE,
+        first=query.offset + 1,
+        error=error,
+    )
+
+
+# --- documents -----------------------------------------------------------------------------
+
+Document = Callable[[Runtime, Renderer, int], Awaitable[str]]
+
+
+async def timeline_document(request: web.Request) -> web.Response:
+    return await _document(request, exports.timeline_markdown, "timeline")
+
+
+async def postmortem_document(request: web.Request) -> web.Response:
+    return await _document(request, exports.postmortem_draft, "postmortem")
+
+
+async def _document(request: web.Request, make: Document, name: str) -> web.Response:
+    """The API's Markdown documents for a browser: read with the dashboard's session."""
+    session = _session(request)
+    incident_id = _incident_id(request)
+    if session is None:
+        back = f"/ui/incidents/{incident_id}" if incident_id else "/ui"
+        return _redirect(f"/ui/login?next={quote(back, safe='/')}")
+    if incident_id is None:
+        return _problem(request, 404, "Not found", _no_such(request), session)
+    rt = _rt(request)
+    try:
+        await uc.authorize_on(rt, session.principal, incident_id, Action.VIEW)
+        text = await make(rt, request.app[CONTAINER].documents, incident_id)
+    except NotFound:
+        return _problem(request, 404, "Not found", _no_such(request), session)
+    return web.Response(
+        text=text,
+        content_type="text/markdown",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="INC-{incident_id}-{name}.md"',
+        },
+    )
 
 
 # --- changes -------------------------------------------------------------------------------
@@ -436,6 +657,85 @@ async def _snooze(rt: Runtime, who: Principal, incident_id: int, form: Form) -> 
     )
 
 
+async def _edit(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.EDIT)
+    fields = ("title", "impact", "service", "category")
+    body = checked(s.EditRequest, {name: form.get(name) for name in fields if form.has(name)})
+    if all(getattr(body, name) is None for name in fields):
+        raise InvalidValue("title", "give at least one of title, impact, service, category")
+    return await uc.edit_incident(
+        rt,
+        incident_id,
+        by=who.name,
+        title=body.title,
+        impact=body.impact,
+        service=body.service,
+        category=body.category,
+    )
+
+
+def _present(form: Form, *names: str) -> dict[str, object]:
+    """The fields filled in (one left empty is left out, so the API's default applies or
+    its absence is named)."""
+    return {name: form.get(name) for name in names if form.get(name).strip()}
+
+
+async def _cancel(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.CANCEL)
+    body = checked(s.CancelRequest, {**_present(form, "reason"), "note": form.get("note")})
+    if form.get("confirm") != "yes":
+        raise InvalidValue(
+            "confirm",
+            "tick the box to confirm that cancelling stops the playbook",
+        )
+    return await uc.cancel_incident(
+        rt, incident_id, reason=Cancellation(body.reason), note=body.note, by=who.name
+    )
+
+
+async def _reopen(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.REOPEN)
+    body = checked(s.ReopenRequest, {"reason": form.get("reason"), **_present(form, "status")})
+    return await uc.reopen_incident(
+        rt, incident_id, reason=body.reason, status=Status(body.status), by=who.name
+    )
+
+
+async def _merge(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.MERGE)
+    body = checked(s.MergeRequest, {"into": form.incident_ref("into")})
+    # Commander rights on both, as the API asks: the one called off and the one that stays.
+    await uc.authorize_on(rt, who, body.into, Action.MERGE)
+    return await uc.merge_incident(rt, incident_id, into=body.into, by=who.name)
+
+
+async def _approve(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.APPROVE_STEPS)
+    step = form.text("step", max_length=SHORT)
+    return await uc.approve_step(rt, incident_id, step, by=who.name)
+
+
+async def _add_follow_up(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.FOLLOW_UPS)
+    due_at = form.utc_time("due_at")
+    body = checked(
+        s.FollowUpRequest,
+        {
+            "title": form.get("title"),
+            "owner": form.get("owner"),
+            **({"due_at": due_at} if due_at else {}),
+        },
+    )
+    return await uc.add_follow_up(
+        rt, incident_id, title=body.title, owner=body.owner, due_at=body.due_at, by=who.name
+    )
+
+
+async def _complete_follow_up(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
+    await uc.authorize_on(rt, who, incident_id, Action.FOLLOW_UPS)
+    return await uc.complete_follow_up(rt, incident_id, form.number("follow_up"), by=who.name)
+
+
 @dataclass(frozen=True)
 class _Form:
     change: Change
@@ -461,6 +761,27 @@ CHANGES: dict[str, _Form] = {
     "rca": _Form(_rca, "RCA recorded; the incident is closed.", ("link",)),
     "skip-step": _Form(_skip, "Step skipped.", ("step", "reason")),
     "snooze-step": _Form(_snooze, "Step snoozed.", ("step", "reason", "minutes")),
+    "edit": _Form(_edit, "Incident details saved.", ("title", "impact", "service", "category")),
+    "cancel": _Form(
+        _cancel,
+        "Cancelled. The playbook has stopped; its pages are resolved and the status page follows.",
+        ("reason", "note"),
+    ),
+    "reopen": _Form(
+        _reopen, "Reopened: the customer update cadence resumes.", ("reason", "status")
+    ),
+    "merge": _Form(
+        _merge,
+        "Merged as a duplicate: this incident is cancelled; work goes on in the other.",
+        ("into",),
+    ),
+    "approve-step": _Form(_approve, "Approved: the text goes out (or will when it is due)."),
+    "follow-up": _Form(
+        _add_follow_up,
+        "Follow-up added; its owner is reminded until it is done.",
+        ("title", "owner", "due_at"),
+    ),
+    "follow-up-done": _Form(_complete_follow_up, "Follow-up done; its reminders stop."),
 }
 
 _CSRF_REFUSED = (
@@ -496,7 +817,13 @@ async def act(request: web.Request) -> web.Response:
         status, _ = domain_status(error)
         draft = pages.Draft(name, {k: form.get(k) for k in form_spec.kept})
         return await _show(
-            request, session, incident_id, status=status, error=str(error), draft=draft
+            request,
+            session,
+            incident_id,
+            status=status,
+            error=str(error),
+            draft=draft,
+            invalid=_invalid_fields(error),
         )
     if form.get("return_to") == "overview":
         return _redirect(f"/ui?done={name}&incident={incident_id}")
