@@ -302,7 +302,8 @@ async def test_validation_errors_name_the_field(client: TestClient[Any, Any]) ->
         ("POST", "/api/v1/incidents/1/steps/..%2F/skip", 404),
         ("POST", "/api/v1/incidents/-1/steps/%05%0A/snooze", 404),  # a line break, too
         ("PUT", "/healthz", 405),
-        ("GET", "/", 404),
+        ("GET", "/nothing-here", 404),
+        ("POST", "/", 405),  # the root only redirects (GET) to the status page
     ],
 )
 async def test_unknown_things_are_json_errors(

@@ -59,8 +59,9 @@ async def settled(rt: Runtime, incident_ids: list[int]) -> None:
     async def idle() -> bool:
         def read(tx: Any) -> bool:
             now = rt.clock.now()
+            # (A running occurrence's run_at is its lease's end: running is never idle.)
             return not any(
-                o.run_at <= now
+                o.state == "running" or o.run_at <= now
                 for i in incident_ids
                 for o in tx.occurrences(i, states=("pending", "running"))
             )
