@@ -27,6 +27,7 @@ from incident.adapters.tables import (
     MaintenanceUpdateRow,
     OccurrenceState,
     ProbeRow,
+    RevokedSessionRow,
     SeenRequestRow,
     StepOccurrenceRow,
     TimelineRow,
@@ -783,6 +784,16 @@ class SqlTransaction:
         ).on_conflict_do_nothing(index_elements=["key"])
         return bool(self._db.execute(insert_new.values(key=key, at=now)).rowcount)
 
+    def revoke_session(self, nonce: str, *, expires_at: datetime, now: datetime) -> None:
+        self._db.execute(delete(_RS).where(_RS.c.expires_at <= now))
+        insert_new = (
+            postgres_insert(_RS) if self._postgres else sqlite_insert(_RS)
+        ).on_conflict_do_nothing(index_elements=["nonce"])
+        self._db.execute(insert_new.values(nonce=nonce, expires_at=expires_at))
+
+    def session_revoked(self, nonce: str) -> bool:
+        return bool(self._rows(_SESSION_REVOKED, {"b_nonce": nonce}))
+
     def probe_write(self, *, name: str, now: datetime) -> None:
         updated = self._db.execute(update(_P).where(_P.c.name == name).values(at=now)).rowcount
         if not updated:
@@ -917,6 +928,8 @@ _MAINTENANCE_UPDATES = (
 _F: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
 _P: Table = ProbeRow.__table__  # type: ignore[attr-defined]
 _S: Table = SeenRequestRow.__table__  # type: ignore[attr-defined]
+_RS: Table = RevokedSessionRow.__table__  # type: ignore[attr-defined]
+_SESSION_REVOKED = select(_RS.c.nonce).where(_RS.c.nonce == bindparam("b_nonce"))
 _INSERT_FOLLOW_UP = insert(_F).returning(_F.c.id)
 _GET_FOLLOW_UP = select(_F).where(_F.c.id == bindparam("b_id"))
 _UPDATE_FOLLOW_UP = update(_F).where(_F.c.id == bindparam("b_id"))

@@ -178,6 +178,16 @@ class SeenRequestRow(SQLModel, table=True):
     at: datetime = _at(nullable=False, index=True)
 
 
+class RevokedSessionRow(SQLModel, table=True):
+    """A dashboard session logged out before its time: refused until it would have expired
+    (a copied cookie is worth nothing after logout). Shared by every replica."""
+
+    __tablename__ = "revoked_sessions"
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = _at(nullable=False, index=True)
+
+
 class ProbeRow(SQLModel, table=True):
     """Written by the readiness check: the database takes writes (a full disk, a read-only
     mount or a lost lock all show here, not only on the next real write)."""

@@ -239,6 +239,13 @@ class Transaction(Protocol):
         `forget_before` are forgotten."""
         ...
 
+    def revoke_session(self, nonce: str, *, expires_at: datetime, now: datetime) -> None:
+        """Refuse a dashboard session from now until `expires_at` (forgetting the ones
+        revoked earlier that have expired by `now`)."""
+        ...
+
+    def session_revoked(self, nonce: str) -> bool: ...
+
     def probe_write(self, *, name: str, now: datetime) -> None:
         """Write one small row: whether the database takes writes at all."""
         ...

@@ -22,11 +22,12 @@ from incident import bootstrap
 from incident.config import Settings
 from incident.domain.incident import OPEN_STATUSES
 from incident.web import api, dashboard, slack, webhooks
-from incident.web.context import BACKGROUND, CONTAINER, METRICS
+from incident.web.context import BACKGROUND, CONTAINER, FAILED_LOGINS, METRICS
 from incident.web.errors import add_json_fallbacks, guarded, json_error
 from incident.web.html import STATIC_DIR
 from incident.web.metrics import Metrics
 from incident.web.public import routes as public_page
+from incident.web.throttle import FailedLogins
 
 log = logging.getLogger("incident.web")
 
@@ -88,6 +89,7 @@ def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
             # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)
             await container.store.run(lambda tx: tx.release_claims())
         app[CONTAINER] = container
+        app[FAILED_LOGINS] = FailedLogins(container.runtime.clock.monotonic)
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(container.scheduler.run(stop), name="scheduler"),

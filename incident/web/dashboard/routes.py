@@ -12,6 +12,7 @@ the reason and a 4xx status; what was typed stays in the form; nothing is stored
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -24,12 +25,13 @@ from incident.config import Settings
 from incident.domain.access import Action, Principal, assign_action, authorize, severity_action
 from incident.domain.errors import DomainError, Forbidden, InvalidValue, NotFound
 from incident.domain.incident import OPEN_STATUSES, Cancellation, Role, Status
-from incident.services import exports
+from incident.services import exports, sessions
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
 from incident.services.ports import Renderer
 from incident.web import schemas as s
-from incident.web.context import CONTAINER
+from incident.web.auth import client_of
+from incident.web.context import CONTAINER, FAILED_LOGINS
 from incident.web.dashboard import pages
 from incident.web.dashboard.forms import LINK, REASON, SHORT, Form, FormInvalid, checked
 from incident.web.dashboard.sessions import (
@@ -130,10 +132,15 @@ def _rt(request: web.Request) -> Runtime:
     return request.app[CONTAINER].runtime
 
 
-def _session(request: web.Request) -> Session | None:
-    return request.app[SESSIONS].read(
+async def _session(request: web.Request) -> Session | None:
+    """The request's session: signed, unexpired, its token still configured, and not
+    ended by a logout (on any replica)."""
+    session = request.app[SESSIONS].read(
         request.cookies.get(SESSION_COOKIE), now=_rt(request).clock.now()
     )
+    if session is None or await sessions.session_ended(_rt(request), session.nonce):
+        return None
+    return session
 
 
 def _to_login(request: web.Request) -> web.Response:
@@ -173,7 +180,7 @@ def _login_page(
         error=error,
         notice=notice,
         csrf=nonce,
-        next_path=next_path if _NEXT.match(next_path) else "",
+        next_path=next_path if _NEXT.fullmatch(next_path) else "",
         no_tokens=not request.app[CONTAINER].settings.api_tokens,
         session=None,
         now=_rt(request).clock.now(),
@@ -191,7 +198,7 @@ def _login_page(
 
 
 async def login_form(request: web.Request) -> web.Response:
-    if _session(request) is not None:
+    if await _session(request) is not None:
         return _redirect("/ui")
     notice = "You are logged out." if "logged_out" in request.query else ""
     return _login_page(request, notice=notice)
@@ -210,8 +217,19 @@ async def login(request: web.Request) -> web.Response:
     presented = form.get("token").strip()
     if not presented:
         return _login_page(request, status=422, error="Enter your API token.")
+    failed_logins = request.app[FAILED_LOGINS]
+    wait = failed_logins.blocked_for(client_of(request))
+    if wait > 0:
+        response = _login_page(
+            request,
+            status=429,
+            error=f"Too many wrong tokens from this address. Try again in {math.ceil(wait)} s.",
+        )
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
     token = request.app[CONTAINER].settings.token(presented)
     if token is None:
+        failed_logins.failed(client_of(request))
         log.info("dashboard login refused", extra={"action": "dashboard_login_refused"})
         return _login_page(
             request,
@@ -221,7 +239,7 @@ async def login(request: web.Request) -> web.Response:
         )
     cookie, session = keys.issue(token, now=_rt(request).clock.now())
     next_path = form.get("next")
-    response = _redirect(next_path if _NEXT.match(next_path) else "/ui")
+    response = _redirect(next_path if _NEXT.fullmatch(next_path) else "/ui")
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
@@ -244,12 +262,14 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _redirect("/ui/login?logged_out=1")
     form = Form(await request.post())
     if not SessionKeys.csrf_matches(session.csrf, form.get("csrf")):
         return _problem(request, 403, "Not logged out", _CSRF_REFUSED, session)
+    # Ended here for every replica, not only in this browser: a copied cookie is refused.
+    await sessions.end_session(_rt(request), session.nonce, expires_at=session.expires_at)
     response = _redirect("/ui/login?logged_out=1")
     response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     log.info("dashboard logout", extra={"action": "dashboard_logout", "by": session.principal.name})
@@ -279,7 +299,7 @@ _DONE_ELSEWHERE = {"declare": "Incident declared; its playbook has started."}
 
 
 async def overview(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _to_login(request)
     rt = _rt(request)
@@ -307,7 +327,7 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def incident_page(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _to_login(request)
     incident_id = _incident_id(request)
@@ -400,7 +420,7 @@ def _declare_page(
 
 
 async def declare_form(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _to_login(request)
     try:
@@ -424,7 +444,7 @@ def _declaration(form: Form) -> dict[str, object]:
 async def declare(request: web.Request) -> web.Response:
     """Declare from the dashboard: the API's request model checks the form, the API's use
     case declares it, then to the new incident's page."""
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _problem(
             request,
@@ -486,7 +506,7 @@ async def history(request: web.Request) -> web.Response:
     """Resolved, closed and cancelled incidents, newest first, a page at a time; searched
     and filtered by the database (a GET form, so it works without script and can be
     bookmarked)."""
-    session = _session(request)
+    session = await _session(request)
     if session is None:
         return _to_login(request)
     rt = _rt(request)
@@ -536,7 +556,7 @@ async def postmortem_document(request: web.Request) -> web.Response:
 
 async def _document(request: web.Request, make: Document, name: str) -> web.Response:
     """The API's Markdown documents for a browser: read with the dashboard's session."""
-    session = _session(request)
+    session = await _session(request)
     incident_id = _incident_id(request)
     if session is None:
         back = f"/ui/incidents/{incident_id}" if incident_id else "/ui"
@@ -793,7 +813,7 @@ _CSRF_REFUSED = (
 async def act(request: web.Request) -> web.Response:
     """Any change to one incident: check the session and the form's CSRF token, make the
     change, then back to the page (or the page again with the reason it was refused)."""
-    session = _session(request)
+    session = await _session(request)
     incident_id = _incident_id(request)
     if session is None:
         return _problem(

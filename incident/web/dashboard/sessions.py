@@ -5,8 +5,9 @@ started with the same configuration accepts it and nothing is kept in memory or 
 database. It names the token by a keyed fingerprint (never the token itself) and is checked
 against the configuration on every request: removing a token from INCIDENT_API_TOKENS ends
 its sessions, and a changed role applies at once. Changing any token changes the key, which
-logs everyone out. A session lasts SESSION_LIFETIME from login; logging out removes the
-cookie from the browser (a copied cookie stays valid until it expires).
+logs everyone out. A session lasts SESSION_LIFETIME from login; logging out ends it for
+every replica (its nonce is kept, until it would have expired, in the database:
+services/sessions.py), so a copied cookie is worth nothing after logout.
 """
 
 from __future__ import annotations

@@ -42,6 +42,16 @@ def upgrade() -> None:
     with op.batch_alter_table("seen_requests", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_seen_requests_at"), ["at"], unique=False)
     op.create_table(
+        "revoked_sessions",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("nonce"),
+    )
+    with op.batch_alter_table("revoked_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_revoked_sessions_expires_at"), ["expires_at"], unique=False
+        )
+    op.create_table(
         "probes",
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -72,6 +82,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_follow_ups_incident_id"))
     op.drop_table("follow_ups")
     op.drop_table("probes")
+    with op.batch_alter_table("revoked_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_revoked_sessions_expires_at"))
+    op.drop_table("revoked_sessions")
     with op.batch_alter_table("seen_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_seen_requests_at"))
     op.drop_table("seen_requests")

@@ -1,0 +1,97 @@
+"""Logins under attack, over real HTTP: a guesser is slowed down (dashboard and API alike),
+a logged-out session cannot be replayed from a copied cookie, and a login's `next` cannot
+carry anything but a dashboard path."""
+
+# The fixtures come from test_dashboard.py; pytest passes them by name (F811 is a false alarm).
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from incident.clock import FakeClock
+from incident.web.throttle import LIMIT, WINDOW
+from tests.integration.test_dashboard import (  # noqa: F401 (client, ui_settings: fixtures)
+    TOKENS,
+    client,
+    csrf_of,
+    login,
+    ui_settings,
+)
+
+Client = TestClient[Any, Any]
+
+
+async def _wrong_login(client: Client) -> Any:
+    form = await client.get("/ui/login")
+    return await client.post(
+        "/ui/login",
+        data={"csrf": csrf_of(await form.text()), "token": "guessed-token-0000000000"},
+        allow_redirects=False,
+    )
+
+
+async def test_a_guesser_is_refused_for_a_while_even_with_the_right_token(
+    client: Client, clock: FakeClock
+) -> None:
+    for _ in range(LIMIT):
+        assert (await _wrong_login(client)).status == 401
+    blocked = await _wrong_login(client)
+    assert blocked.status == 429
+    assert 0 < int(blocked.headers["Retry-After"]) <= WINDOW
+    assert "Too many wrong tokens" in await blocked.text()
+    # The right token, now, from the same address: still refused.
+    form = await client.get("/ui/login")
+    right = await client.post(
+        "/ui/login",
+        data={"csrf": csrf_of(await form.text()), "token": TOKENS["commander"].token},
+        allow_redirects=False,
+    )
+    assert right.status == 429
+    # The API shares the count: a bearer token is not tried either.
+    api = await client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {TOKENS['viewer'].token}"}
+    )
+    assert api.status == 429 and "Retry-After" in api.headers
+    assert (await api.json())["error"] == "too many failed logins"
+    clock.advance(timedelta(seconds=WINDOW + 1))
+    await login(client, "commander")  # the window has passed
+
+
+async def test_wrong_bearer_tokens_count_too(client: Client) -> None:
+    for _ in range(LIMIT):
+        wrong = await client.get(
+            "/api/v1/incidents", headers={"Authorization": "Bearer not-our-token-00000000"}
+        )
+        assert wrong.status == 401
+    right = await client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {TOKENS['viewer'].token}"}
+    )
+    assert right.status == 429
+
+
+async def test_a_copied_cookie_is_worthless_after_logout(client: Client) -> None:
+    csrf = await login(client, "commander")
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/ui"))["incident_session"]
+    copied = {"Cookie": f"incident_session={cookie.value}"}
+    assert (await client.get("/ui", headers=copied, allow_redirects=False)).status == 200
+    out = await client.post("/ui/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert out.status == 303
+    client.session.cookie_jar.clear()
+    replayed = await client.get("/ui", headers=copied, allow_redirects=False)
+    assert replayed.status == 303 and replayed.headers["Location"].startswith("/ui/login")
+
+
+async def test_next_cannot_end_in_a_line_break(client: Client) -> None:
+    form = await client.get("/ui/login?next=/ui%0A")
+    html = await form.text()
+    assert 'name="next" value=""' in html
+    response = await client.post(
+        "/ui/login",
+        data={"csrf": csrf_of(html), "token": TOKENS["viewer"].token, "next": "/ui\n"},
+        allow_redirects=False,
+    )
+    assert response.status == 303 and response.headers["Location"] == "/ui"
