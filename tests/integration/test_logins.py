@@ -95,3 +95,12 @@ async def test_next_cannot_end_in_a_line_break(client: Client) -> None:
         allow_redirects=False,
     )
     assert response.status == 303 and response.headers["Location"] == "/ui"
+
+
+async def test_dashboard_pages_are_compressed_for_browsers_that_take_it(client: Client) -> None:
+    await login(client, "viewer")
+    page = await client.get("/ui", headers={"Accept-Encoding": "gzip"})
+    assert page.status == 200 and page.headers.get("Content-Encoding") == "gzip"
+    plain = await client.get("/ui", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert await page.text() == await plain.text()

@@ -93,13 +93,19 @@ def _page(template: str, *, status: int = 200, etag: str = "", **context: object
     headers = dict(_PAGE_HEADERS)
     if etag and status == 200:
         headers["ETag"] = etag
-    return web.Response(
+    response = web.Response(
         text=pages.render(template, etag=etag, **context),
         status=status,
         content_type="text/html",
         charset="utf-8",
         headers=headers,
     )
+    # Pages of many incidents are large and compress well: gzip when the browser takes it.
+    # (A compression attack needs the victim's browser to fetch pages that reflect the
+    # attacker's text beside the CSRF token; the session cookie is SameSite=Strict, so no
+    # other site's request carries it.)
+    response.enable_compression()
+    return response
 
 
 def _redirect(location: str) -> web.Response:
