@@ -394,6 +394,30 @@ class SqlTransaction:
             query = query.offset(offset)
         return [_to_incident(r) for r in self._db.execute(query)]
 
+    # --- the commander's overview ------------------------------------------------------------
+
+    def open_counts(self) -> dict[Severity, tuple[int, int]]:
+        counts = {
+            Severity(row.severity): (int(row.total), int(row.unacknowledged))
+            for row in self._db.execute(_OPEN_COUNTS)
+        }
+        return counts
+
+    def open_incidents_page(self, *, limit: int, offset: int) -> list[Incident]:
+        rows = self._db.execute(_OPEN_PAGE, {"b_limit": limit, "b_offset": offset})
+        return [_to_incident(r) for r in rows]
+
+    def upcoming_of(self, incident_ids: Sequence[int]) -> dict[int, list[Occurrence]]:
+        found: dict[int, list[Occurrence]] = {i: [] for i in incident_ids}
+        if incident_ids:
+            for row in self._db.execute(_UPCOMING_OF, {"b_ids": list(incident_ids)}):
+                found[row.incident_id].append(_to_occurrence(row))
+        return found
+
+    def change_version(self) -> int:
+        value = self._db.execute(_CHANGE_VERSION).scalar_one_or_none()
+        return int(value or 0)
+
     # --- timeline --------------------------------------------------------------------------
 
     def append_timeline(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None:
@@ -925,6 +949,38 @@ _MAINTENANCE_UPDATES = (
 )
 
 
+# The overview: open incidents counted by severity, and one page of them, P1 first, the
+# unacknowledged first, then the longest-running; the steps they have coming, in one read.
+_OPEN = _I.c.status.in_(["investigating", "identified", "monitoring"])
+_OPEN_COUNTS = (
+    select(
+        _I.c.severity,
+        func.count().label("total"),
+        func.count().filter(_I.c.acknowledged_at.is_(None)).label("unacknowledged"),
+    )
+    .where(_OPEN)
+    .group_by(_I.c.severity)
+)
+_OPEN_PAGE = (
+    select(_I)
+    .where(_OPEN)
+    .order_by(
+        _I.c.severity, _I.c.acknowledged_at.is_not(None), _I.c.declared_at, _I.c.id
+    )
+    .limit(bindparam("b_limit"))
+    .offset(bindparam("b_offset"))
+)
+_UPCOMING_OF = (
+    select(_O)
+    .where(
+        _O.c.incident_id.in_(bindparam("b_ids", expanding=True)),
+        _O.c.state.in_(["pending", "running", "held"]),
+    )
+    .order_by(_O.c.incident_id, _O.c.run_at, _O.c.id)
+)
+# Every change an incident's page or the overview shows writes a timeline entry (a state
+# change, a step done, moved, held or retried): the newest entry's id versions them all.
+_CHANGE_VERSION = select(func.max(_T.c.id))
 _F: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
 _P: Table = ProbeRow.__table__  # type: ignore[attr-defined]
 _S: Table = SeenRequestRow.__table__  # type: ignore[attr-defined]

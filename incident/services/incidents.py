@@ -825,8 +825,24 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
         )
 
     incident, timeline, occurrences, follow_ups = await rt.store.run(read)
-    # Described as the incident's own playbook says (two playbooks may share a step id
-    # with different words), then its follow-ups' reminders.
+    history = [o for o in occurrences if o.state not in _UPCOMING]
+    return IncidentView(
+        incident=incident,
+        timeline=timeline,
+        upcoming=upcoming_steps(rt, incident, occurrences, follow_ups),
+        history=history,
+        follow_ups=follow_ups,
+    )
+
+
+def upcoming_steps(
+    rt: Runtime,
+    incident: Incident,
+    occurrences: Sequence[Occurrence],
+    follow_ups: Sequence[FollowUp] = (),
+) -> list[UpcomingStep]:
+    """The incident's steps still to come, soonest first, described as its own playbook
+    says (two playbooks may share a step id with different words), then its follow-ups'."""
     steps = {
         s.id: s
         for s in (
@@ -834,7 +850,7 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
             *(step for item in follow_ups for step in follow_up_steps(item)),
         )
     }
-    upcoming = [
+    return [
         UpcomingStep(
             occurrence_id=o.id,
             step_id=o.step_id,
@@ -856,14 +872,6 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
         for o in sorted(occurrences, key=lambda o: (o.run_at, o.id))
         if o.state in _UPCOMING
     ]
-    history = [o for o in occurrences if o.state not in _UPCOMING]
-    return IncidentView(
-        incident=incident,
-        timeline=timeline,
-        upcoming=upcoming,
-        history=history,
-        follow_ups=follow_ups,
-    )
 
 
 async def list_incidents(

@@ -4,9 +4,11 @@ and the messages the outbox kept. Nothing here changes anything."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
+from incident.domain.incident import Incident, Severity
 from incident.domain.records import TimelineEntry
-from incident.services.incidents import Runtime
+from incident.services.incidents import Runtime, UpcomingStep, upcoming_steps
 from incident.services.ports import KeptMessage, OutboxReader, Transaction
 
 
@@ -38,3 +40,52 @@ async def outbox_messages(
     found = list(await outbox.messages(incident_id=incident_id, limit=limit + 1))
     more = len(found) > limit
     return (found[1:] if more else found), more
+
+
+@dataclass(frozen=True)
+class OverviewCard:
+    incident: Incident
+    upcoming: list[UpcomingStep]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The open incidents as the commander's overview shows them: how many of each
+    severity (and how many not acknowledged), and one page of them with their next steps."""
+
+    counts: dict[Severity, tuple[int, int]]
+    cards: list[OverviewCard]
+    page: int
+    per_page: int
+
+    @property
+    def total(self) -> int:
+        return sum(total for total, _ in self.counts.values())
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+async def change_version(rt: Runtime) -> int:
+    """Grows with every change to any incident: an ETag for pages of many incidents, read
+    without reading them."""
+    return await rt.store.run(lambda tx: tx.change_version(), durable=False)
+
+
+async def overview(rt: Runtime, *, page: int = 1, per_page: int = 50) -> Overview:
+    """One read: the counts, one page of open incidents, and their upcoming steps (however
+    many incidents are open, the work is that of one page)."""
+
+    def read(tx: Transaction) -> Overview:
+        counts = tx.open_counts()
+        incidents = tx.open_incidents_page(limit=per_page, offset=(page - 1) * per_page)
+        upcoming = tx.upcoming_of([i.id for i in incidents if i.id is not None])
+        cards = [
+            OverviewCard(i, upcoming_steps(rt, i, upcoming[i.id]))
+            for i in incidents
+            if i.id is not None
+        ]
+        return Overview(counts=counts, cards=cards, page=page, per_page=per_page)
+
+    return await rt.store.run(read, durable=False)

@@ -104,3 +104,33 @@ async def test_dashboard_pages_are_compressed_for_browsers_that_take_it(client: 
     plain = await client.get("/ui", headers={"Accept-Encoding": "identity"})
     assert "Content-Encoding" not in plain.headers
     assert await page.text() == await plain.text()
+
+
+async def test_the_overview_pages_many_incidents_and_checks_freshness_by_version(
+    client: Client,
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKENS['responder'].token}"}
+    for n in range(55):
+        made = await client.post(
+            "/api/v1/incidents",
+            json={"title": f"Disk full on db-{n}", "severity": "P3" if n % 5 else "P2"},
+            headers=headers,
+        )
+        assert made.status == 201
+    await login(client, "viewer")
+    page = await client.get("/ui")
+    html = await page.text()
+    assert html.count('class="incident-card') == 50
+    assert "Page 1 of 2 (55 open" in html
+    assert "44 open" in html and "11 open" in html  # P3 and P2 counts, over every page
+    etag = page.headers["ETag"]
+    fresh = await client.get("/ui", headers={"If-None-Match": etag})
+    assert fresh.status == 304
+    second = await (await client.get("/ui?page=2")).text()
+    assert second.count('class="incident-card') == 5
+    note = await client.post(
+        "/api/v1/incidents/7/notes", json={"text": "still full"}, headers=headers
+    )
+    assert note.status == 200
+    stale = await client.get("/ui", headers={"If-None-Match": etag})
+    assert stale.status == 200 and stale.headers["ETag"] != etag

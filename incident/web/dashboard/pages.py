@@ -8,7 +8,7 @@ apply), so a button is shown exactly when pressing it would be allowed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -34,6 +34,7 @@ from incident.domain.incident import (
 )
 from incident.domain.status_page import Catalog, ComponentStatus
 from incident.services.incidents import IncidentView, UpcomingStep
+from incident.services.views import Overview
 from incident.web.html import STATIC_DIR, duration, environment
 
 SEVERITY_NAMES = {
@@ -171,26 +172,31 @@ class Card:
 class SeverityGroup:
     severity: Severity
     name: str
-    cards: list[Card]
+    cards: list[Card]  # those on this page
+    total: int  # open, on every page
+    unacknowledged: int
 
 
-def overview_groups(principal: Principal, views: Sequence[IncidentView]) -> list[SeverityGroup]:
-    """Open incidents by severity, P1 first; in each, the unacknowledged first, then the
-    longest-running."""
+def overview_groups(principal: Principal, overview: Overview) -> list[SeverityGroup]:
+    """Open incidents by severity, P1 first, with their counts; in each, this page's cards
+    (the unacknowledged first, then the longest-running: the order the store reads them)."""
     groups = []
     for severity in sorted(Severity, key=lambda s: s.rank):
+        total, unacknowledged = overview.counts.get(severity, (0, 0))
+        if not total:
+            continue
         cards = [
             Card(
-                incident=v.incident,
-                next_steps=v.upcoming[:NEXT_STEPS_SHOWN],
-                can=Permissions.of(principal, v.incident),
+                incident=card.incident,
+                next_steps=card.upcoming[:NEXT_STEPS_SHOWN],
+                can=Permissions.of(principal, card.incident),
             )
-            for v in views
-            if v.incident.severity is severity and v.incident.is_open
+            for card in overview.cards
+            if card.incident.severity is severity
         ]
-        cards.sort(key=lambda c: (c.incident.acknowledged_at is not None, c.incident.declared_at))
-        if cards:
-            groups.append(SeverityGroup(severity, SEVERITY_NAMES[severity], cards))
+        groups.append(
+            SeverityGroup(severity, SEVERITY_NAMES[severity], cards, total, unacknowledged)
+        )
     return groups
 
 

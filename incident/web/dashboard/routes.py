@@ -24,8 +24,8 @@ from aiohttp import web
 from incident.config import Settings
 from incident.domain.access import Action, Principal, assign_action, authorize, severity_action
 from incident.domain.errors import DomainError, Forbidden, InvalidValue, NotFound
-from incident.domain.incident import OPEN_STATUSES, Cancellation, Role, Status
-from incident.services import exports, sessions
+from incident.domain.incident import Cancellation, Role, Status
+from incident.services import exports, sessions, views
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
 from incident.services.ports import Renderer
@@ -51,6 +51,9 @@ SESSIONS = web.AppKey("dashboard_sessions", SessionKeys)
 # Sent by dashboard.js when it refreshes a page: answer 401, not a redirect to the login.
 REFRESH_HEADER = "X-Dashboard-Refresh"
 MAX_ID = 2**53
+# The overview shows this many open incidents a page (with every severity's count).
+OVERVIEW_PAGE = 50
+MAX_PAGE = 10_000
 _NEXT = re.compile(r"^/ui(/[A-Za-z0-9_/-]*)?$")  # where a login may send you: our pages only
 # The declare form's own key: submitting it twice (a double click, a reload) declares once.
 _DECLARE_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -310,14 +313,16 @@ async def overview(request: web.Request) -> web.Response:
         return _to_login(request)
     rt = _rt(request)
     authorize(session.principal, Action.VIEW)
-    views = []
-    for incident in await uc.list_incidents(rt, statuses=OPEN_STATUSES):
-        assert incident.id is not None
-        views.append(await uc.get_incident(rt, incident.id))
-    etag = pages.fingerprint("overview", session.principal, session.nonce, views)
+    number = request.query.get("page", "1")
+    page = int(number) if number.isdigit() and 1 <= int(number) <= MAX_PAGE else 1
+    # Versioned, not fingerprinted from the rows: the refresh check reads one number,
+    # however many incidents are open.
+    version = await views.change_version(rt)
+    etag = pages.fingerprint("overview", session.principal, session.nonce, version, page)
     unchanged = _not_modified(request, etag)
     if unchanged is not None:
         return unchanged
+    overview = await views.overview(rt, page=page, per_page=OVERVIEW_PAGE)
     done = _done_message(request)
     ref = request.query.get("incident", "")
     return _page(
@@ -326,8 +331,9 @@ async def overview(request: web.Request) -> web.Response:
         etag=etag,
         session=session,
         now=rt.clock.now(),
-        refresh_url="/ui",
-        groups=pages.overview_groups(session.principal, views),
+        refresh_url="/ui" if page == 1 else f"/ui?page={page}",
+        groups=pages.overview_groups(session.principal, overview),
+        overview=overview,
         done=f"INC-{ref}: {done}" if done and ref.isdigit() else done,
     )
 
