@@ -964,9 +964,7 @@ _OPEN_COUNTS = (
 _OPEN_PAGE = (
     select(_I)
     .where(_OPEN)
-    .order_by(
-        _I.c.severity, _I.c.acknowledged_at.is_not(None), _I.c.declared_at, _I.c.id
-    )
+    .order_by(_I.c.severity, _I.c.acknowledged_at.is_not(None), _I.c.declared_at, _I.c.id)
     .limit(bindparam("b_limit"))
     .offset(bindparam("b_offset"))
 )
