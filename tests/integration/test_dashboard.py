@@ -514,6 +514,8 @@ async def test_each_form_changes_the_incident_and_shows_on_the_timeline(
     assert "Resolved" in text_of(section(html, "summary"))
     html = await submit("rca", link="https://wiki.example.com/rca/1")
     assert "RCA done: https://wiki.example.com/rca/1" in text_of(section(html, "timeline"))
+    # The RCA is a link people can open (only http(s) links are accepted).
+    assert '<a href="https://wiki.example.com/rca/1"' in section(html, "summary")
 
     final = (await detail(client, incident_id))["incident"]
     assert final["status"] == "closed"
