@@ -261,34 +261,7 @@ def message_context(
             "affected": in_words(names),
             "components": names,
         },
-        "incident": {
-            "id": incident.id,
-            "ref": incident.ref,
-            "title": incident.title,
-            "severity": incident.severity.value,
-            "status": incident.status.value,
-            "service": incident.service,
-            "category": incident.category.value,
-            "impact": incident.impact,
-            "declared_at": incident.declared_at,
-            "declared_by": incident.declared_by,
-            "acknowledged_at": incident.acknowledged_at,
-            "acknowledged_by": incident.acknowledged_by,
-            "commander": incident.commander,
-            "comms_lead": incident.comms_lead,
-            "resolved_at": incident.resolved_at,
-            "resolution_summary": incident.resolution_summary,
-            "rca_due_at": incident.rca_due_at,
-            "rca_link": incident.rca_link,
-            "cancelled_at": incident.cancelled_at,
-            "cancellation": incident.cancellation.words if incident.cancellation else None,
-            "cancel_note": incident.cancel_note,
-            "merged_into": f"INC-{incident.merged_into}" if incident.merged_into else None,
-            "reopened_at": incident.reopened_at,
-            "war_room": incident.war_room,
-            "conference_url": incident.conference_url,
-            "age": (incident.ended_at or now) - incident.declared_at,
-        },
+        "incident": incident_facts(incident, now),
         "step": {
             "id": step.id,
             "action": step.action.value,
@@ -349,3 +322,36 @@ def message_context(
 def _runbook(step: Step, base_url: str) -> str | None:
     """A link people can open: the service serves runbooks/ at /runbooks/."""
     return f"{base_url}/runbooks/{step.runbook}" if step.runbook else None
+
+
+def incident_facts(incident: Incident, now: datetime) -> dict[str, Any]:
+    """The incident's own fields as templates and exports see them: one owner, so a
+    message and the postmortem draft never disagree on what a field is called."""
+    return {
+        "id": incident.id,
+        "ref": incident.ref,
+        "title": incident.title,
+        "severity": incident.severity.value,
+        "status": incident.status.value,
+        "service": incident.service,
+        "category": incident.category.value,
+        "impact": incident.impact,
+        "declared_at": incident.declared_at,
+        "declared_by": incident.declared_by,
+        "acknowledged_at": incident.acknowledged_at,
+        "acknowledged_by": incident.acknowledged_by,
+        "commander": incident.commander,
+        "comms_lead": incident.comms_lead,
+        "resolved_at": incident.resolved_at,
+        "resolution_summary": incident.resolution_summary,
+        "rca_due_at": incident.rca_due_at,
+        "rca_link": incident.rca_link,
+        "cancelled_at": incident.cancelled_at,
+        "cancellation": incident.cancellation.words if incident.cancellation else None,
+        "cancel_note": incident.cancel_note,
+        "merged_into": f"INC-{incident.merged_into}" if incident.merged_into else None,
+        "reopened_at": incident.reopened_at,
+        "war_room": incident.war_room,
+        "conference_url": incident.conference_url,
+        "age": (incident.ended_at or now) - incident.declared_at,
+    }

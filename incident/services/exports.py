@@ -16,6 +16,7 @@ from typing import Any
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident
 from incident.domain.records import Occurrence, TimelineEntry
+from incident.services.actions import incident_facts
 from incident.services.incidents import Runtime, get_incident
 from incident.services.ports import Renderer
 
@@ -66,26 +67,7 @@ def document_context(
     ended = incident.ended_at
     return {
         "incident": {
-            "id": incident.id,
-            "ref": incident.ref,
-            "title": incident.title,
-            "severity": incident.severity.value,
-            "status": incident.status.value,
-            "category": incident.category.value,
-            "service": incident.service,
-            "impact": incident.impact,
-            "declared_at": incident.declared_at,
-            "declared_by": incident.declared_by,
-            "acknowledged_at": incident.acknowledged_at,
-            "acknowledged_by": incident.acknowledged_by,
-            "commander": incident.commander,
-            "comms_lead": incident.comms_lead,
-            "resolved_at": incident.resolved_at,
-            "resolution_summary": incident.resolution_summary,
-            "rca_due_at": incident.rca_due_at,
-            "rca_link": incident.rca_link,
-            "cancelled_at": incident.cancelled_at,
-            "cancellation": incident.cancellation.words if incident.cancellation else None,
+            **incident_facts(incident, now),
             "public_title": incident.public_title,
             "components": dict(incident.components),
         },

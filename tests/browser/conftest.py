@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +21,7 @@ from typing import Any
 import pytest
 
 from incident.config import PROJECT_ROOT
+from tests.served_process import incident_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -51,13 +47,6 @@ def _require_browser() -> None:
         import selenium  # noqa: F401
     except ImportError:
         _missing("the selenium package is not installed (pip install -e '.[test]')")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -91,52 +80,15 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     _require_browser()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    database = tmp_path_factory.mktemp("browser") / "incident.db"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "INCIDENT_DATABASE_URL": f"sqlite:///{database}",
-            "INCIDENT_API_TOKENS": f"{COMMANDER_TOKEN}:commander:casey,{VIEWER_TOKEN}:viewer:vic",
-            "INCIDENT_COMPONENTS": COMPONENTS,
-            "INCIDENT_STATUS_PAGE_NAME": "Acme Status",
-            "INCIDENT_BASE_URL": url,
-            "INCIDENT_LOG_FORMAT": "text",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_ready(url, process)
+    settings = {
+        "INCIDENT_API_TOKENS": f"{COMMANDER_TOKEN}:commander:casey,{VIEWER_TOKEN}:viewer:vic",
+        "INCIDENT_COMPONENTS": COMPONENTS,
+        "INCIDENT_STATUS_PAGE_NAME": "Acme Status",
+        "INCIDENT_BASE_URL": "http://127.0.0.1:{port}",
+        "INCIDENT_LOG_FORMAT": "text",
+    }
+    with incident_serve(tmp_path_factory.mktemp("browser") / "incident.db", settings) as url:
         yield Service(url)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        assert "Traceback" not in stderr, stderr
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"incident serve exited: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"incident serve was not ready at {url} within 30 s")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.web.app import create_app
 from tests.fakes import RecordingEffects
-from tests.integration.test_serve import free_port
+from tests.served_process import free_port
 from tests.serving import builder
 
 BINARY = "prometheus-alertmanager"

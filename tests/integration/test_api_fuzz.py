@@ -9,10 +9,7 @@ operation and generation mode.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -21,38 +18,21 @@ from schemathesis import GenerationMode, checks
 
 from incident.web.api import OPERATIONS as API_OPERATIONS
 from incident.web.openapi import openapi_document
-from tests.integration.test_serve import free_port, wait_ready
+from tests.served_process import incident_serve
 
 TOKEN = "fuzz-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory: Path = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    stderr = (directory / "stderr.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "INCIDENT_DATABASE_URL": f"sqlite:///{directory / 'fuzz.db'}",
-            "INCIDENT_API_TOKENS": f"{TOKEN}:admin:fuzzer",
-            "INCIDENT_BASE_URL": f"http://127.0.0.1:{port}",
-            "INCIDENT_MAX_BODY_BYTES": "65536",
-            "INCIDENT_COMPONENTS": "api:API,web:Website",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    try:
-        wait_ready(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        stderr.close()
-    log = (directory / "stderr.log").read_text()
-    assert "Traceback" not in log, log[-4000:]
+    settings = {
+        "INCIDENT_API_TOKENS": f"{TOKEN}:admin:fuzzer",
+        "INCIDENT_BASE_URL": "http://127.0.0.1:{port}",
+        "INCIDENT_MAX_BODY_BYTES": "65536",
+        "INCIDENT_COMPONENTS": "api:API,web:Website",
+    }
+    with incident_serve(tmp_path_factory.mktemp("fuzz") / "fuzz.db", settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_serve import free_port, wait_ready
+from tests.served_process import incident_serve
 
 RESPONDER = "cli-responder-token-0123"
 COMMANDER = "cli-commander-token-0123"
@@ -30,30 +29,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @contextmanager
 def running_server(database: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """`incident serve` on a free port with the three tokens, on a SQLite file: its URL."""
-    port = free_port()
-    log = database.with_suffix(".log")
-    with log.open("w") as stderr:  # a file: a pipe nobody reads would fill and stall it
-        process = subprocess.Popen(
-            [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-            env={
-                **os.environ,
-                "INCIDENT_DATABASE_URL": f"sqlite:///{database}",
-                "INCIDENT_API_TOKENS": f"{RESPONDER}:responder:rob,{COMMANDER}:commander:cleo,"
-                f"{VIEWER}:viewer",
-                **(env or {}),
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            wait_ready(port)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-    logged = log.read_text()
-    assert process.returncode == 0, logged[-3000:]
-    assert "Traceback" not in logged
+    tokens = f"{RESPONDER}:responder:rob,{COMMANDER}:commander:cleo,{VIEWER}:viewer"
+    with incident_serve(database, {"INCIDENT_API_TOKENS": tokens, **(env or {})}) as url:
+        yield url
 
 
 def cli(

@@ -13,35 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def get(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def wait_ready(port: int, timeout: float = 30) -> None:
-    """Until /readyz says 200 (the service is up, its database and scheduler running)."""
-    deadline = time.monotonic() + timeout
-    status, body = 0, {}
-    while time.monotonic() < deadline:
-        try:
-            status, body = get(f"http://127.0.0.1:{port}/readyz")
-            if status == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready after {timeout} s: {status} {body}")
+from tests.served_process import free_port, get, wait_ready
 
 
 def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ import hmac
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from incident.domain import text as rules
-from tests.integration.test_serve import free_port, wait_ready
+from tests.served_process import incident_serve
 
 SECRET = "5f0c2b1e9d8a7c6b5a4f3e2d1c0b9a8f"
 EXAMPLES = int(os.environ.get("SLACK_FUZZ_EXAMPLES", "60"))
@@ -48,30 +46,13 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    directory: Path = tmp_path_factory.mktemp("slack-fuzz")
-    port = free_port()
-    database = directory / "fuzz.db"
-    stderr = (directory / "stderr.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "INCIDENT_DATABASE_URL": f"sqlite:///{database}",
-            "INCIDENT_SLACK_SIGNING_SECRET": SECRET,
-            "INCIDENT_SLACK_ROLES": "U0FUZZADMIN:admin",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    try:
-        wait_ready(port)
-        yield Served(f"http://127.0.0.1:{port}", database)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        stderr.close()
-    log = (directory / "stderr.log").read_text()
-    assert "Traceback" not in log, log[-4000:]
+    database = tmp_path_factory.mktemp("slack-fuzz") / "fuzz.db"
+    settings = {
+        "INCIDENT_SLACK_SIGNING_SECRET": SECRET,
+        "INCIDENT_SLACK_ROLES": "U0FUZZADMIN:admin",
+    }
+    with incident_serve(database, settings) as url:
+        yield Served(url, database)
 
 
 def command(served: Served, text: str) -> httpx.Response:

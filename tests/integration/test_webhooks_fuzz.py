@@ -12,8 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from incident.domain import text as rules
-from tests.integration.test_serve import free_port, wait_ready
+from tests.served_process import incident_serve
 
 TOKEN = "fuzz-alertmanager-token-0123"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"
@@ -46,31 +44,14 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    directory: Path = tmp_path_factory.mktemp("webhook-fuzz")
-    port = free_port()
-    database = directory / "fuzz.db"
-    stderr = (directory / "stderr.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "incident.cli", "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "INCIDENT_DATABASE_URL": f"sqlite:///{database}",
-            "INCIDENT_API_TOKENS": f"{TOKEN}:responder:alertmanager",
-            "INCIDENT_BASE_URL": f"http://127.0.0.1:{port}",
-            "INCIDENT_MAX_BODY_BYTES": "65536",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    try:
-        wait_ready(port)
-        yield Served(f"http://127.0.0.1:{port}", database)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        stderr.close()
-    log = (directory / "stderr.log").read_text()
-    assert "Traceback" not in log, log[-4000:]
+    database = tmp_path_factory.mktemp("webhook-fuzz") / "fuzz.db"
+    settings = {
+        "INCIDENT_API_TOKENS": f"{TOKEN}:responder:alertmanager",
+        "INCIDENT_BASE_URL": "http://127.0.0.1:{port}",
+        "INCIDENT_MAX_BODY_BYTES": "65536",
+    }
+    with incident_serve(database, settings) as url:
+        yield Served(url, database)
 
 
 @pytest.fixture(scope="module")
