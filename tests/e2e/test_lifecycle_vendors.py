@@ -15,23 +15,13 @@ import trustme
 
 from incident import bootstrap
 from incident.clock import FakeClock
-from incident.config import Settings, parse_smtp_url
+from incident.config import parse_smtp_url
 from incident.domain.incident import Cancellation, Severity, Status
 from incident.services import incidents as uc
 from incident.services.status_page import read_public_facts
 from tests.conftest import T0
-from tests.e2e.test_vendors import (
-    API_TOKEN,
-    AUDIENCE_CHANNELS,
-    BOT_TOKEN,
-    ROUTING_KEY,
-    run_p1_to_rca,
-    run_until,
-)
-from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift
-from tests.vendor_fakes.slack import FakeSlack, User
+from tests.e2e.test_vendors import all_vendors, run_p1_to_rca, run_until
 from tests.vendor_fakes.smtp import Serve, smtp_servers
-from tests.vendor_fakes.statuspage import StatuspageFake
 
 M = timedelta(minutes=1)
 EXECUTIVES = "exec-team@example.com"
@@ -48,37 +38,10 @@ async def test_a_p1_to_its_rca_and_a_false_alarm_against_every_vendor(
 ) -> None:
     clock = FakeClock(T0)
     mail = serve()
-    pagerduty = FakePagerDuty(
-        ca=trustme.CA(),
-        routing_key=ROUTING_KEY,
-        api_token=API_TOKEN,
-        roster=[Shift(Person("PANA001", "Ana Oncall", "ana@example.com"), "PTIER3")],
-    )
-    slack = FakeSlack(
-        bot_token=BOT_TOKEN,
-        users=[
-            User("UDANA0001", "dana", "dana@example.com"),
-            User("UANA00001", "ana", "ana@example.com"),
-        ],
-        clock=clock,
-    )
-    statuspage = StatuspageFake(components={"cmp-checkout": "Checkout"}, clock=clock)
-    async with pagerduty, slack, statuspage:
-        for channel in AUDIENCE_CHANNELS:
-            slack.add_channel(channel, members=[slack.bot_user])
-        settings = Settings(
-            database_url=f"sqlite:///{tmp_path / 'lifecycle.db'}",
-            pagerduty_routing_key=ROUTING_KEY,
-            pagerduty_events_url=pagerduty.url,
-            pagerduty_api_token=API_TOKEN,
-            pagerduty_api_url=pagerduty.url,
-            pagerduty_escalation_policies={"tier3": "PTIER3"},
-            slack_bot_token=BOT_TOKEN,
-            slack_api_url=slack.api_url,
-            statuspage_api_key=statuspage.api_key,
-            statuspage_page_id=statuspage.page_id,
-            statuspage_api_url=statuspage.url,
-            statuspage_components={"checkout": "cmp-checkout"},
+    async with all_vendors(clock) as vendors:
+        pagerduty, slack, statuspage = vendors.pagerduty, vendors.slack, vendors.statuspage
+        settings = vendors.settings(
+            tmp_path / "lifecycle.db",
             smtp=parse_smtp_url(f"smtp://127.0.0.1:{mail.port}", where="test"),
             smtp_from="Incident Desk <incidents@example.com>",
             company_name="Acme",

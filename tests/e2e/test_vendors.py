@@ -179,12 +179,36 @@ async def run_p1_to_rca(app: bootstrap.Container, clock: FakeClock) -> int:
     return incident.id
 
 
-async def run_against_fakes(
-    tmp_path: Path, name: str, *, faults: bool
-) -> tuple[dict[str, Any], list[str]]:
-    """A P1 from declaration to RCA against fresh fakes of all three vendors; returns what
-    the vendors ended with (comparable between runs) and the steps that failed for good."""
-    clock = FakeClock(T0)
+@dataclasses.dataclass
+class AllVendors:
+    """Fresh fakes of PagerDuty (Ana on call for tier 3), Slack (Dana and Ana, the bot in
+    every audience channel) and Statuspage (one Checkout component), and the settings that
+    point the service at them."""
+
+    pagerduty: FakePagerDuty
+    slack: FakeSlack
+    statuspage: StatuspageFake
+
+    def settings(self, database: Path, **extra: Any) -> Settings:
+        return Settings(
+            database_url=f"sqlite:///{database}",
+            pagerduty_routing_key=ROUTING_KEY,
+            pagerduty_events_url=self.pagerduty.url,
+            pagerduty_api_token=API_TOKEN,
+            pagerduty_api_url=self.pagerduty.url,
+            pagerduty_escalation_policies={"tier3": "PTIER3"},
+            slack_bot_token=BOT_TOKEN,
+            slack_api_url=self.slack.api_url,
+            statuspage_api_key=self.statuspage.api_key,
+            statuspage_page_id=self.statuspage.page_id,
+            statuspage_api_url=self.statuspage.url,
+            statuspage_components={"checkout": "cmp-checkout"},
+            **extra,
+        )
+
+
+@contextlib.asynccontextmanager
+async def all_vendors(clock: FakeClock) -> AsyncIterator[AllVendors]:
     pagerduty = FakePagerDuty(
         ca=trustme.CA(),
         routing_key=ROUTING_KEY,
@@ -203,6 +227,17 @@ async def run_against_fakes(
     async with pagerduty, slack, statuspage:
         for channel in AUDIENCE_CHANNELS:
             slack.add_channel(channel, members=[slack.bot_user])
+        yield AllVendors(pagerduty, slack, statuspage)
+
+
+async def run_against_fakes(
+    tmp_path: Path, name: str, *, faults: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """A P1 from declaration to RCA against fresh fakes of all three vendors; returns what
+    the vendors ended with (comparable between runs) and the steps that failed for good."""
+    clock = FakeClock(T0)
+    async with all_vendors(clock) as vendors:
+        pagerduty, slack, statuspage = vendors.pagerduty, vendors.slack, vendors.statuspage
         if faults:
             # 429 bursts, 500s, connections cut after the vendor acted, malformed answers,
             # and Statuspage down for the first ten minutes.
@@ -216,20 +251,7 @@ async def run_against_fakes(
             statuspage.down_for(10 * 60)
             statuspage.rate_limit_next(2)
             statuspage.fail_next(2, process=True)
-        settings = Settings(
-            database_url=f"sqlite:///{tmp_path / f'{name}.db'}",
-            pagerduty_routing_key=ROUTING_KEY,
-            pagerduty_events_url=pagerduty.url,
-            pagerduty_api_token=API_TOKEN,
-            pagerduty_api_url=pagerduty.url,
-            pagerduty_escalation_policies={"tier3": "PTIER3"},
-            slack_bot_token=BOT_TOKEN,
-            slack_api_url=slack.api_url,
-            statuspage_api_key=statuspage.api_key,
-            statuspage_page_id=statuspage.page_id,
-            statuspage_api_url=statuspage.url,
-            statuspage_components={"checkout": "cmp-checkout"},
-        )
+        settings = vendors.settings(tmp_path / f"{name}.db")
         app = await bootstrap.build(
             settings, clock=clock, vendor_tls=pagerduty.client_ssl_context()
         )
