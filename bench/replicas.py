@@ -45,9 +45,9 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from incident import bootstrap
-from incident.adapters.database import Database
-from incident.adapters.sql_store import SqlStore, SqlTransaction
-from incident.adapters.sql_store import explain_claim as sql_explain_claim
+from incident.adapters.database.databases import Database
+from incident.adapters.database.store import SqlStore, SqlTransaction
+from incident.adapters.database.store import explain_claim as sql_explain_claim
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.incident import Severity

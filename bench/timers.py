@@ -44,7 +44,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 
 from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Incident, Severity, Status

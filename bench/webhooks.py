@@ -43,7 +43,7 @@ import aiohttp
 from aiohttp import web
 
 from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import SystemClock
 from incident.config import PROJECT_ROOT, ApiToken, Settings
 from incident.domain.access import AccessRole

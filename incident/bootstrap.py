@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from incident.adapters.database import Database
-from incident.adapters.leases import SqlLeases
-from incident.adapters.outbox import Outbox
-from incident.adapters.playbook_files import load_playbooks
-from incident.adapters.sql_store import SqlStore
-from incident.adapters.templates import DOCUMENT_SUFFIX, JinjaRenderer
-from incident.adapters.wakeups import LocalSignal, PostgresSignal
+from incident.adapters.database.databases import Database
+from incident.adapters.database.leases import SqlLeases
+from incident.adapters.database.store import SqlStore
+from incident.adapters.database.wakeups import LocalSignal, PostgresSignal
+from incident.adapters.files.playbook_files import load_playbooks
+from incident.adapters.files.templates import DOCUMENT_SUFFIX, JinjaRenderer
+from incident.adapters.vendors.outbox import Outbox
 from incident.clock import Clock, SystemClock
 from incident.redaction import Redactor
 
 if TYPE_CHECKING:
-    from incident.adapters.slack_chat import SlackChat
+    from incident.adapters.vendors.slack import SlackChat
 from incident.config import Settings
 from incident.domain.playbook import Action, PlaybookSet
 from incident.scheduler.runner import PlanSignal, RetryPolicy, Scheduler, StepReport
@@ -208,8 +208,8 @@ def _pagerduty(
     tls: ssl.SSLContext | None,
     closers: list[Callable[[], Awaitable[None]]],
 ) -> Pager:
-    from incident.adapters import pagerduty
-    from incident.adapters.vendor_refs import VendorRefs
+    from incident.adapters.database.vendor_refs import VendorRefs
+    from incident.adapters.vendors import pagerduty
 
     assert settings.pagerduty_routing_key is not None
     verify: ssl.SSLContext | bool = tls if tls is not None else True
@@ -260,8 +260,8 @@ def _statuspage(
 ) -> StatusPage:
     import httpx
 
-    from incident.adapters.statuspage import RequestSpacing, StatuspageStatusPage
-    from incident.adapters.vendor_refs import VendorRefs
+    from incident.adapters.database.vendor_refs import VendorRefs
+    from incident.adapters.vendors.statuspage import RequestSpacing, StatuspageStatusPage
 
     assert settings.statuspage_api_key is not None and settings.statuspage_page_id is not None
     http = httpx.AsyncClient(
@@ -295,7 +295,7 @@ def _notifier(
 ) -> Notifier:
     """Audiences' destinations by kind: `chat:` to Slack and `email:` to SMTP when they are
     configured; the outbox keeps the rest."""
-    from incident.adapters.split_notifier import SplitNotifier
+    from incident.adapters.vendors.split_notifier import SplitNotifier
 
     routes: dict[str, Notifier] = {}
     if slack is not None:
@@ -309,8 +309,8 @@ def _notifier(
 def _smtp(
     settings: Settings, database: Database, clock: Clock, tls: ssl.SSLContext | None
 ) -> Notifier:
-    from incident.adapters.smtp_mail import SmtpNotifier
-    from incident.adapters.vendor_refs import VendorRefs
+    from incident.adapters.database.vendor_refs import VendorRefs
+    from incident.adapters.vendors.smtp import SmtpNotifier
 
     server = settings.smtp
     assert server is not None and settings.smtp_from is not None
@@ -337,8 +337,8 @@ async def _slack(
 ) -> SlackChat:
     import aiohttp
 
-    from incident.adapters.slack_chat import SlackChat, slack_client
-    from incident.adapters.vendor_refs import VendorRefs
+    from incident.adapters.database.vendor_refs import VendorRefs
+    from incident.adapters.vendors.slack import SlackChat, slack_client
 
     assert settings.slack_bot_token is not None
     session = aiohttp.ClientSession()

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from incident.adapters.database import POSTGRES_PREFIXES, SQLITE_PREFIXES
+from incident.adapters.database.databases import POSTGRES_PREFIXES, SQLITE_PREFIXES
 from incident.domain.access import AccessRole, Principal
 from incident.domain.alert_routing import AlertRouting
 from incident.domain.errors import InvalidValue

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.scheduler.runner import RetryPolicy

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
 from incident.services.ports import Effects, OnCall, WarRoom

@@ -68,7 +68,7 @@ async def _admin(sql: str) -> None:
 async def _migrated_template() -> str:
     global _template  # noqa: PLW0603 (made once per session)
     if _template is None:
-        from incident.adapters.database import Database
+        from incident.adapters.database.databases import Database
 
         name = f"incident_template_{uuid.uuid4().hex[:12]}"
         await _admin(f'CREATE DATABASE "{name}"')

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.web.app import Builder, create_app

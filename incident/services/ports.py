@@ -148,7 +148,7 @@ class Effects:
 
 class Transaction(Protocol):
     """What a unit of work can do. Synchronous: a whole unit of work runs in one go, in one
-    database transaction, off the event loop (see adapters/database.py)."""
+    database transaction, off the event loop (see adapters/database/databases.py)."""
 
     def add_incident(
         self, incident: Incident, *, idempotency_key: str | None, fingerprint: str | None = None

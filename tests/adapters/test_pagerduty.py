@@ -17,8 +17,10 @@ import pagerduty
 import pytest
 import trustme
 
-from incident.adapters.database import Database
-from incident.adapters.pagerduty import (
+from incident.adapters.database.databases import Database
+from incident.adapters.database.tables import IncidentRow
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.pagerduty import (
     OnCall,
     PagerDutyPager,
     VendorRejected,
@@ -26,9 +28,7 @@ from incident.adapters.pagerduty import (
     events_client,
     rest_client,
 )
-from incident.adapters.retries import RetryBudget
-from incident.adapters.tables import IncidentRow
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity
 from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift

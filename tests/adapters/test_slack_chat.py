@@ -17,16 +17,16 @@ import pytest
 from sqlalchemy import delete
 
 from incident import bootstrap
-from incident.adapters.retries import RetryBudget
-from incident.adapters.slack_chat import (
+from incident.adapters.database.tables import VendorRefRow
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget
+from incident.adapters.vendors.slack import (
     TEXT_LIMIT,
     SlackChat,
     channel_name,
     slack_client,
     war_room_topic,
 )
-from incident.adapters.tables import VendorRefRow
-from incident.adapters.vendor_refs import VendorRefs
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity, Status
 from incident.services.incidents import declare_incident

@@ -21,12 +21,12 @@ import trustme
 from sqlalchemy import delete, select
 
 from incident import bootstrap
-from incident.adapters.retries import RetryBudget
-from incident.adapters.smtp_mail import SmtpNotifier, sent_ref_name
-from incident.adapters.split_notifier import SplitNotifier
-from incident.adapters.tables import VendorRefRow
-from incident.adapters.vendor_refs import VendorRefs
-from incident.cli import integrations
+from incident.adapters.database.tables import VendorRefRow
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget
+from incident.adapters.vendors.smtp import SmtpNotifier, sent_ref_name
+from incident.adapters.vendors.split_notifier import SplitNotifier
+from incident.cli.commands import integrations
 from incident.clock import FakeClock
 from incident.config import Settings, load_settings, parse_smtp_url
 from incident.domain.incident import Incident, Severity

@@ -22,7 +22,9 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from incident.adapters.statuspage import (
+from incident.adapters.database.tables import VendorRefRow
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.statuspage import (
     METADATA_KEY,
     RequestSpacing,
     StatuspageStatusPage,
@@ -30,8 +32,6 @@ from incident.adapters.statuspage import (
     impact_for,
     statuspage_status,
 )
-from incident.adapters.tables import VendorRefRow
-from incident.adapters.vendor_refs import VendorRefs
 from incident.bootstrap import Container
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity, Status

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from incident.adapters import migrate
+from incident.adapters.database import migrate
 from incident.config import PROJECT_ROOT
 
 

@@ -15,8 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from incident.adapters.sql_store import SqlTransaction
-from incident.adapters.tables import AlertGroupRow, IncidentRow, TimelineRow
+from incident.adapters.database.store import SqlTransaction
+from incident.adapters.database.tables import AlertGroupRow, IncidentRow, TimelineRow
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole

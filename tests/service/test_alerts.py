@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from incident.adapters.sql_store import SqlTransaction
-from incident.adapters.tables import AlertGroupRow, IncidentRow, TimelineRow
+from incident.adapters.database.store import SqlTransaction
+from incident.adapters.database.tables import AlertGroupRow, IncidentRow, TimelineRow
 from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.domain.alert_routing import AlertRouting

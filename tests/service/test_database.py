@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from incident.adapters.database import Database
+from incident.adapters.database.databases import Database
 from tests.postgres import postgres_database
 
 

@@ -567,7 +567,7 @@ async def test_when_chat_is_what_fails_the_commander_hears_through_the_fallback(
     import dataclasses
 
     from incident import bootstrap
-    from incident.adapters.templates import JinjaRenderer
+    from incident.adapters.files.templates import JinjaRenderer
     from incident.scheduler.runner import RetryPolicy
 
     fallback = RecordingEffects(clock=clock)

@@ -419,7 +419,7 @@ async def test_the_postmortem_draft_is_filled_from_the_facts(
 
 
 async def test_simulate_shows_a_cancellation_and_held_security_texts(settings: Settings) -> None:
-    from incident.simulate import Script, simulate
+    from incident.cli.simulate import Script, simulate
 
     cancelled = await simulate(
         Script(severity=Severity.P2, until=2 * H, cancel_after=20 * M), settings

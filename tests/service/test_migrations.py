@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from incident.adapters import migrate
-from incident.adapters.database import Database
-from incident.adapters.tables import metadata
+from incident.adapters.database import migrate
+from incident.adapters.database.databases import Database
+from incident.adapters.database.tables import metadata
 from tests.postgres import postgres_database
 
 T = TypeVar("T")

@@ -17,12 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from incident import bootstrap
-from incident.adapters.database import Database, SchemaMismatch
-from incident.adapters.leases import SqlLeases
-from incident.adapters.migrate import head
-from incident.adapters.sql_store import explain_claim
-from incident.adapters.templates import JinjaRenderer
-from incident.adapters.wakeups import PostgresSignal
+from incident.adapters.database.databases import Database, SchemaMismatch
+from incident.adapters.database.leases import SqlLeases
+from incident.adapters.database.migrate import head
+from incident.adapters.database.store import explain_claim
+from incident.adapters.database.wakeups import PostgresSignal
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Severity

@@ -57,7 +57,7 @@ from hypothesis.stateful import (
 )
 
 from incident import bootstrap
-from incident.adapters.templates import JinjaRenderer
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import DomainError

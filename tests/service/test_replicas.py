@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from incident.adapters.database import Database
+from incident.adapters.database.databases import Database
 from incident.config import PROJECT_ROOT
 from tests.postgres import postgres_database
 from tests.vendor_fakes.slack import FakeSlack

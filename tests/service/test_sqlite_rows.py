@@ -13,11 +13,16 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from incident.adapters import sql_store as store
-from incident.adapters.database import Database
-from incident.adapters.sql_store import SqlTransaction
-from incident.adapters.sqlite_statements import SqliteStatements
-from incident.adapters.tables import AlertGroupRow, IncidentRow, StepOccurrenceRow, TimelineRow
+from incident.adapters.database import store
+from incident.adapters.database.databases import Database
+from incident.adapters.database.sqlite_statements import SqliteStatements
+from incident.adapters.database.store import SqlTransaction
+from incident.adapters.database.tables import (
+    AlertGroupRow,
+    IncidentRow,
+    StepOccurrenceRow,
+    TimelineRow,
+)
 from incident.domain.alerts import AlertGroup, AlertRecord, AlertState
 from incident.domain.incident import Category, Incident, Role, Severity
 from incident.domain.planning import PlannedOccurrence

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.database.vendor_refs import VendorRefs
 from incident.clock import FakeClock
 from incident.domain.incident import Severity
 from incident.services import incidents as uc

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from incident.api_output import (
+from incident.cli.api_output import (
     block,
     changed,
     document,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incident import api_parsers as p
-from incident.cli import build_parser
+from incident.cli import api_parsers as p
+from incident.cli.commands import build_parser
 
 
 def refusal(parse: object, text: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from incident.adapters.playbook_files import load_playbooks
+from incident.adapters.files.playbook_files import load_playbooks
 from incident.config import PROJECT_ROOT
 from incident.domain.errors import InvalidPlaybook
 from incident.domain.incident import Severity

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from incident.adapters.templates import (
+from incident.adapters.files.templates import (
     DOCUMENT_SUFFIX,
     JinjaRenderer,
     TemplateProblem,

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from incident import api_output as out
-from incident import api_parsers
-from incident.client import ApiClient, ClientError
+from incident.cli import api_output as out
+from incident.cli import api_parsers
+from incident.cli.client import ApiClient, ClientError
 
 Outcome = tuple[Any, Callable[[Any], str]]  # the API's response, and how people read it
 

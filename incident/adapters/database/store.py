@@ -17,9 +17,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from incident.adapters.database import Database
-from incident.adapters.sqlite_statements import SqliteInsert, SqliteStatements
-from incident.adapters.tables import (
+from incident.adapters.database.databases import Database
+from incident.adapters.database.sqlite_statements import SqliteInsert, SqliteStatements
+from incident.adapters.database.tables import (
     AlertGroupRow,
     FollowUpRow,
     IncidentRow,

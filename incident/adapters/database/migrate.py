@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, inspect, text
 from sqlmodel import SQLModel
 
-from incident.adapters.tables import metadata
+from incident.adapters.database.tables import metadata
 
 BASELINE = "0001"
 # pg_advisory_xact_lock's key for "migrating this database" (any constant; ours spells
@@ -30,7 +30,7 @@ MIGRATION_LOCK = 0x696E636964656E74
 
 def _config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", "incident.adapters:migrations")
+    config.set_main_option("script_location", "incident.adapters.database:migrations")
     if connection is not None:  # env.py runs the migrations on it
         config.attributes["connection"] = connection
     return config

@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
-from incident.adapters.database import Database
-from incident.adapters.tables import OutboxRow
+from incident.adapters.database.databases import Database
+from incident.adapters.database.tables import OutboxRow
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
 from incident.services.ports import OnCall, WarRoom

@@ -26,7 +26,7 @@ from sqlalchemy import JSON, Connection, Table, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 
-from incident.adapters.tables import UTCDateTime
+from incident.adapters.database.tables import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
 

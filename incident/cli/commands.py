@@ -14,16 +14,17 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from incident import api_commands, api_output, bootstrap
-from incident.adapters.playbook_files import load_playbooks
-from incident.adapters.templates import (
+from incident import bootstrap
+from incident.adapters.files.playbook_files import load_playbooks
+from incident.adapters.files.templates import (
     DOCUMENT_SUFFIX,
     JinjaRenderer,
     TemplateProblem,
     sample_context,
     sample_document_context,
 )
-from incident.client import ClientError
+from incident.cli import api_commands, api_output
+from incident.cli.client import ClientError
 from incident.config import Settings, load_settings, unknown_variables
 from incident.domain.errors import DomainError, InvalidPlaybook
 from incident.domain.incident import Category, Severity, Status
@@ -250,7 +251,7 @@ def _render_problem(renderer: JinjaRenderer, name: str, context: dict[str, objec
 
 
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from incident.simulate import Script, format_table, simulate
+    from incident.cli.simulate import Script, format_table, simulate
 
     update_every = args.update_every if args.update_every else None
     script = Script(
@@ -274,8 +275,8 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _db_upgrade(settings: Settings) -> int:
-    from incident.adapters.database import Database
-    from incident.adapters.migrate import head
+    from incident.adapters.database.databases import Database
+    from incident.adapters.database.migrate import head
 
     database = Database(settings.database_url)
     try:
@@ -414,7 +415,3 @@ def integrations(settings: Settings) -> list[str]:
         f"{settings.alert_routing.default.severity.value}, alerts may resolve "
         + (", ".join(sorted(s.value for s in settings.alert_routing.auto_resolve)) or "nothing"),
     ]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

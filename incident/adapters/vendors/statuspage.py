@@ -38,8 +38,8 @@ from urllib.parse import quote
 
 import httpx
 
-from incident.adapters.retries import retry_after_seconds
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import retry_after_seconds
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity, Status
 from incident.domain.status_page import Catalog

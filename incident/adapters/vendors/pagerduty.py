@@ -27,8 +27,8 @@ from urllib.parse import quote
 import httpx2
 import pagerduty
 
-from incident.adapters.retries import RetryBudget, retry_after_seconds
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget, retry_after_seconds
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity
 from incident.services.ports import OnCall, VendorRejected, VendorUnavailable

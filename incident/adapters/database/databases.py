@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
-from incident.adapters import tables  # noqa: F401  (registers the tables on the metadata)
+from incident.adapters.database import tables  # noqa: F401  (registers the tables on the metadata)
 from incident.domain.errors import Conflict
 
 T = TypeVar("T")
@@ -220,7 +220,7 @@ class Database:
 
     async def migrate(self) -> list[str]:
         """Bring the schema to the newest migration (idempotent); returns what was done."""
-        from incident.adapters import migrate
+        from incident.adapters.database import migrate
 
         if self._sync is not None:
             thread = self._thread
@@ -246,7 +246,7 @@ class Database:
 
     async def schema_revision(self) -> str | None:
         """The schema revision the database is at (None: never migrated)."""
-        from incident.adapters import migrate
+        from incident.adapters.database import migrate
 
         if self._sync is not None:
             assert self._thread is not None
@@ -271,7 +271,7 @@ class Database:
         (SchemaMismatch), naming the command that fixes it; so is one
         that a newer release has migrated.
         """
-        from incident.adapters.migrate import head, known
+        from incident.adapters.database.migrate import head, known
 
         if migrate is None:
             migrate = self.is_sqlite

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
-from incident.adapters.database import Database
-from incident.adapters.tables import OccurrenceState, StepOccurrenceRow, UTCDateTime
+from incident.adapters.database.databases import Database
+from incident.adapters.database.tables import OccurrenceState, StepOccurrenceRow, UTCDateTime
 
 _O: Table = StepOccurrenceRow.__table__  # type: ignore[attr-defined]
 _AT = UTCDateTime()

@@ -39,8 +39,8 @@ from functools import partial
 
 import aiosmtplib
 
-from incident.adapters.retries import RetryBudget
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget
 from incident.clock import Clock
 from incident.domain.incident import Incident
 from incident.services.ports import VendorError, VendorRejected, VendorUnavailable

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from incident.adapters.database import Database
-from incident.adapters.tables import VendorRefRow
+from incident.adapters.database.databases import Database
+from incident.adapters.database.tables import VendorRefRow
 from incident.clock import Clock
 
 _T = VendorRefRow.__table__  # type: ignore[attr-defined]

@@ -1,10 +1,10 @@
-"""Alembic's environment: always handed a connection by incident.adapters.migrate."""
+"""Alembic's environment: always handed a connection by incident.adapters.database.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from incident.adapters.tables import metadata
+from incident.adapters.database.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

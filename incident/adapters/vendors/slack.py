@@ -53,8 +53,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from incident.adapters.retries import RetryBudget, retry_after_seconds
-from incident.adapters.vendor_refs import VendorRefs
+from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget, retry_after_seconds
 from incident.clock import Clock
 from incident.domain.incident import Incident, war_room_name
 from incident.services.ports import VendorError, VendorRejected, VendorUnavailable, WarRoom

@@ -1,0 +1,1 @@
+"""Adapters: the ports served by a database, vendors and files."""

@@ -1,0 +1,1 @@
+"""The database: SQLite and PostgreSQL, the store, its tables and migrations."""

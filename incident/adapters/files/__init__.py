@@ -1,0 +1,1 @@
+"""Files: playbooks and message templates read from their directories."""

@@ -1,0 +1,1 @@
+"""Vendors: PagerDuty, Slack, Statuspage, SMTP, and the built-in outbox."""

@@ -1,0 +1,1 @@
+"""Use cases: what people and the engine do to incidents, in units of work on the ports."""

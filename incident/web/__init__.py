@@ -1,0 +1,1 @@
+"""The HTTP doors: the REST API, Slack, webhooks, the dashboard and the public status page."""
