@@ -14,7 +14,7 @@ from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.scheduler.runner import RetryPolicy
-from tests.fakes import RecordingEffects
+from incident.testing import RecordingEffects
 from tests.postgres import drop_template, postgres_database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

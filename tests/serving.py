@@ -13,9 +13,9 @@ from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
+from incident.testing import RecordingEffects
 from incident.web.app import Builder, create_app
 from incident.web.metrics import Metrics
-from tests.fakes import RecordingEffects
 
 
 def builder(clock: FakeClock, vendor: RecordingEffects) -> Builder:

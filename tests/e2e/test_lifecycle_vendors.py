@@ -19,8 +19,9 @@ from incident.config import parse_smtp_url
 from incident.domain.incident import Cancellation, Severity, Status
 from incident.services import incidents as uc
 from incident.services.status_page import read_public_facts
+from incident.testing import run_until
 from tests.conftest import T0
-from tests.e2e.test_vendors import all_vendors, run_p1_to_rca, run_until
+from tests.e2e.test_vendors import all_vendors, run_p1_to_rca
 from tests.vendor_fakes.smtp import Serve, smtp_servers
 
 M = timedelta(minutes=1)
@@ -62,7 +63,7 @@ async def test_a_p1_to_its_rca_and_a_false_alarm_against_every_vendor(
             )
             assert second.id is not None
             start = clock.now() - T0
-            await run_until(app, clock, start + 2 * M)
+            await run_until(app, clock, T0 + start + 2 * M)
             assert len(pagerduty.all_alerts()) == 2 and len(statuspage.incidents) == 2
             await uc.cancel_incident(
                 app.runtime,
@@ -71,7 +72,7 @@ async def test_a_p1_to_its_rca_and_a_false_alarm_against_every_vendor(
                 note="a test alert",
                 by="dana",
             )
-            await run_until(app, clock, start + 3 * 60 * M)
+            await run_until(app, clock, T0 + start + 3 * 60 * M)
             closed = await uc.get_incident(app.runtime, first)
             cancelled = await uc.get_incident(app.runtime, second.id)
             public = (await read_public_facts(app.runtime)).build(

@@ -19,6 +19,7 @@ from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Role, Severity, Status
 from incident.services import incidents as uc
+from incident.testing import run_until
 from tests.conftest import T0
 from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift
 from tests.vendor_fakes.slack import FakeSlack, User
@@ -34,18 +35,6 @@ async def pagerduty() -> AsyncIterator[FakePagerDuty]:
     async with FakePagerDuty(ca=trustme.CA(), routing_key=ROUTING_KEY, api_token=API_TOKEN) as fake:
         yield fake
     assert fake.rejected == [], [s.problems for s in fake.rejected]
-
-
-async def run_until(app: bootstrap.Container, clock: FakeClock, until: timedelta) -> None:
-    end = T0 + until
-    while True:
-        await app.scheduler.tick(clock.now())
-        next_at = await app.store.run(lambda tx: tx.next_run_at())
-        if next_at is None or next_at > end:
-            break
-        clock.set(max(clock.now(), next_at))
-    clock.set(max(clock.now(), end))
-    await app.scheduler.tick(clock.now())
 
 
 async def test_a_p1_pages_once_through_pagerduty_and_is_acknowledged_and_resolved_there(
@@ -66,11 +55,11 @@ async def test_a_p1_pages_once_through_pagerduty_and_is_acknowledged_and_resolve
         )
         assert incident.id is not None
         # Nobody acknowledges for 20 minutes: the re-pages join the one alert.
-        await run_until(app, clock, 20 * M)
+        await run_until(app, clock, T0 + 20 * M)
         await uc.acknowledge_incident(app.runtime, incident.id, by="dana")
-        await run_until(app, clock, 60 * M)
+        await run_until(app, clock, T0 + 60 * M)
         await uc.resolve_incident(app.runtime, incident.id, summary="rolled back", by="dana")
-        await run_until(app, clock, 70 * M)
+        await run_until(app, clock, T0 + 70 * M)
     finally:
         await app.close()
     alerts = pagerduty.all_alerts()
@@ -108,7 +97,7 @@ async def test_a_p1_keeps_one_statuspage_incident_following_it_to_resolved(
                 service="checkout",
             )
             assert incident.id is not None
-            await run_until(app, clock, 10 * M)
+            await run_until(app, clock, T0 + 10 * M)
             await uc.post_customer_update(
                 app.runtime,
                 incident.id,
@@ -116,9 +105,9 @@ async def test_a_p1_keeps_one_statuspage_incident_following_it_to_resolved(
                 status=Status.IDENTIFIED,
                 by="dana",
             )
-            await run_until(app, clock, 40 * M)
+            await run_until(app, clock, T0 + 40 * M)
             await uc.resolve_incident(app.runtime, incident.id, summary="rolled back", by="dana")
-            await run_until(app, clock, 90 * M)
+            await run_until(app, clock, T0 + 90 * M)
         finally:
             await app.close()
         assert statuspage.invalid == [] and statuspage.problems == []
@@ -161,9 +150,9 @@ async def run_p1_to_rca(app: bootstrap.Container, clock: FakeClock) -> int:
     )
     assert incident.id is not None
     await uc.assign_role(app.runtime, incident.id, Role.COMMANDER, "<@UDANA0001>", by="dana")
-    await run_until(app, clock, 6 * M)
+    await run_until(app, clock, T0 + 6 * M)
     await uc.acknowledge_incident(app.runtime, incident.id, by="dana")
-    await run_until(app, clock, 25 * M)
+    await run_until(app, clock, T0 + 25 * M)
     await uc.post_customer_update(
         app.runtime,
         incident.id,
@@ -171,11 +160,11 @@ async def run_p1_to_rca(app: bootstrap.Container, clock: FakeClock) -> int:
         status=Status.IDENTIFIED,
         by="dana",
     )
-    await run_until(app, clock, 5 * 60 * M)
+    await run_until(app, clock, T0 + 5 * 60 * M)
     await uc.resolve_incident(app.runtime, incident.id, summary="Rolled back.", by="dana")
-    await run_until(app, clock, 30 * 60 * M)
+    await run_until(app, clock, T0 + 30 * 60 * M)
     await uc.complete_rca(app.runtime, incident.id, link="https://wiki/rca/1", by="dana")
-    await run_until(app, clock, 60 * 60 * M)
+    await run_until(app, clock, T0 + 60 * 60 * M)
     return incident.id
 
 
@@ -383,7 +372,7 @@ async def test_a_crash_between_a_vendor_call_and_marking_it_done_doubles_nothing
         restarted = await bootstrap.build(settings, clock=clock, vendor_tls=tls)
         try:
             assert await restarted.store.run(lambda tx: tx.release_claims()) > 0
-            await run_until(restarted, clock, 10 * M)
+            await run_until(restarted, clock, T0 + 10 * M)
             assert incident.id is not None
             view = await uc.get_incident(restarted.runtime, incident.id)
             assert not [o for o in view.history if o.state == "failed"]

@@ -26,8 +26,8 @@ from aiohttp import web
 from incident.clock import SystemClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.testing import RecordingEffects
 from incident.web.app import create_app
-from tests.fakes import RecordingEffects
 from tests.served_process import free_port
 from tests.serving import builder
 

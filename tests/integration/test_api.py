@@ -18,8 +18,8 @@ from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
 from incident.services import incidents as uc
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 TOKENS = {

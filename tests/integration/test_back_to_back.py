@@ -17,8 +17,8 @@ from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
-from tests.fakes import RecordingEffects
 from tests.integration.test_slack import (
     LEAD,
     SECRET,

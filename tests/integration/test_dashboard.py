@@ -24,12 +24,12 @@ from incident.domain.access import AccessRole
 from incident.domain.incident import Cancellation, Severity
 from incident.domain.status_page import Catalog, Component
 from incident.services import incidents as uc
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
 from incident.web.dashboard.routes import CHANGES
 from incident.web.dashboard.sessions import SESSION_LIFETIME, SessionKeys
 from incident.web.html import when
 from tests.conftest import T0
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 TOKENS = {

@@ -19,8 +19,8 @@ from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 TOKEN = ApiToken(token="r" * 24, role=AccessRole.RESPONDER, name="rob")

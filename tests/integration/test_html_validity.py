@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from incident.clock import FakeClock
 from incident.config import Settings
-from tests.fakes import RecordingEffects
+from incident.testing import RecordingEffects
 from tests.integration.test_dashboard import CATALOG, TOKENS, csrf_of
 from tests.serving import serving
 

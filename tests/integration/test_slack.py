@@ -27,8 +27,8 @@ from incident.domain.access import AccessRole
 from incident.domain.incident import Cancellation, Category, Severity, Status
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 SECRET = "e7c1d0a94f3b5a8e2d6c0f1b9a7e3d5c"

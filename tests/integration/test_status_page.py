@@ -35,12 +35,12 @@ from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
+from incident.testing import RecordingEffects
 from incident.web.app import create_app
 from incident.web.public.access_log import QuietPublicReads, quiet_public_reads
 from incident.web.public.routes import SNAPSHOT
 from incident.web.public.snapshot import PublicSnapshot
 from incident.web.public.statuspage_v2 import DOCUMENTS
-from tests.fakes import RecordingEffects
 from tests.serving import builder, serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "statuspage_v2"

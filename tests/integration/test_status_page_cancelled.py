@@ -13,7 +13,7 @@ import pytest
 
 from incident.clock import FakeClock
 from incident.config import Settings
-from tests.fakes import RecordingEffects
+from incident.testing import RecordingEffects
 from tests.integration.test_status_page import (
     Client,
     auth,

@@ -27,10 +27,10 @@ from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.status_page import Catalog, Component, ComponentGroup
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
 from incident.web.public.routes import SNAPSHOT
 from incident.web.public.statuspage_v2 import DOCUMENTS
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 ALERTS = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"

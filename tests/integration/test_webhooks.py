@@ -20,8 +20,8 @@ from incident.adapters.database.tables import AlertGroupRow, IncidentRow, Timeli
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
-from tests.fakes import RecordingEffects
 from tests.serving import serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"

@@ -22,8 +22,8 @@ from incident.domain.errors import Conflict
 from incident.domain.incident import Category, Incident, Severity, Status
 from incident.services import incidents as uc
 from incident.services.alerts import AlertOutcome, ingest_alerts
+from incident.testing import RecordingEffects
 from tests.conftest import T0
-from tests.fakes import RecordingEffects
 
 M = timedelta(minutes=1)
 T = TypeVar("T")

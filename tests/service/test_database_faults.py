@@ -15,7 +15,7 @@ from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.domain.incident import Severity
 from incident.services import incidents as uc
-from tests.fakes import RecordingEffects
+from incident.testing import RecordingEffects
 from tests.service.test_engine import declare, sends_of
 
 M = timedelta(minutes=1)

@@ -16,8 +16,8 @@ from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
 from incident.scheduler.runner import GIVE_WAY_WINDOW, GIVING_WAY_BATCH
 from incident.services import incidents as uc
+from incident.testing import RecordingEffects, SimulatedCrash, run_until
 from tests.conftest import T0, Build
-from tests.fakes import RecordingEffects, SimulatedCrash
 
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
@@ -34,19 +34,6 @@ async def declare(app: Container, severity: Severity = Severity.P1) -> int:
     )
     assert created and incident.id is not None
     return incident.id
-
-
-async def run_until(app: Container, clock: FakeClock, until: timedelta) -> None:
-    """Tick at every due time up to T0 + until, like the real loop but in virtual time."""
-    end = T0 + until
-    while True:
-        await app.scheduler.tick(clock.now())
-        next_at = await app.store.run(lambda tx: tx.next_run_at())
-        if next_at is None or next_at > end:
-            break
-        clock.set(max(clock.now(), next_at))
-    clock.set(max(clock.now(), end))
-    await app.scheduler.tick(clock.now())
 
 
 def sends_of(vendor: RecordingEffects, step: str) -> list[timedelta]:
@@ -67,11 +54,11 @@ async def test_pages_repeat_until_acknowledged(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app)
-    await run_until(app, clock, 7 * M)
+    await run_until(app, clock, T0 + 7 * M)
     assert sends_of(vendor, "page-oncall-tier3") == [0 * M]
     assert sends_of(vendor, "repage-oncall-tier3") == [5 * M]
     await uc.acknowledge_incident(app.runtime, incident_id, by="sam")
-    await run_until(app, clock, 2 * H)
+    await run_until(app, clock, T0 + 2 * H)
     assert sends_of(vendor, "repage-oncall-tier3") == [5 * M]
     view = await uc.get_incident(app.runtime, incident_id)
     assert "repage-oncall-tier3" not in {u.step_id for u in view.upcoming}
@@ -81,7 +68,7 @@ async def test_re_pages_stop_after_their_maximum(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     await declare(app)
-    await run_until(app, clock, 3 * H)
+    await run_until(app, clock, T0 + 3 * H)
     assert sends_of(vendor, "repage-oncall-tier3") == [5 * M, 10 * M, 15 * M, 20 * M, 25 * M]
 
 
@@ -92,7 +79,7 @@ async def test_an_upgrade_to_p1_after_acknowledgement_still_pages_tier3_once(
     await uc.acknowledge_incident(app.runtime, incident_id, by="tier2-engineer")
     clock.set(T0 + 1 * H)
     await uc.change_severity(app.runtime, incident_id, Severity.P1, by="dana")
-    await run_until(app, clock, 2 * H)
+    await run_until(app, clock, T0 + 2 * H)
     assert sends_of(vendor, "page-oncall-tier3") == [1 * H]
     assert sends_of(vendor, "repage-oncall-tier3") == []
 
@@ -110,7 +97,7 @@ async def test_a_customer_update_moves_the_next_one(
     assert due["customer-update"] == 38 * M
     assert due["customer-update-reminder"] == 33 * M
     assert "customer-notification" not in due  # the commander already told customers
-    await run_until(app, clock, 60 * M)
+    await run_until(app, clock, T0 + 60 * M)
     assert sends_of(vendor, "customer-update") == [38 * M]
     assert sends_of(vendor, "customer-update-reminder") == [33 * M]
 
@@ -119,9 +106,9 @@ async def test_holding_updates_keep_a_30_minute_cadence_until_resolution(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app)
-    await run_until(app, clock, 2 * H + 5 * M)
+    await run_until(app, clock, T0 + 2 * H + 5 * M)
     await uc.resolve_incident(app.runtime, incident_id, summary="Rolled back", by="dana")
-    await run_until(app, clock, 10 * H)
+    await run_until(app, clock, T0 + 10 * H)
     updates = sends_of(vendor, "customer-notification") + sends_of(vendor, "customer-update")
     assert updates == [10 * M, 40 * M, 70 * M, 100 * M]
     gaps = {b - a for a, b in itertools.pairwise(updates)}
@@ -139,10 +126,10 @@ async def test_resolution_plans_the_rca_deadline_and_closing_stops_it(
     clock.set(T0 + 5 * H)
     incident = await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
     assert incident.rca_due_at == T0 + 53 * H
-    await run_until(app, clock, 30 * H)
+    await run_until(app, clock, T0 + 30 * H)
     assert sends_of(vendor, "rca.reminder-24h") == [29 * H]
     await uc.complete_rca(app.runtime, incident_id, link="https://wiki/rca", by="dana")
-    await run_until(app, clock, 80 * H)
+    await run_until(app, clock, T0 + 80 * H)
     assert not sends_of(vendor, "rca.missed")
     view = await uc.get_incident(app.runtime, incident_id)
     assert view.incident.status is Status.CLOSED and not view.upcoming
@@ -154,7 +141,7 @@ async def test_the_rca_overdue_action_repeats_daily_until_done(
     incident_id = await declare(app)
     clock.set(T0 + 1 * H)
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
-    await run_until(app, clock, 100 * H)
+    await run_until(app, clock, T0 + 100 * H)
     assert sends_of(vendor, "rca.missed") == [49 * H, 73 * H, 97 * H]
 
 
@@ -162,12 +149,12 @@ async def test_a_severity_change_swaps_the_plan_without_repeating_done_steps(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P2)
-    await run_until(app, clock, 20 * M)
+    await run_until(app, clock, T0 + 20 * M)
     assert sends_of(vendor, "open-war-room") == [0 * M]
     await uc.change_severity(
         app.runtime, incident_id, Severity.P1, by="dana", reason="all regions down"
     )
-    await run_until(app, clock, 21 * M)
+    await run_until(app, clock, T0 + 21 * M)
     # Shared steps already done do not repeat; P1-only steps that are overdue run now.
     assert sends_of(vendor, "open-war-room") == [0 * M]
     assert sends_of(vendor, "status-page-investigating") == [0 * M]
@@ -240,7 +227,7 @@ async def test_failures_are_retried_with_backoff_then_marked_failed(
     retry = next(u for u in view.upcoming if u.step_id == "notify-support-manager")
     assert retry.run_at == T0 + 30 * timedelta(seconds=1)
     assert "VendorDown" in (retry.last_error or "")
-    await run_until(app, clock, 10 * M)
+    await run_until(app, clock, T0 + 10 * M)
     view = await uc.get_incident(app.runtime, incident_id)
     failed = [o for o in view.history if o.step_id == "notify-support-manager"]
     assert [o.state for o in failed] == ["failed"] and failed[0].attempts == 3
@@ -256,7 +243,7 @@ async def test_a_vendor_outage_delays_but_does_not_lose_or_double(
 ) -> None:
     incident_id = await declare(app)
     vendor.fail_next = 2
-    await run_until(app, clock, 3 * M)
+    await run_until(app, clock, T0 + 3 * M)
     assert len(vendor.keys()) == len(set(vendor.keys()))
     view = await uc.get_incident(app.runtime, incident_id)
     assert not [o for o in view.history if o.state == "failed"]
@@ -290,7 +277,7 @@ async def test_skip_and_snooze_a_step_with_a_reason(
     assert upcoming["escalate-vp-clevel"].due_at == T0 + 4 * H
     with pytest.raises(NotFound, match="no upcoming occurrence"):
         await uc.skip_step(app.runtime, incident_id, "no-such-step", reason="x", by="dana")
-    await run_until(app, clock, 6 * H)
+    await run_until(app, clock, T0 + 6 * H)
     assert not sends_of(vendor, "notify-executives")
     assert sends_of(vendor, "escalate-vp-clevel") == [5 * H]
 
@@ -324,9 +311,9 @@ async def test_assigning_a_commander_stops_the_reminders(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app)
-    await run_until(app, clock, 6 * M)
+    await run_until(app, clock, T0 + 6 * M)
     await uc.assign_role(app.runtime, incident_id, Role.COMMANDER, "dana", by="dana")
-    await run_until(app, clock, 30 * M)
+    await run_until(app, clock, T0 + 30 * M)
     assert sends_of(vendor, "assign-commander") == [5 * M]
 
 
@@ -390,7 +377,7 @@ async def test_two_customer_messages_due_together_send_only_one(
     # P3: the first-day progress update (a missed deadline) and the daily update are both
     # due 24 h in. Both are claimed in one batch; the first one sent moves the second.
     await declare(app, Severity.P3)
-    await run_until(app, clock, 25 * H)
+    await run_until(app, clock, T0 + 25 * H)
     customer = [s for s in vendor.sends if s.port == "customers"]
     assert [s.at - T0 for s in customer] == [24 * H]
     assert customer[0].key.split("/")[1] in ("progress-update.missed", "daily-customer-update")
@@ -433,7 +420,7 @@ async def test_each_update_a_person_posts_goes_to_customers_and_the_status_page_
     await app.scheduler.tick(clock.now())
     clock.set(T0 + 20 * M)
     await uc.post_customer_update(app.runtime, incident_id, message="Fix deploying.", by="lee")
-    await run_until(app, clock, 2 * H)
+    await run_until(app, clock, T0 + 2 * H)
     published = [s for s in vendor.sends if s.key.split("/")[1] == "publish-update"]
     assert [(s.port, s.at - T0) for s in published] == [
         ("customers", 8 * M),
@@ -456,7 +443,7 @@ async def test_a_moved_occurrence_is_a_new_send_even_after_an_unrecorded_one(
     # on. The moved one must still reach customers, not be swallowed as a duplicate.
     app = await build()
     incident_id = await declare(app)
-    await run_until(app, clock, 39 * M)
+    await run_until(app, clock, T0 + 39 * M)
     clock.set(T0 + 40 * M)
     vendor.crash_after_next = 1
     with pytest.raises(SimulatedCrash):
@@ -466,7 +453,7 @@ async def test_a_moved_occurrence_is_a_new_send_even_after_an_unrecorded_one(
     restarted = await build()
     await restarted.store.run(lambda tx: tx.release_claims())
     await uc.post_customer_update(restarted.runtime, incident_id, message="Fixing", by="dana")
-    await run_until(restarted, clock, 71 * M)
+    await run_until(restarted, clock, T0 + 71 * M)
     assert sends_of(vendor, "customer-update") == [40 * M, 70 * M]
     keys = [s.key for s in vendor.sends if "/customer-update/" in s.key]
     assert keys[0].split("@")[0] == keys[1].split("@")[0]  # the same occurrence, moved
@@ -480,7 +467,7 @@ async def test_a_one_off_step_moved_after_an_unrecorded_send_is_not_sent_again(
     # same notification twice.
     app = await build()
     incident_id = await declare(app)
-    await run_until(app, clock, 9 * M)
+    await run_until(app, clock, T0 + 9 * M)
     clock.set(T0 + 10 * M)
     vendor.crash_after_next = 1
     with pytest.raises(SimulatedCrash):
@@ -490,7 +477,7 @@ async def test_a_one_off_step_moved_after_an_unrecorded_send_is_not_sent_again(
     restarted = await build()
     await restarted.store.run(lambda tx: tx.release_claims())
     await uc.change_severity(restarted.runtime, incident_id, Severity.P2, by="dana")
-    await run_until(restarted, clock, 2 * H)
+    await run_until(restarted, clock, T0 + 2 * H)
     assert sends_of(vendor, "customer-notification") == [10 * M]
     assert vendor.attempts[f"inc-{incident_id}/customer-notification/1"] == 2  # re-sent, deduped
 
@@ -521,7 +508,7 @@ async def test_acknowledging_and_resolving_reach_the_pager_once(
     await app.scheduler.tick(clock.now())
     clock.advance(H)
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
-    await run_until(app, clock, 2 * H)
+    await run_until(app, clock, T0 + 2 * H)
     ports = [s.port for s in vendor.sends]
     assert ports.count("pager.acknowledge") == 1 and ports.count("pager.resolve") == 1
     assert ports.index("pager.acknowledge") < ports.index("pager.resolve")
@@ -553,7 +540,7 @@ async def test_a_step_that_gives_up_is_handed_to_the_commander(
 ) -> None:
     incident_id = await declare(app)
     vendor.fail_when = lambda key: "/page-oncall-tier3/" in key and "gave-up" not in key
-    await run_until(app, clock, 30 * M)
+    await run_until(app, clock, T0 + 30 * M)
     view = await uc.get_incident(app.runtime, incident_id)
     assert [o.step_id for o in view.history if o.state == "failed"] == ["page-oncall-tier3"]
     told = [s for s in vendor.sends if s.key.endswith("/gave-up")]
@@ -583,7 +570,7 @@ async def test_when_chat_is_what_fails_the_commander_hears_through_the_fallback(
     try:
         await declare(app)
         vendor.fail_when = lambda key: "/open-war-room/" in key or key.endswith("/gave-up")
-        await run_until(app, clock, 10 * M)
+        await run_until(app, clock, T0 + 10 * M)
     finally:
         await app.close()
     told = [s for s in fallback.sends if s.key.endswith("/gave-up")]
@@ -594,17 +581,17 @@ async def test_the_war_room_follows_severity_status_and_resolution(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P2)
-    await run_until(app, clock, 10 * M)
+    await run_until(app, clock, T0 + 10 * M)
     await uc.assign_role(app.runtime, incident_id, Role.COMMANDER, "dana", by="dana")
     await uc.change_severity(app.runtime, incident_id, Severity.P1, by="dana")
-    await run_until(app, clock, 12 * M)
+    await run_until(app, clock, T0 + 12 * M)
     clock.advance(M)
     await uc.post_customer_update(
         app.runtime, incident_id, message="Found it", status=Status.IDENTIFIED, by="dana"
     )
-    await run_until(app, clock, 20 * M)
+    await run_until(app, clock, T0 + 20 * M)
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
-    await run_until(app, clock, 30 * M)
+    await run_until(app, clock, T0 + 30 * M)
     topics = [s.target for s in vendor.sends if s.port == "chat.refresh"]
     assert topics == ["P1 investigating dana", "P1 identified dana", "P1 resolved dana"]
     # The greeting, edited in place, says the same.

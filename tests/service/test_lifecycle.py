@@ -18,9 +18,9 @@ from incident.domain.incident import Cancellation, Category, Role, Severity, Sta
 from incident.domain.status_page import Catalog, Component
 from incident.services import exports
 from incident.services import incidents as uc
+from incident.testing import RecordingEffects, run_until
 from tests.conftest import T0
-from tests.fakes import RecordingEffects
-from tests.service.test_engine import declare, run_until, sends_of
+from tests.service.test_engine import declare, sends_of
 
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
@@ -54,12 +54,12 @@ async def test_update_resolve_and_rca_back_to_back_run_every_resolution_step_onc
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P1)
-    await run_until(app, clock, 2 * M)
+    await run_until(app, clock, T0 + 2 * M)
     rt = app.runtime
     await uc.post_customer_update(rt, incident_id, message="Found it", by="dana")
     await uc.resolve_incident(rt, incident_id, summary="rolled back", by="dana")
     await uc.complete_rca(rt, incident_id, link="https://docs.example.com/rca/1", by="dana")
-    await run_until(app, clock, 3 * D)
+    await run_until(app, clock, T0 + 3 * D)
     for step in RESOLUTION_STEPS:
         assert sends_of(vendor, step) == [2 * M], step
     # The executives get the RCA link the resolution notice promised them.
@@ -81,9 +81,9 @@ async def test_a_p1_resolved_before_the_management_notices_tells_them_it_is_reso
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P1)
-    await run_until(app, clock, 5 * M)
+    await run_until(app, clock, T0 + 5 * M)
     await uc.resolve_incident(app.runtime, incident_id, summary="blip", by="dana")
-    await run_until(app, clock, 2 * H)
+    await run_until(app, clock, T0 + 2 * H)
     # No "a critical incident was declared ... what to do: nothing yet" after the fact ...
     assert sends_of(vendor, "notify-management") == []
     assert sends_of(vendor, "notify-executives") == []
@@ -105,7 +105,7 @@ async def test_a_late_internal_notice_of_a_resolved_incident_says_so(
     new, and does not promise a next customer update at a time already past."""
     incident_id = await declare(app, Severity.P1)
     await uc.resolve_incident(app.runtime, incident_id, summary="blip", by="dana")
-    await run_until(app, clock, M)
+    await run_until(app, clock, T0 + M)
     (notice,) = [s for s in vendor.sends if s.key.split("/")[1] == "notify-support-manager"]
     assert "It is already resolved" in notice.body
     assert "What to do: nothing" in notice.body
@@ -115,7 +115,7 @@ async def test_a_notice_sent_late_promises_no_update_time_already_past(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     await declare(app, Severity.P1)
-    await run_until(app, clock, 15 * M)  # customers were told at 10 min: next by 40 min
+    await run_until(app, clock, T0 + 15 * M)  # customers were told at 10 min: next by 40 min
     # The service was then down for two hours: the executive notice (due at 30 min) goes
     # out late, before the holding update due at 40 min, which is just as overdue.
     clock.advance(2 * H)
@@ -147,10 +147,10 @@ async def test_naming_a_commander_refreshes_the_greeting_and_topic(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P1)
-    await run_until(app, clock, M)
+    await run_until(app, clock, T0 + M)
     assert "Commander: nobody yet" in vendor.greetings[incident_id]
     await uc.assign_role(app.runtime, incident_id, Role.COMMANDER, "dana", by="dana")
-    await run_until(app, clock, 2 * M)
+    await run_until(app, clock, T0 + 2 * M)
     (refresh,) = [s for s in vendor.sends if s.port == "chat.refresh"]
     assert refresh.target == "P1 investigating dana"  # the topic: no "IC: none yet"
     assert "Commander: dana" in vendor.greetings[incident_id]
@@ -163,11 +163,11 @@ async def test_raising_the_severity_republishes_the_status_page_with_the_new_cad
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P2)
-    await run_until(app, clock, 10 * M)
+    await run_until(app, clock, T0 + 10 * M)
     first = [s.body for s in vendor.sends if s.port == "status_page"]
     assert first and "Next update by 2026-03-02 11:00" in first[0]  # P2: every 2 hours
     await uc.change_severity(app.runtime, incident_id, Severity.P1, by="dana")
-    await run_until(app, clock, 11 * M)
+    await run_until(app, clock, T0 + 11 * M)
     again = [s.body for s in vendor.sends if s.port == "status_page"][1:]
     assert again == [again[0]] and "Next update by 2026-03-02 09:40" in again[0]
 
@@ -179,12 +179,12 @@ async def test_a_false_alarm_stops_the_playbook_resolves_its_pages_and_withdraws
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P1)
-    await run_until(app, clock, 2 * M)
+    await run_until(app, clock, T0 + 2 * M)
     before = len(vendor.sends)
     await uc.cancel_incident(
         app.runtime, incident_id, reason=Cancellation.FALSE_ALARM, note="test alert", by="dana"
     )
-    await run_until(app, clock, 3 * D)
+    await run_until(app, clock, T0 + 3 * D)
     after = ports_of(vendor, incident_id)[before:]
     assert sorted(after) == [
         ("chat.refresh", "refresh-war-room-cancelled"),
@@ -209,20 +209,20 @@ async def test_a_reopened_incident_resumes_its_cadence_and_resolves_again(
 ) -> None:
     incident_id = await declare(app, Severity.P1)
     await uc.post_customer_update(app.runtime, incident_id, message="On it", by="dana")
-    await run_until(app, clock, 20 * M)
+    await run_until(app, clock, T0 + 20 * M)
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed", by="dana")
-    await run_until(app, clock, 3 * H)
+    await run_until(app, clock, T0 + 3 * H)
     assert sends_of(vendor, "customer-update") == []  # resolved before the first was due
     reopened = await uc.reopen_incident(
         app.runtime, incident_id, reason="errors are back", by="dana"
     )
     assert reopened.status is Status.INVESTIGATING and reopened.rca_due_at is None
-    await run_until(app, clock, 4 * H)
+    await run_until(app, clock, T0 + 4 * H)
     # The cadence restarts from the reopening (not a burst of missed updates) ...
     assert sends_of(vendor, "customer-update") == [3 * H + 30 * M, 4 * H]
     assert sends_of(vendor, "status-page-reopened") == [3 * H]
     await uc.resolve_incident(app.runtime, incident_id, summary="fixed again", by="dana")
-    await run_until(app, clock, 5 * H)
+    await run_until(app, clock, T0 + 5 * H)
     # ... and resolving again tells customers and the pager again, once each time.
     assert sends_of(vendor, "resolution-notice") == [20 * M, 4 * H]
     assert sends_of(vendor, "pager-resolve") == [20 * M, 4 * H]
@@ -268,9 +268,9 @@ async def test_merging_a_duplicate_moves_its_links_and_resolves_its_pages(
         updated_at=T0,
     )
     await app.store.run(lambda tx: tx.add_alert_group(group))
-    await run_until(app, clock, M)
+    await run_until(app, clock, T0 + M)
     merged_into = await uc.merge_incident(app.runtime, duplicate.id, into=target, by="dana")
-    await run_until(app, clock, H)
+    await run_until(app, clock, T0 + H)
     assert merged_into.id == target
     dup = (await uc.get_incident(app.runtime, duplicate.id)).incident
     assert dup.status is Status.CANCELLED and dup.merged_into == target
@@ -295,13 +295,13 @@ async def test_adding_the_security_category_brings_the_security_teams_steps(
     app: Container, clock: FakeClock, vendor: RecordingEffects
 ) -> None:
     incident_id = await declare(app, Severity.P2)
-    await run_until(app, clock, 5 * M)
+    await run_until(app, clock, T0 + 5 * M)
     assert sends_of(vendor, "notify-security") == []
     edited = await uc.edit_incident(
         app.runtime, incident_id, by="sam", category=Category.SECURITY, title="Token leak"
     )
     assert edited.category is Category.SECURITY and edited.title == "Token leak"
-    await run_until(app, clock, 6 * M)
+    await run_until(app, clock, T0 + 6 * M)
     assert sends_of(vendor, "notify-security") == [5 * M]
     view = await uc.get_incident(app.runtime, incident_id)
     (entry,) = [e for e in view.timeline if e.kind == "edited"]
@@ -326,7 +326,7 @@ async def test_a_security_incidents_customer_texts_wait_for_approval(
         category=Category.SECURITY,
     )
     assert incident.id is not None
-    await run_until(app, clock, 15 * M)
+    await run_until(app, clock, T0 + 15 * M)
     # Pages and internal notices went; nothing reached customers or the status page.
     assert sends_of(vendor, "page-oncall-tier3") == [0 * M]
     assert sends_of(vendor, "notify-security") == [0 * M]
@@ -340,7 +340,7 @@ async def test_a_security_incidents_customer_texts_wait_for_approval(
     previews = [e.data["preview"] for e in view.timeline if e.kind == "step_held"]
     assert any("We are investigating" in p for p in previews)
     await uc.approve_step(app.runtime, incident.id, "status-page-investigating", by="dana")
-    await run_until(app, clock, 16 * M)
+    await run_until(app, clock, T0 + 16 * M)
     published = [s.at - T0 for s in vendor.sends if s.port == "status_page"]
     assert published == [15 * M]
     assert [s for s in vendor.sends if s.port == "customers"] == []  # still held
@@ -349,7 +349,7 @@ async def test_a_security_incidents_customer_texts_wait_for_approval(
     # An upcoming one approved ahead goes out on time.
     await uc.approve_step(app.runtime, incident.id, "customer-update", by="dana")
     await uc.skip_step(app.runtime, incident.id, "customer-notification", reason="no", by="dana")
-    await run_until(app, clock, 31 * M)
+    await run_until(app, clock, T0 + 31 * M)
     assert [s.at - T0 for s in vendor.sends if s.port == "customers"] == [30 * M]
 
 
@@ -371,7 +371,7 @@ async def test_follow_ups_are_reminded_until_done(
         by="dana",
     )
     assert item.id is not None and item.ref == f"FU-{item.id}"
-    await run_until(app, clock, 7 * D + H)
+    await run_until(app, clock, T0 + 7 * D + H)
     reminder = f"follow-up-{item.id}.reminder"
     overdue = f"follow-up-{item.id}.overdue"
     assert sends_of(vendor, reminder) == [4 * D]
@@ -380,7 +380,7 @@ async def test_follow_ups_are_reminded_until_done(
     assert "Overdue follow-up" in body and "sam@example.com" in body
     done = await uc.complete_follow_up(app.runtime, incident_id, item.id, by="sam")
     assert done.done_by == "sam"
-    await run_until(app, clock, 10 * D)
+    await run_until(app, clock, T0 + 10 * D)
     assert sends_of(vendor, overdue) == [5 * D, 6 * D, 7 * D]
     with pytest.raises(IllegalTransition):
         await uc.complete_follow_up(app.runtime, incident_id, item.id, by="sam")
@@ -400,11 +400,11 @@ async def test_the_postmortem_draft_is_filled_from_the_facts(
 ) -> None:
     incident_id = await declare(app, Severity.P1)
     await uc.acknowledge_incident(app.runtime, incident_id, by="sam")
-    await run_until(app, clock, 3 * M)
+    await run_until(app, clock, T0 + 3 * M)
     await uc.add_internal_note(app.runtime, incident_id, text="Rolled back *deploy* 42", by="sam")
     await uc.post_customer_update(app.runtime, incident_id, message="Fix deployed", by="dana")
     await uc.resolve_incident(app.runtime, incident_id, summary="rolled back", by="dana")
-    await run_until(app, clock, 10 * M)
+    await run_until(app, clock, T0 + 10 * M)
     draft = await exports.postmortem_draft(app.runtime, app.documents, incident_id)
     assert draft.startswith("# Postmortem: INC-1 Checkout API down")
     assert "Rolled back \\*deploy\\* 42" in draft  # people's text is escaped

@@ -28,8 +28,8 @@ from incident.config import Settings
 from incident.domain.incident import Severity
 from incident.scheduler.runner import RetryPolicy, StepReport
 from incident.services import incidents as uc
+from incident.testing import RecordingEffects
 from tests.conftest import T0
-from tests.fakes import RecordingEffects
 from tests.postgres import postgres_database
 
 M = timedelta(minutes=1)

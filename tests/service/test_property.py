@@ -89,8 +89,8 @@ from incident.services.incidents import (
     resolve_incident,
 )
 from incident.services.ports import Transaction
+from incident.testing import RecordingEffects, SimulatedCrash
 from tests.conftest import T0
-from tests.fakes import RecordingEffects, SimulatedCrash
 
 T = TypeVar("T")
 

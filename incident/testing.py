@@ -1,21 +1,23 @@
-"""Recording fakes of the effect ports: what the outside world would have seen.
+"""Shipped test doubles and the virtual-time loop, shared by the tests, the benchmarks and
+`incident simulate`: a recorder of every effect port, and the engine run in virtual time.
 
-Like a real vendor, they honour idempotency keys: a second send with a key already seen
-is counted (so tests can see retries) but produces no second effect.
+Nothing here imports pytest: the recorder is an ordinary implementation of the ports (like
+the outbox, minus the database), and the loop drives the same `Scheduler.tick` the
+real-time loop calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from incident.adapters.files.templates import JinjaRenderer
-from incident.clock import Clock
+from incident.bootstrap import Container
+from incident.clock import Clock, FakeClock
 from incident.domain.incident import Incident, Status, war_room_name
-from incident.services.ports import Effects, OnCall, WarRoom
+from incident.services.ports import Effects, OnCall, Renderer, WarRoom
 
 
 class SimulatedCrash(BaseException):
@@ -32,8 +34,11 @@ class VendorDown(Exception):
 
 @dataclass(frozen=True)
 class Sent:
-    at: datetime
-    port: str
+    """One effect as the outside world saw it: the first send of its idempotency key."""
+
+    at: datetime  # on the recorder's clock (the SystemClock in the benches: wall time)
+    port: str  # pager, pager.acknowledge, pager.resolve, chat.open, chat.post, chat.refresh,
+    # notifier, status_page, status_page.withdraw, customers
     key: str
     incident_id: int
     target: str
@@ -42,7 +47,13 @@ class Sent:
 
 @dataclass
 class RecordingEffects:
-    """All five effect ports in one recorder, with scriptable faults."""
+    """All five effect ports in one recorder, with scriptable faults.
+
+    Like a real vendor, it honours idempotency keys: a second send with a key already seen
+    is counted in `attempts` (so tests see retries) but produces no second effect in
+    `sends`. Each effect is stamped with `clock.now()`: virtual time under a `FakeClock`,
+    wall time under the `SystemClock` (how the benchmarks time their effects).
+    """
 
     clock: Clock
     sends: list[Sent] = field(default_factory=list)
@@ -55,8 +66,12 @@ class RecordingEffects:
     takes: float = 0.0  # seconds on `clock` each call takes (virtual time: it moves it)
     rota: dict[str, list[OnCall]] = field(default_factory=dict)  # tier -> who is on call
     greetings: dict[int, str] = field(default_factory=dict)  # incident -> its greeting now
+    # Indexes of `sends`, kept as they grow, so a benchmark's thousands of sends stay cheap.
+    _by_key: dict[str, Sent] = field(default_factory=dict, init=False, repr=False)
+    _firsts: dict[str, dict[int, Sent]] = field(default_factory=dict, init=False, repr=False)
+    _sent_one: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
-    def effects(self, renderer: JinjaRenderer) -> Effects:
+    def effects(self, renderer: Renderer) -> Effects:
         return Effects(
             pager=self,
             chat=self,
@@ -66,12 +81,25 @@ class RecordingEffects:
             renderer=renderer,
         )
 
-    @property
-    def delivered(self) -> list[Sent]:
-        return self.sends
-
     def keys(self) -> list[str]:
+        """The idempotency keys that took effect, in the order they did."""
         return [s.key for s in self.sends]
+
+    def sent(self, key: str) -> Sent | None:
+        """The effect of `key`, if it took effect."""
+        return self._by_key.get(key)
+
+    def first_by_incident(self, port: str) -> Mapping[int, Sent]:
+        """Each incident's first effect on `port` (`pager`: its first page)."""
+        return self._firsts.get(port, {})
+
+    async def wait_until(self, done: Callable[[], bool]) -> None:
+        """Return once `done()` holds, checking it after each effect: no polling, so a
+        benchmark's waiting adds nothing to the event loop it measures. Bound it with
+        `asyncio.timeout`."""
+        while not done():
+            self._sent_one.clear()
+            await self._sent_one.wait()
 
     async def _hold(self, key: str) -> None:
         if self.takes:
@@ -88,8 +116,12 @@ class RecordingEffects:
         if self.fail_when is not None and self.fail_when(key):
             raise VendorDown(f"{port} unavailable for {key} (scripted)")
         assert incident.id is not None
-        if key not in {s.key for s in self.sends}:
-            self.sends.append(Sent(self.clock.now(), port, key, incident.id, target, body))
+        if key not in self._by_key:
+            sent = Sent(self.clock.now(), port, key, incident.id, target, body)
+            self.sends.append(sent)
+            self._by_key[key] = sent
+            self._firsts.setdefault(port, {}).setdefault(incident.id, sent)
+            self._sent_one.set()
         if self.crash_after_next > 0:
             self.crash_after_next -= 1
             raise SimulatedCrash(key)
@@ -156,3 +188,48 @@ class RecordingEffects:
     async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
         await self._hold(key)
         self._send("customers", key, incident, "customers", body)
+
+
+# --- the virtual-time loop ---------------------------------------------------------------------
+
+# Ticks at one instant without the clock moving, after which the loop is stuck (a step
+# that stays due but is never run) rather than working through a burst of steps.
+_TICKS_AT_ONE_INSTANT = 1_000
+
+
+async def run_until(container: Container, clock: FakeClock, until: datetime) -> None:
+    """Run every step due up to and including `until`, each at its due time: the clock
+    jumps from one due time to the next, as the real loop would sleep, and ends at `until`.
+
+    Only `container.scheduler` is ticked: it runs every action, pages included. Ticking
+    the page lane as well would make the main lane give way to it, pausing on the clock,
+    which in virtual time moves the clock past due times.
+    """
+    await _run(container, clock, until, inclusive=True)
+
+
+async def run_before(container: Container, clock: FakeClock, until: datetime) -> None:
+    """Run every step due before `until`, then set the clock to `until` without running
+    what is due then: a scripted person acting at `until` goes first, as `incident
+    simulate` shows (an acknowledgement at the re-page's due time stops the re-page)."""
+    await _run(container, clock, until, inclusive=False)
+
+
+async def _run(container: Container, clock: FakeClock, until: datetime, *, inclusive: bool) -> None:
+    ticks_here = 0
+    while True:
+        before = clock.now()
+        await container.scheduler.tick(before)
+        next_at = await container.store.run(lambda tx: tx.next_run_at())
+        if next_at is None or next_at > until or (next_at == until and not inclusive):
+            break
+        clock.set(max(clock.now(), next_at))
+        ticks_here = ticks_here + 1 if clock.now() == before else 0
+        if ticks_here >= _TICKS_AT_ONE_INSTANT:
+            raise RuntimeError(
+                f"the virtual-time loop is stuck at {before.isoformat()}: a step due at "
+                f"{next_at.isoformat()} stays due after {ticks_here} ticks"
+            )
+    clock.set(max(clock.now(), until))
+    if inclusive:
+        await container.scheduler.tick(clock.now())
