@@ -90,8 +90,9 @@ class RecordingEffects:
         return self._by_key.get(key)
 
     def first_by_incident(self, port: str) -> Mapping[int, Sent]:
-        """Each incident's first effect on `port` (`pager`: its first page)."""
-        return self._firsts.get(port, {})
+        """Each incident's first effect on `port` (`pager`: its first page), as a live view:
+        it grows as effects are sent, so a caller may take it once and watch it."""
+        return self._firsts.setdefault(port, {})
 
     async def wait_until(self, done: Callable[[], bool]) -> None:
         """Return once `done()` holds, checking it after each effect: no polling, so a
@@ -194,7 +195,7 @@ class RecordingEffects:
 
 # Ticks at one instant without the clock moving, after which the loop is stuck (a step
 # that stays due but is never run) rather than working through a burst of steps.
-_TICKS_AT_ONE_INSTANT = 1_000
+_TICKS_AT_ONE_INSTANT = 100
 
 
 async def run_until(container: Container, clock: FakeClock, until: datetime) -> None:
