@@ -45,11 +45,12 @@ from sqlalchemy import event, text
 
 from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
+from incident.clock import SystemClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import InvalidPlaybook
-from incident.domain.incident import Incident, Severity, Status
+from incident.domain.incident import Severity
 from incident.services.incidents import Runtime, declare_incident
-from incident.services.ports import Effects, OnCall, WarRoom
+from incident.testing import RecordingEffects
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -87,7 +88,7 @@ def _reset_fired(expected: int) -> None:
         _all_fired.clear()
 
 
-# --- our engine: an effects recorder and a clock the declarations can be pinned to ------------
+# --- our engine: a clock the declarations can be pinned to -----------------------------------
 
 
 class PinnedClock:
@@ -104,80 +105,6 @@ class PinnedClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(0)
-
-
-@dataclass
-class TimingEffects:
-    """All five effect ports: record the wall time each idempotency key first took effect.
-
-    Mirrors tests/fakes.py RecordingEffects, minus the fault scripting, plus timing.
-    """
-
-    fired: dict[str, float] = field(default_factory=dict)
-    expected: set[str] = field(default_factory=set)
-    done: asyncio.Event | None = None
-
-    def effects(self, renderer: JinjaRenderer) -> Effects:
-        return Effects(
-            pager=self,
-            chat=self,
-            notifier=self,
-            status_page=self,
-            customers=self,
-            renderer=renderer,
-        )
-
-    def _send(self, key: str) -> None:
-        at = time.time()
-        self.fired.setdefault(key, at)
-        if self.done is not None and self.expected and self.expected <= self.fired.keys():
-            self.done.set()
-
-    async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
-        self._send(key)
-        return key
-
-    async def acknowledge(self, *, incident: Incident, key: str) -> None:
-        self._send(key)
-
-    async def resolve(self, *, incident: Incident, key: str) -> None:
-        self._send(key)
-
-    async def on_call(self, *, tier: str) -> list[OnCall]:
-        return []
-
-    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
-        self._send(key)
-
-    async def open_war_room(
-        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
-    ) -> WarRoom:
-        self._send(key)
-        return WarRoom(channel=f"inc-{incident.id}")
-
-    async def post(self, *, incident: Incident, text: str, key: str) -> None:
-        self._send(key)
-
-    async def notify(
-        self,
-        *,
-        incident: Incident,
-        audience: str,
-        destinations: Sequence[str],
-        subject: str,
-        body: str,
-        key: str,
-    ) -> None:
-        self._send(key)
-
-    async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
-        self._send(key)
-
-    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
-        self._send(key)
-
-    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
-        self._send(key)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -316,9 +243,10 @@ async def _rows(container: bootstrap.Container, sql: str, **params: Any) -> list
 async def _ours_throughput(cfg: Config) -> Throughput:
     incidents = cfg.p1_incidents
     settings = _settings(_fresh(cfg.workdir / "ours-throughput.db"), cfg.config)
-    recorder = TimingEffects()
+    clock = SystemClock()
+    recorder = RecordingEffects(clock=clock)
     container = await bootstrap.build(
-        settings, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
+        settings, clock=clock, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
     )
     try:
         for i in range(3):  # warm-up: first-use costs (statement caches, imports)
@@ -507,9 +435,11 @@ def _shift_incidents(path: Path, incident_ids: list[int], delta: timedelta) -> N
 async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Lateness:
     path = _fresh(cfg.workdir / f"ours-lateness-{pending}.db")
     settings = _settings(path, cfg.config)
-    recorder = TimingEffects()
-    container = await bootstrap.build(  # the real SystemClock drives the scheduler
-        settings, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
+    # The real clock drives the scheduler and stamps each effect: its wall time.
+    clock = SystemClock()
+    recorder = RecordingEffects(clock=clock)
+    container = await bootstrap.build(
+        settings, clock=clock, effects=recorder.effects(JinjaRenderer(settings.comms_dir))
     )
     try:
         setup_start = time.perf_counter()
@@ -567,20 +497,20 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
             f"inc-{id_}/{measured_step}/1": (t0 + timedelta(seconds=offset)).timestamp()
             for id_, offset in zip(incident_ids[1:], offsets[1:], strict=True)
         }
-        recorder.expected = set(due)
-        recorder.done = asyncio.Event()
         stop = asyncio.Event()
         margin = t0.timestamp() - time.time()
         frozen_heap()  # as `incident serve` runs
         runner = asyncio.create_task(container.scheduler.run(stop))
         timeout = LEAD + offsets[-1] + 60.0
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(recorder.done.wait(), timeout=timeout)
+            all_fired = recorder.wait_until(lambda: all(recorder.sent(k) for k in due))
+            await asyncio.wait_for(all_fired, timeout=timeout)
         stop.set()
         await runner
-        late = [(recorder.fired[k] - at) * 1000 for k, at in due.items() if k in recorder.fired]
+        fired = {k: sent.at.timestamp() for k in due if (sent := recorder.sent(k)) is not None}
+        late = [(fired[k] - at) * 1000 for k, at in due.items() if k in fired]
         return Lateness(
-            fired_at=[recorder.fired[k] for k in due if k in recorder.fired],
+            fired_at=list(fired.values()),
             pending=far,
             setup_seconds=setup_seconds,
             setup_method="declare_incident (measured) + bulk SQL (filler)",

@@ -4,7 +4,8 @@
 
 The service runs for real in this process: the aiohttp app from `create_app` on a loopback
 TCP port, a SQLite file, the SystemClock and the real scheduler with its default
-look-ahead. Its effects port notes the wall time of each incident's first page. The client
+look-ahead. Its effects port is `incident.testing.RecordingEffects` on that clock: the wall
+time of each incident's first page is that of its first `pager` effect. The client
 runs in a separate process (its own interpreter and event loop) and posts Alertmanager
 version-4 payloads, one distinct alert group each:
 
@@ -32,7 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from multiprocessing.connection import Connection
@@ -48,8 +49,8 @@ from incident.clock import SystemClock
 from incident.config import PROJECT_ROOT, ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.errors import InvalidPlaybook
-from incident.domain.incident import Incident, Status
-from incident.services.ports import Effects, OnCall, WarRoom
+from incident.testing import RecordingEffects
+from incident.testing import Sent as Effect
 from incident.web.app import create_app, freeze_heap_after_start
 from incident.web.metrics import Metrics
 
@@ -67,90 +68,14 @@ LABELS = {
 # --- the service side ------------------------------------------------------------------------
 
 
-@dataclass
-class TimingEffects:
-    """All five effect ports; notes the wall time of each incident's first page.
-
-    Like bench/timers.py TimingEffects (tests/fakes.py RecordingEffects plus timing).
-    """
-
-    pages: dict[int, float] = field(default_factory=dict)
-    # The war room is the main lane's first step of a P1: how late the steps that give
-    # way to pages during a storm run.
-    war_rooms: dict[int, float] = field(default_factory=dict)
-    effects_sent: int = 0
-
-    def effects(self, renderer: JinjaRenderer) -> Effects:
-        return Effects(
-            pager=self,
-            chat=self,
-            notifier=self,
-            status_page=self,
-            customers=self,
-            renderer=renderer,
-        )
-
-    async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
-        at = time.time()
-        assert incident.id is not None
-        self.pages.setdefault(incident.id, at)
-        self.effects_sent += 1
-        return key
-
-    async def acknowledge(self, *, incident: Incident, key: str) -> None:
-        self.effects_sent += 1
-
-    async def resolve(self, *, incident: Incident, key: str) -> None:
-        self.effects_sent += 1
-
-    async def on_call(self, *, tier: str) -> list[OnCall]:
-        return []
-
-    async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
-        self._send(key)
-
-    async def open_war_room(
-        self, *, incident: Incident, key: str, greeting: str, people: Sequence[str] = ()
-    ) -> WarRoom:
-        assert incident.id is not None
-        self.war_rooms.setdefault(incident.id, time.time())
-        self.effects_sent += 1
-        return WarRoom(channel=f"inc-{incident.id}")
-
-    async def post(self, *, incident: Incident, text: str, key: str) -> None:
-        self.effects_sent += 1
-
-    async def notify(
-        self,
-        *,
-        incident: Incident,
-        audience: str,
-        destinations: Sequence[str],
-        subject: str,
-        body: str,
-        key: str,
-    ) -> None:
-        self.effects_sent += 1
-
-    async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
-        self.effects_sent += 1
-
-    async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
-        self.effects_sent += 1
-
-    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
-        self.effects_sent += 1
-
-
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, recorder: TimingEffects) -> Any:
-    """The service on a free loopback port; yields its base URL."""
-    clock = SystemClock()
+async def serving(settings: Settings, recorder: RecordingEffects) -> Any:
+    """The service on a free loopback port, on the recorder's clock; yields its base URL."""
 
     async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
         return await bootstrap.build(
             settings,
-            clock=clock,
+            clock=recorder.clock,
             effects=recorder.effects(JinjaRenderer(settings.comms_dir)),
             on_step=metrics.step_finished,
         )
@@ -337,10 +262,17 @@ class Throughput:
 PAGE_WAIT = 180.0  # seconds to wait for the last page when the scheduler falls behind
 
 
-async def _wait_for(noted: dict[int, float], ids: set[int], within: float = PAGE_WAIT) -> None:
+async def _wait_for(firsts: Mapping[int, Effect], ids: set[int], within: float = PAGE_WAIT) -> None:
+    """Until each incident in `ids` is in `firsts` (a recorder's first effect by incident on
+    one port). Polled: a check on every effect would cost a pass over `ids` each time."""
     deadline = time.time() + within
-    while time.time() < deadline and not ids <= noted.keys():  # noqa: ASYNC110
-        await asyncio.sleep(0.01)  # polling keeps the effects port free of bench plumbing
+    while time.time() < deadline and not ids <= firsts.keys():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
+def _wall_times(firsts: Mapping[int, Effect]) -> dict[int, float]:
+    """Incident -> wall time (the recorder runs on the SystemClock) of its first effect."""
+    return {incident: effect.at.timestamp() for incident, effect in firsts.items()}
 
 
 async def _run(
@@ -354,27 +286,31 @@ async def _run(
 ) -> tuple[list[Sent], list[Sent], dict[int, float], dict[int, float]]:
     """Start a fresh service, warm it up, send; (all sends, 200s, first page per incident,
     war room per incident)."""
-    recorder = TimingEffects()
+    recorder = RecordingEffects(clock=SystemClock())
+    # Each incident's first page; and its war room, the main lane's first step of a P1: how
+    # late the steps that give way to pages during a storm run.
+    first_pages = recorder.first_by_incident("pager")
+    war_rooms = recorder.first_by_incident("chat.open")
     async with serving(settings, recorder) as url:
         warm = await in_client_process(
             url, f"warm-{name}", WARM_UP, rate=50, connections=4, severity=severity
         )
-        await _wait_for(recorder.pages, {s.incident_id for s in warm if s.incident_id})
+        await _wait_for(first_pages, {s.incident_id for s in warm if s.incident_id})
         results = await in_client_process(
             url, name, groups, rate=rate, connections=connections, severity=severity
         )
         ok = [s for s in results if s.status == 200 and s.incident_id is not None]
         answered = {s.incident_id for s in ok if s.incident_id is not None}
-        await _wait_for(recorder.pages, answered)
-        pages = dict(recorder.pages)
+        await _wait_for(first_pages, answered)
+        pages = _wall_times(first_pages)
         if severity == "P1":
-            await _wait_for(recorder.war_rooms, answered)
+            await _wait_for(war_rooms, answered)
         _progress(
             f"{name}: {len(ok)} answered 200, "
             f"{sum(1 for s in ok if s.incident_id in pages)} paged, "
-            f"{recorder.effects_sent} effects"
+            f"{recorder.attempts.total()} effects"
         )
-        return results, ok, pages, dict(recorder.war_rooms)
+        return results, ok, pages, _wall_times(war_rooms)
 
 
 async def measure_paced(settings: Settings, *, groups: int, rate: float, severity: str) -> Paced:
