@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from incident import bootstrap
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import Database, open_database
 from incident.adapters.database.store import SqlStore, SqlTransaction
 from incident.adapters.database.store import explain_claim as sql_explain_claim
 from incident.clock import FakeClock
@@ -109,7 +109,7 @@ class Server:
         self.made.append(name)
         url = self.admin.rsplit("/", 1)[0] + f"/{name}"
         if migrated:
-            database = Database(url)
+            database = open_database(url)
             try:
                 await database.migrate()
             finally:
@@ -122,7 +122,7 @@ class Server:
 
 
 async def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    database = Database(url)
+    database = open_database(url)
     try:
         return await database.run(
             lambda s: [tuple(r) for r in s.execute(text(sql), params)], durable=False
@@ -271,7 +271,7 @@ async def claim_latency(server: Server, backlog: int) -> dict[str, Any]:
             {"base": base, "n": backlog},
         )
 
-    database = Database(url)
+    database = open_database(url)
     try:
         started = time.perf_counter()
         await database.run(load)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import Database, open_database
 from incident.adapters.database.leases import SqlLeases
 from incident.adapters.database.store import SqlStore
 from incident.adapters.database.wakeups import LocalSignal, PostgresSignal
@@ -31,6 +31,11 @@ from incident.domain.playbook import Action, PlaybookSet
 from incident.scheduler.runner import PlanSignal, RetryPolicy, Scheduler, StepReport
 from incident.services.incidents import Runtime
 from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
+
+# How long readiness waits for its probe write: far longer than writes queue for in an alert
+# storm (a few hundred ms), far shorter than a writer waits for another process's write
+# lock on SQLite (30 s), which would hold /readyz as long.
+READINESS_WRITE_WAIT = 2.0
 
 
 @dataclass
@@ -49,14 +54,16 @@ class Container:
 
     async def readiness(self) -> list[str]:
         """What keeps this process from doing its work now (nothing: ready). The database
-        must take a write, not only answer a read: with a full disk it answers reads."""
+        must take a write, not only answer a read: with a full disk it answers reads. One
+        that takes none within READINESS_WRITE_WAIT (TimeoutError) is not ready either."""
         problems = []
         owner = self.scheduler.owner
         try:
-            await self.store.run(
+            probe = self.store.run(
                 lambda tx: tx.probe_write(name=owner[:80], now=self.runtime.clock.now()),
                 durable=False,
             )
+            await asyncio.wait_for(probe, READINESS_WRITE_WAIT)
         except Exception as error:  # readiness reports, it does not raise
             problems.append(f"database does not take writes: {type(error).__name__}")
         if not (self.scheduler.running and self.page_scheduler.running):
@@ -94,7 +101,7 @@ async def build(
     """
     clock = clock or SystemClock()
     playbooks = check_playbooks(settings)
-    database = Database(settings.database_url)
+    database = open_database(settings.database_url)
     try:
         # SQLite migrates; PostgreSQL is checked (migrated by `incident db upgrade` or
         # `serve --migrate`), and refused with the command to run if it is behind.

@@ -68,11 +68,11 @@ async def _admin(sql: str) -> None:
 async def _migrated_template() -> str:
     global _template  # noqa: PLW0603 (made once per session)
     if _template is None:
-        from incident.adapters.database.databases import Database
+        from incident.adapters.database.databases import open_database
 
         name = f"incident_template_{uuid.uuid4().hex[:12]}"
         await _admin(f'CREATE DATABASE "{name}"')
-        database = Database(url_of(name))
+        database = open_database(url_of(name))
         try:
             await database.migrate()
         finally:

@@ -275,10 +275,10 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _db_upgrade(settings: Settings) -> int:
-    from incident.adapters.database.databases import Database
+    from incident.adapters.database.databases import open_database
     from incident.adapters.database.migrate import head
 
-    database = Database(settings.database_url)
+    database = open_database(settings.database_url)
     try:
         done = await database.migrate()
     finally:

@@ -772,13 +772,13 @@ async def authorize_on(
     Checked on the incident as it is when asked; the change itself runs in its own
     transaction right after.
     """
-    incident = await rt.store.run(lambda tx: tx.get_incident(incident_id))
+    incident = await rt.store.read(lambda tx: tx.get_incident(incident_id))
     authorize(principal, action if isinstance(action, Action) else action(incident), incident)
     return incident
 
 
 async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None:
-    return await rt.store.run(lambda tx: tx.find_incident_by_war_room(rooms))
+    return await rt.store.read(lambda tx: tx.find_incident_by_war_room(rooms))
 
 
 _UPCOMING = ("pending", "running", "held")
@@ -824,7 +824,7 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
             tx.follow_ups(incident_id),
         )
 
-    incident, timeline, occurrences, follow_ups = await rt.store.run(read)
+    incident, timeline, occurrences, follow_ups = await rt.store.read(read)
     history = [o for o in occurrences if o.state not in _UPCOMING]
     return IncidentView(
         incident=incident,
@@ -888,7 +888,7 @@ async def list_incidents(
         raise InvalidValue("limit", "give a limit of at least 1")
     if offset < 0:
         raise InvalidValue("offset", "give an offset of 0 or more")
-    return await rt.store.run(
+    return await rt.store.read(
         lambda tx: tx.list_incidents(
             statuses=statuses, severities=severities, search=search, limit=limit, offset=offset
         )

@@ -326,6 +326,13 @@ class Store(Protocol):
         """
         ...
 
+    async def read(self, work: Callable[[Transaction], T]) -> T:
+        """Run `work`, which only reads, as one read-only transaction: it sees what was
+        committed before it began, and waits for no writer (not for another process
+        holding SQLite's write lock either, as GET requests must not). A write in it fails.
+        """
+        ...
+
 
 class KeptMessage(Protocol):
     """An effect the outbox kept: the rendered message and where it was addressed."""

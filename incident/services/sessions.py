@@ -15,4 +15,4 @@ async def end_session(rt: Runtime, nonce: str, *, expires_at: datetime) -> None:
 
 
 async def session_ended(rt: Runtime, nonce: str) -> bool:
-    return await rt.store.run(lambda tx: tx.session_revoked(nonce), durable=False)
+    return await rt.store.read(lambda tx: tx.session_revoked(nonce))

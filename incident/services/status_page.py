@@ -207,7 +207,7 @@ async def read_public_facts(rt: Runtime) -> PublicFacts:
     ) -> tuple[list[tuple[Incident, list[TimelineEntry]]], list[Maintenance]]:
         return tx.public_incidents(since=since), tx.maintenances(since=since)
 
-    incidents, maintenances = await rt.store.run(read, durable=False)
+    incidents, maintenances = await rt.store.read(read)
     return PublicFacts(incidents, maintenances, now)
 
 
@@ -501,8 +501,8 @@ async def update_maintenance(
 
 async def list_maintenances(rt: Runtime, *, include_past_days: int = 30) -> list[Maintenance]:
     since = rt.clock.now() - timedelta(days=include_past_days)
-    return await rt.store.run(lambda tx: tx.maintenances(since=since), durable=False)
+    return await rt.store.read(lambda tx: tx.maintenances(since=since))
 
 
 async def get_maintenance(rt: Runtime, maintenance_id: int) -> Maintenance:
-    return await rt.store.run(lambda tx: tx.get_maintenance(maintenance_id), durable=False)
+    return await rt.store.read(lambda tx: tx.get_maintenance(maintenance_id))

@@ -22,7 +22,7 @@ async def incident_timeline(
         tx.get_incident(incident_id)  # NotFound, rather than an empty timeline
         return tx.timeline(incident_id)
 
-    entries = await rt.store.run(read, durable=False)
+    entries = await rt.store.read(read)
     return [
         entry
         for entry in entries
@@ -36,7 +36,7 @@ async def outbox_messages(
     """The newest `limit` messages the outbox kept (one incident's, with `incident_id`),
     oldest first, and whether older ones were left out."""
     if incident_id is not None:
-        await rt.store.run(lambda tx: tx.get_incident(incident_id), durable=False)
+        await rt.store.read(lambda tx: tx.get_incident(incident_id))
     found = list(await outbox.messages(incident_id=incident_id, limit=limit + 1))
     more = len(found) > limit
     return (found[1:] if more else found), more
@@ -70,7 +70,7 @@ class Overview:
 async def change_version(rt: Runtime) -> int:
     """Grows with every change to any incident: an ETag for pages of many incidents, read
     without reading them."""
-    return await rt.store.run(lambda tx: tx.change_version(), durable=False)
+    return await rt.store.read(lambda tx: tx.change_version())
 
 
 async def overview(rt: Runtime, *, page: int = 1, per_page: int = 50) -> Overview:
@@ -88,4 +88,4 @@ async def overview(rt: Runtime, *, page: int = 1, per_page: int = 50) -> Overvie
         ]
         return Overview(counts=counts, cards=cards, page=page, per_page=per_page)
 
-    return await rt.store.run(read, durable=False)
+    return await rt.store.read(read)

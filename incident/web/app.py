@@ -173,6 +173,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     container, metrics = request.app[CONTAINER], request.app[METRICS]
-    open_incidents = await container.store.run(lambda tx: tx.list_incidents(statuses=OPEN_STATUSES))
+    open_incidents = await container.store.read(
+        lambda tx: tx.list_incidents(statuses=OPEN_STATUSES)
+    )
     metrics.set_open_incidents(open_incidents)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.content_type})

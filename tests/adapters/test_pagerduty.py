@@ -17,7 +17,7 @@ import pagerduty
 import pytest
 import trustme
 
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import Database, open_database
 from incident.adapters.database.tables import IncidentRow
 from incident.adapters.database.vendor_refs import VendorRefs
 from incident.adapters.vendors.pagerduty import (
@@ -73,7 +73,7 @@ async def pd(ca: trustme.CA) -> AsyncIterator[FakePagerDuty]:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite:///{tmp_path}/pagerduty.db")
+    db = open_database(f"sqlite:///{tmp_path}/pagerduty.db")
     await db.create_schema()
     yield db
     await db.dispose()

@@ -44,7 +44,8 @@ def container(client: Client) -> Container:
 
 
 async def database_fault(app: Container) -> threading.Event:
-    """While set, SQLite interrupts every statement on the engine's own connection."""
+    """While set, SQLite interrupts every statement on the engine's own connections (the
+    writer's and the reader's)."""
     failing = threading.Event()
 
     def install(session: Any) -> None:
@@ -52,6 +53,7 @@ async def database_fault(app: Container) -> threading.Event:
         driver.set_progress_handler(lambda: 1 if failing.is_set() else 0, 1)
 
     await app.database.run(install)
+    await app.database.read(install)
     return failing
 
 

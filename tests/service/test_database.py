@@ -1,9 +1,11 @@
 """Units of work: on SQLite, those that arrive together share one commit (group commit); on
-either database, one that fails is rolled back alone and the others are kept."""
+either database, one that fails is rolled back alone and the others are kept. Units that
+only read run read-only, and on SQLite wait for no writer, not even another process's."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -11,10 +13,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import Database, open_database
+from incident.bootstrap import READINESS_WRITE_WAIT, Container
+from incident.config import Settings
+from incident.domain.incident import Severity
+from incident.services import incidents as uc
+from incident.services import views
+from incident.services.status_page import read_public_facts
 from tests.postgres import postgres_database
 
 
@@ -29,7 +37,7 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
 
 @pytest.fixture
 async def database(url: str) -> Database:
-    db = Database(url)
+    db = open_database(url)
     key = "INTEGER PRIMARY KEY" if db.is_sqlite else "SERIAL PRIMARY KEY"
     await db.run(lambda s: s.execute(text(f"CREATE TABLE notes (id {key}, n INT)")))
     return db
@@ -64,7 +72,7 @@ async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_ba
     finally:
         await database.dispose()
     # Reopened, the database holds the same: everything acknowledged was committed.
-    reopened = Database(url)
+    reopened = open_database(url)
     try:
         count = await reopened.run(lambda s: s.execute(text("SELECT count(*) FROM notes")).one())
         assert count[0] == 29
@@ -74,7 +82,7 @@ async def test_concurrent_units_commit_together_and_a_failing_one_alone_rolls_ba
 
 @pytest.fixture
 async def sqlite_database(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    db = open_database(f"sqlite:///{tmp_path / 'group.db'}")
     await db.run(lambda s: s.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, n INT)")))
     return db
 
@@ -181,3 +189,81 @@ async def test_a_unit_whose_orm_flush_fails_never_leaves_another_unit_told_it_wa
         assert told_kept == stored
     finally:
         await database.dispose()
+
+
+async def test_a_unit_that_only_reads_cannot_write(database: Database) -> None:
+    def write(session: Session) -> None:
+        session.execute(text("INSERT INTO notes (n) VALUES (1)"))
+
+    def count(session: Session) -> int:
+        return int(session.execute(text("SELECT count(*) FROM notes")).scalar_one())
+
+    try:
+        with pytest.raises(DBAPIError, match=r"readonly database|read-only transaction"):
+            await database.read(write)
+        assert await database.read(count) == 0
+        # Its connection (units run one after another here share one) is not left read-only.
+        await database.run(write)
+        assert await database.read(count) == 1
+    finally:
+        await database.dispose()
+
+
+async def test_a_read_waits_for_no_writer_even_another_process_holding_the_write_lock(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    # Another process (a CLI command, say) takes the file's write lock and keeps it. Units
+    # that may write wait for it (up to the 30 s busy timeout), but reads do not: they see
+    # the last commit, at once.
+    database = sqlite_database
+
+    def count(session: Session) -> int:
+        return int(session.execute(text("SELECT count(*) FROM notes")).scalar_one())
+
+    await database.run(lambda s: s.execute(text("INSERT INTO notes (n) VALUES (1)")))
+    other = sqlite3.connect(tmp_path / "group.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO notes (n) VALUES (2)")  # not committed: not seen
+        write = asyncio.create_task(
+            database.run(lambda s: s.execute(text("INSERT INTO notes (n) VALUES (3)")))
+        )
+        assert await asyncio.wait_for(database.read(count), 1) == 1
+        await asyncio.sleep(0.2)
+        assert not write.done()  # the lock is really held: the writer waits for it
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 10)
+        assert await asyncio.wait_for(database.read(count), 1) == 3
+    finally:
+        other.close()
+        await database.dispose()
+
+
+async def test_what_get_requests_read_answers_while_another_process_holds_the_write_lock(
+    app: Container, settings: Settings
+) -> None:
+    # The reads behind the API's, the dashboard's and the status page's GETs answer at once;
+    # readiness, which must write, says in bounded time that the database takes no writes.
+    incident, _ = await uc.declare_incident(
+        app.runtime, title="Checkout API down", severity=Severity.P1, by="dana"
+    )
+    assert incident.id is not None
+    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        reads = asyncio.gather(
+            uc.get_incident(app.runtime, incident.id),
+            uc.list_incidents(app.runtime),
+            views.overview(app.runtime),
+            views.incident_timeline(app.runtime, incident.id),
+            read_public_facts(app.runtime),
+        )
+        view, listed, overview, timeline, _ = await asyncio.wait_for(reads, 1)
+        assert view.incident.title == "Checkout API down" and view.upcoming
+        assert [i.id for i in listed] == [incident.id]
+        assert overview.total == 1 and timeline
+        problems = await asyncio.wait_for(app.readiness(), READINESS_WRITE_WAIT + 1)
+        assert "database does not take writes: TimeoutError" in problems
+    finally:
+        other.close()  # its transaction ends: the probe write goes through
+    assert "database does not take writes: TimeoutError" not in await app.readiness()

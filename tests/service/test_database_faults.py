@@ -26,8 +26,8 @@ M = timedelta(minutes=1)
 
 async def _database_fault(app: Container) -> threading.Event:
     """While the returned event is set, every statement on the engine's own SQLite
-    connection is interrupted by SQLite itself (a progress handler): the database is
-    unusable, as with a full disk, until the event is cleared."""
+    connections (the writer's and the reader's) is interrupted by SQLite itself (a progress
+    handler): the database is unusable, as with a full disk, until the event is cleared."""
     failing = threading.Event()
 
     def install(session: Any) -> None:
@@ -35,6 +35,7 @@ async def _database_fault(app: Container) -> threading.Event:
         driver.set_progress_handler(lambda: 1 if failing.is_set() else 0, 1)
 
     await app.database.run(install)
+    await app.database.read(install)
     return failing
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from incident.adapters.database import migrate
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import open_database
 from incident.adapters.database.tables import metadata
 from tests.postgres import postgres_database
 
@@ -59,7 +59,7 @@ def _differences(connection: Connection) -> list[object]:
 
 
 async def _migrated(url: str) -> list[str]:
-    database = Database(url)
+    database = open_database(url)
     try:
         return await database.migrate()
     finally:

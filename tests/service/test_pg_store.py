@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from incident import bootstrap
-from incident.adapters.database.databases import Database, SchemaMismatch
+from incident.adapters.database.databases import SchemaMismatch, open_database
 from incident.adapters.database.leases import SqlLeases
 from incident.adapters.database.migrate import head
 from incident.adapters.database.store import explain_claim
@@ -246,7 +246,7 @@ async def test_replicas_wake_each_other_and_keep_listening_after_the_connection_
 
 
 async def _terminate(url: str, application: str) -> None:
-    database = Database(url)
+    database = open_database(url)
     try:
         killed = await database.run(
             lambda s: s.execute(
@@ -287,7 +287,7 @@ async def test_a_declaration_on_one_replica_wakes_the_others_schedulers(
 
 async def test_replicas_migrating_at_once_do_not_race() -> None:
     async with postgres_database() as url:
-        databases = [Database(url) for _ in range(4)]
+        databases = [open_database(url) for _ in range(4)]
         try:
             done = await asyncio.gather(*(d.migrate() for d in databases))
         finally:
@@ -321,7 +321,7 @@ async def test_a_replica_refuses_a_schema_that_is_behind_and_says_what_to_run(
         assert process.returncode == 2, refused
         assert "schema revision none (empty)" in refused
         assert "incident db upgrade" in refused and "Traceback" not in refused
-        database = Database(url)
+        database = open_database(url)
         try:
             await database.migrate()
         finally:

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from incident.adapters.database.databases import Database
+from incident.adapters.database.databases import open_database
 from incident.config import PROJECT_ROOT
 from tests.postgres import postgres_database
 from tests.vendor_fakes.slack import FakeSlack
@@ -148,7 +148,7 @@ async def database_url() -> AsyncIterator[str]:
 
 
 async def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    database = Database(url)
+    database = open_database(url)
     try:
 
         def read(session: Session) -> list[tuple[Any, ...]]:

@@ -4,6 +4,7 @@ reads, ordering by instants and older rows would disagree."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,9 +14,10 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from incident.adapters.database import store
-from incident.adapters.database.databases import Database
-from incident.adapters.database.sqlite_statements import SqliteStatements
+from incident.adapters.database import sqlite_driver
+from incident.adapters.database import statements as sql
+from incident.adapters.database.databases import open_database
+from incident.adapters.database.sqlite_driver import SqliteDriver
 from incident.adapters.database.store import SqlTransaction
 from incident.adapters.database.tables import (
     AlertGroupRow,
@@ -182,7 +184,7 @@ async def test_rows_written_straight_to_sqlite_equal_those_sqlalchemy_writes(
     stored = {}
     for name, work in (("direct", _through_the_store), ("typed", _through_sqlalchemy_types)):
         path = tmp_path / f"{name}.db"
-        database = Database(f"sqlite:///{path}")
+        database = open_database(f"sqlite:///{path}")
         try:
             await database.migrate()
             await database.run(work)
@@ -193,7 +195,7 @@ async def test_rows_written_straight_to_sqlite_equal_those_sqlalchemy_writes(
     assert stored["direct"] == stored["typed"]
     assert len(stored["direct"]["step_occurrences"]) == 3
     # And the store reads back what it wrote.
-    database = Database(f"sqlite:///{tmp_path / 'direct.db'}")
+    database = open_database(f"sqlite:///{tmp_path / 'direct.db'}")
     try:
 
         def read(session: Session) -> tuple[Incident, list[TimelineEntry]]:
@@ -214,7 +216,7 @@ async def test_rows_written_straight_to_sqlite_equal_those_sqlalchemy_writes(
 async def test_the_database_thread_opens_a_new_connection_after_its_own_breaks(
     tmp_path: Path,
 ) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'broken.db'}")
+    database = open_database(f"sqlite:///{tmp_path / 'broken.db'}")
     try:
         await database.migrate()
 
@@ -237,31 +239,31 @@ async def test_the_database_thread_opens_a_new_connection_after_its_own_breaks(
 def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
     later = ON_THE_SECOND + timedelta(days=1)
     return [
-        ("incident", store._GET_INCIDENT, {"b_id": 1}),
-        ("incident by key", store._INCIDENT_BY_KEY, {"b_key": "group-1"}),
+        ("incident", sql.GET_INCIDENT, {"b_id": 1}),
+        ("incident by key", sql.INCIDENT_BY_IDEMPOTENCY_KEY, {"b_key": "group-1"}),
         (
             "alert group",
-            store._LATEST_ALERT_GROUP,
+            sql.LATEST_ALERT_GROUP,
             {"b_source": "alertmanager", "b_hash": _alert_group(1).key_hash},
         ),
-        ("timeline", store._TIMELINE, {"b_id": 1}),
-        ("occurrences", store._OCCURRENCES, {"b_id": 1}),
-        ("occurrences in", store._OCCURRENCES_IN, {"b_id": 1, "b_states": ["pending", "x"]}),
+        ("timeline", sql.TIMELINE_OF, {"b_id": 1}),
+        ("occurrences", sql.OCCURRENCES_OF, {"b_id": 1}),
+        ("occurrences in", sql.OCCURRENCES_OF_IN_STATES, {"b_id": 1, "b_states": ["pending", "x"]}),
         (
             "occurrences in, a long list",  # beyond what is compiled per length
-            store._OCCURRENCES_IN,
+            sql.OCCURRENCES_OF_IN_STATES,
             {"b_id": 1, "b_states": ["pending", *(f"s{n}" for n in range(20))]},
         ),
-        ("next run", store._NEXT_RUN_AT, {}),
-        ("next run of", store._NEXT_RUN_AT_OF, {"b_actions": ["page"]}),
+        ("next run", sql.SQLITE.next_run_at, {}),
+        ("next run of", sql.SQLITE.next_run_at_of, {"b_actions": ["page"]}),
         (
             "claim",
-            store._CLAIM,
+            sql.SQLITE.claim,
             {"b_now": later, "b_limit": 2, "b_owner": "me", "b_lease": later},
         ),
         (
             "finish",
-            store._FINISH_OCCURRENCE,
+            sql.FINISH_OCCURRENCE,
             {
                 "b_id": 2,
                 "b_now": later,
@@ -271,7 +273,39 @@ def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
                 "outcome": "sent ✓",
             },
         ),
-        ("save incident", store._UPDATE_INCIDENT, {"b_id": 1, "components": {}, "rca_due_at": AT}),
+        ("save incident", sql.UPDATE_INCIDENT, {"b_id": 1, "components": {}, "rca_due_at": AT}),
+        (
+            "claim of actions",
+            sql.SQLITE.claim_actions,
+            {
+                "b_now": later,
+                "b_limit": 5,
+                "b_owner": "pages",
+                "b_lease": later,
+                "b_actions": ["notify", "page"],
+            },
+        ),
+        ("by war room", sql.INCIDENTS_BY_WAR_ROOM, {"b_rooms": ["C1", "#nowhere"]}),
+        ("public incidents", sql.PUBLIC_INCIDENTS, {"b_since": AT - timedelta(days=90)}),
+        ("public entries", sql.PUBLIC_ENTRIES, {"b_since": AT - timedelta(days=90)}),
+        ("session revoked", sql.SESSION_REVOKED, {"b_nonce": "n" * 64}),
+        (
+            "save alert group",
+            sql.UPDATE_ALERT_GROUP,
+            {
+                "b_source": "alertmanager",
+                "b_hash": _alert_group(1).key_hash,
+                "b_generation": 2,
+                "alerts": {"f2": {"state": "resolved"}},
+                "firing": False,
+                "updated_at": later,
+            },
+        ),
+        (
+            "alert group saved",
+            sql.LATEST_ALERT_GROUP,
+            {"b_source": "alertmanager", "b_hash": _alert_group(1).key_hash},
+        ),
     ]
 
 
@@ -279,11 +313,11 @@ async def test_statements_run_on_the_driver_answer_and_write_as_sqlalchemy_does(
     tmp_path: Path,
 ) -> None:
     """Each prebuilt statement the store runs on SQLite, in turn on two copies of one
-    database: through sqlite_statements.py on one, through SQLAlchemy on the other."""
+    database: through sqlite_driver.py on one, through SQLAlchemy on the other."""
     answers: dict[str, list[list[tuple[Any, ...]]]] = {}
     for name in ("direct", "typed"):
         path = tmp_path / f"{name}.db"
-        database = Database(f"sqlite:///{path}")
+        database = open_database(f"sqlite:///{path}")
         try:
             await database.migrate()
             await database.run(_through_the_store)
@@ -293,7 +327,7 @@ async def test_statements_run_on_the_driver_answer_and_write_as_sqlalchemy_does(
                 results = []
                 for _, statement, params in _statements_and_params():
                     if name == "direct":
-                        rows = SqliteStatements().rows(connection, statement, params)
+                        rows = SqliteDriver(connection).rows(statement, params)
                     else:
                         result = connection.execute(statement, params)
                         rows = list(result) if result.returns_rows else []
@@ -312,3 +346,20 @@ async def test_statements_run_on_the_driver_answer_and_write_as_sqlalchemy_does(
     claimed = answers["direct"][labels.index("claim")]
     assert len(claimed) == 2 and all(row[0] for row in claimed)  # it did claim something
     assert answers["direct stored"] == answers["typed stored"]
+
+
+def test_the_driver_path_uses_only_public_sqlalchemy_api() -> None:
+    """sqlite_driver.py leans on SQLAlchemy's compiler, and `sqlalchemy` has no upper bound
+    in pyproject.toml: private attributes (`_result_columns`, `_cached_bind_processor` ...)
+    change between releases without notice, so only public ones may be used there. (That
+    what they give equals SQLAlchemy's own results is what the tests above check.)"""
+    tree = ast.parse(Path(sqlite_driver.__file__).read_text(encoding="utf-8"))
+    private = sorted(
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    )
+    assert private == [], f"sqlite_driver.py uses private attributes: {private}"

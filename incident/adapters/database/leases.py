@@ -4,31 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from incident.adapters.database.databases import Database
-from incident.adapters.database.tables import OccurrenceState, StepOccurrenceRow, UTCDateTime
-
-_O: Table = StepOccurrenceRow.__table__  # type: ignore[attr-defined]
-_AT = UTCDateTime()
-
-# A running occurrence's run_at is its lease expiry (that is how an expired one comes due
-# again): both move together. Only rows still running under this owner are renewed.
-_RENEW: Any = (
-    update(_O)
-    .where(
-        _O.c.id.in_(bindparam("b_ids", expanding=True)),
-        _O.c.state == OccurrenceState.RUNNING,
-        _O.c.lease_owner == bindparam("b_owner"),
-    )
-    .values(
-        lease_expires_at=bindparam("b_until", type_=_AT), run_at=bindparam("b_until", type_=_AT)
-    )
-    .returning(_O.c.id)
-)
+from incident.adapters.database.statements import RENEW_LEASES
 
 
 class SqlLeases:
@@ -46,7 +26,7 @@ class SqlLeases:
 
         def work(session: Session) -> set[int]:
             rows = session.connection().execute(
-                _RENEW, {"b_ids": ids, "b_owner": owner, "b_until": until}
+                RENEW_LEASES, {"b_ids": ids, "b_owner": owner, "b_until": until}
             )
             return {int(row[0]) for row in rows}
 

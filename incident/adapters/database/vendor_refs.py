@@ -6,49 +6,38 @@ creating it again. `remember` keeps the first id stored for a (incident, vendor,
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from incident.adapters.database import statements as sql
 from incident.adapters.database.databases import Database
-from incident.adapters.database.tables import VendorRefRow
 from incident.clock import Clock
-
-_T = VendorRefRow.__table__  # type: ignore[attr-defined]
 
 
 class VendorRefs:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
         self._clock = clock
+        self._remember = sql.for_dialect(database.dialect).remember_vendor_ref
 
     async def find(self, incident_id: int, vendor: str, name: str) -> str | None:
-        statement = select(_T.c.external_id).where(
-            _T.c.incident_id == incident_id, _T.c.vendor == vendor, _T.c.name == name
-        )
+        params = {"b_incident": incident_id, "b_vendor": vendor, "b_name": name}
 
         def read(session: Session) -> str | None:
-            value = session.execute(statement).scalar_one_or_none()
+            value = session.execute(sql.VENDOR_REF, params).scalar_one_or_none()
             return str(value) if value is not None else None
 
-        return await self._database.run(read)
+        return await self._database.read(read)
 
     async def remember(self, incident_id: int, vendor: str, name: str, external_id: str) -> str:
         """Store the id unless one is already stored; return the stored one."""
-        insert = sqlite_insert if self._database.is_sqlite else postgres_insert
-        statement = (
-            insert(_T)
-            .values(
-                incident_id=incident_id,
-                vendor=vendor,
-                name=name,
-                external_id=external_id,
-                created_at=self._clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["incident_id", "vendor", "name"])
-        )
-        await self._database.run(lambda session: session.execute(statement))
+        row = {
+            "incident_id": incident_id,
+            "vendor": vendor,
+            "name": name,
+            "external_id": external_id,
+            "created_at": self._clock.now(),
+        }
+        await self._database.run(lambda session: session.execute(self._remember, row))
         stored = await self.find(incident_id, vendor, name)
         assert stored is not None
         return stored

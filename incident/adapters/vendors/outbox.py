@@ -260,7 +260,7 @@ class Outbox:
             query = query.where(col(OutboxRow.incident_id) == incident_id)
         if limit is not None:
             query = query.limit(limit)
-        rows = await self._database.run(lambda session: list(session.scalars(query))[::-1])
+        rows = await self._database.read(lambda session: list(session.scalars(query))[::-1])
         return [
             OutboxMessage(
                 idempotency_key=r.idempotency_key,

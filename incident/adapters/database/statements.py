@@ -1,0 +1,505 @@
+"""Every prebuilt SQL statement of the store, leases and vendor references, named, in one place.
+
+Statements are built once, at import: building and cache-keying a statement costs more
+than running it on SQLite, and a fired step runs about ten of them (bench/README.md).
+Parameters that would collide with a column name in `.values(...)` are named `b_...`.
+
+Most statements are the same on both databases. Those whose SQL differs (claims, row locks,
+the next due time, inserts that skip duplicates) are in one `DialectStatements` per
+database, `SQLITE` and `POSTGRES`, which a transaction picks once (`for_dialect`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Table,
+    Text,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Executable
+
+from incident.adapters.database.tables import (
+    AlertGroupRow,
+    FollowUpRow,
+    IncidentRow,
+    MaintenanceRow,
+    MaintenanceUpdateRow,
+    OccurrenceState,
+    ProbeRow,
+    RevokedSessionRow,
+    SeenRequestRow,
+    StepOccurrenceRow,
+    TimelineRow,
+    UTCDateTime,
+    VendorRefRow,
+)
+
+# --- the tables ------------------------------------------------------------------------------
+# SQLModel declares `__table__` only at run time.
+incidents: Table = IncidentRow.__table__  # type: ignore[attr-defined]
+occurrences: Table = StepOccurrenceRow.__table__  # type: ignore[attr-defined]
+timeline: Table = TimelineRow.__table__  # type: ignore[attr-defined]
+alert_groups: Table = AlertGroupRow.__table__  # type: ignore[attr-defined]
+follow_ups: Table = FollowUpRow.__table__  # type: ignore[attr-defined]
+maintenances: Table = MaintenanceRow.__table__  # type: ignore[attr-defined]
+maintenance_updates: Table = MaintenanceUpdateRow.__table__  # type: ignore[attr-defined]
+probes: Table = ProbeRow.__table__  # type: ignore[attr-defined]
+seen_requests: Table = SeenRequestRow.__table__  # type: ignore[attr-defined]
+revoked_sessions: Table = RevokedSessionRow.__table__  # type: ignore[attr-defined]
+vendor_refs: Table = VendorRefRow.__table__  # type: ignore[attr-defined]
+
+INSTANT = UTCDateTime()  # the type of a bound instant that no column gives its type to
+
+
+@dataclass(frozen=True, eq=False)  # compared (and cached) by identity, like statements
+class InsertInto:
+    """An INSERT of whole rows into `table` (`columns`: the ones rows give; by default all
+    but the id). On SQLite it goes straight to the driver (sqlite_driver.py), elsewhere
+    through SQLAlchemy as `statement`, or `returning_id` when the new id is wanted."""
+
+    table: Table
+    columns: tuple[str, ...] = ()
+    statement: Any = field(init=False)
+    returning_id: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            names = tuple(c.name for c in self.table.columns if c.name != "id")
+            object.__setattr__(self, "columns", names)
+        object.__setattr__(self, "statement", insert(self.table))
+        object.__setattr__(self, "returning_id", insert(self.table).returning(self.table.c.id))
+
+
+# --- incidents -------------------------------------------------------------------------------
+
+INSERT_INCIDENT = InsertInto(incidents)
+GET_INCIDENT = select(incidents).where(incidents.c.id == bindparam("b_id"))
+INCIDENT_BY_IDEMPOTENCY_KEY = select(incidents).where(
+    incidents.c.idempotency_key == bindparam("b_key")
+)
+INCIDENTS_BY_WAR_ROOM = (
+    select(incidents)
+    .where(incidents.c.war_room.in_(bindparam("b_rooms", expanding=True)))
+    .order_by(incidents.c.id.desc())
+)
+UPDATE_INCIDENT = update(incidents).where(incidents.c.id == bindparam("b_id"))
+# Filtered, searched and paged for each call (store.py `list_incidents`).
+INCIDENTS_NEWEST_FIRST = select(incidents).order_by(incidents.c.id.desc())
+
+# --- the commander's overview ----------------------------------------------------------------
+# Open incidents counted by severity, and one page of them, P1 first, the unacknowledged
+# first, then the longest-running; the steps they have coming, in one read.
+
+_OPEN = incidents.c.status.in_(["investigating", "identified", "monitoring"])
+OPEN_COUNTS = (
+    select(
+        incidents.c.severity,
+        func.count().label("total"),
+        func.count().filter(incidents.c.acknowledged_at.is_(None)).label("unacknowledged"),
+    )
+    .where(_OPEN)
+    .group_by(incidents.c.severity)
+)
+OPEN_INCIDENTS_PAGE = (
+    select(incidents)
+    .where(_OPEN)
+    .order_by(
+        incidents.c.severity,
+        incidents.c.acknowledged_at.is_not(None),
+        incidents.c.declared_at,
+        incidents.c.id,
+    )
+    .limit(bindparam("b_limit"))
+    .offset(bindparam("b_offset"))
+)
+UPCOMING_OF = (
+    select(occurrences)
+    .where(
+        occurrences.c.incident_id.in_(bindparam("b_ids", expanding=True)),
+        occurrences.c.state.in_(["pending", "running", "held"]),
+    )
+    .order_by(occurrences.c.incident_id, occurrences.c.run_at, occurrences.c.id)
+)
+# Every change an incident's page or the overview shows writes a timeline entry (a state
+# change, a step done, moved, held or retried): the newest entry's id versions them all.
+CHANGE_VERSION = select(func.max(timeline.c.id))
+
+# --- timeline --------------------------------------------------------------------------------
+
+INSERT_TIMELINE = InsertInto(timeline)
+TIMELINE_OF = (
+    select(timeline)
+    .where(timeline.c.incident_id == bindparam("b_id"))
+    .order_by(timeline.c.at, timeline.c.id)
+)
+
+# --- what the public status page reads -------------------------------------------------------
+# On the page: incidents with anything public, open or resolved (or cancelled) in the last
+# 90 days.
+
+_ON_THE_PAGE = (
+    (incidents.c.cancelled_at.is_(None) & incidents.c.resolved_at.is_(None))
+    | (incidents.c.resolved_at >= bindparam("b_since", type_=INSTANT))
+    | (incidents.c.cancelled_at >= bindparam("b_since", type_=INSTANT))
+)
+PUBLIC_INCIDENTS = (
+    select(incidents)
+    .where(
+        incidents.c.id.in_(select(timeline.c.incident_id).where(timeline.c.public.is_(True))),
+        _ON_THE_PAGE,
+    )
+    .order_by(incidents.c.declared_at.desc(), incidents.c.id.desc())
+)
+# Selected by the same condition, not by a list of ids: an alert storm puts hundreds of
+# incidents on the page, too many for a statement to list.
+PUBLIC_ENTRIES = (
+    select(timeline)
+    .where(
+        timeline.c.public.is_(True),
+        timeline.c.incident_id.in_(select(incidents.c.id).where(_ON_THE_PAGE)),
+    )
+    .order_by(timeline.c.at, timeline.c.id)
+)
+
+# --- maintenance windows ---------------------------------------------------------------------
+
+INSERT_MAINTENANCE = insert(maintenances).returning(maintenances.c.id)
+GET_MAINTENANCE = select(maintenances).where(maintenances.c.id == bindparam("b_id"))
+UPDATE_MAINTENANCE = update(maintenances).where(maintenances.c.id == bindparam("b_id"))
+MAINTENANCES_ENDING_SINCE = (
+    select(maintenances)
+    .where(maintenances.c.scheduled_until >= bindparam("b_since", type_=INSTANT))
+    .order_by(maintenances.c.scheduled_for, maintenances.c.id)
+)
+INSERT_MAINTENANCE_UPDATE = insert(maintenance_updates)
+MAINTENANCE_UPDATES_OF = (
+    select(maintenance_updates)
+    .where(maintenance_updates.c.maintenance_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(maintenance_updates.c.at, maintenance_updates.c.id)
+)
+
+# --- step occurrences ------------------------------------------------------------------------
+
+# A running occurrence's run_at is its lease expiry, so the rows whose owner died holding
+# them come due again, and are claimed like pending ones.
+ACTIVE_STATES = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
+
+# The columns a new occurrence sets; the rest start NULL.
+INSERT_OCCURRENCE = InsertInto(
+    occurrences,
+    (
+        "incident_id",
+        "step_id",
+        "occurrence",
+        "action",
+        "target",
+        "due_at",
+        "run_at",
+        "state",
+        "attempts",
+    ),
+)
+OCCURRENCES_OF = (
+    select(occurrences)
+    .where(occurrences.c.incident_id == bindparam("b_id"))
+    .order_by(occurrences.c.run_at, occurrences.c.id)
+)
+OCCURRENCES_OF_IN_STATES = OCCURRENCES_OF.where(
+    occurrences.c.state.in_(bindparam("b_states", expanding=True))
+)
+GET_OCCURRENCE = select(occurrences).where(occurrences.c.id == bindparam("b_id"))
+UPDATE_OCCURRENCE = update(occurrences).where(occurrences.c.id == bindparam("b_id"))
+FINISH_OCCURRENCE = UPDATE_OCCURRENCE.values(
+    started_at=func.coalesce(occurrences.c.started_at, bindparam("b_now", type_=INSTANT)),
+    last_error=func.coalesce(bindparam("b_error", type_=Text()), occurrences.c.last_error),
+    lease_owner=None,
+    lease_expires_at=None,
+)
+# Narrowed to an owner or to some rows for each call (store.py `release_claims`).
+RELEASE_CLAIMS = (
+    update(occurrences)
+    .where(occurrences.c.state == OccurrenceState.RUNNING)
+    .values(
+        state=OccurrenceState.PENDING,
+        lease_owner=None,
+        lease_expires_at=None,
+        run_at=func.coalesce(occurrences.c.not_before, occurrences.c.due_at),
+    )
+)
+# A running occurrence's run_at is its lease expiry (that is how an expired one comes due
+# again): both move together. Only rows still running under this owner are renewed.
+RENEW_LEASES = (
+    update(occurrences)
+    .where(
+        occurrences.c.id.in_(bindparam("b_ids", expanding=True)),
+        occurrences.c.state == OccurrenceState.RUNNING,
+        occurrences.c.lease_owner == bindparam("b_owner"),
+    )
+    .values(
+        lease_expires_at=bindparam("b_until", type_=INSTANT),
+        run_at=bindparam("b_until", type_=INSTANT),
+    )
+    .returning(occurrences.c.id)
+)
+
+# --- alert groups ----------------------------------------------------------------------------
+
+INSERT_ALERT_GROUP = InsertInto(alert_groups)
+# The group's latest generation joined to its incident: one statement, and on PostgreSQL
+# one lock for both rows.
+LATEST_ALERT_GROUP = (
+    select(
+        incidents,
+        alert_groups.c.group_key.label("g_group_key"),
+        alert_groups.c.generation.label("g_generation"),
+        alert_groups.c.alerts.label("g_alerts"),
+        alert_groups.c.firing.label("g_firing"),
+        alert_groups.c.created_at.label("g_created_at"),
+        alert_groups.c.updated_at.label("g_updated_at"),
+    )
+    .join(incidents, incidents.c.id == alert_groups.c.incident_id)
+    .where(
+        alert_groups.c.source == bindparam("b_source"),
+        alert_groups.c.key_hash == bindparam("b_hash"),
+    )
+    .order_by(alert_groups.c.generation.desc())
+    .limit(1)
+)
+UPDATE_ALERT_GROUP = update(alert_groups).where(
+    alert_groups.c.source == bindparam("b_source"),
+    alert_groups.c.key_hash == bindparam("b_hash"),
+    alert_groups.c.generation == bindparam("b_generation"),
+)
+MOVE_ALERT_GROUPS = (
+    update(alert_groups)
+    .where(alert_groups.c.incident_id == bindparam("b_from"))
+    .values(incident_id=bindparam("b_to"))
+)
+
+# --- follow-up action items ------------------------------------------------------------------
+
+INSERT_FOLLOW_UP = insert(follow_ups).returning(follow_ups.c.id)
+GET_FOLLOW_UP = select(follow_ups).where(follow_ups.c.id == bindparam("b_id"))
+UPDATE_FOLLOW_UP = update(follow_ups).where(follow_ups.c.id == bindparam("b_id"))
+FOLLOW_UPS_OF = (
+    select(follow_ups)
+    .where(follow_ups.c.incident_id == bindparam("b_id"))
+    .order_by(follow_ups.c.id)
+)
+
+# --- replayed requests, ended sessions, readiness probes -------------------------------------
+
+FORGET_SEEN_REQUESTS = delete(seen_requests).where(
+    seen_requests.c.at < bindparam("b_before", type_=INSTANT)
+)
+FORGET_EXPIRED_SESSIONS = delete(revoked_sessions).where(
+    revoked_sessions.c.expires_at <= bindparam("b_now", type_=INSTANT)
+)
+SESSION_REVOKED = select(revoked_sessions.c.nonce).where(
+    revoked_sessions.c.nonce == bindparam("b_nonce")
+)
+UPDATE_PROBE = update(probes).where(probes.c.name == bindparam("b_name"))
+INSERT_PROBE = insert(probes)
+
+# --- vendor references -----------------------------------------------------------------------
+
+VENDOR_REF = select(vendor_refs.c.external_id).where(
+    vendor_refs.c.incident_id == bindparam("b_incident"),
+    vendor_refs.c.vendor == bindparam("b_vendor"),
+    vendor_refs.c.name == bindparam("b_name"),
+)
+
+
+# --- what differs by database ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialectStatements:
+    """The statements whose SQL differs by database, for one database."""
+
+    # Claim up to b_limit runnable occurrences, oldest run_at first, for b_owner until
+    # b_lease (`claim_actions`: only of the actions b_actions). Returns the claimed rows.
+    claim: Executable
+    claim_actions: Executable
+    # A row by id, locked until the transaction ends where rows can be locked (SQLite locks
+    # the whole database for its one writer: the plain read).
+    incident_for_update: Executable
+    latest_alert_group_for_update: Executable
+    maintenance_for_update: Executable
+    # The earliest run_at of an active occurrence (`next_run_at_of`: of b_actions).
+    next_run_at: Executable
+    next_run_at_of: Executable
+    # Inserts that do nothing when the row's key is there already.
+    remember_seen_request: Executable
+    revoke_session: Executable
+    remember_vendor_ref: Executable
+
+
+def _claim_update(ids: Any) -> Any:
+    """Claim the occurrences of `ids` (a scalar subquery): running under b_owner until
+    b_lease, their lease expiry doubling as their run_at."""
+    lease = bindparam("b_lease", type_=INSTANT)
+    return (
+        update(occurrences)
+        .where(occurrences.c.id.in_(ids))
+        .values(
+            state=OccurrenceState.RUNNING,
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=lease,
+            run_at=lease,
+            started_at=bindparam("b_now", type_=INSTANT),
+            attempts=occurrences.c.attempts + 1,
+        )
+        .returning(*occurrences.c)
+    )
+
+
+def _claimable_on_sqlite(*, by_action: bool) -> Any:
+    """The ids a SQLite claim takes: the oldest runnable ones, at most b_limit. One
+    writer at a time, so nothing to skip and nobody to wait for."""
+    candidates = (
+        select(occurrences.c.id)
+        .where(
+            occurrences.c.state.in_(ACTIVE_STATES),
+            occurrences.c.run_at <= bindparam("b_now", type_=INSTANT),
+        )
+        .order_by(occurrences.c.run_at, occurrences.c.id)
+        .limit(bindparam("b_limit"))
+    )
+    if by_action:
+        candidates = candidates.where(
+            occurrences.c.action.in_(bindparam("b_actions", expanding=True))
+        )
+    return candidates.scalar_subquery()
+
+
+# pg_try_advisory_xact_lock(CLAIM_LOCK, incident id): one claim at a time per incident.
+CLAIM_LOCK = 0x636C616D  # "clam"
+
+
+def _claimable_on_postgres(*, by_action: bool) -> Any:
+    """The ids a PostgreSQL claim takes: the oldest runnable ones, at most b_limit.
+
+    - `FOR UPDATE SKIP LOCKED`: replicas claiming at the same moment take different rows,
+      and none waits for another.
+    - One ordered range of the (state, run_at) index per state, pending and running (an
+      expired lease), merged: `state IN (...)` would make PostgreSQL sort every runnable row
+      before taking the first ones, which grows with the backlog; this stays flat.
+    - One replica at a time per incident (main lane): a row is skipped while another owner
+      holds a live lease on a row of the same incident, and the claim takes the incident's
+      advisory lock (for its transaction; only for the few rows it has locked, so other
+      replicas claiming meanwhile still find the rest) so two replicas claiming at once
+      cannot both take rows of it. An incident's steps then run in due order, each checked
+      against what the one before changed, as on one process. The urgent lane
+      (`by_action`, pages) is not held back by another replica's slow step: its steps are
+      pages, which are idempotent per incident and tier.
+    """
+    now = bindparam("b_now", type_=INSTANT)
+    branches = []
+    for state in (OccurrenceState.RUNNING, OccurrenceState.PENDING):
+        row = occurrences.alias(f"due_{state}")
+        query = select(row.c.id, row.c.run_at, row.c.incident_id).where(
+            row.c.state == state, row.c.run_at <= now
+        )
+        if by_action:
+            query = query.where(row.c.action.in_(bindparam("b_actions", expanding=True)))
+        else:
+            busy = occurrences.alias(f"busy_{state}")
+            query = query.where(
+                ~exists().where(
+                    busy.c.incident_id == row.c.incident_id,
+                    busy.c.state == OccurrenceState.RUNNING,
+                    busy.c.lease_owner != bindparam("b_owner"),
+                    busy.c.run_at > now,
+                ),
+            )
+        query = (
+            query.order_by(row.c.run_at, row.c.id)
+            .limit(bindparam("b_limit"))
+            .with_for_update(skip_locked=True, of=row)
+        )
+        branches.append(query.cte(f"claim_{state}"))
+    running, pending = branches
+    merged = union_all(select(running), select(pending)).subquery("runnable")
+    chosen = select(merged.c.id).order_by(merged.c.run_at, merged.c.id).limit(bindparam("b_limit"))
+    if not by_action:
+        chosen = chosen.where(func.pg_try_advisory_xact_lock(CLAIM_LOCK, merged.c.incident_id))
+    return chosen.scalar_subquery()
+
+
+def _next_run_at_on_postgres(*, by_action: bool) -> Any:
+    """The earliest of each active state's first index entry: min() over `state IN (...)`
+    would read every active row on PostgreSQL."""
+    firsts = []
+    for state in ACTIVE_STATES:
+        first = select(func.min(occurrences.c.run_at)).where(occurrences.c.state == state)
+        if by_action:
+            first = first.where(occurrences.c.action.in_(bindparam("b_actions", expanding=True)))
+        firsts.append(first.scalar_subquery())
+    return select(func.least(*firsts, type_=INSTANT))
+
+
+_NEXT_RUN_AT = select(func.min(occurrences.c.run_at, type_=INSTANT)).where(
+    occurrences.c.state.in_(ACTIVE_STATES)
+)
+_SEEN_REQUEST_KEY = ["key"]
+_REVOKED_SESSION_KEY = ["nonce"]
+_VENDOR_REF_KEY = ["incident_id", "vendor", "name"]
+
+SQLITE = DialectStatements(
+    claim=_claim_update(_claimable_on_sqlite(by_action=False)),
+    claim_actions=_claim_update(_claimable_on_sqlite(by_action=True)),
+    incident_for_update=GET_INCIDENT,
+    latest_alert_group_for_update=LATEST_ALERT_GROUP,
+    maintenance_for_update=GET_MAINTENANCE,
+    next_run_at=_NEXT_RUN_AT,
+    next_run_at_of=_NEXT_RUN_AT.where(
+        occurrences.c.action.in_(bindparam("b_actions", expanding=True))
+    ),
+    remember_seen_request=sqlite.insert(seen_requests).on_conflict_do_nothing(
+        index_elements=_SEEN_REQUEST_KEY
+    ),
+    revoke_session=sqlite.insert(revoked_sessions).on_conflict_do_nothing(
+        index_elements=_REVOKED_SESSION_KEY
+    ),
+    remember_vendor_ref=sqlite.insert(vendor_refs).on_conflict_do_nothing(
+        index_elements=_VENDOR_REF_KEY
+    ),
+)
+
+POSTGRES = DialectStatements(
+    claim=_claim_update(_claimable_on_postgres(by_action=False)),
+    claim_actions=_claim_update(_claimable_on_postgres(by_action=True)),
+    incident_for_update=GET_INCIDENT.with_for_update(),
+    latest_alert_group_for_update=LATEST_ALERT_GROUP.with_for_update(),
+    maintenance_for_update=GET_MAINTENANCE.with_for_update(),
+    next_run_at=_next_run_at_on_postgres(by_action=False),
+    next_run_at_of=_next_run_at_on_postgres(by_action=True),
+    remember_seen_request=postgresql.insert(seen_requests).on_conflict_do_nothing(
+        index_elements=_SEEN_REQUEST_KEY
+    ),
+    revoke_session=postgresql.insert(revoked_sessions).on_conflict_do_nothing(
+        index_elements=_REVOKED_SESSION_KEY
+    ),
+    remember_vendor_ref=postgresql.insert(vendor_refs).on_conflict_do_nothing(
+        index_elements=_VENDOR_REF_KEY
+    ),
+)
+
+_BY_DIALECT = {"sqlite": SQLITE, "postgresql": POSTGRES}
+
+
+def for_dialect(name: str) -> DialectStatements:
+    """The statements of the database SQLAlchemy calls `name` ("sqlite", "postgresql")."""
+    return _BY_DIALECT[name]
