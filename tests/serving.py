@@ -11,15 +11,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
-from incident.clock import FakeClock
+from incident.clock import Clock, FakeClock
 from incident.config import Settings
 from incident.testing import RecordingEffects
 from incident.web.app import Builder, create_app
 from incident.web.metrics import Metrics
 
 
-def builder(clock: FakeClock, vendor: RecordingEffects) -> Builder:
-    """How `create_app` wires the engine for a test: this clock, these vendors."""
+def builder(clock: Clock, vendor: RecordingEffects) -> Builder:
+    """How `create_app` wires the engine for a test: this clock (fake, or the system's for
+    a test against a real outside program), these vendors."""
 
     async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
         return await bootstrap.build(

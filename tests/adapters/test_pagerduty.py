@@ -20,17 +20,11 @@ import trustme
 from incident.adapters.database.databases import Database, open_database
 from incident.adapters.database.tables import IncidentRow
 from incident.adapters.database.vendor_refs import VendorRefs
-from incident.adapters.vendors.pagerduty import (
-    OnCall,
-    PagerDutyPager,
-    VendorRejected,
-    VendorUnavailable,
-    events_client,
-    rest_client,
-)
+from incident.adapters.vendors.pagerduty import PagerDutyPager, events_client, rest_client
 from incident.adapters.vendors.retries import RetryBudget
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity
+from incident.services.ports import OnCall, VendorRejected, VendorUnavailable
 from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift
 
 ROUTING_KEY = "R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y32"

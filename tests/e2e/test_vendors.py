@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -353,11 +353,12 @@ async def test_a_crash_between_a_vendor_call_and_marking_it_done_doubles_nothing
             slack.slow(1, seconds=5, method="conversations.create", took_effect=True)
         else:
             statuspage.slow_next(1, delay=5, method="POST", process=True)
-        taken = {
+        took_effect: dict[str, Callable[[], bool]] = {
             "pagerduty": lambda: bool(pagerduty.all_alerts()),
             "slack": lambda: bool(slack.created_by_bot()),
             "statuspage": lambda: bool(statuspage.incidents),
-        }[vendor]
+        }
+        taken = took_effect[vendor]
         tick = asyncio.create_task(app.scheduler.tick(clock.now()))
         for _ in range(300):
             if taken():
@@ -381,7 +382,7 @@ async def test_a_crash_between_a_vendor_call_and_marking_it_done_doubles_nothing
         assert len(pagerduty.all_alerts()) == 1
         assert len(statuspage.incidents) == 1
         assert len(slack.created_by_bot()) == 1
-        for channel in slack.channels.values():
-            keys = [m["metadata"]["event_payload"]["key"] for m in channel.posts()]
-            assert len(keys) == len(set(keys)), (channel.name, keys)
+        for room in slack.channels.values():
+            keys = [m["metadata"]["event_payload"]["key"] for m in room.posts()]
+            assert len(keys) == len(set(keys)), (room.name, keys)
         assert pagerduty.rejected == [] and slack.rejected == [] and statuspage.invalid == []

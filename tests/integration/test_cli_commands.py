@@ -61,7 +61,7 @@ def as_json(served: Served, *args: str, token: str = RESPONDER) -> Any:
     return json.loads(ok(served, *args, "--json", token=token))
 
 
-def refused(served: Served, *args: str, token: str = RESPONDER, code: int = 1) -> str:
+def refused(served: Served, *args: str, token: str | None = RESPONDER, code: int = 1) -> str:
     result = cli(served, *args, token=token)
     assert result.returncode == code, (args, result.stdout, result.stderr)
     return result.stderr

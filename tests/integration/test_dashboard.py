@@ -798,7 +798,7 @@ async def held_step(client: Client, incident_id: int) -> dict[str, Any]:
     """The held step of a security incident, once the scheduler has held it."""
     for _ in range(250):
         upcoming = (await detail(client, incident_id))["upcoming"]
-        held = [u for u in upcoming if u["state"] == "held"]
+        held: list[dict[str, Any]] = [u for u in upcoming if u["state"] == "held"]
         if held:
             return held[0]
         await asyncio.sleep(0.02)

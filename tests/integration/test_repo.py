@@ -1,12 +1,75 @@
-"""The README's two commands are the ones CI and people actually run."""
+"""The README's two commands are the ones CI and people actually run, through tasks.py."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import tomllib
+
 from incident.config import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
+TASKS = PROJECT_ROOT / "tasks.py"
+
+
+def run_tasks(*args: str) -> subprocess.CompletedProcess[str]:
+    # -S: without site-packages, as on a fresh machine before anything is installed; -I:
+    # nothing from the environment or the current directory.
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(TASKS), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def listed_tasks() -> set[str]:
+    result = run_tasks()
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r"^  (\S+)  ", result.stdout, flags=re.MULTILINE))
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = README.read_text()
     ci = (PROJECT_ROOT / ".ci" / "run").read_text()
-    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
-    assert command.replace(" -q", "") in readme.replace(" -q", "")
+    commands = [line for line in ci.splitlines() if line.startswith("python3 tasks.py")]
+    assert commands == ["python3 tasks.py test"]
+    assert f"```sh\n{commands[0]}\n```" in readme
+
+
+def test_the_readme_commands_name_tasks_that_exist_with_the_standard_library_alone() -> None:
+    readme = README.read_text()
+    tasks = listed_tasks()
+    assert {"setup", "serve", "test", "lint", "typecheck", "bench"} <= tasks
+    assert "```sh\npython3 tasks.py serve\n```" in readme
+    mentioned = set(re.findall(r"python3 tasks\.py ([a-z-]+)", readme))
+    assert {"serve", "test"} <= mentioned <= tasks
+    # The Tasks paragraph names every task, each as the head of a list item.
+    paragraph = readme.split("\n### Tasks\n", 1)[1].split("\n## ", 1)[0]
+    heads = set(re.findall(r"^- `([a-z-]+)", paragraph, flags=re.MULTILINE))
+    assert heads | {"format"} == tasks  # format shares lint's item
+
+
+def test_an_unknown_task_is_refused_with_the_list() -> None:
+    result = run_tasks("tset")
+    assert result.returncode == 2
+    assert "no task 'tset'" in result.stderr and "  test  " in result.stderr
+
+
+def test_bench_lists_every_benchmark_without_installing_anything() -> None:
+    result = run_tasks("bench")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines()[:-2] if line}
+    assert listed == {path.stem for path in (PROJECT_ROOT / "bench").glob("*.py")}
+    unknown = run_tasks("bench", "nope")
+    assert unknown.returncode == 2 and "no benchmark 'nope'" in unknown.stderr
+
+
+def test_the_readme_states_the_per_test_time_limit_pyproject_sets() -> None:
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    pytest_options = pyproject["tool"]["pytest"]["ini_options"]
+    assert pytest_options["xfail_strict"] is True
+    assert "--strict-config" in pytest_options["addopts"].split()
+    assert f"time limit ({pytest_options['timeout']} s unless" in README.read_text()

@@ -28,7 +28,7 @@ def test_serve_starts_on_sqlite_is_ready_and_stops_cleanly(tmp_path: Path) -> No
     )
     try:
         deadline = time.monotonic() + 30
-        status, body = 0, {}
+        status, body = 0, dict[str, object]()
         while time.monotonic() < deadline:
             try:
                 status, body = get(f"http://127.0.0.1:{port}/readyz")

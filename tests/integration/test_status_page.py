@@ -241,8 +241,9 @@ async def test_every_document_has_statuspages_v2_shape(client: Client, clock: Fa
         # The same documents below the page's own address, as widgets derive them. (The
         # playbook's steps still run meanwhile: compare two reads of one snapshot.)
         async def alike(name: str = name) -> bool:
-            here = await get_json(client, f"/api/v2/{name}")
-            return here == await get_json(client, f"/status/api/v2/{name}")
+            here: object = await get_json(client, f"/api/v2/{name}")
+            there: object = await get_json(client, f"/status/api/v2/{name}")
+            return here == there
 
         await eventually(alike)
 
@@ -763,7 +764,7 @@ async def test_while_pages_go_out_the_page_is_rebuilt_at_most_every_storm_interv
     shot.storm_interval = 0.4
     counts = []
     for storm in (True, False):
-        shot.storm = lambda storm=storm: storm  # type: ignore[misc]
+        shot.storm = lambda storm=storm: storm
         await settled(client)
         before = shot.rebuilds
         for _ in range(20):

@@ -88,6 +88,7 @@ async def client(
     )
 
     async with serving(configured, clock, vendor) as test_client:
+        assert isinstance(test_client.server, TestServer)
         test_client.server.app[SNAPSHOT].min_interval = 0
         test_client.server.app[SNAPSHOT].spacing = 0
         yield test_client

@@ -237,7 +237,7 @@ async def run_and_check(
             break
         await victim.start()  # it finished its claims just before the kill: again
         await victim.ready(http)
-    assert held, "the killed replica held no claim when it died"
+    assert held and victim is not None, "the killed replica held no claim when it died"
     await victim.start()  # and it comes back, as a new replica
     await victim.ready(http)
 

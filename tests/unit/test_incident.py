@@ -13,6 +13,7 @@ from incident.domain.incident import (
     CustomerUpdatePosted,
     DuplicateMerged,
     Incident,
+    IncidentCancelled,
     Role,
     Severity,
     Status,
@@ -221,7 +222,8 @@ def test_merging_cancels_the_duplicate_and_the_other_takes_its_components() -> N
         "api": ComponentStatus.MAJOR_OUTAGE,
     }
     assert isinstance(merged, DuplicateMerged) and merged.components == ("api",)
-    assert merged.duplicate_ref == "INC-8" and cancelled.merged_into == 7
+    assert isinstance(cancelled, IncidentCancelled) and cancelled.merged_into == 7
+    assert merged.duplicate_ref == "INC-8"
     with pytest.raises(InvalidValue, match="itself"):
         target.merge_into(target, at=T0 + M, by="dana")
     closed = declared()

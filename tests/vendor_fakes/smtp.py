@@ -131,9 +131,11 @@ class _Controller(Controller):
     """aiosmtpd's own server thread, on a port the system picks (port 0)."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
+        # loop.create_server made it: an asyncio.Server, which has the listening sockets.
+        assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        # aiosmtpd is typed but for this hook, which it leaves unannotated.
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -141,9 +143,6 @@ class Server:
     recorder: Recorder
     port: int
     client_tls: ssl.SSLContext | None = None
-
-
-Serve = Callable[..., Server]
 
 
 Serve = Callable[..., Server]
