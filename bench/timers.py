@@ -500,7 +500,7 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
         stop = asyncio.Event()
         margin = t0.timestamp() - time.time()
         frozen_heap()  # as `incident serve` runs
-        runner = asyncio.create_task(container.scheduler.run(stop))
+        runner = asyncio.create_task(container.engine.loops["main"].run(stop))
         timeout = LEAD + offsets[-1] + 60.0
         with contextlib.suppress(TimeoutError):
             all_fired = recorder.wait_until(lambda: all(recorder.sent(k) for k in due))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import logging
 import os
 import socket
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,8 +28,13 @@ from incident.redaction import Redactor
 if TYPE_CHECKING:
     from incident.adapters.vendors.slack import SlackChat
 from incident.config import Settings
-from incident.domain.playbook import Action, PlaybookSet
-from incident.scheduler.runner import PlanSignal, RetryPolicy, Scheduler, StepReport
+from incident.domain.playbook import PlaybookSet
+from incident.scheduler.engine import Engine
+from incident.scheduler.loop import PlanSignal
+from incident.scheduler.retry import RetryPolicy
+from incident.scheduler.runner import Scheduler, Tuning
+from incident.services.engine import StepReport, SubjectKinds
+from incident.services.incident_steps import IncidentSteps
 from incident.services.incidents import Runtime
 from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
 
@@ -46,18 +52,26 @@ class Container:
     outbox: Outbox
     effects: Effects
     runtime: Runtime
-    scheduler: Scheduler
-    page_scheduler: Scheduler
+    engine: Engine
     documents: JinjaRenderer  # the timeline and postmortem documents (comms/*.md.j2)
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The main lane's scheduler (it runs every kind of step)."""
+        return self.engine.main
+
+    @property
+    def page_scheduler(self) -> Scheduler:
+        return self.engine.pages
 
     async def readiness(self) -> list[str]:
         """What keeps this process from doing its work now (nothing: ready). The database
         must take a write, not only answer a read: with a full disk it answers reads. One
         that takes none within READINESS_WRITE_WAIT (TimeoutError) is not ready either."""
         problems = []
-        owner = self.scheduler.owner
+        owner = self.engine.owner
         try:
             probe = self.store.run(
                 lambda tx: tx.probe_write(name=owner[:80], now=self.runtime.clock.now()),
@@ -66,7 +80,7 @@ class Container:
             await asyncio.wait_for(probe, READINESS_WRITE_WAIT)
         except Exception as error:  # readiness reports, it does not raise
             problems.append(f"database does not take writes: {type(error).__name__}")
-        if not (self.scheduler.running and self.page_scheduler.running):
+        if not self.engine.running:
             problems.append("scheduler not running")
         return problems
 
@@ -75,6 +89,50 @@ class Container:
             await close()
         self.closers.clear()
         await self.database.dispose()
+
+
+# How long a stopping engine waits for the steps under way to finish.
+STOP_GRACE_SECONDS = 30
+
+log = logging.getLogger("incident.web")
+
+
+@contextlib.asynccontextmanager
+async def running(container: Container) -> AsyncIterator[Container]:
+    """Run a built container's engine until the block ends, then shut it down in order.
+
+    Start: one scheduling process per SQLite file (a file lock; `SingleScheduler` if
+    another holds it), and on SQLite whatever a crashed predecessor left running is handed
+    back (replicas on PostgreSQL wait for each other's leases instead); then every lane's
+    loop. Stop: the loops finish the steps they are running and start no other; claimed
+    steps that did not start are handed back; then the adapters and the database close.
+    The container is closed however the block ends."""
+    try:
+        container.database.hold_single_scheduler()
+        if container.database.is_sqlite:
+            await container.store.run(lambda tx: tx.release_claims())
+    except BaseException:
+        await container.close()
+        raise
+    stop = asyncio.Event()
+    engine = asyncio.create_task(container.engine.run(stop), name="engine")
+    log.info(
+        "engine started",
+        extra={"action": "engine_started", "database": container.database.dialect},
+    )
+    try:
+        yield container
+    finally:
+        stop.set()
+        container.engine.wake()  # the loops see the stop now, not at their next poll
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(engine, timeout=STOP_GRACE_SECONDS)
+        owner = container.engine.owner
+        try:
+            handed_back = await container.store.run(lambda tx: tx.release_claims(owner=owner))
+        finally:
+            await container.close()
+        log.info("engine stopped", extra={"action": "engine_stopped", "handed_back": handed_back})
 
 
 def check_playbooks(settings: Settings) -> PlaybookSet:
@@ -162,37 +220,18 @@ async def build(
     signal: PlanSignal = LocalSignal()
     if not database.is_sqlite:
         signal = PostgresSignal(settings.database_url, replica=owner)
-    poll = timedelta(seconds=30) if database.is_sqlite else timedelta(seconds=5)
-    leases = SqlLeases(database)
-    lane = functools.partial(
-        Scheduler,
-        runtime=runtime,
-        effects=effects,
-        owner=owner,
-        retry=retry,
-        base_url=settings.base_url,
+    engine = Engine(
+        kinds=SubjectKinds(IncidentSteps(runtime, effects, base_url=settings.base_url)),
+        store=store,
+        clock=clock,
+        tuning=Tuning(owner=owner, lease=settings.scheduler_lease, retry=retry or RetryPolicy()),
+        signal=signal,
+        leases=SqlLeases(database),
+        poll_interval=timedelta(seconds=30) if database.is_sqlite else timedelta(seconds=5),
+        redact=runtime.redact,
         on_step=on_step,
-        lease=settings.scheduler_lease,
-        poll_interval=poll,
-        leases=leases,
     )
-    # The urgent lane: pages only, its database work ahead of the rest, so a storm of other
-    # steps never holds a page back, and pipelined, so a page coming due is claimed while
-    # the ones before it are still being sent. (The main scheduler runs pages too; claims
-    # keep each step to one of them.) While it is busy, the main lane gives way to it.
-    pages = lane(actions=(Action.PAGE.value,), urgent=True, pipelined=True)
-    scheduler = lane(signal=signal, gives_way_to=pages)
-
-    def wake() -> None:
-        scheduler.wake()
-        pages.wake()
-
-    def plan_changed() -> None:
-        wake()
-        signal.announce()
-
-    runtime.plan_changed = plan_changed
-    signal.on_signal = wake
+    runtime.plan_changed.subscribe(engine.plan_changed)
     return Container(
         settings=settings,
         database=database,
@@ -200,8 +239,7 @@ async def build(
         outbox=outbox,
         effects=effects,
         runtime=runtime,
-        scheduler=scheduler,
-        page_scheduler=pages,
+        engine=engine,
         documents=JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX),
         live=live,
         closers=closers,

@@ -13,7 +13,7 @@ from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
-from incident.scheduler.runner import RetryPolicy
+from incident.scheduler.retry import RetryPolicy
 from incident.testing import RecordingEffects
 from tests.postgres import drop_template, postgres_database
 

@@ -18,8 +18,8 @@ from incident import bootstrap
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Cancellation, Category, Severity
-from incident.scheduler.runner import StepReport
 from incident.services import incidents as uc
+from incident.services.engine import StepReport
 from incident.testing import run_before, run_until
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -26,9 +26,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from incident.domain.incident import Incident, Status
-from incident.domain.playbook import Action, Anchor, Condition, Playbook, Step, StopEvent
+from incident.domain.playbook import (
+    Action,
+    Anchor,
+    Condition,
+    Playbook,
+    Step,
+    StopEvent,
+    format_duration,
+)
+from incident.domain.records import Occurrence, OccurrenceState
 
 
 @dataclass(frozen=True)
@@ -204,3 +214,72 @@ def backoff(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:
     """Delay before retry number `attempt` (1-based): doubling from `base`, capped."""
     delay: timedelta = base * (2 ** max(0, attempt - 1))
     return min(cap, delay)
+
+
+class Stop(StrEnum):
+    """Why a claimed occurrence does not run after all: its fire-time checks."""
+
+    NOT_IN_PLAYBOOK = "not_in_playbook"  # the severity changed to one without it
+    INCIDENT_CANCELLED = "incident_cancelled"
+    STOPPED = "stopped"  # one of its own `until` events happened
+    NO_LONGER_PLANNED = "no_longer_planned"
+    MOVED = "moved"  # its anchor moved: planned again at its new due time
+    CONDITION_FAILED = "condition_failed"
+    STALE = "stale"  # too late to be worth sending (`stale_after`)
+
+    @property
+    def state(self) -> OccurrenceState:
+        """The state it ends in: skipped when it was still planned, else cancelled."""
+        if self in (Stop.CONDITION_FAILED, Stop.STALE):
+            return OccurrenceState.SKIPPED
+        return OccurrenceState.CANCELLED
+
+    @property
+    def timeline_kind(self) -> str:
+        if self is Stop.MOVED:
+            return "step_moved"
+        return "step_skipped" if self.state is OccurrenceState.SKIPPED else "step_cancelled"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claimed occurrence that does not run: why, in words for the timeline."""
+
+    stop: Stop
+    reason: str
+
+
+def verdict(
+    step: Step | None,
+    incident: Incident,
+    occurrence: Occurrence,
+    history: Mapping[str, StepHistory],
+    now: datetime,
+) -> Verdict | None:
+    """Should this claimed occurrence still run at `now`? None if so.
+
+    The facts may have changed since it was planned, or while it was claimed: the
+    incident resolved, its severity changed, a customer update moved the anchor.
+    `step`: the occurrence's step as the incident's playbook has it now (None: gone).
+    """
+    if step is None:
+        return Verdict(Stop.NOT_IN_PLAYBOOK, f"not in the {incident.severity.value} playbook")
+    if incident.status is Status.CANCELLED and step.anchor is not Anchor.CANCELLED:
+        return Verdict(Stop.INCIDENT_CANCELLED, "incident cancelled")
+    if (event := stopped_by(incident, step)) is not None:
+        return Verdict(Stop.STOPPED, f"stopped: {event.value}")
+    planned = next_occurrence(step, incident, history.get(step.id, NO_HISTORY))
+    if planned is None or planned.occurrence != occurrence.occurrence:
+        return Verdict(Stop.NO_LONGER_PLANNED, "no longer planned")
+    if planned.due_at > now:
+        # Cancelled here and planned again, at its new due time, by the re-plan that follows.
+        return Verdict(Stop.MOVED, f"moved to {planned.due_at.isoformat()}")
+    if (condition := failed_condition(incident, step)) is not None:
+        return Verdict(Stop.CONDITION_FAILED, f"condition {condition.value} no longer holds")
+    if step.stale_after is not None and now - occurrence.due_at > step.stale_after:
+        return Verdict(
+            Stop.STALE,
+            f"stale: due {occurrence.due_at.isoformat()}, more than "
+            f"{format_duration(step.stale_after)} ago",
+        )
+    return None

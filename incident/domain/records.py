@@ -1,10 +1,72 @@
-"""What is kept about an incident besides its facts: timeline entries and step occurrences."""
+"""What is kept about a subject besides its facts: timeline entries and step occurrences.
+
+A subject is what a playbook runs for: an incident today; support cases, ownership
+verifications and subscriber notices later. The engine plans, claims and runs step
+occurrences of any subject alike; each kind of subject says what its steps do.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
+
+INCIDENT = "incident"  # the subject kind of incidents
+
+
+@dataclass(frozen=True, order=True)
+class SubjectRef:
+    """Which subject a step occurrence belongs to: its kind and its id within that kind."""
+
+    kind: str
+    id: int
+
+    @property
+    def key(self) -> str:
+        """How effect keys name it: `inc-7` for incident 7 (the form vendors have seen
+        since the first release, so keys stay stable), `<kind>-<id>` for other kinds."""
+        return f"inc-{self.id}" if self.kind == INCIDENT else f"{self.kind}-{self.id}"
+
+
+class OccurrenceState(StrEnum):
+    """Where a planned step occurrence is in its life."""
+
+    PENDING = "pending"  # planned; claimed when due
+    RUNNING = "running"  # claimed under a lease, its effect being sent
+    # Due, and waiting for the commander's approval (an automatic customer-facing text of a
+    # security incident): never claimed until approved, skipped or no longer planned.
+    HELD = "held"
+    DONE = "done"
+    FAILED = "failed"  # gave up after its retries
+    SKIPPED = "skipped"  # its condition no longer held, stale, or skipped by a person
+    CANCELLED = "cancelled"  # no longer planned
+
+    @property
+    def fired(self) -> bool:
+        """Counts as fired for planning: over, and not undone."""
+        return self in FIRED_STATES
+
+    @property
+    def upcoming(self) -> bool:
+        """Still to come: shown in every list of the next steps."""
+        return self in UPCOMING_STATES
+
+
+FIRED_STATES = (OccurrenceState.DONE, OccurrenceState.FAILED, OccurrenceState.SKIPPED)
+UPCOMING_STATES = (OccurrenceState.PENDING, OccurrenceState.RUNNING, OccurrenceState.HELD)
+
+
+class StepResult(StrEnum):
+    """What happened to one claimed occurrence (for metrics, logs and `incident simulate`)."""
+
+    DONE = "done"
+    RETRY = "retry"  # its effect failed; tried again later
+    FAILED = "failed"  # its effect failed for the last time
+    SKIPPED = "skipped"  # its fire-time checks skipped it
+    CANCELLED = "cancelled"  # its fire-time checks found it no longer planned
+    HELD = "held"  # waits for approval
+    LOST = "lost"  # another replica took over its claim
 
 
 @dataclass(frozen=True)
@@ -33,13 +95,17 @@ class Occurrence:
     target: str | None
     due_at: datetime
     run_at: datetime
-    state: str
+    state: OccurrenceState
     attempts: int
     started_at: datetime | None = None
     finished_at: datetime | None = None
     outcome: str | None = None
     last_error: str | None = None
     approved_by: str | None = None  # who let it go out, when it waited for approval
+
+    @property
+    def subject(self) -> SubjectRef:
+        return SubjectRef(INCIDENT, self.incident_id)
 
     def effect_key(self, *, repeats: bool) -> str:
         """The idempotency key every effect of this occurrence is sent with. A re-run (after
@@ -52,7 +118,7 @@ class Occurrence:
         (`repeats`: `Step.keyed_by_due`); otherwise a holding update sent just before a
         crash, before anything recorded it, would swallow the next one.
         """
-        key = f"inc-{self.incident_id}/{self.step_id}/{self.occurrence}"
+        key = f"{self.subject.key}/{self.step_id}/{self.occurrence}"
         if not repeats:
             return key
         return f"{key}@{self.due_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"

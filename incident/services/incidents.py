@@ -51,8 +51,22 @@ from incident.services.ports import Store, Transaction
 log = logging.getLogger("incident.services")
 
 
-def _nothing() -> None:
-    return None
+class Subscribers:
+    """Who is told, after a commit, that something changed. Each registers itself
+    (`subscribe`); the use cases call the list."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        self._callbacks.remove(callback)
+
+    def __call__(self) -> None:
+        for callback in self._callbacks:
+            callback()
 
 
 @dataclass
@@ -62,10 +76,11 @@ class Runtime:
     store: Store
     playbooks: PlaybookSet
     clock: Clock
-    plan_changed: Callable[[], None] = field(default=_nothing)
+    # Told after a commit that changed a plan (the engine wakes, here and on replicas).
+    plan_changed: Subscribers = field(default_factory=Subscribers)
     catalog: Catalog = field(default_factory=Catalog)
     # Told after a commit that changed what the public status page shows.
-    public_changed: Callable[[], None] = field(default=_nothing)
+    public_changed: Subscribers = field(default_factory=Subscribers)
     # Incidents of these categories hold each automatic customer-facing text (status page,
     # notifications, holding updates) until their commander approves it.
     approval_categories: frozenset[Category] = frozenset({Category.SECURITY})

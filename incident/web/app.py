@@ -9,7 +9,6 @@ is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -79,44 +78,17 @@ def freeze_heap_after_start(app: web.Application) -> None:
 def _engine(settings: Settings, build: Builder):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         container = await build(settings, app[METRICS])
-        try:
-            container.database.hold_single_scheduler()
-        except BaseException:
-            await container.close()
-            raise
-        if container.database.is_sqlite:
-            # One process per SQLite file: whatever a crashed predecessor left running is
-            # handed back now. (Replicas on PostgreSQL wait for each other's leases instead.)
-            await container.store.run(lambda tx: tx.release_claims())
-        app[CONTAINER] = container
-        app[FAILED_LOGINS] = FailedLogins(container.runtime.clock.monotonic)
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(container.scheduler.run(stop), name="scheduler"),
-            asyncio.create_task(container.page_scheduler.run(stop), name="pages"),
-        ]
-        background: set[asyncio.Task[None]] = set()
-        app[BACKGROUND] = background
-        log.info(
-            "engine started",
-            extra={"action": "engine_started", "database": container.database.dialect},
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            container.runtime.plan_changed()  # wakes both loops, to see the stop
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
-            if background:
-                # Slow work started after a quick reply (Slack): let it finish, briefly.
-                await asyncio.wait(background, timeout=10)
-            owner = container.scheduler.owner
-            handed_back = await container.store.run(lambda tx: tx.release_claims(owner=owner))
-            await container.close()
-            log.info(
-                "engine stopped", extra={"action": "engine_stopped", "handed_back": handed_back}
-            )
+        async with bootstrap.running(container):
+            app[CONTAINER] = container
+            app[FAILED_LOGINS] = FailedLogins(container.runtime.clock.monotonic)
+            background: set[asyncio.Task[None]] = set()
+            app[BACKGROUND] = background
+            try:
+                yield
+            finally:
+                if background:
+                    # Slow work started after a quick reply (Slack): let it finish, briefly.
+                    await asyncio.wait(background, timeout=10)
 
     return context
 

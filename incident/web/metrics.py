@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from incident.domain.incident import Incident, Severity
-from incident.scheduler.runner import StepReport
+from incident.services.engine import StepReport
 
 # Lateness from a few milliseconds (the look-ahead keeps us there) to minutes (a backlog
 # after an outage).

@@ -19,7 +19,7 @@ from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.incident import Severity
 from incident.redaction import REDACTED, RedactingFilter, Redactor
-from incident.scheduler.runner import RetryPolicy
+from incident.scheduler.retry import RetryPolicy
 from incident.services import incidents as uc
 from tests.conftest import T0
 

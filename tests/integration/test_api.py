@@ -351,9 +351,15 @@ async def test_metrics_count_steps_lateness_and_open_incidents(
     await declare(client, severity="P2")
     await until(lambda: any(s.port == "pager" for s in vendor.sends))
     clock.advance(timedelta(seconds=1))
-    response = await client.get("/metrics")
-    assert response.status == 200
-    text = await response.text()
+    # The page is sent before its step is marked done and reported: wait for the report.
+    text = ""
+    for _ in range(50):
+        response = await client.get("/metrics")
+        assert response.status == 200
+        text = await response.text()
+        if 'incident_steps_total{action="page"' in text:
+            break
+        await asyncio.sleep(0.05)
     assert 'incident_open_incidents{severity="P2"} 1.0' in text
     assert 'incident_open_incidents{severity="P1"} 0.0' in text
     assert 'incident_steps_total{action="page",outcome="done"} 1.0' in text

@@ -94,21 +94,19 @@ async def test_a_committed_declaration_is_answered_even_if_reading_it_back_fails
 ) -> None:
     app = container(client)
     failing = await database_fault(app)
-    announce = app.runtime.plan_changed
 
     def committed_then_failing() -> None:
         # Called right after the declaration's commit: from now on, reads fail too.
         failing.set()
-        announce()
 
-    app.runtime.plan_changed = committed_then_failing
+    app.runtime.plan_changed.subscribe(committed_then_failing)
     try:
         response = await client.post(
             "/api/v1/incidents", json={"title": "Checkout down", "severity": "P1"}, headers=HEADERS
         )
     finally:
         failing.clear()
-        app.runtime.plan_changed = announce
+        app.runtime.plan_changed.unsubscribe(committed_then_failing)
     assert response.status == 201, await response.text()
     body = await response.json()
     assert body["created"] is True and body["incident"]["ref"] == "INC-1"

@@ -305,6 +305,9 @@ class RacingStore:
             return await self.app.store.run(lambda tx: work(StaleFirstRead(tx)), durable=durable)
         return await self.app.store.run(work, durable=durable)
 
+    async def read(self, work: Callable[[Any], T]) -> T:
+        return await self.app.store.read(work)
+
 
 async def test_a_lost_race_is_retried_and_updates_the_winner(app: Container) -> None:
     note = notification(alert("a1"))

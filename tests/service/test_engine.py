@@ -14,7 +14,7 @@ from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
-from incident.scheduler.runner import GIVE_WAY_WINDOW, GIVING_WAY_BATCH
+from incident.scheduler.lanes import GIVE_WAY_WINDOW, GIVING_WAY_BATCH, MAIN, PAGES
 from incident.services import incidents as uc
 from incident.testing import RecordingEffects, SimulatedCrash, run_until
 from tests.conftest import T0, Build
@@ -555,7 +555,7 @@ async def test_when_chat_is_what_fails_the_commander_hears_through_the_fallback(
 
     from incident import bootstrap
     from incident.adapters.files.templates import JinjaRenderer
-    from incident.scheduler.runner import RetryPolicy
+    from incident.scheduler.retry import RetryPolicy
 
     fallback = RecordingEffects(clock=clock)
     effects = dataclasses.replace(
@@ -621,7 +621,7 @@ async def test_while_pages_go_out_the_main_lane_works_in_small_rounds_with_pause
     for _ in range(3):
         await declare(app)
     await app.page_scheduler.tick(clock.now())
-    assert app.page_scheduler.busy() and app.scheduler.giving_way()
+    assert app.engine.give_way.busy(PAGES.name) and app.engine.give_way.giving_way(MAIN)
     vendor.takes = 0.010
     start, sent_before = clock.now(), len(vendor.sends)
     report = await app.scheduler.tick(clock.now())
@@ -633,7 +633,8 @@ async def test_while_pages_go_out_the_main_lane_works_in_small_rounds_with_pause
 
     # The storm over (no page claimed for GIVE_WAY_WINDOW), the main lane goes flat out.
     clock.advance(timedelta(seconds=GIVE_WAY_WINDOW))
-    assert not app.page_scheduler.busy() and not app.scheduler.giving_way()
+    assert not app.engine.give_way.busy(PAGES.name)
+    assert not app.engine.give_way.giving_way(MAIN)
     for _ in range(3):
         await declare(app)
     start, sent_before = clock.now(), len(vendor.sends)
@@ -659,7 +660,7 @@ async def test_the_page_lane_pages_a_new_incident_while_an_earlier_page_hangs(
 
     vendor.hold_when = hold
     stop = asyncio.Event()
-    lane = asyncio.create_task(app.page_scheduler.run(stop))
+    lane = asyncio.create_task(app.engine.loops[PAGES.name].run(stop))
     try:
         await asyncio.wait_for(hanging.wait(), timeout=10)  # the first page hangs
         second = await declare(app)

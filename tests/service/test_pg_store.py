@@ -26,8 +26,9 @@ from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Severity
-from incident.scheduler.runner import RetryPolicy, StepReport
+from incident.scheduler.retry import RetryPolicy
 from incident.services import incidents as uc
+from incident.services.engine import StepReport
 from incident.testing import RecordingEffects
 from tests.conftest import T0
 from tests.postgres import postgres_database
@@ -268,18 +269,19 @@ async def test_a_declaration_on_one_replica_wakes_the_others_schedulers(
     vendor = RecordingEffects(clock=clock)
     a, b = await replica(vendor), await replica(vendor)
     stop = asyncio.Event()
-    signals = [a.scheduler.signal, b.scheduler.signal]
+    signals = [a.engine.signal, b.engine.signal]
     assert all(isinstance(s, PostgresSignal) for s in signals)
     listeners = [asyncio.create_task(s.listen(stop)) for s in signals if s is not None]
     try:
         for s in signals:
             assert isinstance(s, PostgresSignal)
             await asyncio.wait_for(s.listening.wait(), 10)
-        b.scheduler._wake.clear()
-        b.page_scheduler._wake.clear()
+        main, pages = b.engine.loops["main"], b.engine.loops["pages"]
+        main._wake.clear()
+        pages._wake.clear()
         await declare(a)
-        await asyncio.wait_for(b.scheduler._wake.wait(), 5)
-        assert b.page_scheduler._wake.is_set()
+        await asyncio.wait_for(main._wake.wait(), 5)
+        assert pages._wake.is_set()
     finally:
         stop.set()
         await asyncio.gather(*listeners)

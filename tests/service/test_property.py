@@ -71,7 +71,7 @@ from incident.domain.playbook import (
     StopEvent,
 )
 from incident.domain.records import Occurrence, TimelineEntry
-from incident.scheduler.runner import RetryPolicy
+from incident.scheduler.retry import RetryPolicy
 from incident.services.incidents import (
     acknowledge_incident,
     add_follow_up,

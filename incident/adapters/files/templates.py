@@ -260,7 +260,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
     `sparse`: an incident declared a minute ago, with nothing recorded yet."""
     from incident.domain.follow_ups import FollowUp
     from incident.domain.incident import Incident, Severity
-    from incident.domain.records import Occurrence, TimelineEntry
+    from incident.domain.records import Occurrence, OccurrenceState, TimelineEntry
     from incident.services.exports import document_context
 
     declared = datetime(2026, 3, 14, 9, 2, tzinfo=UTC)
@@ -320,7 +320,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
         target=None,
         due_at=declared + timedelta(minutes=10),
         run_at=declared + timedelta(minutes=10),
-        state="done",
+        state=OccurrenceState.DONE,
         attempts=1,
         started_at=declared + timedelta(minutes=14),
     )
@@ -333,7 +333,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
         target=None,
         due_at=declared,
         run_at=declared,
-        state="failed",
+        state=OccurrenceState.FAILED,
         attempts=10,
         started_at=declared,
         last_error="Statuspage: 503 Service Unavailable",

@@ -61,17 +61,10 @@ async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator
     settings = container.settings
     runtime = container.runtime
     page = PageInfo.of(name=settings.status_page_name, base_url=settings.base_url)
-    snapshot = PublicSnapshot(runtime, page, storm=container.page_scheduler.busy)
+    snapshot = PublicSnapshot(runtime, page, storm=container.engine.storm)
     await snapshot.rebuild()  # the first visitor finds a page
     app[SNAPSHOT] = live.snapshot = snapshot
-    # Chained, not replaced: whoever else listens for public changes keeps hearing them.
-    told_before = runtime.public_changed
-
-    def public_changed() -> None:
-        told_before()
-        snapshot.invalidate()
-
-    runtime.public_changed = public_changed
+    runtime.public_changed.subscribe(snapshot.invalidate)
     snapshot.start()
     # A crowd's reads leave no access log line each (see access_log.py).
     access_log = logging.getLogger("aiohttp.access")
@@ -80,6 +73,7 @@ async def _snapshot_lifetime(app: web.Application, live: _Live) -> AsyncIterator
         yield
     finally:
         access_log.removeFilter(quiet_public_reads)
+        runtime.public_changed.unsubscribe(snapshot.invalidate)
         await snapshot.stop()
 
 
