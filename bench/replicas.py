@@ -262,8 +262,9 @@ async def claim_latency(server: Server, backlog: int) -> dict[str, Any]:
         )
         session.execute(
             text(
-                "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, "
-                "due_at, run_at, state, attempts) SELECT 1 + g % 10000, 'bulk-' || (g / 10000), "
+                "INSERT INTO step_occurrences (subject_kind, subject_id, step_id, occurrence, "
+                "action, due_at, run_at, state, attempts) SELECT 'incident', 1 + g % 10000, "
+                "'bulk-' || (g / 10000), "
                 "1, 'notify', CAST(:base AS timestamptz) + g * interval '1 second', "
                 "CAST(:base AS timestamptz) + g * interval '1 second', 'pending', 0 "
                 "FROM generate_series(1, :n) g"

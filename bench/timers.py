@@ -367,7 +367,7 @@ def _bulk_filler(path: Path, count: int, template_id: int, first_due: datetime) 
     try:
         connection.execute("BEGIN IMMEDIATE")
         incident_id = connection.execute(
-            "SELECT incident_id FROM step_occurrences WHERE id = ?", (template_id,)
+            "SELECT subject_id FROM step_occurrences WHERE id = ?", (template_id,)
         ).fetchone()[0]
         keep = [c for c in _columns(connection, "incidents") if c not in ("id", "idempotency_key")]
         first = int(connection.execute("SELECT max(id) FROM incidents").fetchone()[0]) + 1
@@ -377,10 +377,10 @@ def _bulk_filler(path: Path, count: int, template_id: int, first_due: datetime) 
             f"SELECT ?, {', '.join(keep)} FROM incidents WHERE id = ?",
             ((first + k, incident_id) for k in range(incidents)),
         )
-        varying = ("id", "incident_id", "occurrence", "due_at", "run_at", "state")
+        varying = ("id", "subject_id", "occurrence", "due_at", "run_at", "state")
         keep = [c for c in _columns(connection, "step_occurrences") if c not in varying]
         connection.executemany(
-            f"INSERT INTO step_occurrences (incident_id, occurrence, due_at, run_at, state, "
+            f"INSERT INTO step_occurrences (subject_id, occurrence, due_at, run_at, state, "
             f"{', '.join(keep)}) SELECT ?, ?, ?, ?, 'pending', {', '.join(keep)} "
             "FROM step_occurrences WHERE id = ?",
             (
@@ -413,7 +413,8 @@ def _shift_incidents(path: Path, incident_ids: list[int], delta: timedelta) -> N
             ((_sql_instant(_parse_instant(at) + delta), id_) for id_, at in incidents),
         )
         occurrences = connection.execute(
-            f"SELECT id, due_at, run_at FROM step_occurrences WHERE incident_id IN ({marks})",
+            f"SELECT id, due_at, run_at FROM step_occurrences "
+            f"WHERE subject_kind = 'incident' AND subject_id IN ({marks})",
             incident_ids,
         ).fetchall()
         connection.executemany(
@@ -464,8 +465,8 @@ async def _ours_lateness(cfg: Config, pending: int, pattern: Pattern) -> Latenes
         await declare_incident(declaring, title="filler", severity=Severity.P4, by="bench")
         soon = await _rows(
             container,
-            "SELECT incident_id, step_id FROM step_occurrences WHERE due_at <= :soon "
-            "ORDER BY incident_id",
+            "SELECT subject_id, step_id FROM step_occurrences WHERE due_at <= :soon "
+            "ORDER BY subject_id",
             soon=_sql_instant(base + timedelta(hours=1)),
         )
         steps = {step for _, step in soon}

@@ -28,6 +28,10 @@ class SubjectRef:
         since the first release, so keys stay stable), `<kind>-<id>` for other kinds."""
         return f"inc-{self.id}" if self.kind == INCIDENT else f"{self.kind}-{self.id}"
 
+    @classmethod
+    def incident(cls, incident_id: int) -> SubjectRef:
+        return cls(INCIDENT, incident_id)
+
 
 class OccurrenceState(StrEnum):
     """Where a planned step occurrence is in its life."""
@@ -88,7 +92,7 @@ class Occurrence:
     """One planned occurrence of a step, as stored."""
 
     id: int
-    incident_id: int
+    subject: SubjectRef  # whose step it is
     step_id: str
     occurrence: int
     action: str
@@ -102,10 +106,6 @@ class Occurrence:
     outcome: str | None = None
     last_error: str | None = None
     approved_by: str | None = None  # who let it go out, when it waited for approval
-
-    @property
-    def subject(self) -> SubjectRef:
-        return SubjectRef(INCIDENT, self.incident_id)
 
     def effect_key(self, *, repeats: bool) -> str:
         """The idempotency key every effect of this occurrence is sent with. A re-run (after

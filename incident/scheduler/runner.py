@@ -284,7 +284,6 @@ class Scheduler:
             extra={
                 "action": "step_failed",
                 "subject": occurrence.subject.key,
-                "incident_id": occurrence.subject.id,
                 "step": occurrence.step_id,
                 "attempt": occurrence.attempts,
                 "error": failure.message,

@@ -71,17 +71,17 @@ class IncidentSteps:
     def prepare(
         self, tx: Transaction, occurrence: Occurrence, now: datetime, *, facts: object = None
     ) -> Prepared:
-        incident = facts if isinstance(facts, Incident) else tx.get_incident(occurrence.incident_id)
+        incident = facts if isinstance(facts, Incident) else tx.get_incident(occurrence.subject.id)
         playbook = self.rt.playbooks.for_severity(incident.severity)
         step, follow_up = find_step(tx, incident, playbook, occurrence.step_id)
-        history = tx.step_history(occurrence.incident_id)
+        history = tx.step_history(occurrence.subject)
         stopped = verdict(step, incident, occurrence, history, now)
         if stopped is not None:
             tx.finish_occurrence(
                 occurrence.id, state=stopped.stop.state, now=now, outcome=stopped.reason
             )
             tx.append_timeline(
-                occurrence.incident_id,
+                occurrence.subject.id,
                 [
                     TimelineEntry(
                         at=now,
@@ -155,7 +155,7 @@ class IncidentSteps:
             step=step,
             occurrence=occurrence.occurrence,
             now=now,
-            timeline=tx.timeline(occurrence.incident_id),
+            timeline=tx.timeline(occurrence.subject.id),
             directory=self.rt.playbooks.directory,
             next_update_due=next_customer_update_due(facts, playbook, after),
             deadline=step_deadline(incident, step),
@@ -209,7 +209,7 @@ class IncidentSteps:
         assert step.template is not None  # customer-facing texts are templated
         preview = self.effects.renderer.render(step.template, context)
         tx.append_timeline(
-            occurrence.incident_id,
+            occurrence.subject.id,
             [
                 TimelineEntry(
                     at=now,
@@ -249,7 +249,7 @@ class IncidentSteps:
     def record_done(self, tx: Transaction, ready: Ready, sent: Sent, now: datetime) -> object:
         assert isinstance(ready, IncidentStep) and isinstance(sent, Outcome)
         occurrence, step = ready.occurrence, ready.run.step
-        incident = tx.get_incident(occurrence.incident_id, lock=True)
+        incident = tx.get_incident(occurrence.subject.id, lock=True)
         as_read = dataclasses.replace(incident, components=dict(incident.components))
         entries = [
             TimelineEntry(
@@ -271,7 +271,7 @@ class IncidentSteps:
         changed = incident != as_read
         if changed:
             tx.save_incident(incident)
-        tx.append_timeline(occurrence.incident_id, entries)
+        tx.append_timeline(occurrence.subject.id, entries)
         if changed or comes_back(step):
             replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
         # Otherwise the plan is as it was less this occurrence, which is what marking it
@@ -330,7 +330,7 @@ class IncidentSteps:
                 f"failed ({failure.message}); retrying at {failure.retry_at.isoformat()}"
             )
         tx.append_timeline(
-            occurrence.incident_id,
+            occurrence.subject.id,
             [
                 TimelineEntry(
                     at=now,
@@ -345,7 +345,7 @@ class IncidentSteps:
         )
         if not failure.final:
             return None
-        incident = tx.get_incident(occurrence.incident_id, lock=True)
+        incident = tx.get_incident(occurrence.subject.id, lock=True)
         replan(tx, incident, self.rt.playbooks, now=now, reason=f"{occurrence.step_id} failed")
         return incident
 

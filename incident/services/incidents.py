@@ -44,7 +44,13 @@ from incident.domain.incident import (
 )
 from incident.domain.planning import plan
 from incident.domain.playbook import AUTOMATIC_CUSTOMER_TEXTS, Playbook, PlaybookSet, Step
-from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.records import (
+    Occurrence,
+    OccurrenceState,
+    PlanChange,
+    SubjectRef,
+    TimelineEntry,
+)
 from incident.domain.status_page import Catalog
 from incident.services.ports import Store, Transaction
 
@@ -214,10 +220,10 @@ def replan(
     assert incident.id is not None
     playbook = playbooks.for_severity(incident.severity)
     extra = [] if new else own_steps(tx, incident.id)
-    history = {} if new else tx.step_history(incident.id)
+    history = {} if new else tx.step_history(SubjectRef.incident(incident.id))
     planned = plan(incident, playbook, history, extra)
     by_id = {s.id: s for s in (*playbook.steps, *extra)}
-    change = tx.reconcile(incident.id, planned, by_id, now=now, new=new)
+    change = tx.reconcile(SubjectRef.incident(incident.id), planned, by_id, now=now, new=new)
     if change.cancelled:
         steps = sorted(set(change.cancelled))
         tx.append_timeline(
@@ -689,10 +695,10 @@ def _pending_occurrence(
     incident_id: int,
     step_id: str,
     *,
-    states: tuple[str, ...] = ("pending", "held"),
+    states: tuple[OccurrenceState, ...] = (OccurrenceState.PENDING, OccurrenceState.HELD),
 ) -> Occurrence:
     """The step's occurrence waiting to run (pending, or held for approval)."""
-    pending = tx.occurrences(incident_id, states=states)
+    pending = tx.occurrences(SubjectRef.incident(incident_id), states=states)
     match = next((o for o in pending if o.step_id == step_id), None)
     if match is None:
         upcoming = ", ".join(sorted({o.step_id for o in pending})) or "none"
@@ -835,7 +841,7 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
         return (
             tx.get_incident(incident_id),
             tx.timeline(incident_id),
-            tx.occurrences(incident_id),
+            tx.occurrences(SubjectRef.incident(incident_id)),
             tx.follow_ups(incident_id),
         )
 

@@ -11,8 +11,13 @@ from incident.domain.alerts import AlertGroup
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
-from incident.domain.playbook import Step
-from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.records import (
+    Occurrence,
+    OccurrenceState,
+    PlanChange,
+    SubjectRef,
+    TimelineEntry,
+)
 from incident.domain.status_page import Maintenance
 
 
@@ -146,6 +151,15 @@ class Effects:
     fallback_chat: Chat | None = None
 
 
+class StepShape(Protocol):
+    """What is stored of a step with each of its occurrences (a playbook's `Step`)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def target(self) -> str | None: ...
+
+
 class Transaction(Protocol):
     """What a unit of work can do. Synchronous: a whole unit of work runs in one go, in one
     database transaction, off the event loop (see adapters/database/databases.py)."""
@@ -213,20 +227,24 @@ class Transaction(Protocol):
         """Windows ending at or after `since`, soonest first, with their updates."""
         ...
 
-    def step_history(self, incident_id: int) -> dict[str, StepHistory]: ...
+    # Step occurrences, of any kind of subject (`SubjectRef`: incident 7, case 12, ...).
+    def step_history(self, subject: SubjectRef) -> dict[str, StepHistory]: ...
     def reconcile(
         self,
-        incident_id: int,
+        subject: SubjectRef,
         planned: Sequence[PlannedOccurrence],
-        steps: Mapping[str, Step],
+        steps: Mapping[str, StepShape],
         *,
         now: datetime,
         new: bool = False,
     ) -> PlanChange:
-        """Make the pending occurrences match `planned`; `new`: the incident has none yet."""
+        """Make the subject's pending occurrences match `planned` (`steps`: each planned
+        step's action and target, by step id); `new`: the subject has none yet."""
         ...
 
-    def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]: ...
+    def occurrences(
+        self, subject: SubjectRef, *, states: Sequence[OccurrenceState] = ()
+    ) -> list[Occurrence]: ...
     def get_occurrence(self, occurrence_id: int) -> Occurrence: ...
     def finish_occurrence(
         self,

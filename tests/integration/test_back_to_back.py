@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
+from incident.domain.records import OccurrenceState, SubjectRef
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
 from incident.testing import RecordingEffects
@@ -63,7 +64,10 @@ async def settled(rt: Runtime, incident_ids: list[int]) -> None:
             return not any(
                 o.state == "running" or o.run_at <= now
                 for i in incident_ids
-                for o in tx.occurrences(i, states=("pending", "running"))
+                for o in tx.occurrences(
+                    SubjectRef.incident(i),
+                    states=(OccurrenceState.PENDING, OccurrenceState.RUNNING),
+                )
             )
 
         return bool(await rt.store.run(read))

@@ -14,6 +14,7 @@ from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.errors import IllegalTransition, NotFound
 from incident.domain.incident import Category, Role, Severity, Status
+from incident.domain.records import OccurrenceState, SubjectRef
 from incident.scheduler.lanes import GIVE_WAY_WINDOW, GIVING_WAY_BATCH, MAIN, PAGES
 from incident.services import incidents as uc
 from incident.testing import RecordingEffects, SimulatedCrash, run_until
@@ -183,7 +184,7 @@ async def test_a_crash_after_sending_re_runs_once_with_the_same_key(
     assert vendor.attempts[crashed_key] == 2  # re-sent with the same idempotency key
     assert all(n == 1 for key, n in vendor.attempts.items() if key != crashed_key)
     assert len(vendor.keys()) == len(set(vendor.keys()))  # and the vendor saw it once
-    rows = await restarted.store.run(lambda tx: tx.occurrences(1))
+    rows = await restarted.store.run(lambda tx: tx.occurrences(SubjectRef.incident(1)))
     done = [(r.step_id, r.occurrence) for r in rows if r.state == "done"]
     assert len(done) == len(set(done)) == 4
 
@@ -490,7 +491,11 @@ async def test_a_stopping_scheduler_starts_no_step_and_hands_its_claims_back(
     stop.set()
     report = await app.scheduler.tick(clock.now(), stop=stop)
     assert report.steps == [] and vendor.sends == []
-    running = await app.store.run(lambda tx: tx.occurrences(incident_id, states=("running",)))
+    running = await app.store.run(
+        lambda tx: tx.occurrences(
+            SubjectRef.incident(incident_id), states=(OccurrenceState.RUNNING,)
+        )
+    )
     assert running, "the due steps were claimed before the stop was seen"
     owner = app.scheduler.owner
     assert await app.store.run(lambda tx: tx.release_claims(owner=owner)) == len(running)
@@ -685,9 +690,9 @@ async def test_the_page_lane_pages_a_new_incident_while_an_earlier_page_hangs(
     # Each page recorded once, by the lane that sent it.
     done = await app.store.run(
         lambda tx: [
-            (o.incident_id, o.state)
+            (o.subject.id, o.state)
             for i in (first, second)
-            for o in tx.occurrences(i)
+            for o in tx.occurrences(SubjectRef.incident(i))
             if o.step_id == "page-oncall-tier3"
         ]
     )

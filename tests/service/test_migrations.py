@@ -74,14 +74,67 @@ async def test_an_empty_database_is_migrated_to_the_models(database_url: str) ->
     assert await _with_connection(url, _differences) == []
 
 
+# step_occurrences as databases made before migrations had it: an incident's steps.
+_OLD_OCCURRENCES = """
+CREATE TABLE step_occurrences (
+    id {serial} PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    step_id VARCHAR(80) NOT NULL,
+    occurrence INTEGER NOT NULL,
+    action VARCHAR(40) NOT NULL,
+    target VARCHAR,
+    due_at {instant} NOT NULL,
+    not_before {instant},
+    run_at {instant} NOT NULL,
+    state VARCHAR(12) NOT NULL,
+    attempts INTEGER NOT NULL,
+    lease_owner VARCHAR,
+    lease_expires_at {instant},
+    started_at {instant},
+    finished_at {instant},
+    outcome TEXT,
+    last_error TEXT,
+    CONSTRAINT uq_occurrence UNIQUE (incident_id, step_id, occurrence)
+)
+"""
+
+
+def _add_occurrence(connection: Connection, step_id: str, state: str) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, due_at, "
+            "run_at, state, attempts) VALUES (1, :step, 1, 'post', '2026-01-01 00:10:00', "
+            "'2026-01-01 00:10:00', :state, 0)"
+        ),
+        {"step": step_id, "state": state},
+    )
+
+
+def _occurrences(connection: Connection) -> list[tuple[object, ...]]:
+    rows = connection.execute(
+        text(
+            "SELECT subject_kind, subject_id, step_id, state FROM step_occurrences ORDER BY step_id"
+        )
+    )
+    return [tuple(row) for row in rows]
+
+
 def _previous_release(connection: Connection) -> None:
     """The schema of a database made before migrations: create_all of the tables as they
     were (no vendor_refs, no alert_groups; incidents without category and
-    last_manual_update_at), with an incident in it."""
+    last_manual_update_at; step occurrences by incident), with an incident and its
+    steps in it."""
     metadata.create_all(connection)
     connection.execute(text("DROP TABLE vendor_refs"))
     connection.execute(text("DROP TABLE alert_groups"))
-    connection.execute(text("DROP INDEX IF EXISTS ix_occurrence_claim_action"))
+    connection.execute(text("DROP TABLE step_occurrences"))
+    instant = "DATETIME" if connection.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    serial = "INTEGER NOT NULL" if connection.dialect.name == "sqlite" else "SERIAL"
+    connection.execute(text(_OLD_OCCURRENCES.format(instant=instant, serial=serial)))
+    connection.execute(text("CREATE INDEX ix_occurrence_claim ON step_occurrences (state, run_at)"))
+    connection.execute(
+        text("CREATE INDEX ix_occurrence_incident ON step_occurrences (incident_id, state)")
+    )
     for column in ("category", "last_manual_update_at"):
         connection.execute(text(f"ALTER TABLE incidents DROP COLUMN {column}"))
     connection.execute(
@@ -91,6 +144,8 @@ def _previous_release(connection: Connection) -> None:
             "'2026-01-01 00:00:00', 'dana')"
         )
     )
+    _add_occurrence(connection, "customer-update", "pending")
+    _add_occurrence(connection, "page-primary", "done")
 
 
 async def test_a_database_from_before_migrations_is_adopted_and_upgraded(
@@ -109,6 +164,11 @@ async def test_a_database_from_before_migrations_is_adopted_and_upgraded(
         url, lambda c: tuple(c.execute(text("SELECT title, category FROM incidents")).one())
     )
     assert row == ("Old one", "general")  # kept, and given the default
+    assert "moved step_occurrences.incident_id to subject_kind, subject_id" in done
+    assert await _with_connection(url, _occurrences) == [
+        ("incident", 1, "customer-update", "pending"),
+        ("incident", 1, "page-primary", "done"),
+    ]
 
 
 def _release_0001(connection: Connection) -> None:
@@ -147,3 +207,62 @@ async def test_the_previous_release_is_upgraded_with_its_data(database_url: str)
     )
     assert row[:2] == ("Before status pages", None)
     assert json.loads(row[2]) == {} if isinstance(row[2], str) else row[2] == {}
+
+
+def _release_0003(connection: Connection) -> None:
+    """The previous release (revision 0003): an incident with steps done and to come."""
+    from alembic import command
+
+    command.upgrade(migrate._config(connection), "0003")
+    connection.execute(
+        text(
+            "INSERT INTO incidents (title, severity, status, service, category, impact, "
+            "declared_at, declared_by, components) VALUES ('Steps under way', 'P2', "
+            "'investigating', 'api', 'general', '', '2026-01-01 00:00:00', 'dana', '{}')"
+        )
+    )
+    _add_occurrence(connection, "customer-update", "pending")
+    _add_occurrence(connection, "page-primary", "done")
+
+
+async def test_the_previous_release_keeps_its_steps_as_the_incidents_subjects(
+    database_url: str,
+) -> None:
+    url = database_url
+    await _with_connection(url, _release_0003)
+    done = await _migrated(url)
+    assert done == [f"upgraded 0003 -> {migrate.head()}"]
+    assert await _with_connection(url, _differences) == []
+    assert await _with_connection(url, _occurrences) == [
+        ("incident", 1, "customer-update", "pending"),
+        ("incident", 1, "page-primary", "done"),
+    ]
+
+    def another_kind(connection: Connection) -> None:
+        # No foreign key to incidents now: a case 99 has steps of its own, and the
+        # same step id of incident 1 is another occurrence.
+        connection.execute(
+            text(
+                "INSERT INTO step_occurrences (subject_kind, subject_id, step_id, occurrence, "
+                "action, due_at, run_at, state, attempts) VALUES ('case', 99, "
+                "'customer-update', 1, 'post', '2026-01-01 00:10:00', '2026-01-01 00:10:00', "
+                "'pending', 0)"
+            )
+        )
+
+    await _with_connection(url, another_kind)
+
+    def back_to_0003(connection: Connection) -> list[tuple[object, ...]]:
+        from alembic import command
+
+        command.downgrade(migrate._config(connection), "0003")
+        rows = connection.execute(
+            text("SELECT incident_id, step_id, state FROM step_occurrences ORDER BY step_id")
+        )
+        return [tuple(row) for row in rows]
+
+    # Downgrading keeps the incidents' steps (the case's cannot go back).
+    assert await _with_connection(url, back_to_0003) == [
+        (1, "customer-update", "pending"),
+        (1, "page-primary", "done"),
+    ]

@@ -116,8 +116,8 @@ async def test_two_replicas_share_the_due_steps_and_run_each_once(
     assert done == {i for i, result in ran if result == "done"}
     assert {s.incident_id for s in vendor.sends} == set(incidents)
     # One replica at a time per incident: each incident's steps ran on one of them.
-    a_incidents = {r.occurrence.incident_id for r in a_ran}
-    b_incidents = {r.occurrence.incident_id for r in b_ran}
+    a_incidents = {r.occurrence.subject.id for r in a_ran}
+    b_incidents = {r.occurrence.subject.id for r in b_ran}
     assert not a_incidents & b_incidents
 
 
@@ -351,8 +351,9 @@ async def test_the_claim_reads_an_index_range_however_long_the_backlog(
         )
         run(
             text(
-                "INSERT INTO step_occurrences (incident_id, step_id, occurrence, action, "
-                "due_at, run_at, state, attempts) SELECT :incident + g % 500, 'bulk', g, "
+                "INSERT INTO step_occurrences (subject_kind, subject_id, step_id, occurrence, "
+                "action, due_at, run_at, state, attempts) SELECT 'incident', "
+                ":incident + g % 500, 'bulk', g, "
                 "'notify', "
                 "CAST(:t0 AS timestamptz) + g * interval '1 second', "
                 "CAST(:t0 AS timestamptz) + g * interval '1 second', 'pending', 0 "

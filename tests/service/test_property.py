@@ -70,7 +70,7 @@ from incident.domain.playbook import (
     Step,
     StopEvent,
 )
-from incident.domain.records import Occurrence, TimelineEntry
+from incident.domain.records import Occurrence, OccurrenceState, SubjectRef, TimelineEntry
 from incident.scheduler.retry import RetryPolicy
 from incident.services.incidents import (
     acknowledge_incident,
@@ -96,7 +96,7 @@ T = TypeVar("T")
 
 RCA_WITHIN = timedelta(hours=48)
 RCA_MISSED = "rca.missed"
-ACTIVE = ("pending", "running")
+ACTIVE = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
 
 # Biased to small jumps: cadence steps are minutes apart, deadlines hours or days.
 DURATIONS = st.one_of(
@@ -393,7 +393,11 @@ class PlaybookMachine(RuleBasedStateMachine):
     def approve_held(self, pick: int) -> None:
         incident_id = self._target(pick)
         held = self._run(
-            self.app.store.run(lambda tx: tx.occurrences(incident_id, states=("held",)))
+            self.app.store.run(
+                lambda tx: tx.occurrences(
+                    SubjectRef.incident(incident_id), states=(OccurrenceState.HELD,)
+                )
+            )
         )
         if held:
             self._attempt(approve_step(self.app.runtime, incident_id, held[0].step_id, by="carol"))
@@ -497,10 +501,10 @@ class PlaybookMachine(RuleBasedStateMachine):
     async def _runnable(self, now: datetime) -> list[str]:
         def read(tx: Transaction) -> list[str]:
             return [
-                f"{o.step_id}/{o.occurrence} of incident {o.incident_id}: {o.state}, "
+                f"{o.step_id}/{o.occurrence} of incident {o.subject.id}: {o.state}, "
                 f"run_at {o.run_at}"
                 for incident_id in self.incidents
-                for o in tx.occurrences(incident_id, states=ACTIVE)
+                for o in tx.occurrences(SubjectRef.incident(incident_id), states=ACTIVE)
                 if o.run_at <= now
             ]
 
@@ -531,9 +535,9 @@ class PlaybookMachine(RuleBasedStateMachine):
                     ):
                         steps[step.id] = step
                         items[step.id] = item
-                for o in tx.occurrences(incident_id):
+                for o in tx.occurrences(SubjectRef.incident(incident_id)):
                     # The unique (incident, step, occurrence) key: one row, so one 'done'.
-                    slot = (o.incident_id, o.step_id, o.occurrence)
+                    slot = (o.subject.id, o.step_id, o.occurrence)
                     assert slot not in rows, f"two rows for {slot}"
                     rows[slot] = o
 
@@ -594,7 +598,7 @@ class PlaybookMachine(RuleBasedStateMachine):
                 )
         for incident_id, incident in incidents.items():
             self._check_incident(
-                incident, [o for o in rows.values() if o.incident_id == incident_id], steps
+                incident, [o for o in rows.values() if o.subject.id == incident_id], steps
             )
 
     def _check_exactly_once(
@@ -722,7 +726,7 @@ class PlaybookMachine(RuleBasedStateMachine):
             missing = []
             for incident_id in self.incidents:
                 incident = tx.get_incident(incident_id)
-                rows = tx.occurrences(incident_id)
+                rows = tx.occurrences(SubjectRef.incident(incident_id))
                 own = [s for item in tx.follow_ups(incident_id) for s in follow_up_steps(item)]
                 for step in (*playbooks.for_severity(incident.severity).steps, *own):
                     due = _due_for_anchor(incident, step)

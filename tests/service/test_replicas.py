@@ -248,9 +248,7 @@ async def run_and_check(
         if (await query(url, left))[0][0] == 0:
             break
         await asyncio.sleep(0.1)
-    rows = await query(
-        url, "SELECT id, incident_id, step_id, state, attempts FROM step_occurrences"
-    )
+    rows = await query(url, "SELECT id, subject_id, step_id, state, attempts FROM step_occurrences")
 
     # None lost: every occurrence that came due was run to the end.
     assert len(rows) == INCIDENTS * STEPS

@@ -29,7 +29,7 @@ from incident.domain.alerts import AlertGroup, AlertRecord, AlertState
 from incident.domain.incident import Category, Incident, Role, Severity
 from incident.domain.planning import PlannedOccurrence
 from incident.domain.playbook import Action, Anchor, Step
-from incident.domain.records import TimelineEntry
+from incident.domain.records import SubjectRef, TimelineEntry
 from incident.domain.status_page import ComponentStatus
 
 # Not UTC and with microseconds, so the conversion to naive UTC text is exercised.
@@ -105,7 +105,7 @@ def _through_the_store(session: Session) -> None:
     incident = _incident()
     incident_id = tx.add_incident(incident, idempotency_key="group-1", fingerprint="f" * 64)
     tx.append_timeline(incident_id, ENTRIES)
-    tx.reconcile(incident_id, PLANNED, STEPS, now=AT, new=True)
+    tx.reconcile(SubjectRef.incident(incident_id), PLANNED, STEPS, now=AT, new=True)
     tx.add_alert_group(_alert_group(incident_id))
 
 
@@ -135,7 +135,8 @@ def _through_sqlalchemy_types(session: Session) -> None:
         insert(StepOccurrenceRow.__table__),  # type: ignore[attr-defined]
         [
             {
-                "incident_id": incident_id,
+                "subject_kind": "incident",
+                "subject_id": incident_id,
                 "step_id": p.step_id,
                 "occurrence": p.occurrence,
                 "action": STEPS[p.step_id].action.value,
@@ -247,12 +248,20 @@ def _statements_and_params() -> list[tuple[str, Any, dict[str, Any]]]:
             {"b_source": "alertmanager", "b_hash": _alert_group(1).key_hash},
         ),
         ("timeline", sql.TIMELINE_OF, {"b_id": 1}),
-        ("occurrences", sql.OCCURRENCES_OF, {"b_id": 1}),
-        ("occurrences in", sql.OCCURRENCES_OF_IN_STATES, {"b_id": 1, "b_states": ["pending", "x"]}),
+        ("occurrences", sql.OCCURRENCES_OF, {"b_kind": "incident", "b_id": 1}),
+        (
+            "occurrences in",
+            sql.OCCURRENCES_OF_IN_STATES,
+            {"b_kind": "incident", "b_id": 1, "b_states": ["pending", "x"]},
+        ),
         (
             "occurrences in, a long list",  # beyond what is compiled per length
             sql.OCCURRENCES_OF_IN_STATES,
-            {"b_id": 1, "b_states": ["pending", *(f"s{n}" for n in range(20))]},
+            {
+                "b_kind": "incident",
+                "b_id": 1,
+                "b_states": ["pending", *(f"s{n}" for n in range(20))],
+            },
         ),
         ("next run", sql.SQLITE.next_run_at, {}),
         ("next run of", sql.SQLITE.next_run_at_of, {"b_actions": ["page"]}),

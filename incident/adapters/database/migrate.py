@@ -4,7 +4,8 @@
 migrations existed (tables, no `alembic_version`) is adopted: what it lacks of the current
 schema is added (tables, columns with their defaults, indexes), then it is stamped with
 the newest revision. Every revision after the baseline must therefore be additions only
-or say how to adopt (see migrations/versions).
+or say how to adopt: a revision module's `adopt(operations)`, run first, makes what it
+changed (not added) for an adopted database (0004_subjects moves incident_id to the subject).
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def _adopt(connection: Connection) -> list[str]:
     context = MigrationContext.configure(connection, opts={"compare_type": False})
     operations = Operations(context)
     done = []
+    script = ScriptDirectory.from_config(_config())
+    for revision in reversed(list(script.walk_revisions())):  # oldest first
+        adopt = getattr(revision.module, "adopt", None)
+        if adopt is not None:
+            done += adopt(operations)
     for difference in compare_metadata(context, metadata):
         kind = difference[0] if isinstance(difference, tuple) else None
         if kind == "add_table":

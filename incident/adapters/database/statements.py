@@ -18,10 +18,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    cast,
     delete,
     exists,
     func,
     insert,
+    literal,
     select,
     union_all,
     update,
@@ -35,7 +37,6 @@ from incident.adapters.database.tables import (
     IncidentRow,
     MaintenanceRow,
     MaintenanceUpdateRow,
-    OccurrenceState,
     ProbeRow,
     RevokedSessionRow,
     SeenRequestRow,
@@ -44,6 +45,7 @@ from incident.adapters.database.tables import (
     UTCDateTime,
     VendorRefRow,
 )
+from incident.domain.records import UPCOMING_STATES, OccurrenceState
 
 # --- the tables ------------------------------------------------------------------------------
 # SQLModel declares `__table__` only at run time.
@@ -126,10 +128,11 @@ OPEN_INCIDENTS_PAGE = (
 UPCOMING_OF = (
     select(occurrences)
     .where(
-        occurrences.c.incident_id.in_(bindparam("b_ids", expanding=True)),
-        occurrences.c.state.in_(["pending", "running", "held"]),
+        occurrences.c.subject_kind == bindparam("b_kind"),
+        occurrences.c.subject_id.in_(bindparam("b_ids", expanding=True)),
+        occurrences.c.state.in_([state.value for state in UPCOMING_STATES]),
     )
-    .order_by(occurrences.c.incident_id, occurrences.c.run_at, occurrences.c.id)
+    .order_by(occurrences.c.subject_id, occurrences.c.run_at, occurrences.c.id)
 )
 # Every change an incident's page or the overview shows writes a timeline entry (a state
 # change, a step done, moved, held or retried): the newest entry's id versions them all.
@@ -199,7 +202,8 @@ ACTIVE_STATES = (OccurrenceState.PENDING, OccurrenceState.RUNNING)
 INSERT_OCCURRENCE = InsertInto(
     occurrences,
     (
-        "incident_id",
+        "subject_kind",
+        "subject_id",
         "step_id",
         "occurrence",
         "action",
@@ -212,7 +216,10 @@ INSERT_OCCURRENCE = InsertInto(
 )
 OCCURRENCES_OF = (
     select(occurrences)
-    .where(occurrences.c.incident_id == bindparam("b_id"))
+    .where(
+        occurrences.c.subject_kind == bindparam("b_kind"),
+        occurrences.c.subject_id == bindparam("b_id"),
+    )
     .order_by(occurrences.c.run_at, occurrences.c.id)
 )
 OCCURRENCES_OF_IN_STATES = OCCURRENCES_OF.where(
@@ -384,8 +391,14 @@ def _claimable_on_sqlite(*, by_action: bool) -> Any:
     return candidates.scalar_subquery()
 
 
-# pg_try_advisory_xact_lock(CLAIM_LOCK, incident id): one claim at a time per incident.
+# pg_try_advisory_xact_lock(key): one claim at a time per subject. The key is a 64-bit
+# hash of "<kind>:<id>", seeded with CLAIM_LOCK so it is not another lock's key.
 CLAIM_LOCK = 0x636C616D  # "clam"
+
+
+def _subject_lock_key(rows: Any) -> Any:
+    subject = rows.c.subject_kind + literal(":") + cast(rows.c.subject_id, Text)
+    return func.hashtextextended(subject, CLAIM_LOCK)
 
 
 def _claimable_on_postgres(*, by_action: bool) -> Any:
@@ -396,11 +409,11 @@ def _claimable_on_postgres(*, by_action: bool) -> Any:
     - One ordered range of the (state, run_at) index per state, pending and running (an
       expired lease), merged: `state IN (...)` would make PostgreSQL sort every runnable row
       before taking the first ones, which grows with the backlog; this stays flat.
-    - One replica at a time per incident (main lane): a row is skipped while another owner
-      holds a live lease on a row of the same incident, and the claim takes the incident's
+    - One replica at a time per subject (main lane): a row is skipped while another owner
+      holds a live lease on a row of the same subject, and the claim takes the subject's
       advisory lock (for its transaction; only for the few rows it has locked, so other
       replicas claiming meanwhile still find the rest) so two replicas claiming at once
-      cannot both take rows of it. An incident's steps then run in due order, each checked
+      cannot both take rows of it. A subject's steps then run in due order, each checked
       against what the one before changed, as on one process. The urgent lane
       (`by_action`, pages) is not held back by another replica's slow step: its steps are
       pages, which are idempotent per incident and tier.
@@ -409,7 +422,7 @@ def _claimable_on_postgres(*, by_action: bool) -> Any:
     branches = []
     for state in (OccurrenceState.RUNNING, OccurrenceState.PENDING):
         row = occurrences.alias(f"due_{state}")
-        query = select(row.c.id, row.c.run_at, row.c.incident_id).where(
+        query = select(row.c.id, row.c.run_at, row.c.subject_kind, row.c.subject_id).where(
             row.c.state == state, row.c.run_at <= now
         )
         if by_action:
@@ -418,7 +431,8 @@ def _claimable_on_postgres(*, by_action: bool) -> Any:
             busy = occurrences.alias(f"busy_{state}")
             query = query.where(
                 ~exists().where(
-                    busy.c.incident_id == row.c.incident_id,
+                    busy.c.subject_kind == row.c.subject_kind,
+                    busy.c.subject_id == row.c.subject_id,
                     busy.c.state == OccurrenceState.RUNNING,
                     busy.c.lease_owner != bindparam("b_owner"),
                     busy.c.run_at > now,
@@ -434,7 +448,7 @@ def _claimable_on_postgres(*, by_action: bool) -> Any:
     merged = union_all(select(running), select(pending)).subquery("runnable")
     chosen = select(merged.c.id).order_by(merged.c.run_at, merged.c.id).limit(bindparam("b_limit"))
     if not by_action:
-        chosen = chosen.where(func.pg_try_advisory_xact_lock(CLAIM_LOCK, merged.c.incident_id))
+        chosen = chosen.where(func.pg_try_advisory_xact_lock(_subject_lock_key(merged)))
     return chosen.scalar_subquery()
 
 

@@ -23,20 +23,27 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from incident.adapters.database import statements as sql
 from incident.adapters.database.databases import Database
 from incident.adapters.database.executors import executor_for
-from incident.adapters.database.tables import OccurrenceState
 from incident.domain.alerts import AlertGroup, AlertRecord
 from incident.domain.errors import Conflict, NotFound
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Cancellation, Category, Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
-from incident.domain.playbook import Step
-from incident.domain.records import Occurrence, PlanChange, TimelineEntry
+from incident.domain.records import (
+    FIRED_STATES,
+    INCIDENT,
+    Occurrence,
+    OccurrenceState,
+    PlanChange,
+    SubjectRef,
+    TimelineEntry,
+)
 from incident.domain.status_page import (
     ComponentStatus,
     Maintenance,
     MaintenanceStatus,
     MaintenanceUpdate,
 )
+from incident.services.ports import StepShape
 
 T = TypeVar("T")
 
@@ -57,14 +64,14 @@ def _to_occurrence(row: Any) -> Occurrence:
     assert row.id is not None
     return Occurrence(
         id=row.id,
-        incident_id=row.incident_id,
+        subject=SubjectRef(row.subject_kind, row.subject_id),
         step_id=row.step_id,
         occurrence=row.occurrence,
         action=row.action,
         target=row.target,
         due_at=row.due_at,
         run_at=row.run_at,
-        state=row.state,
+        state=OccurrenceState(row.state),
         attempts=row.attempts,
         started_at=row.started_at,
         finished_at=row.finished_at,
@@ -227,8 +234,9 @@ class SqlTransaction:
     def upcoming_of(self, incident_ids: Sequence[int]) -> dict[int, list[Occurrence]]:
         found: dict[int, list[Occurrence]] = {i: [] for i in incident_ids}
         if incident_ids:
-            for row in self._connection.execute(sql.UPCOMING_OF, {"b_ids": list(incident_ids)}):
-                found[row.incident_id].append(_to_occurrence(row))
+            params = {"b_kind": INCIDENT, "b_ids": list(incident_ids)}
+            for row in self._connection.execute(sql.UPCOMING_OF, params):
+                found[row.subject_id].append(_to_occurrence(row))
         return found
 
     def change_version(self) -> int:
@@ -346,16 +354,18 @@ class SqlTransaction:
 
     # --- occurrences -----------------------------------------------------------------------
 
-    def _occurrence_rows(self, incident_id: int, states: Sequence[str] = ()) -> Sequence[Any]:
+    def _occurrence_rows(
+        self, subject: SubjectRef, states: Sequence[OccurrenceState] = ()
+    ) -> Sequence[Any]:
+        params: dict[str, Any] = {"b_kind": subject.kind, "b_id": subject.id}
         if states:
-            return self._execute.rows(
-                sql.OCCURRENCES_OF_IN_STATES, {"b_id": incident_id, "b_states": list(states)}
-            )
-        return self._execute.rows(sql.OCCURRENCES_OF, {"b_id": incident_id})
+            params["b_states"] = [state.value for state in states]
+            return self._execute.rows(sql.OCCURRENCES_OF_IN_STATES, params)
+        return self._execute.rows(sql.OCCURRENCES_OF, params)
 
-    def step_history(self, incident_id: int) -> dict[str, StepHistory]:
+    def step_history(self, subject: SubjectRef) -> dict[str, StepHistory]:
         history: dict[str, StepHistory] = {}
-        fired = self._occurrence_rows(incident_id, OccurrenceState.FIRED)
+        fired = self._occurrence_rows(subject, FIRED_STATES)
         for row in sorted(fired, key=lambda r: (r.step_id, r.occurrence)):
             previous = history.get(row.step_id, StepHistory())
             history[row.step_id] = StepHistory(
@@ -367,9 +377,9 @@ class SqlTransaction:
 
     def reconcile(
         self,
-        incident_id: int,
+        subject: SubjectRef,
         planned: Sequence[PlannedOccurrence],
-        steps: Mapping[str, Step],
+        steps: Mapping[str, StepShape],
         *,
         now: datetime,
         new: bool = False,
@@ -381,7 +391,7 @@ class SqlTransaction:
             []
             if new
             else self._occurrence_rows(
-                incident_id,
+                subject,
                 (
                     OccurrenceState.PENDING,
                     OccurrenceState.HELD,
@@ -416,10 +426,11 @@ class SqlTransaction:
                 step = steps[item.step_id]
                 inserts.append(
                     {
-                        "incident_id": incident_id,
+                        "subject_kind": subject.kind,
+                        "subject_id": subject.id,
                         "step_id": item.step_id,
                         "occurrence": item.occurrence,
-                        "action": step.action.value,
+                        "action": str(step.action),
                         "target": step.target,
                         "due_at": item.due_at,
                         "run_at": item.due_at,
@@ -470,8 +481,10 @@ class SqlTransaction:
             self._execute.insert_many(sql.INSERT_OCCURRENCE, inserts)
         return PlanChange(tuple(added), tuple(moved), tuple(cancelled))
 
-    def occurrences(self, incident_id: int, *, states: Sequence[str] = ()) -> list[Occurrence]:
-        return [_to_occurrence(r) for r in self._occurrence_rows(incident_id, states)]
+    def occurrences(
+        self, subject: SubjectRef, *, states: Sequence[OccurrenceState] = ()
+    ) -> list[Occurrence]:
+        return [_to_occurrence(r) for r in self._occurrence_rows(subject, states)]
 
     def get_occurrence(self, occurrence_id: int) -> Occurrence:
         rows = self._execute.rows(sql.GET_OCCURRENCE, {"b_id": occurrence_id})

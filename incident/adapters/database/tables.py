@@ -9,6 +9,8 @@ from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, Uniqu
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from incident.domain.records import OccurrenceState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on every database.
@@ -102,37 +104,27 @@ class TimelineRow(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class OccurrenceState:
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-    # Due, and waiting for the commander's approval (an automatic customer-facing text of a
-    # security incident): never claimed until approved, skipped or no longer planned.
-    HELD = "held"
-
-    # States that count as "fired" for planning: the occurrence is over and was not undone.
-    FIRED = (DONE, FAILED, SKIPPED)
-
-
 class StepOccurrenceRow(SQLModel, table=True):
     """One planned occurrence of one step: the durable timer."""
 
     __tablename__ = "step_occurrences"
     __table_args__ = (
-        UniqueConstraint("incident_id", "step_id", "occurrence", name="uq_occurrence"),
+        UniqueConstraint(
+            "subject_kind", "subject_id", "step_id", "occurrence", name="uq_subject_occurrence"
+        ),
         # The claim query walks this index: pending rows in run_at order.
         Index("ix_occurrence_claim", "state", "run_at"),
         # The urgent lane's claim: pages due, without walking every other due step.
         Index("ix_occurrence_claim_action", "state", "action", "run_at"),
-        # One incident's occurrences in a given state (re-planning, skip, snooze, views).
-        Index("ix_occurrence_incident", "incident_id", "state"),
+        # One subject's occurrences in a given state (re-planning, skip, snooze, views).
+        Index("ix_occurrence_subject", "subject_kind", "subject_id", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incidents.id")
+    # Whose step it is: a subject kind ("incident", ...) and the subject's id in its own
+    # table. No foreign key: the engine serves every kind, each with a table of its own.
+    subject_kind: str = Field(max_length=20)
+    subject_id: int
     step_id: str = Field(max_length=80)
     occurrence: int
     action: str = Field(max_length=40)
@@ -140,7 +132,7 @@ class StepOccurrenceRow(SQLModel, table=True):
     due_at: datetime = _at(nullable=False)  # when the playbook says it is due
     not_before: datetime | None = _at()  # snoozed, or backing off after a failure
     run_at: datetime = _at(nullable=False)  # max(due_at, not_before): when it may run
-    state: str = Field(default=OccurrenceState.PENDING, max_length=12)
+    state: str = Field(default=OccurrenceState.PENDING.value, max_length=12)
     attempts: int = 0
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _at()

@@ -260,7 +260,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
     `sparse`: an incident declared a minute ago, with nothing recorded yet."""
     from incident.domain.follow_ups import FollowUp
     from incident.domain.incident import Incident, Severity
-    from incident.domain.records import Occurrence, OccurrenceState, TimelineEntry
+    from incident.domain.records import Occurrence, OccurrenceState, SubjectRef, TimelineEntry
     from incident.services.exports import document_context
 
     declared = datetime(2026, 3, 14, 9, 2, tzinfo=UTC)
@@ -313,7 +313,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
     ]
     ran = Occurrence(
         id=1,
-        incident_id=42,
+        subject=SubjectRef.incident(42),
         step_id="customer-notification",
         occurrence=1,
         action="customer_notification",
@@ -326,7 +326,7 @@ def sample_document_context(*, sparse: bool = False) -> dict[str, Any]:
     )
     failed = Occurrence(
         id=2,
-        incident_id=42,
+        subject=SubjectRef.incident(42),
         step_id="status-page-investigating",
         occurrence=1,
         action="status_page",
