@@ -16,33 +16,25 @@ from datetime import datetime
 from typing import Any
 
 from incident.domain.errors import DomainError
-from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident
 from incident.domain.planning import (
-    NO_HISTORY,
-    StepHistory,
     comes_back,
-    next_customer_update_due,
-    plan,
-    step_deadline,
     verdict,
 )
-from incident.domain.playbook import CUSTOMER_MESSAGES, Action, Playbook, Step
+from incident.domain.playbook import Action, Step
 from incident.domain.records import (
     INCIDENT,
     Occurrence,
     StepResult,
     TimelineEntry,
 )
-from incident.services.actions import Outcome, StepRun, message_context, perform
+from incident.services.actions import Outcome, StepRun, perform
 from incident.services.engine import Failure, Prepared, Ready, Sent, StepReport
 from incident.services.incidents import Runtime, find_step, replan, timeline_entry
 from incident.services.ports import Effects, Transaction
+from incident.services.step_context import step_context
 
 log = logging.getLogger("incident.scheduler")
-
-# How many of the next steps the war room's greeting lists.
-GREETING_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -98,8 +90,9 @@ class IncidentSteps:
             report = StepReport(occurrence, result, now - occurrence.due_at, stopped.reason)
             return Prepared(occurrence, report=report)
         assert step is not None
-        context = self._context(
+        context = step_context(
             tx,
+            self.rt,
             occurrence,
             step=step,
             incident=incident,
@@ -107,6 +100,7 @@ class IncidentSteps:
             history=history,
             now=now,
             follow_up=follow_up,
+            base_url=self.base_url,
         )
         if occurrence.approved_by is None and self.rt.needs_approval(incident, step):
             return self._hold(
@@ -126,71 +120,6 @@ class IncidentSteps:
             ),
         )
         return Prepared(occurrence, ready=IncidentStep(occurrence, run))
-
-    def _context(
-        self,
-        tx: Transaction,
-        occurrence: Occurrence,
-        *,
-        step: Step,
-        incident: Incident,
-        playbook: Playbook,
-        history: Mapping[str, StepHistory],
-        now: datetime,
-        follow_up: FollowUp | None,
-    ) -> dict[str, Any]:
-        """What this occurrence's template may say, as if it has just run: the next
-        customer update and the upcoming steps are those of the plan after it."""
-        after = dict(history)
-        after[step.id] = StepHistory(
-            fired=history.get(step.id, NO_HISTORY).fired + 1,
-            last_due=occurrence.due_at,
-            last_fired_at=now,
-        )
-        facts = incident
-        if step.action in CUSTOMER_MESSAGES and incident.is_open:
-            facts = dataclasses.replace(incident, last_customer_update_at=now)
-        return message_context(
-            incident=incident,
-            step=step,
-            occurrence=occurrence.occurrence,
-            now=now,
-            timeline=tx.timeline(occurrence.subject.id),
-            directory=self.rt.playbooks.directory,
-            next_update_due=next_customer_update_due(facts, playbook, after),
-            deadline=step_deadline(incident, step),
-            base_url=self.base_url,
-            catalog=self.rt.catalog,
-            upcoming=self._upcoming(step, incident, facts, playbook, after),
-            follow_up=follow_up,
-        )
-
-    def _upcoming(
-        self,
-        step: Step,
-        incident: Incident,
-        facts: Incident,
-        playbook: Playbook,
-        after: Mapping[str, StepHistory],
-    ) -> list[dict[str, Any]]:
-        """The next steps, for the war room's greeting (only its steps list them)."""
-        if step.action not in (Action.OPEN_WAR_ROOM, Action.REFRESH_WAR_ROOM):
-            return []
-        steps = {s.id: s for s in playbook.steps}
-        upcoming = []
-        for planned in plan(facts, playbook, after)[:GREETING_STEPS]:
-            described = steps[planned.step_id]
-            upcoming.append(
-                {
-                    "step": planned.step_id,
-                    "description": described.description,
-                    "action": described.action.value,
-                    "target": described.target,
-                    "due_at": planned.due_at,
-                    "needs_approval": self.rt.needs_approval(incident, described),
-                }
-            )
-        return upcoming
 
     def _hold(
         self,
