@@ -1,127 +1,56 @@
-"""The incident lifecycle: severities, statuses, roles and the rules for changing them.
+"""One incident: its facts, the commands that change them and the events they produce.
 
 Pure: no I/O and no clock. Every method that changes an incident takes the instant `at`
 from its caller and returns the event it produced, or raises `IllegalTransition` with a
-reason a person can act on.
+reason a person can act on. The words (severities, statuses, roles ...) and the rules for
+which change each status allows are in `lifecycle`; the words are importable from here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TypeVar
 
+from incident.domain import lifecycle
 from incident.domain import text as rules
-from incident.domain.errors import IllegalTransition, InvalidValue
+from incident.domain.errors import InvalidValue
+from incident.domain.lifecycle import (
+    OPEN_STATUSES,
+    Cancellation,
+    Category,
+    Role,
+    Severity,
+    Status,
+)
 from incident.domain.status_page import Catalog, ComponentStatus, public_title
 
-
-class Severity(StrEnum):
-    """P1 is the most severe. Comparisons use `rank` (1 = P1)."""
-
-    P1 = "P1"
-    P2 = "P2"
-    P3 = "P3"
-    P4 = "P4"
-
-    @property
-    def rank(self) -> int:
-        return int(self.value[1])
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "severity") -> Severity:
-        try:
-            return cls(text.strip().upper())
-        except ValueError:
-            raise InvalidValue(
-                where, f"unknown severity {text!r}; use one of P1, P2, P3, P4"
-            ) from None
-
-
-class Status(StrEnum):
-    INVESTIGATING = "investigating"
-    IDENTIFIED = "identified"
-    MONITORING = "monitoring"
-    RESOLVED = "resolved"
-    CLOSED = "closed"  # resolved, and its RCA recorded
-    CANCELLED = "cancelled"  # a false alarm, declined, or merged into another incident
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "status") -> Status:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise InvalidValue(
-                where,
-                f"unknown status {text!r}; use one of " + ", ".join(s.value for s in OPEN_STATUSES),
-            ) from None
-
-
-OPEN_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
-
-
-class Cancellation(StrEnum):
-    """Why an incident was cancelled: nothing more of its playbook runs but what undoes
-    its effects (its pages resolved, its status page entry withdrawn)."""
-
-    FALSE_ALARM = "false_alarm"
-    DECLINED = "declined"  # real, but not an incident (a request, expected behaviour ...)
-    DUPLICATE = "duplicate"  # merged into another incident
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "reason") -> Cancellation:
-        try:
-            return cls(text.strip().lower().replace("-", "_").replace(" ", "_"))
-        except ValueError:
-            raise InvalidValue(
-                where, "unknown reason " + repr(text) + "; use false_alarm or declined"
-            ) from None
-
-    @property
-    def words(self) -> str:
-        return {
-            Cancellation.FALSE_ALARM: "a false alarm",
-            Cancellation.DECLINED: "declined (not an incident)",
-            Cancellation.DUPLICATE: "a duplicate",
-        }[self]
-
-
-class Category(StrEnum):
-    """What kind of incident it is; some kinds go to a particular team at once, whatever
-    the severity (security to the security team; legal, regulatory, media and fraud to
-    the CIO; compliance requests to compliance)."""
-
-    GENERAL = "general"
-    SECURITY = "security"
-    LEGAL = "legal"
-    REGULATORY = "regulatory"
-    MEDIA = "media"
-    FRAUD = "fraud"
-    COMPLIANCE = "compliance"
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "category") -> Category:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise InvalidValue(
-                where, f"unknown category {text!r}; use one of " + ", ".join(c.value for c in cls)
-            ) from None
-
-
-class Role(StrEnum):
-    COMMANDER = "commander"
-    COMMS_LEAD = "comms_lead"
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "role") -> Role:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise InvalidValue(
-                where, f"unknown role {text!r}; use one of commander, comms_lead"
-            ) from None
+__all__ = [
+    "OPEN_STATUSES",
+    "Cancellation",
+    "Category",
+    "ComponentsChanged",
+    "CustomerUpdatePosted",
+    "DuplicateMerged",
+    "Event",
+    "Incident",
+    "IncidentAcknowledged",
+    "IncidentCancelled",
+    "IncidentDeclared",
+    "IncidentEdited",
+    "IncidentReopened",
+    "IncidentResolved",
+    "InternalNoteAdded",
+    "PublicTitleChanged",
+    "RcaCompleted",
+    "Role",
+    "RoleAssigned",
+    "Severity",
+    "SeverityChanged",
+    "Status",
+    "StatusChanged",
+    "war_room_name",
+]
 
 
 # --- events (past tense): what happened, for the timeline and for re-planning ---------------
@@ -326,24 +255,13 @@ class Incident:
         return incident
 
     def acknowledge(self, *, at: datetime, by: str) -> IncidentAcknowledged:
-        self._require_open("acknowledge")
-        if self.acknowledged_at is not None:
-            raise IllegalTransition(
-                f"{self.ref} was already acknowledged by {self.acknowledged_by}"
-            )
+        lifecycle.check_acknowledge(self)
         self.acknowledged_at, self.acknowledged_by = at, by
         self.changed_at = at
         return self._record(IncidentAcknowledged(at=at, actor=by))
 
     def change_status(self, new: Status, *, at: datetime, by: str) -> StatusChanged:
-        self._require_open("change the status of")
-        if new not in OPEN_STATUSES:
-            raise IllegalTransition(
-                f"use resolve to set {new.value!r}; a status change moves between "
-                "investigating, identified and monitoring"
-            )
-        if new == self.status:
-            raise IllegalTransition(f"{self.ref} is already {new.value}")
+        lifecycle.check_status_change(self, new)
         old, self.status = self.status, new
         self.changed_at = at
         return self._record(StatusChanged(at=at, actor=by, old=old, new=new))
@@ -358,7 +276,7 @@ class Incident:
         automatic: bool = False,
     ) -> list[Event]:
         """Post a customer-facing update, optionally moving the status with it."""
-        self._require_open("post a customer update to")
+        lifecycle.check_open(self, "post a customer update to")
         message = rules.MESSAGE.check(message)
         events: list[Event] = []
         if status is not None and status != self.status:
@@ -376,27 +294,22 @@ class Incident:
         return events
 
     def add_note(self, *, text: str, at: datetime, by: str) -> InternalNoteAdded:
-        if self.status is Status.CLOSED:
-            raise IllegalTransition(f"{self.ref} is closed; notes can no longer be added")
+        lifecycle.check_note(self)
         note = rules.NOTE.check(text)
         return self._record(InternalNoteAdded(at=at, actor=by, text=note))
 
     def change_severity(
         self, new: Severity, *, at: datetime, by: str, reason: str = ""
     ) -> SeverityChanged:
-        self._require_open("change the severity of")
+        lifecycle.check_open(self, "change the severity of")
         reason = rules.OPTIONAL_REASON.check(reason)
-        if new == self.severity:
-            raise IllegalTransition(f"{self.ref} is already {new.value}")
+        lifecycle.check_severity_change(self, new)
         old, self.severity = self.severity, new
         self.severity_changed_at = self.changed_at = at
         return self._record(SeverityChanged(at=at, actor=by, old=old, new=new, reason=reason))
 
     def assign(self, role: Role, person: str, *, at: datetime, by: str) -> RoleAssigned:
-        if self.status in (Status.CLOSED, Status.CANCELLED):
-            raise IllegalTransition(
-                f"{self.ref} is {self.status.value}; roles can no longer change"
-            )
+        lifecycle.check_not_over(self, "roles")
         person = rules.PERSON.check(person)
         if role is Role.COMMANDER:
             self.commander = person
@@ -409,12 +322,7 @@ class Incident:
         self, *, summary: str, at: datetime, by: str, rca_within: timedelta | None = None
     ) -> IncidentResolved:
         """Resolve; when the playbook sets an RCA deadline, it falls `rca_within` after `at`."""
-        if self.status is Status.RESOLVED:
-            raise IllegalTransition(f"{self.ref} is already resolved")
-        if self.status is Status.CLOSED:
-            raise IllegalTransition(f"{self.ref} is closed; a closed incident cannot be resolved")
-        if self.status is Status.CANCELLED:
-            raise IllegalTransition(f"{self.ref} was cancelled; there is nothing to resolve")
+        lifecycle.check_resolve(self)
         summary = rules.SUMMARY.check(summary)
         self.status = Status.RESOLVED
         self.resolved_at, self.resolution_summary = at, summary
@@ -427,7 +335,7 @@ class Incident:
     ) -> ComponentsChanged | None:
         """Set the status of the components this incident affects (ids already checked
         against the page's catalog). None when nothing changes."""
-        self._require_open("change the components of")
+        lifecycle.check_open(self, "change the components of")
         changes = tuple(
             (component, status)
             for component, status in statuses.items()
@@ -439,10 +347,7 @@ class Incident:
         return self._record(ComponentsChanged(at=at, actor=by, changes=changes))
 
     def set_public_title(self, title: str, *, at: datetime, by: str) -> PublicTitleChanged:
-        if self.status in (Status.CLOSED, Status.CANCELLED):
-            raise IllegalTransition(
-                f"{self.ref} is {self.status.value}; its public name can no longer change"
-            )
+        lifecycle.check_not_over(self, "its public name")
         title = rules.PUBLIC_TITLE.check(title)
         self.public_title = title
         return self._record(PublicTitleChanged(at=at, actor=by, title=title))
@@ -451,12 +356,7 @@ class Incident:
         self.war_room, self.conference_url = channel, conference_url
 
     def complete_rca(self, *, link: str, at: datetime, by: str) -> RcaCompleted:
-        if self.status is Status.CLOSED:
-            raise IllegalTransition(f"{self.ref} is already closed; its RCA is at {self.rca_link}")
-        if self.status is not Status.RESOLVED:
-            raise IllegalTransition(
-                f"{self.ref} is {self.status.value}; resolve it before marking the RCA done"
-            )
+        lifecycle.check_complete_rca(self)
         link = rules.web_link(link, where="link")
         self.rca_link, self.closed_at, self.status = link, at, Status.CLOSED
         self.changed_at = at
@@ -474,31 +374,9 @@ class Incident:
     ) -> IncidentEdited:
         """Correct the incident's facts. A new category brings its routing (the security
         team's steps, say); the change goes on the timeline with the old values."""
-        if self.status is Status.CANCELLED:
-            raise IllegalTransition(f"{self.ref} is cancelled; its facts can no longer change")
-        wanted: dict[str, str] = {}
-        if title is not None:
-            wanted["title"] = rules.TITLE.check(title)
-        if impact is not None:
-            wanted["impact"] = rules.IMPACT.check(impact)
-        if service is not None:
-            wanted["service"] = rules.SERVICE.check(service)
-        if category is not None:
-            wanted["category"] = category.value
-        current = {
-            "title": self.title,
-            "impact": self.impact,
-            "service": self.service,
-            "category": self.category.value,
-        }
-        changes = tuple(
-            (name, current[name], value) for name, value in wanted.items() if value != current[name]
+        changes = lifecycle.fact_changes(
+            self, title=title, impact=impact, service=service, category=category
         )
-        if not changes:
-            raise IllegalTransition(
-                f"nothing to change on {self.ref}: give a title, impact, service or category "
-                "different from what it has"
-            )
         for name, _, value in changes:
             if name == "category":
                 self.category = Category(value)
@@ -518,7 +396,7 @@ class Incident:
     ) -> IncidentCancelled:
         """Call it off: a false alarm, declined, or (through `merge_into`) a duplicate.
         Nothing more of its playbook runs but what undoes its effects; no RCA is due."""
-        self._require_open("cancel")
+        lifecycle.check_open(self, "cancel")
         note = rules.CANCEL_NOTE.check(note)
         if reason is Cancellation.DUPLICATE and merged_into is None:
             raise InvalidValue("reason", "a duplicate is merged into another incident; use merge")
@@ -533,13 +411,7 @@ class Incident:
     def merge_into(self, target: Incident, *, at: datetime, by: str) -> list[Event]:
         """Cancel this incident as a duplicate of `target`, which takes over its components;
         the events of both, this one's first."""
-        if target.id is None or target.id == self.id:
-            raise InvalidValue("into", f"an incident cannot be merged into itself ({self.ref})")
-        if target.status in (Status.CLOSED, Status.CANCELLED):
-            raise IllegalTransition(
-                f"{target.ref} is {target.status.value}; merge into an incident that is open "
-                "or resolved"
-            )
+        lifecycle.check_merge(self, target)
         cancelled = self.cancel(
             Cancellation.DUPLICATE,
             at=at,
@@ -569,15 +441,7 @@ class Incident:
     ) -> IncidentReopened:
         """Back to work on a resolved incident: its cadence resumes from now, and resolving
         it again runs the resolution steps again (with a new RCA deadline)."""
-        if self.status is not Status.RESOLVED:
-            hint = (
-                "its RCA is recorded; declare a new incident and link this one in a note"
-                if self.status is Status.CLOSED
-                else "only a resolved incident can be reopened"
-            )
-            raise IllegalTransition(f"{self.ref} is {self.status.value}; {hint}")
-        if status not in OPEN_STATUSES:
-            raise InvalidValue("status", "reopen to investigating, identified or monitoring")
+        lifecycle.check_reopen(self, status)
         reason = rules.REASON.check(reason)
         self.status = status
         self.resolved_at = self.resolution_summary = self.rca_due_at = None
@@ -585,10 +449,6 @@ class Incident:
         return self._record(IncidentReopened(at=at, actor=by, reason=reason, status=status))
 
     # --- helpers ---------------------------------------------------------------------------
-
-    def _require_open(self, verb: str) -> None:
-        if not self.is_open:
-            raise IllegalTransition(f"cannot {verb} {self.ref}: it is {self.status.value}")
 
     def _record(self, event: _E) -> _E:
         _require_aware(event.at)
