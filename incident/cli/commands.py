@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -150,29 +150,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in api_commands.COMMANDS and not getattr(args, "local", False):
-        # A client of a running service: the server's own settings play no part.
-        try:
-            return api_commands.run(args)
-        except ClientError as error:
-            print(f"incident: {api_output.safe_message(error)}", file=sys.stderr)
-            return 1
+        return _run_as_client(args)
+    return _run_locally(args)
+
+
+def _run_as_client(args: argparse.Namespace) -> int:
+    """A client of a running service: the server's own settings play no part."""
+    try:
+        return api_commands.run(args)
+    except ClientError as error:
+        print(f"incident: {api_output.safe_message(error)}", file=sys.stderr)
+        return 1
+
+
+def _run_locally(args: argparse.Namespace) -> int:
+    """Run a command in this process on the settings from the environment; its mistakes
+    and an unreachable database become a message and exit code 2."""
     try:
         settings = load_settings()
-        match args.command:
-            case "serve":
-                if args.migrate:
-                    asyncio.run(_db_upgrade(settings))
-                return _serve(settings, args.host, args.port)
-            case "playbooks":
-                return _check_playbooks(settings, args.directory)
-            case "comms":
-                return _check_comms(settings)
-            case "simulate":
-                return asyncio.run(_simulate(settings, args))
-            case "outbox":
-                return asyncio.run(_outbox(settings, args))
-            case "db":
-                return asyncio.run(_db_upgrade(settings))
+        command = _LOCAL_COMMANDS.get(args.command)
+        if command is not None:
+            return command(settings, args)
     except InvalidPlaybook as error:
         print(f"incident: invalid playbooks:\n{error}", file=sys.stderr)
         return 2
@@ -192,6 +190,43 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return 2
     return 0  # pragma: no cover - argparse requires a command
+
+
+def _serve_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.migrate:
+        asyncio.run(_db_upgrade(settings))
+    return _serve(settings, args.host, args.port)
+
+
+def _playbooks_command(settings: Settings, args: argparse.Namespace) -> int:
+    return _check_playbooks(settings, args.directory)
+
+
+def _comms_command(settings: Settings, args: argparse.Namespace) -> int:
+    return _check_comms(settings)
+
+
+def _simulate_command(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_simulate(settings, args))
+
+
+def _outbox_command(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_outbox(settings, args))
+
+
+def _db_command(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_db_upgrade(settings))
+
+
+# The commands run in this process, by their word on the command line.
+_LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": _serve_command,
+    "playbooks": _playbooks_command,
+    "comms": _comms_command,
+    "simulate": _simulate_command,
+    "outbox": _outbox_command,
+    "db": _db_command,
+}
 
 
 def _check_playbooks(settings: Settings, directory: Path | None) -> int:

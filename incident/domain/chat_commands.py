@@ -17,8 +17,10 @@ What we write back is Slack mrkdwn: `&`, `<` and `>` of our own text are escaped
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import ClassVar
 
 from incident.domain.errors import InvalidValue
@@ -384,63 +386,55 @@ def _declare(rest: str) -> Declare | Usage:
 
 
 def _on_incident(name: str, incident_id: int | None, rest: str) -> Command | Usage:
-    match name:
-        case "ack" | "next" | "timeline":
-            if rest.strip():
-                hint = "; to add a message, use `note`" if name == "ack" else ""
-                return Usage(f"{name} takes nothing after it (got {_quote(rest)}){hint}", name)
-            kinds: dict[str, type[Acknowledge | ShowNext | ShowTimeline]] = {
-                "ack": Acknowledge,
-                "next": ShowNext,
-                "timeline": ShowTimeline,
-            }
-            return kinds[name](incident_id=incident_id)
-        case "followups":
-            if rest.strip():
-                return Usage(
-                    f"followups takes nothing after it (got {_quote(rest)}); to add one, "
-                    f"use {_code('followup <title> owner:<who> due:<date>')}",
-                    name,
-                )
-            return ListFollowUps(incident_id=incident_id)
-        case "status":
-            word, message = _split(rest)
-            status = _status(word)
-            if status is None:
-                if word is not None and word.lower() == Status.RESOLVED.value:
-                    return Usage(f"to resolve, use {_code('resolve <summary>')}", "status")
-                shown = f", not {_quote(word)}" if word else ""
-                return Usage(
-                    f"status needs investigating, identified or monitoring{shown}", "status"
-                )
-            message = plain_text(message)
-            if not message:
-                return Usage("status needs a message for customers after the status", "status")
-            return SetStatus(incident_id=incident_id, status=status, message=message)
-        case "update" | "note" | "resolve" | "title" | "impact" | "service" | "reopen":
-            return _free_text(name, incident_id, plain_text(rest))
-        case "category":
-            return _category(incident_id, rest)
-        case "cancel":
-            return _cancel(incident_id, rest)
-        case "approve":
-            return _approve(incident_id, rest)
-        case "followup":
-            return _follow_up(incident_id, rest)
-        case "severity":
-            word, reason = _split(rest)
-            severity = _severity(word)
-            if severity is None:
-                shown = f", not {_quote(word)}" if word else ""
-                return Usage(f"severity needs P1, P2, P3 or P4{shown}", "severity")
-            return ChangeSeverity(
-                incident_id=incident_id, severity=severity, reason=plain_text(reason)
-            )
-        case "ic":
-            return _assign(incident_id, rest)
-        case "rca":
-            return _rca(incident_id, rest)
-    raise AssertionError(f"no parser for {name!r}")  # pragma: no cover - COMMANDS lists all
+    parser = _INCIDENT_PARSERS.get(name)
+    if parser is None:  # pragma: no cover - COMMANDS lists all
+        raise AssertionError(f"no parser for {name!r}")
+    return parser(incident_id, rest)
+
+
+def _without_arguments(
+    kind: type[Acknowledge | ShowNext | ShowTimeline | ListFollowUps],
+    incident_id: int | None,
+    rest: str,
+) -> IncidentCommand | Usage:
+    if rest.strip():
+        return Usage(
+            f"{kind.name} takes nothing after it (got {_quote(rest)}){_instead(kind.name)}",
+            kind.name,
+        )
+    return kind(incident_id=incident_id)
+
+
+def _instead(name: str) -> str:
+    """The command meant when text follows one that takes none, as a hint."""
+    if name == "ack":
+        return "; to add a message, use `note`"
+    if name == "followups":
+        return f"; to add one, use {_code('followup <title> owner:<who> due:<date>')}"
+    return ""
+
+
+def _set_status(incident_id: int | None, rest: str) -> SetStatus | Usage:
+    word, message = _split(rest)
+    status = _status(word)
+    if status is None:
+        if word is not None and word.lower() == Status.RESOLVED.value:
+            return Usage(f"to resolve, use {_code('resolve <summary>')}", "status")
+        shown = f", not {_quote(word)}" if word else ""
+        return Usage(f"status needs investigating, identified or monitoring{shown}", "status")
+    message = plain_text(message)
+    if not message:
+        return Usage("status needs a message for customers after the status", "status")
+    return SetStatus(incident_id=incident_id, status=status, message=message)
+
+
+def _change_severity(incident_id: int | None, rest: str) -> ChangeSeverity | Usage:
+    word, reason = _split(rest)
+    severity = _severity(word)
+    if severity is None:
+        shown = f", not {_quote(word)}" if word else ""
+        return Usage(f"severity needs P1, P2, P3 or P4{shown}", "severity")
+    return ChangeSeverity(incident_id=incident_id, severity=severity, reason=plain_text(reason))
 
 
 _NEEDS = {
@@ -454,8 +448,9 @@ _NEEDS = {
 }
 
 
-def _free_text(name: str, incident_id: int | None, text: str) -> IncidentCommand | Usage:
+def _free_text(name: str, incident_id: int | None, rest: str) -> IncidentCommand | Usage:
     """The commands whose argument is text; its limits are the domain's (as for the API)."""
+    text = plain_text(rest)
     if not text:
         return Usage(f"{name} needs {_NEEDS[name]}", name)
     match name:
@@ -685,6 +680,24 @@ def _rca(incident_id: int | None, rest: str) -> CompleteRca | Usage:
             "rca",
         )
     return CompleteRca(incident_id=incident_id, link=link)
+
+
+# The parser of each command on one incident, by its name (after aliases).
+_INCIDENT_PARSERS: dict[str, Callable[[int | None, str], Command | Usage]] = {
+    "ack": partial(_without_arguments, Acknowledge),
+    "next": partial(_without_arguments, ShowNext),
+    "timeline": partial(_without_arguments, ShowTimeline),
+    "followups": partial(_without_arguments, ListFollowUps),
+    "status": _set_status,
+    **{name: partial(_free_text, name) for name in _NEEDS},
+    "category": _category,
+    "cancel": _cancel,
+    "approve": _approve,
+    "followup": _follow_up,
+    "severity": _change_severity,
+    "ic": _assign,
+    "rca": _rca,
+}
 
 
 # --- words and text ------------------------------------------------------------------------

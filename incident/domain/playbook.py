@@ -240,6 +240,15 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_shape(self) -> StepSpec:
+        self._check_not_the_services_own()
+        if self.deadline is not None:
+            self._check_deadline_shape(self.deadline)
+        else:
+            self._check_plain_shape()
+        return self
+
+    def _check_not_the_services_own(self) -> None:
+        """Ids, anchors and actions the service keeps for the steps it plans itself."""
         if self.id.startswith(FOLLOW_UP_STEP_PREFIX):
             raise ValueError(
                 f"ids starting with {FOLLOW_UP_STEP_PREFIX!r} are kept for the reminders of "
@@ -255,39 +264,39 @@ class StepSpec(_Strict):
                 "follow_up_reminder is planned for each follow-up action item by the service, "
                 "not by a playbook"
             )
-        if self.deadline is not None:
-            stray = [
-                name
-                for name in (
-                    "action",
-                    "offset",
-                    "every",
-                    "target",
-                    "template",
-                    "max_occurrences",
-                    "window",
-                )
-                if getattr(self, name) is not None
-            ]
-            if stray:
+
+    def _check_deadline_shape(self, deadline: timedelta) -> None:
+        stray = [
+            name
+            for name in (
+                "action",
+                "offset",
+                "every",
+                "target",
+                "template",
+                "max_occurrences",
+                "window",
+            )
+            if getattr(self, name) is not None
+        ]
+        if stray:
+            raise ValueError(f"a deadline step takes remind and on_missed, not {', '.join(stray)}")
+        if self.on_missed is None:
+            raise ValueError("a deadline step needs on_missed (what happens when it passes)")
+        if self.per_anchor:
+            raise ValueError("per_anchor is for plain steps, not deadlines")
+        if not self.until:
+            raise ValueError("a deadline step needs until (the event that meets it)")
+        if self.on_missed.every is not None and self.on_missed.every < timedelta(minutes=1):
+            raise ValueError("on_missed.every must be at least 1m")
+        for before in self.remind.before if self.remind else []:
+            if not timedelta(0) < before <= deadline:
                 raise ValueError(
-                    f"a deadline step takes remind and on_missed, not {', '.join(stray)}"
+                    f"reminder {format_duration(before)} before the deadline falls outside "
+                    f"the {format_duration(deadline)} deadline"
                 )
-            if self.on_missed is None:
-                raise ValueError("a deadline step needs on_missed (what happens when it passes)")
-            if self.per_anchor:
-                raise ValueError("per_anchor is for plain steps, not deadlines")
-            if not self.until:
-                raise ValueError("a deadline step needs until (the event that meets it)")
-            if self.on_missed.every is not None and self.on_missed.every < timedelta(minutes=1):
-                raise ValueError("on_missed.every must be at least 1m")
-            for before in self.remind.before if self.remind else []:
-                if not timedelta(0) < before <= self.deadline:
-                    raise ValueError(
-                        f"reminder {format_duration(before)} before the deadline falls outside "
-                        f"the {format_duration(self.deadline)} deadline"
-                    )
-            return self
+
+    def _check_plain_shape(self) -> None:
         if self.tracks is not None:
             raise ValueError("tracks is only for deadline steps")
         if self.action is None:
@@ -301,7 +310,6 @@ class StepSpec(_Strict):
             raise ValueError(
                 "a repeating step needs until or max_occurrences; nothing may repeat forever"
             )
-        return self
 
 
 class PlaybookSpec(_Strict):

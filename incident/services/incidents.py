@@ -144,7 +144,21 @@ def timeline_entry(event: Event) -> TimelineEntry:
     )
 
 
-def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
+# An event's timeline entry: its kind, its text and its data.
+_Described = tuple[str, str, dict[str, object]]
+
+
+def _describe(event: Event) -> _Described:
+    described = _describe_course(event)
+    if described is None:
+        described = _describe_change(event)
+    if described is None:  # pragma: no cover
+        raise TypeError(f"no timeline entry for {event!r}")
+    return described
+
+
+def _describe_course(event: Event) -> _Described | None:
+    """The events that move the incident through its life; None for any other."""
     match event:
         case IncidentDeclared(severity=severity, title=title):
             return "declared", f"{severity.value} declared: {title}", {"severity": severity.value}
@@ -156,6 +170,27 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
                 f"status {old.value} -> {new.value}",
                 {"old": old.value, "new": new.value},
             )
+        case IncidentResolved(summary=summary):
+            return "resolved", summary, {}
+        case RcaCompleted(link=link):
+            return "rca_completed", f"RCA done: {link}", {"link": link}
+        case IncidentCancelled(reason=reason, note=note, merged_into=merged_into):
+            if merged_into is not None:
+                text = f"merged into INC-{merged_into} as a duplicate"
+            else:
+                text = f"cancelled as {reason.words}" + (f": {note}" if note else "")
+            return "cancelled", text, {"reason": reason.value, "merged_into": merged_into}
+        case IncidentReopened(reason=reason, status=status):
+            return "reopened", f"reopened ({status.value}): {reason}", {"status": status.value}
+        case DuplicateMerged(duplicate=duplicate, duplicate_ref=ref, duplicate_title=title):
+            text = f"{ref} merged into this incident as a duplicate: {title}"
+            return "merged", text, {"duplicate": duplicate, "components": list(event.components)}
+    return None
+
+
+def _describe_change(event: Event) -> _Described | None:
+    """The events that say something or change the incident's details; None for any other."""
+    match event:
         case CustomerUpdatePosted(status=status, message=message, automatic=automatic):
             return "customer_update", message, {"status": status.value, "automatic": automatic}
         case InternalNoteAdded(text=text):
@@ -169,10 +204,6 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
                 f"{role.value}: {person}",
                 {"role": role.value, "person": person},
             )
-        case IncidentResolved(summary=summary):
-            return "resolved", summary, {}
-        case RcaCompleted(link=link):
-            return "rca_completed", f"RCA done: {link}", {"link": link}
         case ComponentsChanged(changes=changes):
             text = "components: " + ", ".join(f"{c} {st.value}" for c, st in changes)
             return "components_changed", text, {"components": {c: st.value for c, st in changes}}
@@ -187,18 +218,7 @@ def _describe(event: Event) -> tuple[str, str, dict[str, object]]:
                 text,
                 {"changes": [{"field": n, "old": o, "new": v} for n, o, v in changes]},
             )
-        case IncidentCancelled(reason=reason, note=note, merged_into=merged_into):
-            if merged_into is not None:
-                text = f"merged into INC-{merged_into} as a duplicate"
-            else:
-                text = f"cancelled as {reason.words}" + (f": {note}" if note else "")
-            return "cancelled", text, {"reason": reason.value, "merged_into": merged_into}
-        case IncidentReopened(reason=reason, status=status):
-            return "reopened", f"reopened ({status.value}): {reason}", {"status": status.value}
-        case DuplicateMerged(duplicate=duplicate, duplicate_ref=ref, duplicate_title=title):
-            text = f"{ref} merged into this incident as a duplicate: {title}"
-            return "merged", text, {"duplicate": duplicate, "components": list(event.components)}
-    raise TypeError(f"no timeline entry for {event!r}")  # pragma: no cover
+    return None
 
 
 # --- planning glue -------------------------------------------------------------------------

@@ -226,60 +226,8 @@ def build_public_status(
         incidents = [(i, e) for i, e in incidents if i.status is not Status.CANCELLED]
     public_incidents = [_public_incident(catalog, i, e) for i, e in incidents]
     windows = [_public_maintenance(catalog, m, now) for m in maintenances]
-
-    # Current component statuses: the worst any open incident or active window gives.
-    current: dict[str, list[ComponentStatus]] = {c.id: [] for c in catalog.components}
-    changed_at: dict[str, datetime] = {}
-    spans: dict[str, list[StatusSpan]] = {c.id: [] for c in catalog.components}
-    for incident, entries in incidents:
-        if incident.status is Status.CANCELLED:
-            continue  # no impact: it counts for no component's status or downtime
-        changes = [
-            (e.at, {k: ComponentStatus(v) for k, v in e.data.get("components", {}).items()})
-            for e in entries
-            if e.kind == "components_changed"
-        ]
-        for at, statuses in changes:
-            for component in statuses:
-                changed_at[component] = max(at, changed_at.get(component, at))
-        if incident.is_open:
-            for component, status in incident.components.items():
-                if component in current:
-                    current[component].append(status)
-        elif incident.resolved_at is not None:
-            for component in incident.components:
-                changed_at[component] = max(
-                    incident.resolved_at, changed_at.get(component, incident.resolved_at)
-                )
-        ended = None if incident.is_open else incident.resolved_at
-        for span in spans_from_changes(changes, ended):
-            if span.component in spans:
-                spans[span.component].append(span)
-    for window in maintenances:
-        if window.is_active(now):
-            for component in window.components:
-                if component in current:
-                    current[component].append(ComponentStatus.UNDER_MAINTENANCE)
-
-    views: dict[str, ComponentView] = {}
-    for component in catalog.components:
-        days = daily_uptime(spans[component.id], today=now.date(), days=UPTIME_DAYS, now=now)
-        views[component.id] = ComponentView(
-            component=component,
-            status=worst_status(current[component.id]) or ComponentStatus.OPERATIONAL,
-            updated_at=changed_at.get(component.id),
-            uptime_days=tuple(days),
-            uptime=overall_uptime(days, now=now),
-        )
-    groups = tuple(
-        GroupView(
-            group=group,
-            status=worst_status(views[c.id].status for c in catalog.in_group(group.id))
-            or ComponentStatus.OPERATIONAL,
-            components=tuple(views[c.id] for c in catalog.in_group(group.id)),
-        )
-        for group in catalog.groups
-    )
+    impact = _ComponentImpact.of(catalog, incidents, maintenances, now)
+    views = _component_views(catalog, impact, now)
     open_impacts = [i.current_impact for i in public_incidents if not i.is_resolved]
     indicator, description = overall((v.status for v in views.values()), open_impacts)
     moments = [i.updated_at for i in public_incidents] + [m.updated_at for m in windows]
@@ -288,11 +236,101 @@ def build_public_status(
         indicator=indicator,
         description=description,
         components=tuple(views.values()),
-        groups=groups,
+        groups=_group_views(catalog, views),
         incidents=tuple(public_incidents),
         maintenances=tuple(windows),
         updated_at=max(moments, default=now.replace(hour=0, minute=0, second=0, microsecond=0)),
         stale_at=_stale_at(maintenances, now),
+    )
+
+
+@dataclass(frozen=True)
+class _ComponentImpact:
+    """What the incidents and maintenance windows did to each component of the catalog."""
+
+    # The statuses open incidents and active windows give it now (the worst one shows).
+    current: dict[str, list[ComponentStatus]]
+    # When an incident last changed it.
+    changed_at: dict[str, datetime]
+    # Its time spent other than operational, for the uptime bars.
+    spans: dict[str, list[StatusSpan]]
+
+    @classmethod
+    def of(
+        cls,
+        catalog: Catalog,
+        incidents: Sequence[tuple[Incident, Sequence[TimelineEntry]]],
+        maintenances: Sequence[Maintenance],
+        now: datetime,
+    ) -> _ComponentImpact:
+        impact = cls(
+            current={c.id: [] for c in catalog.components},
+            changed_at={},
+            spans={c.id: [] for c in catalog.components},
+        )
+        for incident, entries in incidents:
+            # A cancelled one has no impact: it counts for no component's status or downtime.
+            if incident.status is not Status.CANCELLED:
+                impact._add_incident(incident, entries)
+        for window in maintenances:
+            if window.is_active(now):
+                for component in window.components:
+                    impact._add_current(component, ComponentStatus.UNDER_MAINTENANCE)
+        return impact
+
+    def _add_incident(self, incident: Incident, entries: Sequence[TimelineEntry]) -> None:
+        changes = [
+            (e.at, {k: ComponentStatus(v) for k, v in e.data.get("components", {}).items()})
+            for e in entries
+            if e.kind == "components_changed"
+        ]
+        for at, statuses in changes:
+            for component in statuses:
+                self._note_change(component, at)
+        if incident.is_open:
+            for component, status in incident.components.items():
+                self._add_current(component, status)
+        elif incident.resolved_at is not None:
+            for component in incident.components:
+                self._note_change(component, incident.resolved_at)
+        ended = None if incident.is_open else incident.resolved_at
+        for span in spans_from_changes(changes, ended):
+            if span.component in self.spans:
+                self.spans[span.component].append(span)
+
+    def _note_change(self, component: str, at: datetime) -> None:
+        self.changed_at[component] = max(at, self.changed_at.get(component, at))
+
+    def _add_current(self, component: str, status: ComponentStatus) -> None:
+        if component in self.current:
+            self.current[component].append(status)
+
+
+def _component_views(
+    catalog: Catalog, impact: _ComponentImpact, now: datetime
+) -> dict[str, ComponentView]:
+    views: dict[str, ComponentView] = {}
+    for component in catalog.components:
+        days = daily_uptime(impact.spans[component.id], today=now.date(), days=UPTIME_DAYS, now=now)
+        views[component.id] = ComponentView(
+            component=component,
+            status=worst_status(impact.current[component.id]) or ComponentStatus.OPERATIONAL,
+            updated_at=impact.changed_at.get(component.id),
+            uptime_days=tuple(days),
+            uptime=overall_uptime(days, now=now),
+        )
+    return views
+
+
+def _group_views(catalog: Catalog, views: dict[str, ComponentView]) -> tuple[GroupView, ...]:
+    return tuple(
+        GroupView(
+            group=group,
+            status=worst_status(views[c.id].status for c in catalog.in_group(group.id))
+            or ComponentStatus.OPERATIONAL,
+            components=tuple(views[c.id] for c in catalog.in_group(group.id)),
+        )
+        for group in catalog.groups
     )
 
 

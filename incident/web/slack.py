@@ -528,29 +528,6 @@ async def _on_incident(
             await uc.authorize_on(rt, principal, incident_id, Action.ACKNOWLEDGE)
             incident = await uc.acknowledge_incident(rt, incident_id, by=by)
             return Reply(f"*{incident.ref}* acknowledged by {by}.", in_channel=True)
-        case SetStatus(status=status, message=message):
-            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
-            incident = await uc.post_customer_update(
-                rt, incident_id, message=message, status=status, by=by
-            )
-            return Reply(
-                f"*{incident.ref}* is now *{incident.status.value}*. Customer update by {by}:"
-                f"\n>{_esc(message)}",
-                in_channel=True,
-            )
-        case CustomerUpdate(message=message):
-            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
-            incident = await uc.post_customer_update(rt, incident_id, message=message, by=by)
-            return Reply(
-                f"Customer update on *{incident.ref}* by {by}:\n>{_esc(message)}",
-                in_channel=True,
-            )
-        case Note(text=text):
-            await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
-            incident = await uc.add_internal_note(rt, incident_id, text=text, by=by)
-            return Reply(
-                f"Internal note on *{incident.ref}* by {by}:\n>{_esc(text)}", in_channel=True
-            )
         case ChangeSeverity(severity=severity, reason=reason):
             before = await uc.authorize_on(
                 rt, principal, incident_id, lambda i: severity_action(i, severity)
@@ -594,15 +571,66 @@ async def _on_incident(
                 f"*{incident.ref}* is {incident.status.value}.",
                 in_channel=True,
             )
+        case SetStatus() | CustomerUpdate() | Note():
+            return await _say(rt, principal, command, incident_id)
         case Retitle() | DescribeImpact() | SetService() | SetCategory():
             return await _edit(rt, principal, command, incident_id, slash=slash, here=here)
         case Cancel() | Reopen() | Merge() | Approve():
             return await _lifecycle(rt, principal, command, incident_id, slash=slash, here=here)
         case AddFollowUp() | CompleteFollowUp() | ListFollowUps():
             return await _follow_up(rt, principal, command, incident_id, slash=slash, here=here)
+        case ShowNext() | ShowTimeline():
+            return await _show(rt, principal, command, incident_id, slash=slash, here=here)
+    assert_never(command)
+
+
+async def _say(
+    rt: Runtime,
+    principal: Principal,
+    command: SetStatus | CustomerUpdate | Note,
+    incident_id: int,
+) -> Reply:
+    """A customer-facing update (with a new status, or not) or an internal note."""
+    by = principal.name
+    await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
+    match command:
+        case SetStatus(status=status, message=message):
+            incident = await uc.post_customer_update(
+                rt, incident_id, message=message, status=status, by=by
+            )
+            return Reply(
+                f"*{incident.ref}* is now *{incident.status.value}*. Customer update by {by}:"
+                f"\n>{_esc(message)}",
+                in_channel=True,
+            )
+        case CustomerUpdate(message=message):
+            incident = await uc.post_customer_update(rt, incident_id, message=message, by=by)
+            return Reply(
+                f"Customer update on *{incident.ref}* by {by}:\n>{_esc(message)}",
+                in_channel=True,
+            )
+        case Note(text=text):
+            incident = await uc.add_internal_note(rt, incident_id, text=text, by=by)
+            return Reply(
+                f"Internal note on *{incident.ref}* by {by}:\n>{_esc(text)}", in_channel=True
+            )
+    assert_never(command)
+
+
+async def _show(
+    rt: Runtime,
+    principal: Principal,
+    command: ShowNext | ShowTimeline,
+    incident_id: int,
+    *,
+    slash: str,
+    here: str,
+) -> Reply:
+    """What is planned next, or what has happened: only for the person who asked."""
+    await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
+    view = await uc.get_incident(rt, incident_id)
+    match command:
         case ShowNext():
-            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
-            view = await uc.get_incident(rt, incident_id)
             incident = view.incident
             steps = _steps(
                 view, rt.clock.now(), limit=LIST_LIMIT, approve=f"{slash} approve {here}"
@@ -612,8 +640,6 @@ async def _on_incident(
                 f"{_state(incident)}):\n{steps}"
             )
         case ShowTimeline():
-            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
-            view = await uc.get_incident(rt, incident_id)
             return Reply(_timeline(view, approve=f"{slash} approve {here}"))
     assert_never(command)
 

@@ -25,6 +25,11 @@ import pytest
 from tests.integration.test_cli_api import COMMANDER, RESPONDER, VIEWER, running_server
 from tests.integration.test_cli_api import cli as run_cli
 
+# Each test runs a dozen or more CLI processes, each starting Python and importing the
+# client (about a second each, several on a busy machine): more than the suite's 60 s
+# per-test guard against hangs allows, with no hang.
+pytestmark = pytest.mark.timeout(300)
+
 # What a terminal would obey: ESC, CSI (C1), bidi overrides and isolates.
 RAW_CONTROLS = re.compile("[\x1b\x80-\x9f\u202a-\u202e\u2066-\u2069]")
 

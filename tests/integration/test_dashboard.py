@@ -655,6 +655,18 @@ class PageCheck(HTMLParser):
         attributes = dict(attrs)
         if tag == "html":
             self.lang = attributes.get("lang") or ""
+        self._note_ids(tag, attributes)
+        if tag in ("input", "select", "textarea"):
+            self._note_field(tag, attributes)
+        if re.fullmatch(r"h[1-6]", tag):
+            self.headings.append(int(tag[1]))
+        if tag == "form":
+            self._open_form(attributes)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def _note_ids(self, tag: str, attributes: dict[str, str | None]) -> None:
+        """The id an element has, and the ids it refers to."""
         if attributes.get("id"):
             self.ids.append(str(attributes["id"]))
         for name in ("aria-describedby", "aria-labelledby"):
@@ -663,21 +675,19 @@ class PageCheck(HTMLParser):
         if tag == "label" and attributes.get("for"):
             self.labelled.add(str(attributes["for"]))
             self.references.append(("for", str(attributes["for"])))
-        if tag in ("input", "select", "textarea"):
-            kind = attributes.get("type") or ""
-            if kind not in ("hidden", "submit", "button"):
-                self.fields.append((tag, attributes))
-            if self.csrf_in_form and attributes.get("name") == "csrf":
-                self.csrf_in_form[-1] = True
-        if re.fullmatch(r"h[1-6]", tag):
-            self.headings.append(int(tag[1]))
-        if tag == "form":
-            if "form" in self.stack:
-                self.problems.append("a form inside a form")
-            self.forms.append(attributes)
-            self.csrf_in_form.append(False)
-        if tag not in VOID:
-            self.stack.append(tag)
+
+    def _note_field(self, tag: str, attributes: dict[str, str | None]) -> None:
+        kind = attributes.get("type") or ""
+        if kind not in ("hidden", "submit", "button"):
+            self.fields.append((tag, attributes))
+        if self.csrf_in_form and attributes.get("name") == "csrf":
+            self.csrf_in_form[-1] = True
+
+    def _open_form(self, attributes: dict[str, str | None]) -> None:
+        if "form" in self.stack:
+            self.problems.append("a form inside a form")
+        self.forms.append(attributes)
+        self.csrf_in_form.append(False)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)

@@ -38,7 +38,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,7 +89,7 @@ from incident.services.incidents import (
     resolve_incident,
 )
 from incident.services.ports import Transaction
-from incident.testing import RecordingEffects, SimulatedCrash
+from incident.testing import RecordingEffects, Sent, SimulatedCrash
 from tests.conftest import T0
 
 T = TypeVar("T")
@@ -198,6 +198,17 @@ def first_event_times(incident: Incident, timeline: list[TimelineEntry]) -> dict
         StopEvent.CUSTOMER_UPDATE_POSTED: first("customer_update"),
         StopEvent.COMMANDER_ASSIGNED: first("role_assigned", role=Role.COMMANDER.value),
     }
+
+
+@dataclass
+class Observed:
+    """What the database says, read in one transaction: what the sends are checked against."""
+
+    steps: dict[str, Step]  # the playbooks' steps and the follow-up items' reminders
+    rows: dict[tuple[int, str, int], Occurrence] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    stopped_at: dict[int, dict[StopEvent, Any]] = field(default_factory=dict)
+    items: dict[str, FollowUp] = field(default_factory=dict)  # follow-up step id -> its item
 
 
 class PlaybookMachine(RuleBasedStateMachine):
@@ -517,89 +528,98 @@ class PlaybookMachine(RuleBasedStateMachine):
         self._run(self._check())
 
     async def _check(self) -> None:
-        steps = self.app.runtime.playbooks.steps()
-        rows: dict[tuple[int, str, int], Occurrence] = {}
-        incidents: dict[int, Incident] = {}
-        stopped_at: dict[int, dict[StopEvent, Any]] = {}
-        items: dict[str, FollowUp] = {}  # follow-up step id -> its item
+        observed = await self._observe()
+        self._check_exactly_once(observed.rows, observed.steps)
+        for sent in self.vendor.sends:
+            self._check_sent(sent, observed)
+        for incident_id, incident in observed.incidents.items():
+            rows = [o for o in observed.rows.values() if o.subject.id == incident_id]
+            self._check_incident(incident, rows, observed.steps)
+
+    async def _observe(self) -> Observed:
+        observed = Observed(steps=self.app.runtime.playbooks.steps())
 
         def read(tx: Transaction) -> None:
             for incident_id in self.incidents:
                 incident = tx.get_incident(incident_id)
-                incidents[incident_id] = incident
-                stopped_at[incident_id] = first_event_times(incident, tx.timeline(incident_id))
+                observed.incidents[incident_id] = incident
+                observed.stopped_at[incident_id] = first_event_times(
+                    incident, tx.timeline(incident_id)
+                )
                 for item in tx.follow_ups(incident_id):
                     assert item.id is not None
                     for step in follow_up_steps(
                         FollowUp(**{**item.__dict__, "done_at": None, "done_by": None})
                     ):
-                        steps[step.id] = step
-                        items[step.id] = item
+                        observed.steps[step.id] = step
+                        observed.items[step.id] = item
                 for o in tx.occurrences(SubjectRef.incident(incident_id)):
                     # The unique (incident, step, occurrence) key: one row, so one 'done'.
                     slot = (o.subject.id, o.step_id, o.occurrence)
-                    assert slot not in rows, f"two rows for {slot}"
-                    rows[slot] = o
+                    assert slot not in observed.rows, f"two rows for {slot}"
+                    observed.rows[slot] = o
 
         await self.app.store.run(read)
+        return observed
 
-        self._check_exactly_once(rows, steps)
-        for sent in self.vendor.sends:
-            key = EffectKey.parse(sent.key)
-            if sent.key.endswith(GAVE_UP):
-                # Invariant 6: the commander hears of a step only once it failed for good.
-                assert rows[key.slot].state == "failed", (sent.key, rows[key.slot])
-                continue
-            if sent.key.endswith(APPROVAL):
-                # Asked to approve only a text of an incident that was a security one then.
-                became = self.security_at.get(key.incident_id)
-                assert became is not None and became <= sent.at, sent.key
-                continue
-            step = steps[key.step_id]
-            incident = incidents[key.incident_id]
-            # Invariant 3: a cancelled incident sends only its cancellation's steps; a
-            # follow-up is reminded of only while it is not done.
-            if incident.cancelled_at is not None and sent.at > incident.cancelled_at:
-                assert step.anchor is Anchor.CANCELLED, (
-                    f"{sent.key} went out at {sent.at}, after the incident was cancelled at "
-                    f"{incident.cancelled_at}"
-                )
-            item = items.get(key.step_id)
-            if item is not None and item.done_at is not None:
-                assert sent.at <= item.done_at, f"{sent.key} went out after {item.ref} was done"
-            # Invariant 8: a security incident's automatic customer texts wait for approval.
+    def _check_sent(self, sent: Sent, observed: Observed) -> None:
+        """The promises about one effect the outside world saw."""
+        key = EffectKey.parse(sent.key)
+        rows = observed.rows
+        if sent.key.endswith(GAVE_UP):
+            # Invariant 6: the commander hears of a step only once it failed for good.
+            assert rows[key.slot].state == "failed", (sent.key, rows[key.slot])
+            return
+        if sent.key.endswith(APPROVAL):
+            # Asked to approve only a text of an incident that was a security one then.
             became = self.security_at.get(key.incident_id)
-            if step.action in AUTOMATIC_CUSTOMER_TEXTS and became is not None and sent.at > became:
-                assert rows[key.slot].approved_by is not None, (
-                    f"{sent.key} went to customers at {sent.at} without approval (a security "
-                    f"incident since {became})"
-                )
-            assert sent.incident_id == key.incident_id, sent
-            row = rows[key.slot]
-            # Invariant 2: nothing fires before it is due, as it was due when it went out. A
-            # repeating step's key names that due time; a one-off step's does not, so it is
-            # taken from the row right after the rule that sent it (a later re-plan may move
-            # an occurrence whose effect went out just before a crash).
-            if sent.key not in self.due_when_sent:
-                self.due_when_sent[sent.key] = key.due_at or row.due_at
-                if key.due_at is not None and row_key(row, steps) == key.occurrence_key:
-                    assert key.due_at == row.due_at, (sent.key, row)
-            due = self.due_when_sent[sent.key]
-            assert due <= sent.at, (
-                f"{sent.key} ({sent.port}) went out at {sent.at}, but it was due {due} "
-                f"(row now: due {row.due_at}, state {row.state})"
+            assert became is not None and became <= sent.at, sent.key
+            return
+        step = observed.steps[key.step_id]
+        incident = observed.incidents[key.incident_id]
+        # Invariant 3: a cancelled incident sends only its cancellation's steps; a
+        # follow-up is reminded of only while it is not done.
+        if incident.cancelled_at is not None and sent.at > incident.cancelled_at:
+            assert step.anchor is Anchor.CANCELLED, (
+                f"{sent.key} went out at {sent.at}, after the incident was cancelled at "
+                f"{incident.cancelled_at}"
             )
-            # Invariant 3: no step fires after one of its `until` events (a send at the very
-            # instant of the event was made by an earlier rule: rules run one at a time).
-            for stop in steps[key.step_id].until:
-                happened = stopped_at[key.incident_id][stop]
-                assert happened is None or sent.at <= happened, (
-                    f"{sent.key} went out at {sent.at}, after {stop.value} at {happened}"
-                )
-        for incident_id, incident in incidents.items():
-            self._check_incident(
-                incident, [o for o in rows.values() if o.subject.id == incident_id], steps
+        item = observed.items.get(key.step_id)
+        if item is not None and item.done_at is not None:
+            assert sent.at <= item.done_at, f"{sent.key} went out after {item.ref} was done"
+        # Invariant 8: a security incident's automatic customer texts wait for approval.
+        became = self.security_at.get(key.incident_id)
+        if step.action in AUTOMATIC_CUSTOMER_TEXTS and became is not None and sent.at > became:
+            assert rows[key.slot].approved_by is not None, (
+                f"{sent.key} went to customers at {sent.at} without approval (a security "
+                f"incident since {became})"
             )
+        assert sent.incident_id == key.incident_id, sent
+        self._check_not_early(sent, key, rows[key.slot], observed.steps)
+        # Invariant 3: no step fires after one of its `until` events (a send at the very
+        # instant of the event was made by an earlier rule: rules run one at a time).
+        for stop in observed.steps[key.step_id].until:
+            happened = observed.stopped_at[key.incident_id][stop]
+            assert happened is None or sent.at <= happened, (
+                f"{sent.key} went out at {sent.at}, after {stop.value} at {happened}"
+            )
+
+    def _check_not_early(
+        self, sent: Sent, key: EffectKey, row: Occurrence, steps: dict[str, Step]
+    ) -> None:
+        """Invariant 2: nothing fires before it is due, as it was due when it went out. A
+        repeating step's key names that due time; a one-off step's does not, so it is taken
+        from the row right after the rule that sent it (a later re-plan may move an
+        occurrence whose effect went out just before a crash)."""
+        if sent.key not in self.due_when_sent:
+            self.due_when_sent[sent.key] = key.due_at or row.due_at
+            if key.due_at is not None and row_key(row, steps) == key.occurrence_key:
+                assert key.due_at == row.due_at, (sent.key, row)
+        due = self.due_when_sent[sent.key]
+        assert due <= sent.at, (
+            f"{sent.key} ({sent.port}) went out at {sent.at}, but it was due {due} "
+            f"(row now: due {row.due_at}, state {row.state})"
+        )
 
     def _check_exactly_once(
         self, rows: dict[tuple[int, str, int], Occurrence], steps: dict[str, Step]
@@ -609,7 +629,16 @@ class PlaybookMachine(RuleBasedStateMachine):
         sent_keys = [s.key for s in self.vendor.sends]
         assert len(sent_keys) == len(set(sent_keys)), "a vendor recorded one key twice"
         sent = {key for key in sent_keys if not key.endswith(ASIDES)}
-        # Effect keys by the occurrence key they were sent under.
+        by_occurrence = self._attempted_by_occurrence(rows, sent)
+        self._check_runs_were_faults(by_occurrence, rows, steps)
+        self._check_done_rows_went_out(by_occurrence, rows, steps)
+        self._check_one_offs_went_out_once(sent, steps)
+
+    def _attempted_by_occurrence(
+        self, rows: dict[tuple[int, str, int], Occurrence], sent: set[str]
+    ) -> dict[str, list[str]]:
+        """The effect keys a vendor was asked to send, by the occurrence key they were sent
+        under."""
         by_occurrence: dict[str, list[str]] = {}
         for key, attempts in self.vendor.attempts.items():
             if key.endswith(ASIDES):
@@ -619,6 +648,14 @@ class PlaybookMachine(RuleBasedStateMachine):
             by_occurrence.setdefault(parsed.occurrence_key, []).append(key)
             # A send that went out is recorded once; one that only failed, not at all.
             assert (key in sent) == (attempts > self.failures[key]), key
+        return by_occurrence
+
+    def _check_runs_were_faults(
+        self,
+        by_occurrence: dict[str, list[str]],
+        rows: dict[tuple[int, str, int], Occurrence],
+        steps: dict[str, Step],
+    ) -> None:
         for okey, keys in by_occurrence.items():
             row = rows[EffectKey.parse(okey).slot]
             # Every run of an occurrence starts with its first effect, so its runs are the
@@ -638,6 +675,13 @@ class PlaybookMachine(RuleBasedStateMachine):
                     for k in keys
                 )
             )
+
+    def _check_done_rows_went_out(
+        self,
+        by_occurrence: dict[str, list[str]],
+        rows: dict[tuple[int, str, int], Occurrence],
+        steps: dict[str, Step],
+    ) -> None:
         first_sent: dict[str, datetime] = {}
         for s in self.vendor.sends:
             if s.key.endswith(ASIDES):
@@ -659,6 +703,8 @@ class PlaybookMachine(RuleBasedStateMachine):
                     f"{okey} is done (due {row.due_at}), but the vendor took it for a repeat "
                     f"of what it sent at {first}"
                 )
+
+    def _check_one_offs_went_out_once(self, sent: set[str], steps: dict[str, Step]) -> None:
         # What the world saw, per (incident, step, occurrence): a step counting from an anchor
         # that happens once (the declaration ...), at most once.
         seen: dict[tuple[int, str, int], set[str]] = {}

@@ -191,7 +191,31 @@ async def test_three_replicas_run_each_step_once_through_a_sigkill(
 async def run_and_check(
     url: str, slack: FakeSlack, replicas: list[Replica], http: aiohttp.ClientSession
 ) -> None:
-    # Incidents declared through every replica, a few at a time.
+    incidents = await declare_incidents(replicas, http)
+    victim, held = await kill_a_replica_holding_claims(url, replicas, http)
+    rows = await occurrences_once_run(url)
+
+    # None lost: every occurrence that came due was run to the end.
+    assert len(rows) == INCIDENTS * STEPS
+    assert Counter(r[3] for r in rows) == {"done": INCIDENTS * STEPS}, Counter(r[3] for r in rows)
+
+    check_each_message_went_out_once(slack, incidents, rows)
+
+    # The dead replica's claims were taken over: claimed again (a second attempt or more)
+    # by a live replica, and finished.
+    by_id = {r[0]: r for r in rows}
+    for occurrence_id, attempts in held.items():
+        _, _, _, state, now_attempts = by_id[occurrence_id]
+        assert state == "done" and now_attempts > attempts, (occurrence_id, by_id[occurrence_id])
+
+    # The work was shared: the killed replica had claims, and each of the others ran steps.
+    survivors = [await r.steps_run(http) for r in replicas if r is not victim]
+    assert all(n > 0 for n in survivors), survivors
+
+
+async def declare_incidents(replicas: list[Replica], http: aiohttp.ClientSession) -> list[int]:
+    """Incidents declared through every replica, a few at a time."""
+
     async def declare(n: int) -> int:
         replica = replicas[n % len(replicas)]
         async with http.post(
@@ -209,25 +233,24 @@ async def run_and_check(
         incidents.append(await declare(n))
         await asyncio.sleep(0.02)
     assert len(set(incidents)) == INCIDENTS
+    return incidents
 
-    # Kill a replica with SIGKILL while it holds claims (leases on steps it is running or
-    # has claimed to run next): the first one seen holding some. A replica can finish its
-    # claims between the look and the kill; then it is started again and we try once more.
-    running = "SELECT lease_owner FROM step_occurrences WHERE state = 'running'"
+
+async def kill_a_replica_holding_claims(
+    url: str, replicas: list[Replica], http: aiohttp.ClientSession
+) -> tuple[Replica, dict[int, int]]:
+    """Kill a replica with SIGKILL while it holds claims (leases on steps it is running or
+    has claimed to run next): the first one seen holding some. A replica can finish its
+    claims between the look and the kill; then it is started again and we try once more.
+    The killed replica comes back, as a new one; returned with the attempts of the
+    occurrences it held, by id."""
     mine = (
         "SELECT id, attempts FROM step_occurrences "
         "WHERE state = 'running' AND lease_owner LIKE :owner"
     )
     held: dict[int, int] = {}
     for _attempt in range(5):
-        pids = {r.process.pid: r for r in replicas if r.process is not None}
-        victim = None
-        for _ in range(1000):
-            owners = {str(o).split(":")[-2] for (o,) in await query(url, running)}
-            victim = next((pids[int(p)] for p in owners if p.isdigit() and int(p) in pids), None)
-            if victim is not None:
-                break
-            await asyncio.sleep(0.005)
+        victim = await replica_holding_claims(url, replicas)
         assert victim is not None and victim.process is not None, "no replica ever held a claim"
         pid = victim.process.pid
         victim.process.kill()
@@ -240,22 +263,40 @@ async def run_and_check(
     assert held and victim is not None, "the killed replica held no claim when it died"
     await victim.start()  # and it comes back, as a new replica
     await victim.ready(http)
+    return victim, held
 
-    # Every step of every incident comes due within 8 s of its declaration; the dead
-    # replica's wait for their lease (2 s) and the others' poll (5 s) at most.
+
+async def replica_holding_claims(url: str, replicas: list[Replica]) -> Replica | None:
+    """The first replica seen holding a claim, looking 1000 times 5 ms apart."""
+    running = "SELECT lease_owner FROM step_occurrences WHERE state = 'running'"
+    pids = {r.process.pid: r for r in replicas if r.process is not None}
+    for _ in range(1000):
+        owners = {str(o).split(":")[-2] for (o,) in await query(url, running)}
+        victim = next((pids[int(p)] for p in owners if p.isdigit() and int(p) in pids), None)
+        if victim is not None:
+            return victim
+        await asyncio.sleep(0.005)
+    return None
+
+
+async def occurrences_once_run(url: str) -> list[tuple[Any, ...]]:
+    """The occurrence rows (id, incident_id, step_id, state, attempts), once none is
+    pending or running. Every step of every incident comes due within 8 s of its
+    declaration; the dead replica's wait for their lease (2 s) and the others' poll (5 s)
+    at most."""
     left = "SELECT count(*) FROM step_occurrences WHERE state IN ('pending', 'running')"
     for _ in range(400):
         if (await query(url, left))[0][0] == 0:
             break
         await asyncio.sleep(0.1)
-    rows = await query(url, "SELECT id, subject_id, step_id, state, attempts FROM step_occurrences")
+    return await query(url, "SELECT id, subject_id, step_id, state, attempts FROM step_occurrences")
 
-    # None lost: every occurrence that came due was run to the end.
-    assert len(rows) == INCIDENTS * STEPS
-    assert Counter(r[3] for r in rows) == {"done": INCIDENTS * STEPS}, Counter(r[3] for r in rows)
 
-    # Exactly once at the vendor: one war room per incident, and in it one message per
-    # reminder occurrence, found by the idempotency key each message carries.
+def check_each_message_went_out_once(
+    slack: FakeSlack, incidents: list[int], rows: list[tuple[Any, ...]]
+) -> None:
+    """Exactly once at the vendor: one war room per incident, and in it one message per
+    reminder occurrence, found by the idempotency key each message carries."""
     keys: Counter[str] = Counter()
     for incident_id in incidents:
         rooms = slack.channels_named(f"inc-{incident_id}-")
@@ -272,14 +313,3 @@ async def run_and_check(
         if step_id.startswith("remind-")
     } | {f"inc-{incident_id}/war-room/greeting" for incident_id in incidents}
     assert set(keys) == expected
-
-    # The dead replica's claims were taken over: claimed again (a second attempt or more)
-    # by a live replica, and finished.
-    by_id = {r[0]: r for r in rows}
-    for occurrence_id, attempts in held.items():
-        _, _, _, state, now_attempts = by_id[occurrence_id]
-        assert state == "done" and now_attempts > attempts, (occurrence_id, by_id[occurrence_id])
-
-    # The work was shared: the killed replica had claims, and each of the others ran steps.
-    survivors = [await r.steps_run(http) for r in replicas if r is not victim]
-    assert all(n > 0 for n in survivors), survivors

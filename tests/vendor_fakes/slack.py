@@ -468,16 +468,7 @@ class FakeSlack:
         if request.method not in ("GET", "POST"):
             raise _Refused("invalid_post_type", messages=[f"HTTP {request.method}"])
         spec = method_spec(method)
-        args: dict[str, Any] = {}
-        for name, value in request.query.items():
-            if name in args:
-                raise _Refused("invalid_arguments", messages=[f"{name} given twice"])
-            args[name] = value
-        if "token" in args:
-            raise _Refused(
-                "invalid_auth",
-                messages=["token in the query string: send it in the Authorization header"],
-            )
+        args = _query_arguments(request)
         token_in_body: str | None = None
         json_body = False
         raw = await request.read()
@@ -486,38 +477,10 @@ class FakeSlack:
                 raise _Refused("invalid_post_type", messages=["a body with GET"])
             content_type = request.content_type
             if content_type == "application/json":
-                if not spec.get("json_input_supported"):
-                    raise _Refused(
-                        "invalid_arguments",
-                        messages=[f"{method} does not take a JSON body; send a form"],
-                    )
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    raise _Refused("invalid_json") from None
-                if not isinstance(body, dict):
-                    raise _Refused("json_not_object")
-                if "token" in body:
-                    raise _Refused(
-                        "invalid_auth",
-                        messages=["a JSON body cannot carry the token: use the header"],
-                    )
+                _add_json_arguments(method, spec, raw, args)
                 json_body = True
-                for name, value in body.items():
-                    if name in args:
-                        raise _Refused("invalid_arguments", messages=[f"{name} given twice"])
-                    args[name] = value
             elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                form = await request.post()
-                for name, field_value in form.items():
-                    if not isinstance(field_value, str):
-                        raise _Refused("invalid_form_data", messages=[f"{name}: a file"])
-                    if name == "token":
-                        token_in_body = field_value
-                        continue
-                    if name in args:
-                        raise _Refused("invalid_arguments", messages=[f"{name} given twice"])
-                    args[name] = field_value
+                token_in_body = await _add_form_arguments(request, args)
             else:
                 raise _Refused("invalid_form_data", messages=[f"Content-Type {content_type!r}"])
         self._authenticate(request, token_in_body)
@@ -964,6 +927,61 @@ class FakeSlack:
 
 
 # --- arguments, as the method reference declares them ------------------------------------------
+
+
+def _query_arguments(request: web.Request) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for name, value in request.query.items():
+        _add_argument(args, name, value)
+    if "token" in args:
+        raise _Refused(
+            "invalid_auth",
+            messages=["token in the query string: send it in the Authorization header"],
+        )
+    return args
+
+
+def _add_json_arguments(
+    method: str, spec: Mapping[str, Any], raw: bytes, args: dict[str, Any]
+) -> None:
+    if not spec.get("json_input_supported"):
+        raise _Refused(
+            "invalid_arguments",
+            messages=[f"{method} does not take a JSON body; send a form"],
+        )
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _Refused("invalid_json") from None
+    if not isinstance(body, dict):
+        raise _Refused("json_not_object")
+    if "token" in body:
+        raise _Refused(
+            "invalid_auth",
+            messages=["a JSON body cannot carry the token: use the header"],
+        )
+    for name, value in body.items():
+        _add_argument(args, name, value)
+
+
+async def _add_form_arguments(request: web.Request, args: dict[str, Any]) -> str | None:
+    """Adds the form's fields to `args`, but for a token: that is returned (or None)."""
+    token: str | None = None
+    form = await request.post()
+    for name, field_value in form.items():
+        if not isinstance(field_value, str):
+            raise _Refused("invalid_form_data", messages=[f"{name}: a file"])
+        if name == "token":
+            token = field_value
+            continue
+        _add_argument(args, name, field_value)
+    return token
+
+
+def _add_argument(args: dict[str, Any], name: str, value: Any) -> None:
+    if name in args:
+        raise _Refused("invalid_arguments", messages=[f"{name} given twice"])
+    args[name] = value
 
 
 def _argument_problems(

@@ -352,6 +352,16 @@ class _Connection:
 
 def _classify(error: Exception, secrets: Sequence[str]) -> _Failed:
     """What one failed attempt means; the reason is scrubbed of credentials."""
+    # In this order: aiosmtplib's errors subclass one another and OSError/TimeoutError.
+    for classify in (_classify_answer, _classify_connection, _classify_missing_feature):
+        failure = classify(error, secrets)
+        if failure is not None:
+            return failure
+    raise error
+
+
+def _classify_answer(error: Exception, secrets: Sequence[str]) -> _Failed | None:
+    """A failure the server answered with a reply code, or None."""
     if isinstance(error, aiosmtplib.SMTPAuthenticationError):
         return _Failed(
             f"the server refused our login ({_reply(error, secrets)}); check the user and "
@@ -367,23 +377,31 @@ def _classify(error: Exception, secrets: Sequence[str]) -> _Failed:
             whole_server=first.code == 421,
         )
     if isinstance(error, aiosmtplib.SMTPResponseException):
-        what, whole = "the server answered", error.code == 421
-        if isinstance(error, aiosmtplib.SMTPSenderRefused):
-            what, whole = f"sender {error.sender} refused", True
-        elif isinstance(error, aiosmtplib.SMTPDataError):
-            what = "message refused"
-        elif isinstance(error, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError):
-            what, whole = "the server is not ready", True
+        what, whole = _what_was_refused(error)
         return _Failed(
             f"{what} ({_reply(error, secrets)})",
             retryable=_transient(error.code),
             whole_server=whole,
         )
+    return None
+
+
+def _what_was_refused(error: aiosmtplib.SMTPResponseException) -> tuple[str, bool]:
+    """What the server's answer refused, and whether it refuses the whole server's work."""
+    if isinstance(error, aiosmtplib.SMTPSenderRefused):
+        return f"sender {error.sender} refused", True
+    if isinstance(error, aiosmtplib.SMTPDataError):
+        return "message refused", error.code == 421
+    if isinstance(error, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError):
+        return "the server is not ready", True
+    return "the server answered", error.code == 421
+
+
+def _classify_connection(error: Exception, secrets: Sequence[str]) -> _Failed | None:
+    """A failure of the connection itself (no reply to scrub), or None."""
     if isinstance(error, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return _Failed("timed out", retryable=True, whole_server=True)
-    certificate = error if isinstance(error, ssl.SSLCertVerificationError) else None
-    if certificate is None and isinstance(error.__cause__, ssl.SSLCertVerificationError):
-        certificate = error.__cause__
+    certificate = _untrusted_certificate(error)
     if certificate is not None:
         return _Failed(
             f"the server's TLS certificate is not trusted ({certificate.verify_message})",
@@ -398,20 +416,33 @@ def _classify(error: Exception, secrets: Sequence[str]) -> _Failed:
         return _Failed(
             f"connection failed ({type(error).__name__})", retryable=True, whole_server=True
         )
-    if isinstance(error, aiosmtplib.SMTPException):
-        # Something we need that the server does not offer.
-        if "STARTTLS" in error.message:
-            reason = (
-                "the server does not offer STARTTLS, which a user in INCIDENT_SMTP_URL or its "
-                "?starttls=required demands (use smtps:// if it speaks TLS from the start)"
-            )
-        elif "AUTH" in error.message:
-            reason = "the server does not offer a login (AUTH); drop the user from the URL"
-        else:
-            reason = _scrub(error.message, secrets)
-        # A non-ASCII address the server cannot take (no SMTPUTF8) is that address's problem.
-        return _Failed(reason, retryable=False, whole_server="SMTPUTF8" not in error.message)
-    raise error
+    return None
+
+
+def _untrusted_certificate(error: Exception) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure `error` is or wraps (aiosmtplib wraps it), or None."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return error
+    if isinstance(error.__cause__, ssl.SSLCertVerificationError):
+        return error.__cause__
+    return None
+
+
+def _classify_missing_feature(error: Exception, secrets: Sequence[str]) -> _Failed | None:
+    """Something we need that the server does not offer, or None."""
+    if not isinstance(error, aiosmtplib.SMTPException):
+        return None
+    if "STARTTLS" in error.message:
+        reason = (
+            "the server does not offer STARTTLS, which a user in INCIDENT_SMTP_URL or its "
+            "?starttls=required demands (use smtps:// if it speaks TLS from the start)"
+        )
+    elif "AUTH" in error.message:
+        reason = "the server does not offer a login (AUTH); drop the user from the URL"
+    else:
+        reason = _scrub(error.message, secrets)
+    # A non-ASCII address the server cannot take (no SMTPUTF8) is that address's problem.
+    return _Failed(reason, retryable=False, whole_server="SMTPUTF8" not in error.message)
 
 
 def _reply(error: aiosmtplib.SMTPResponseException, secrets: Sequence[str]) -> str:
