@@ -8,8 +8,10 @@ person's own role: whoever runs the incident can resolve it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
 
 from incident.domain.errors import Forbidden, InvalidValue
 from incident.domain.incident import Incident, Role, Severity
@@ -67,6 +69,7 @@ class Action(StrEnum):
     REOPEN = "reopen a resolved incident"
     MERGE = "merge incidents"
     FOLLOW_UPS = "add and complete follow-up action items"
+    MAINTENANCE = "schedule and update maintenance windows"
 
 
 REQUIRED: dict[Action, AccessRole] = {
@@ -94,6 +97,7 @@ REQUIRED: dict[Action, AccessRole] = {
     Action.REOPEN: AccessRole.COMMANDER,
     Action.MERGE: AccessRole.COMMANDER,
     Action.FOLLOW_UPS: AccessRole.RESPONDER,
+    Action.MAINTENANCE: AccessRole.RESPONDER,
 }
 
 
@@ -120,9 +124,10 @@ def severity_action(incident: Incident, new: Severity) -> Action:
     return Action.RAISE_SEVERITY if new.rank < incident.severity.rank else Action.LOWER_SEVERITY
 
 
-def assign_action(incident: Incident, principal: Principal, role: Role, person: str) -> Action:
-    """Taking command of an incident nobody commands is lighter than assigning a role."""
-    if role is Role.COMMANDER and incident.commander is None and person == principal.name:
+def assign_action(incident: Incident, by: str, role: Role, person: str) -> Action:
+    """Taking command (`by` names themselves) of an incident nobody commands is lighter
+    than assigning a role."""
+    if role is Role.COMMANDER and incident.commander is None and person == by:
         return Action.TAKE_COMMAND
     return Action.ASSIGN_ROLE
 
@@ -142,3 +147,27 @@ def authorize(principal: Principal, action: Action, incident: Incident | None = 
     raise Forbidden(
         f"{principal.name} ({principal.role.value}) may not {action.value}{where}; only {who} may"
     )
+
+
+# Who acts. A `Principal` came through a door (the API, Slack, the dashboard): the use case
+# authorizes it inside its unit of work, on the incident as it is then, so a change of
+# commander or of severity committed meanwhile is seen. A bare name is the service itself
+# acting (alert routing, the playbook, `incident simulate`, scripts and tests): trusted.
+Actor: TypeAlias = Principal | str
+# The action a change is, for authorizing it: fixed, or decided by the incident (lowering
+# the severity needs more than raising it).
+Rule: TypeAlias = Action | Callable[[Incident], Action]
+
+
+def actor_name(by: Actor) -> str:
+    """The name the timeline and the logs give whoever acts."""
+    return by.name if isinstance(by, Principal) else by
+
+
+def authorized(by: Actor, rule: Rule, incident: Incident | None = None) -> None:
+    """Raise Forbidden unless `by` may take the action `rule` names on `incident`."""
+    if isinstance(by, Principal):
+        if not isinstance(rule, Action):
+            assert incident is not None, "a rule decided by the incident needs the incident"
+            rule = rule(incident)
+        authorize(by, rule, incident)

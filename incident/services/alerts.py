@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from incident.domain.access import Action, Actor, actor_name, authorized
 from incident.domain.alert_routing import AlertRouting
 from incident.domain.alerts import (
     Alert,
@@ -64,9 +65,12 @@ class AlertOutcome:
 
 
 async def ingest_alerts(
-    rt: Runtime, notification: AlertNotification, *, routing: AlertRouting, by: str
+    rt: Runtime, notification: AlertNotification, *, routing: AlertRouting, by: Actor
 ) -> AlertOutcome:
-    """Apply one notification in one transaction; see the module docstring for the rules."""
+    """Apply one notification in one transaction; see the module docstring for the rules.
+    An alert source may declare, raise and resolve: a responder's rights."""
+    authorized(by, Action.DECLARE)
+    by = actor_name(by)
     now = rt.clock.now()
     for attempt in range(1, ATTEMPTS + 1):
         try:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incident.clock import Clock
-from incident.domain.access import Action, Principal, authorize
+from incident.domain.access import (
+    Action,
+    Actor,
+    Rule,
+    actor_name,
+    assign_action,
+    authorized,
+    severity_action,
+)
 from incident.domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
 from incident.domain.follow_ups import FollowUp, follow_up_id, follow_up_steps
 from incident.domain.incident import (
@@ -287,11 +295,15 @@ async def _change(
     incident_id: int,
     reason: str,
     mutate: Callable[[Incident, datetime], Sequence[Event]],
+    *,
+    by: Actor,
+    rule: Rule,
 ) -> Incident:
     now = rt.clock.now()
 
     def work(tx: Transaction) -> Incident:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, rule, incident)
         events = mutate(incident, now)
         tx.save_incident(incident)
         tx.append_timeline(incident_id, [timeline_entry(e) for e in events])
@@ -315,7 +327,7 @@ async def declare_incident(
     *,
     title: str,
     severity: Severity,
-    by: str,
+    by: Actor,
     service: str = "",
     impact: str = "",
     category: Category = Category.GENERAL,
@@ -329,6 +341,8 @@ async def declare_incident(
     With an `idempotency_key`, a repeated declaration returns the first incident and
     `False` (not created) instead of declaring twice.
     """
+    authorized(by, Action.DECLARE)
+    by = actor_name(by)
     now = rt.clock.now()
     incident = Incident.declare(
         title=title,
@@ -410,15 +424,27 @@ def declaration_fingerprint(incident: Incident) -> str:
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
-async def acknowledge_incident(rt: Runtime, incident_id: int, *, by: str) -> Incident:
+async def acknowledge_incident(rt: Runtime, incident_id: int, *, by: Actor) -> Incident:
+    name = actor_name(by)
     return await _change(
-        rt, incident_id, "acknowledged", lambda i, now: [i.acknowledge(at=now, by=by)]
+        rt,
+        incident_id,
+        "acknowledged",
+        lambda i, now: [i.acknowledge(at=now, by=name)],
+        by=by,
+        rule=Action.ACKNOWLEDGE,
     )
 
 
-async def change_status(rt: Runtime, incident_id: int, status: Status, *, by: str) -> Incident:
+async def change_status(rt: Runtime, incident_id: int, status: Status, *, by: Actor) -> Incident:
+    name = actor_name(by)
     return await _change(
-        rt, incident_id, "status changed", lambda i, now: [i.change_status(status, at=now, by=by)]
+        rt,
+        incident_id,
+        "status changed",
+        lambda i, now: [i.change_status(status, at=now, by=name)],
+        by=by,
+        rule=Action.POST_UPDATE,
     )
 
 
@@ -427,88 +453,117 @@ async def post_customer_update(
     incident_id: int,
     *,
     message: str,
-    by: str,
+    by: Actor,
     status: Status | None = None,
     components: dict[str, str] | None = None,
 ) -> Incident:
     """Post a customer-facing update; with `components`, their statuses change with it
     (as on Statuspage, where an update sets the affected components)."""
     statuses = rt.catalog.check_statuses(components) if components else {}
+    name = actor_name(by)
 
     def post(incident: Incident, now: datetime) -> list[Event]:
         events: list[Event] = []
         if statuses:
-            changed = incident.set_components(statuses, at=now, by=by)
+            changed = incident.set_components(statuses, at=now, by=name)
             events += [changed] if changed is not None else []
-        events += incident.post_customer_update(message=message, at=now, by=by, status=status)
+        events += incident.post_customer_update(message=message, at=now, by=name, status=status)
         return events
 
-    return await _change(rt, incident_id, "customer update posted", post)
+    return await _change(
+        rt, incident_id, "customer update posted", post, by=by, rule=Action.POST_UPDATE
+    )
 
 
 async def set_components(
-    rt: Runtime, incident_id: int, components: dict[str, str], *, by: str
+    rt: Runtime, incident_id: int, components: dict[str, str], *, by: Actor
 ) -> Incident:
     """Set the status of the components the incident affects, as the page shows them."""
     if not components:
         raise InvalidValue("components", "name at least one component and its status")
     statuses = rt.catalog.check_statuses(components)
+    name = actor_name(by)
 
     def change(incident: Incident, now: datetime) -> list[Event]:
-        changed = incident.set_components(statuses, at=now, by=by)
+        changed = incident.set_components(statuses, at=now, by=name)
         return [changed] if changed is not None else []
 
-    return await _change(rt, incident_id, "components changed", change)
+    return await _change(
+        rt, incident_id, "components changed", change, by=by, rule=Action.POST_UPDATE
+    )
 
 
-async def set_public_title(rt: Runtime, incident_id: int, title: str, *, by: str) -> Incident:
+async def set_public_title(rt: Runtime, incident_id: int, title: str, *, by: Actor) -> Incident:
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         "public title changed",
-        lambda i, now: [i.set_public_title(title, at=now, by=by)],
+        lambda i, now: [i.set_public_title(title, at=now, by=name)],
+        by=by,
+        rule=Action.POST_UPDATE,
     )
 
 
-async def add_internal_note(rt: Runtime, incident_id: int, *, text: str, by: str) -> Incident:
+async def add_internal_note(rt: Runtime, incident_id: int, *, text: str, by: Actor) -> Incident:
+    name = actor_name(by)
     return await _change(
-        rt, incident_id, "note added", lambda i, now: [i.add_note(text=text, at=now, by=by)]
+        rt,
+        incident_id,
+        "note added",
+        lambda i, now: [i.add_note(text=text, at=now, by=name)],
+        by=by,
+        rule=Action.POST_UPDATE,
     )
 
 
 async def change_severity(
-    rt: Runtime, incident_id: int, severity: Severity, *, by: str, reason: str = ""
+    rt: Runtime, incident_id: int, severity: Severity, *, by: Actor, reason: str = ""
 ) -> Incident:
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         f"severity changed to {severity.value}",
-        lambda i, now: [i.change_severity(severity, at=now, by=by, reason=reason)],
+        lambda i, now: [i.change_severity(severity, at=now, by=name, reason=reason)],
+        by=by,
+        rule=lambda i: severity_action(i, severity),
     )
 
 
 async def assign_role(
-    rt: Runtime, incident_id: int, role: Role, person: str, *, by: str
+    rt: Runtime, incident_id: int, role: Role, person: str, *, by: Actor
 ) -> Incident:
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         f"{role.value} assigned",
-        lambda i, now: [i.assign(role, person, at=now, by=by)],
+        lambda i, now: [i.assign(role, person, at=now, by=name)],
+        by=by,
+        rule=lambda i: assign_action(i, name, role, person),
     )
 
 
-async def resolve_incident(rt: Runtime, incident_id: int, *, summary: str, by: str) -> Incident:
+async def resolve_incident(rt: Runtime, incident_id: int, *, summary: str, by: Actor) -> Incident:
+    name = actor_name(by)
+
     def resolve(incident: Incident, now: datetime) -> list[Event]:
         within = rt.playbooks.for_severity(incident.severity).deadline("rca_due")
-        return [incident.resolve(summary=summary, at=now, by=by, rca_within=within)]
+        return [incident.resolve(summary=summary, at=now, by=name, rca_within=within)]
 
-    return await _change(rt, incident_id, "resolved", resolve)
+    return await _change(rt, incident_id, "resolved", resolve, by=by, rule=Action.RESOLVE)
 
 
-async def complete_rca(rt: Runtime, incident_id: int, *, link: str, by: str) -> Incident:
+async def complete_rca(rt: Runtime, incident_id: int, *, link: str, by: Actor) -> Incident:
+    name = actor_name(by)
     return await _change(
-        rt, incident_id, "RCA completed", lambda i, now: [i.complete_rca(link=link, at=now, by=by)]
+        rt,
+        incident_id,
+        "RCA completed",
+        lambda i, now: [i.complete_rca(link=link, at=now, by=name)],
+        by=by,
+        rule=Action.COMPLETE_RCA,
     )
 
 
@@ -516,7 +571,7 @@ async def edit_incident(
     rt: Runtime,
     incident_id: int,
     *,
-    by: str,
+    by: Actor,
     title: str | None = None,
     impact: str | None = None,
     service: str | None = None,
@@ -524,26 +579,32 @@ async def edit_incident(
 ) -> Incident:
     """Correct the title, impact, service or category; a new category re-routes it (the
     security team's steps are planned for a security incident, say)."""
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         "edited",
         lambda i, now: [
-            i.edit(at=now, by=by, title=title, impact=impact, service=service, category=category)
+            i.edit(at=now, by=name, title=title, impact=impact, service=service, category=category)
         ],
+        by=by,
+        rule=Action.EDIT,
     )
 
 
 async def cancel_incident(
-    rt: Runtime, incident_id: int, *, reason: Cancellation, by: str, note: str = ""
+    rt: Runtime, incident_id: int, *, reason: Cancellation, by: Actor, note: str = ""
 ) -> Incident:
     """A false alarm, or declined: the playbook stops, its pages are resolved, the status
     page withdraws it, and no RCA is due."""
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         "cancelled",
-        lambda i, now: [i.cancel(reason, at=now, by=by, note=note)],
+        lambda i, now: [i.cancel(reason, at=now, by=name, note=note)],
+        by=by,
+        rule=Action.CANCEL,
     )
 
 
@@ -552,31 +613,38 @@ async def reopen_incident(
     incident_id: int,
     *,
     reason: str,
-    by: str,
+    by: Actor,
     status: Status = Status.INVESTIGATING,
 ) -> Incident:
     """Back to work on a resolved incident: its cadence resumes from now, the RCA deadline
     is off until it is resolved again."""
+    name = actor_name(by)
     return await _change(
         rt,
         incident_id,
         "reopened",
-        lambda i, now: [i.reopen(reason=reason, at=now, by=by, status=status)],
+        lambda i, now: [i.reopen(reason=reason, at=now, by=name, status=status)],
+        by=by,
+        rule=Action.REOPEN,
     )
 
 
-async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: str) -> Incident:
+async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: Actor) -> Incident:
     """Merge a duplicate into another incident, in one transaction: the duplicate is
     cancelled (its pages resolved, withdrawn from the status page), the other takes over
     its components and alert groups, and both timelines point at each other. Returns the
-    incident merged into."""
+    incident merged into. Needs commander rights on both: the one called off and the one
+    that takes it over."""
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> Incident:
         # Locked in id order, so two merges of the same pair cannot wait on each other.
         locked = {i: tx.get_incident(i, lock=True) for i in sorted({duplicate_id, into})}
         duplicate, target = locked[duplicate_id], locked[into]
-        cancelled, merged = duplicate.merge_into(target, at=now, by=by)
+        authorized(by, Action.MERGE, duplicate)
+        authorized(by, Action.MERGE, target)
+        cancelled, merged = duplicate.merge_into(target, at=now, by=name)
         for incident, event in ((duplicate, cancelled), (target, merged)):
             assert incident.id is not None
             tx.save_incident(incident)
@@ -589,7 +657,7 @@ async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: str) 
                     TimelineEntry(
                         at=now,
                         kind="alert_groups_moved",
-                        actor=by,
+                        actor=name,
                         text=f"{moved} alert group(s) of {duplicate.ref} now come here",
                         data={"from": duplicate_id, "groups": moved},
                     )
@@ -604,21 +672,23 @@ async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: str) 
     rt.public_changed()
     log.info(
         "merged",
-        extra={"action": "merged", "incident_id": duplicate_id, "into": into, "by": by},
+        extra={"action": "merged", "incident_id": duplicate_id, "into": into, "by": name},
     )
     return target
 
 
-async def approve_step(rt: Runtime, incident_id: int, step_id: str, *, by: str) -> Incident:
+async def approve_step(rt: Runtime, incident_id: int, step_id: str, *, by: Actor) -> Incident:
     """Let a step's text go out: one held for approval runs now, an upcoming one when due."""
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> Incident:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, Action.APPROVE_STEPS, incident)
         occurrence = _pending_occurrence(tx, incident_id, step_id)
         if occurrence.approved_by is not None:
             raise Conflict(f"{step_id} was already approved by {occurrence.approved_by}")
-        tx.approve_occurrence(occurrence.id, by=by, now=now)
+        tx.approve_occurrence(occurrence.id, by=name, now=now)
         held = occurrence.state == "held"
         tx.append_timeline(
             incident_id,
@@ -626,7 +696,7 @@ async def approve_step(rt: Runtime, incident_id: int, step_id: str, *, by: str) 
                 TimelineEntry(
                     at=now,
                     kind="step_approved",
-                    actor=by,
+                    actor=name,
                     step_id=step_id,
                     occurrence=occurrence.occurrence,
                     text=f"approved {step_id}" + (": it goes out now" if held else " in advance"),
@@ -647,17 +717,19 @@ async def add_follow_up(
     title: str,
     owner: str,
     due_at: datetime,
-    by: str,
+    by: Actor,
 ) -> FollowUp:
     """A follow-up action item from the review, reminded to its owner until done."""
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> FollowUp:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, Action.FOLLOW_UPS, incident)
         if incident.status is Status.CANCELLED:
             raise IllegalTransition(f"{incident.ref} is cancelled; it has no follow-ups")
         item = FollowUp.add(
-            incident_id=incident_id, title=title, owner=owner, due_at=due_at, at=now, by=by
+            incident_id=incident_id, title=title, owner=owner, due_at=due_at, at=now, by=name
         )
         tx.add_follow_up(item)
         tx.append_timeline(
@@ -666,7 +738,7 @@ async def add_follow_up(
                 TimelineEntry(
                     at=now,
                     kind="follow_up_added",
-                    actor=by,
+                    actor=name,
                     text=f"follow-up {item.ref}: {item.title} (owner {item.owner}, due "
                     f"{item.due_at.isoformat()})",
                     data={"follow_up": item.id, "owner": item.owner},
@@ -681,14 +753,18 @@ async def add_follow_up(
     return item
 
 
-async def complete_follow_up(rt: Runtime, incident_id: int, follow_up: int, *, by: str) -> FollowUp:
+async def complete_follow_up(
+    rt: Runtime, incident_id: int, follow_up: int, *, by: Actor
+) -> FollowUp:
     """Mark a follow-up done: its reminders stop."""
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> FollowUp:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, Action.FOLLOW_UPS, incident)
         item = tx.get_follow_up(incident_id, follow_up)
-        item.complete(at=now, by=by)
+        item.complete(at=now, by=name)
         tx.save_follow_up(item)
         tx.append_timeline(
             incident_id,
@@ -696,7 +772,7 @@ async def complete_follow_up(rt: Runtime, incident_id: int, follow_up: int, *, b
                 TimelineEntry(
                     at=now,
                     kind="follow_up_done",
-                    actor=by,
+                    actor=name,
                     text=f"follow-up {item.ref} done: {item.title}",
                     data={"follow_up": item.id},
                 )
@@ -730,19 +806,24 @@ def _pending_occurrence(
 
 
 async def skip_step(
-    rt: Runtime, incident_id: int, step_id: str, *, reason: str, by: str
+    rt: Runtime, incident_id: int, step_id: str, *, reason: str, by: Actor
 ) -> Incident:
     """Skip the next occurrence of a step (a repeating step plans its following one)."""
     reason = reason.strip()
     if not reason:
         raise InvalidValue("reason", "say why the step is skipped; it goes on the timeline")
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> Incident:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, Action.MANAGE_STEPS, incident)
         occurrence = _pending_occurrence(tx, incident_id, step_id)
         tx.finish_occurrence(
-            occurrence.id, state="skipped", now=now, outcome=f"skipped by {by}: {reason}"
+            occurrence.id,
+            state=OccurrenceState.SKIPPED,
+            now=now,
+            outcome=f"skipped by {name}: {reason}",
         )
         tx.append_timeline(
             incident_id,
@@ -750,7 +831,7 @@ async def skip_step(
                 TimelineEntry(
                     at=now,
                     kind="step_skipped",
-                    actor=by,
+                    actor=name,
                     step_id=step_id,
                     occurrence=occurrence.occurrence,
                     text=f"skipped {step_id}: {reason}",
@@ -766,7 +847,7 @@ async def skip_step(
 
 
 async def snooze_step(
-    rt: Runtime, incident_id: int, step_id: str, *, delay: timedelta, reason: str, by: str
+    rt: Runtime, incident_id: int, step_id: str, *, delay: timedelta, reason: str, by: Actor
 ) -> Incident:
     """Postpone the next occurrence of a step by `delay` from its due time, or from now
     when it is already due, so a snooze always moves the step later."""
@@ -776,9 +857,11 @@ async def snooze_step(
     if not timedelta(minutes=1) <= delay <= timedelta(days=7):
         raise InvalidValue("delay", "snooze for between 1 minute and 7 days")
     now = rt.clock.now()
+    name = actor_name(by)
 
     def work(tx: Transaction) -> Incident:
         incident = tx.get_incident(incident_id, lock=True)
+        authorized(by, Action.MANAGE_STEPS, incident)
         occurrence = _pending_occurrence(tx, incident_id, step_id)
         until = max(occurrence.run_at, now) + delay
         tx.snooze_occurrence(occurrence.id, until=until)
@@ -788,7 +871,7 @@ async def snooze_step(
                 TimelineEntry(
                     at=now,
                     kind="step_snoozed",
-                    actor=by,
+                    actor=name,
                     step_id=step_id,
                     occurrence=occurrence.occurrence,
                     text=f"snoozed {step_id} until {until.isoformat()}: {reason}",
@@ -802,20 +885,10 @@ async def snooze_step(
     return incident
 
 
-async def authorize_on(
-    rt: Runtime,
-    principal: Principal,
-    incident_id: int,
-    action: Action | Callable[[Incident], Action],
-) -> Incident:
-    """The incident, if `principal` may take `action` on it (Forbidden or NotFound if not).
-
-    Checked on the incident as it is when asked; the change itself runs in its own
-    transaction right after.
-    """
-    incident = await rt.store.read(lambda tx: tx.get_incident(incident_id))
-    authorize(principal, action if isinstance(action, Action) else action(incident), incident)
-    return incident
+async def read_incident(rt: Runtime, incident_id: int) -> Incident:
+    """The incident as it is now (NotFound if there is none): for a door that says what a
+    change changed ("now P1, was P2")."""
+    return await rt.store.read(lambda tx: tx.get_incident(incident_id))
 
 
 async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from incident.domain.access import Action, Actor, actor_name, authorized
 from incident.domain.incident import Incident, Status
 from incident.domain.records import TimelineEntry
 from incident.domain.status_page import (
@@ -488,8 +489,10 @@ async def schedule_maintenance(
     scheduled_for: datetime,
     scheduled_until: datetime,
     components: Sequence[str],
-    by: str,
+    by: Actor,
 ) -> Maintenance:
+    authorized(by, Action.MAINTENANCE)
+    by = actor_name(by)
     now = rt.clock.now()
     window = Maintenance.schedule(
         name=name,
@@ -518,8 +521,10 @@ async def update_maintenance(
     *,
     message: str,
     status: MaintenanceStatus | None,
-    by: str,
+    by: Actor,
 ) -> Maintenance:
+    authorized(by, Action.MAINTENANCE)
+    by = actor_name(by)
     now = rt.clock.now()
 
     def work(tx: Transaction) -> Maintenance:

@@ -21,8 +21,6 @@ from incident.domain.access import (
     AccessRole,
     Action,
     Principal,
-    assign_action,
-    severity_action,
 )
 from incident.domain.errors import DomainError, InvalidValue
 from incident.domain.incident import Cancellation, Severity, Status
@@ -122,7 +120,7 @@ async def declare(call: Call) -> web.Response:
         call.rt,
         title=body.title,
         severity=body.severity,
-        by=call.principal.name,
+        by=call.principal,
         service=body.service,
         impact=body.impact,
         category=body.category,
@@ -254,14 +252,12 @@ async def whoami(call: Call) -> web.Response:
 
 
 async def acknowledge(call: Call) -> web.Response:
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.ACKNOWLEDGE)
-    await uc.acknowledge_incident(call.rt, call.incident_id, by=call.principal.name)
+    await uc.acknowledge_incident(call.rt, call.incident_id, by=call.principal)
     return await _changed(call)
 
 
 async def post_update(call: Call) -> web.Response:
     body: s.CustomerUpdateRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
     status = Status(body.status) if body.status else None
     await uc.post_customer_update(
         call.rt,
@@ -269,34 +265,31 @@ async def post_update(call: Call) -> web.Response:
         message=body.message,
         status=status,
         components={k: v.value for k, v in body.components.items()},
-        by=call.principal.name,
+        by=call.principal,
     )
     return await _changed(call)
 
 
 async def change_status(call: Call) -> web.Response:
     body: s.StatusRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
-    await uc.change_status(call.rt, call.incident_id, Status(body.status), by=call.principal.name)
+    await uc.change_status(call.rt, call.incident_id, Status(body.status), by=call.principal)
     return await _changed(call)
 
 
 async def set_components(call: Call) -> web.Response:
     body: s.ComponentsRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
     await uc.set_components(
         call.rt,
         call.incident_id,
         {k: v.value for k, v in body.components.items()},
-        by=call.principal.name,
+        by=call.principal,
     )
     return await _changed(call)
 
 
 async def set_public_title(call: Call) -> web.Response:
     body: s.PublicTitleRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
-    await uc.set_public_title(call.rt, call.incident_id, body.public_title, by=call.principal.name)
+    await uc.set_public_title(call.rt, call.incident_id, body.public_title, by=call.principal)
     return await _changed(call)
 
 
@@ -309,7 +302,7 @@ async def schedule_maintenance(call: Call) -> web.Response:
         scheduled_for=body.scheduled_for,
         scheduled_until=body.scheduled_until,
         components=body.components,
-        by=call.principal.name,
+        by=call.principal,
     )
     return _json(s.MaintenanceOut.of(window, call.rt.clock.now()), status=201)
 
@@ -332,54 +325,40 @@ async def update_maintenance(call: Call) -> web.Response:
         call.maintenance_id,
         message=body.message,
         status=MaintenanceStatus(body.status) if body.status else None,
-        by=call.principal.name,
+        by=call.principal,
     )
     return _json(s.MaintenanceOut.of(window, call.rt.clock.now()))
 
 
 async def add_note(call: Call) -> web.Response:
     body: s.NoteRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.POST_UPDATE)
-    await uc.add_internal_note(call.rt, call.incident_id, text=body.text, by=call.principal.name)
+    await uc.add_internal_note(call.rt, call.incident_id, text=body.text, by=call.principal)
     return await _changed(call)
 
 
 async def change_severity(call: Call) -> web.Response:
     body: s.SeverityRequest = call.body
-    await uc.authorize_on(
-        call.rt, call.principal, call.incident_id, lambda i: severity_action(i, body.severity)
-    )
     await uc.change_severity(
-        call.rt, call.incident_id, body.severity, by=call.principal.name, reason=body.reason
+        call.rt, call.incident_id, body.severity, by=call.principal, reason=body.reason
     )
     return await _changed(call)
 
 
 async def assign_role(call: Call) -> web.Response:
     body: s.RoleRequest = call.body
-    await uc.authorize_on(
-        call.rt,
-        call.principal,
-        call.incident_id,
-        lambda i: assign_action(i, call.principal, body.role, body.person),
-    )
-    await uc.assign_role(call.rt, call.incident_id, body.role, body.person, by=call.principal.name)
+    await uc.assign_role(call.rt, call.incident_id, body.role, body.person, by=call.principal)
     return await _changed(call)
 
 
 async def resolve(call: Call) -> web.Response:
     body: s.ResolveRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.RESOLVE)
-    await uc.resolve_incident(
-        call.rt, call.incident_id, summary=body.summary, by=call.principal.name
-    )
+    await uc.resolve_incident(call.rt, call.incident_id, summary=body.summary, by=call.principal)
     return await _changed(call)
 
 
 async def complete_rca(call: Call) -> web.Response:
     body: s.RcaRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.COMPLETE_RCA)
-    await uc.complete_rca(call.rt, call.incident_id, link=body.link, by=call.principal.name)
+    await uc.complete_rca(call.rt, call.incident_id, link=body.link, by=call.principal)
     return await _changed(call)
 
 
@@ -387,11 +366,10 @@ async def edit(call: Call) -> web.Response:
     body: s.EditRequest = call.body
     if all(v is None for v in (body.title, body.impact, body.service, body.category)):
         raise InvalidValue("body", "give at least one of title, impact, service, category")
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.EDIT)
     await uc.edit_incident(
         call.rt,
         call.incident_id,
-        by=call.principal.name,
+        by=call.principal,
         title=body.title,
         impact=body.impact,
         service=body.service,
@@ -402,43 +380,37 @@ async def edit(call: Call) -> web.Response:
 
 async def cancel(call: Call) -> web.Response:
     body: s.CancelRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.CANCEL)
     await uc.cancel_incident(
         call.rt,
         call.incident_id,
         reason=Cancellation(body.reason),
         note=body.note,
-        by=call.principal.name,
+        by=call.principal,
     )
     return await _changed(call)
 
 
 async def reopen(call: Call) -> web.Response:
     body: s.ReopenRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.REOPEN)
     await uc.reopen_incident(
         call.rt,
         call.incident_id,
         reason=body.reason,
         status=Status(body.status),
-        by=call.principal.name,
+        by=call.principal,
     )
     return await _changed(call)
 
 
 async def merge(call: Call) -> web.Response:
     body: s.MergeRequest = call.body
-    # Commander rights on both: the one called off and the one that takes it over.
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MERGE)
-    await uc.authorize_on(call.rt, call.principal, body.into, Action.MERGE)
-    await uc.merge_incident(call.rt, call.incident_id, into=body.into, by=call.principal.name)
+    await uc.merge_incident(call.rt, call.incident_id, into=body.into, by=call.principal)
     return await _changed(call)
 
 
 async def approve_step(call: Call) -> web.Response:
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.APPROVE_STEPS)
     step = call.request.match_info["step_id"]
-    await uc.approve_step(call.rt, call.incident_id, step, by=call.principal.name)
+    await uc.approve_step(call.rt, call.incident_id, step, by=call.principal)
     return await _changed(call)
 
 
@@ -449,25 +421,23 @@ async def list_follow_ups(call: Call) -> web.Response:
 
 async def add_follow_up(call: Call) -> web.Response:
     body: s.FollowUpRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.FOLLOW_UPS)
     item = await uc.add_follow_up(
         call.rt,
         call.incident_id,
         title=body.title,
         owner=body.owner,
         due_at=body.due_at,
-        by=call.principal.name,
+        by=call.principal,
     )
     return _json(s.FollowUpOut.of(item), status=201)
 
 
 async def complete_follow_up(call: Call) -> web.Response:
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.FOLLOW_UPS)
     item = await uc.complete_follow_up(
         call.rt,
         call.incident_id,
         call.follow_up_id,
-        by=call.principal.name,
+        by=call.principal,
     )
     return _json(s.FollowUpOut.of(item))
 
@@ -492,22 +462,20 @@ def _markdown(text: str) -> web.Response:
 
 async def skip_step(call: Call) -> web.Response:
     body: s.SkipRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MANAGE_STEPS)
     step = call.request.match_info["step_id"]
-    await uc.skip_step(call.rt, call.incident_id, step, reason=body.reason, by=call.principal.name)
+    await uc.skip_step(call.rt, call.incident_id, step, reason=body.reason, by=call.principal)
     return await _changed(call)
 
 
 async def snooze_step(call: Call) -> web.Response:
     body: s.SnoozeRequest = call.body
-    await uc.authorize_on(call.rt, call.principal, call.incident_id, Action.MANAGE_STEPS)
     await uc.snooze_step(
         call.rt,
         call.incident_id,
         call.request.match_info["step_id"],
         delay=timedelta(minutes=body.minutes),
         reason=body.reason,
-        by=call.principal.name,
+        by=call.principal,
     )
     return await _changed(call)
 

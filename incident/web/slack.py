@@ -28,11 +28,7 @@ from slack_sdk import signature
 from incident.clock import Clock
 from incident.domain.access import (
     AccessRole,
-    Action,
     Principal,
-    assign_action,
-    authorize,
-    severity_action,
 )
 from incident.domain.chat_commands import (
     Acknowledge,
@@ -456,12 +452,11 @@ async def _execute(
         case Help():
             return Reply(help_text(slash))
         case Declare(severity=severity, title=title):
-            authorize(principal, Action.DECLARE)
             incident, created = await uc.declare_incident(
                 rt,
                 title=title,
                 severity=severity,
-                by=principal.name,
+                by=principal,
                 commander=principal.name,
                 idempotency_key=request_key,
             )
@@ -525,14 +520,13 @@ async def _on_incident(
     by = principal.name
     match command:
         case Acknowledge():
-            await uc.authorize_on(rt, principal, incident_id, Action.ACKNOWLEDGE)
-            incident = await uc.acknowledge_incident(rt, incident_id, by=by)
+            incident = await uc.acknowledge_incident(rt, incident_id, by=principal)
             return Reply(f"*{incident.ref}* acknowledged by {by}.", in_channel=True)
         case ChangeSeverity(severity=severity, reason=reason):
-            before = await uc.authorize_on(
-                rt, principal, incident_id, lambda i: severity_action(i, severity)
+            before = await uc.read_incident(rt, incident_id)
+            incident = await uc.change_severity(
+                rt, incident_id, severity, by=principal, reason=reason
             )
-            incident = await uc.change_severity(rt, incident_id, severity, by=by, reason=reason)
             why = f": {_esc(reason)}" if reason else ""
             return Reply(
                 f"*{incident.ref}* is now *{severity.value}* (was {before.severity.value}), "
@@ -541,20 +535,13 @@ async def _on_incident(
             )
         case AssignCommander(person=person):
             who = person or by
-            await uc.authorize_on(
-                rt,
-                principal,
-                incident_id,
-                lambda i: assign_action(i, principal, Role.COMMANDER, who),
-            )
-            incident = await uc.assign_role(rt, incident_id, Role.COMMANDER, who, by=by)
+            incident = await uc.assign_role(rt, incident_id, Role.COMMANDER, who, by=principal)
             return Reply(
                 f"{who} is now the incident commander of *{incident.ref}* (assigned by {by}).",
                 in_channel=True,
             )
         case Resolve(summary=summary):
-            await uc.authorize_on(rt, principal, incident_id, Action.RESOLVE)
-            incident = await uc.resolve_incident(rt, incident_id, summary=summary, by=by)
+            incident = await uc.resolve_incident(rt, incident_id, summary=summary, by=principal)
             due = (
                 f"\nThe RCA is due {_when(incident.rca_due_at, rt.clock.now())}."
                 if incident.rca_due_at is not None
@@ -564,8 +551,7 @@ async def _on_incident(
                 f"*{incident.ref}* resolved by {by}:\n>{_esc(summary)}{due}", in_channel=True
             )
         case CompleteRca(link=link):
-            await uc.authorize_on(rt, principal, incident_id, Action.COMPLETE_RCA)
-            incident = await uc.complete_rca(rt, incident_id, link=link, by=by)
+            incident = await uc.complete_rca(rt, incident_id, link=link, by=principal)
             return Reply(
                 f"RCA for *{incident.ref}* recorded by {by}: {_esc(link)}\n"
                 f"*{incident.ref}* is {incident.status.value}.",
@@ -592,11 +578,10 @@ async def _say(
 ) -> Reply:
     """A customer-facing update (with a new status, or not) or an internal note."""
     by = principal.name
-    await uc.authorize_on(rt, principal, incident_id, Action.POST_UPDATE)
     match command:
         case SetStatus(status=status, message=message):
             incident = await uc.post_customer_update(
-                rt, incident_id, message=message, status=status, by=by
+                rt, incident_id, message=message, status=status, by=principal
             )
             return Reply(
                 f"*{incident.ref}* is now *{incident.status.value}*. Customer update by {by}:"
@@ -604,13 +589,13 @@ async def _say(
                 in_channel=True,
             )
         case CustomerUpdate(message=message):
-            incident = await uc.post_customer_update(rt, incident_id, message=message, by=by)
+            incident = await uc.post_customer_update(rt, incident_id, message=message, by=principal)
             return Reply(
                 f"Customer update on *{incident.ref}* by {by}:\n>{_esc(message)}",
                 in_channel=True,
             )
         case Note(text=text):
-            incident = await uc.add_internal_note(rt, incident_id, text=text, by=by)
+            incident = await uc.add_internal_note(rt, incident_id, text=text, by=principal)
             return Reply(
                 f"Internal note on *{incident.ref}* by {by}:\n>{_esc(text)}", in_channel=True
             )
@@ -627,7 +612,6 @@ async def _show(
     here: str,
 ) -> Reply:
     """What is planned next, or what has happened: only for the person who asked."""
-    await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
     view = await uc.get_incident(rt, incident_id)
     match command:
         case ShowNext():
@@ -655,23 +639,23 @@ async def _edit(
 ) -> Reply:
     """Correct one fact of the incident, as `PATCH /incidents/{id}` does."""
     by = principal.name
-    before = await uc.authorize_on(rt, principal, incident_id, Action.EDIT)
+    before = await uc.read_incident(rt, incident_id)
     match command:
         case Retitle(title=title):
-            incident = await uc.edit_incident(rt, incident_id, by=by, title=title)
+            incident = await uc.edit_incident(rt, incident_id, by=principal, title=title)
             return Reply(
                 f"*{incident.ref}* retitled by {by}: {_esc(incident.title)}\n"
                 f"(was: {_esc(before.title)})",
                 in_channel=True,
             )
         case DescribeImpact(impact=impact):
-            incident = await uc.edit_incident(rt, incident_id, by=by, impact=impact)
+            incident = await uc.edit_incident(rt, incident_id, by=principal, impact=impact)
             return Reply(
                 f"Impact of *{incident.ref}*, as {by} describes it:\n>{_esc(incident.impact)}",
                 in_channel=True,
             )
         case SetService(service=service):
-            incident = await uc.edit_incident(rt, incident_id, by=by, service=service)
+            incident = await uc.edit_incident(rt, incident_id, by=principal, service=service)
             was = _esc(before.service) if before.service else "none named"
             return Reply(
                 f"*{incident.ref}* is about the service *{_esc(incident.service)}* (was: {was}), "
@@ -679,7 +663,7 @@ async def _edit(
                 in_channel=True,
             )
         case SetCategory(category=category):
-            incident = await uc.edit_incident(rt, incident_id, by=by, category=category)
+            incident = await uc.edit_incident(rt, incident_id, by=principal, category=category)
             held = (
                 " Its automatic customer texts now wait for the commander's approval: "
                 f"{_typed(slash, 'approve', here, '&lt;step&gt;')}."
@@ -708,8 +692,9 @@ async def _lifecycle(
     by = principal.name
     match command:
         case Cancel(reason=reason, note=note):
-            await uc.authorize_on(rt, principal, incident_id, Action.CANCEL)
-            incident = await uc.cancel_incident(rt, incident_id, reason=reason, note=note, by=by)
+            incident = await uc.cancel_incident(
+                rt, incident_id, reason=reason, note=note, by=principal
+            )
             why = f":\n>{_esc(note)}" if note else "."
             return Reply(
                 f"*{incident.ref}* cancelled by {by} as {reason.words}{why}\n"
@@ -718,8 +703,7 @@ async def _lifecycle(
                 in_channel=True,
             )
         case Reopen(reason=reason):
-            await uc.authorize_on(rt, principal, incident_id, Action.REOPEN)
-            incident = await uc.reopen_incident(rt, incident_id, reason=reason, by=by)
+            incident = await uc.reopen_incident(rt, incident_id, reason=reason, by=principal)
             return Reply(
                 f"*{incident.ref}* reopened by {by}, now {incident.status.value}:\n"
                 f">{_esc(reason)}\nIts update cadence resumes; resolve it again once it is "
@@ -727,11 +711,7 @@ async def _lifecycle(
                 in_channel=True,
             )
         case Merge(into=into):
-            # Commander rights on both, as over the API: the one called off and the one
-            # that takes it over.
-            await uc.authorize_on(rt, principal, incident_id, Action.MERGE)
-            await uc.authorize_on(rt, principal, into, Action.MERGE)
-            target = await uc.merge_incident(rt, incident_id, into=into, by=by)
+            target = await uc.merge_incident(rt, incident_id, into=into, by=principal)
             return Reply(
                 f"*INC-{incident_id}* merged by {by} into *{target.ref}* as a duplicate: it is "
                 f"cancelled (its pages resolved, off the status page) and {target.ref} takes "
@@ -740,11 +720,10 @@ async def _lifecycle(
                 in_channel=True,
             )
         case Approve(step_id=step_id):
-            await uc.authorize_on(rt, principal, incident_id, Action.APPROVE_STEPS)
             planned = await uc.get_incident(rt, incident_id)
             step = next((u for u in planned.upcoming if u.step_id == step_id), None)
             try:
-                incident = await uc.approve_step(rt, incident_id, step_id, by=by)
+                incident = await uc.approve_step(rt, incident_id, step_id, by=principal)
             except NotFound as error:
                 return Reply(
                     f"{_esc(str(error))}.\n{_typed(slash, 'next', here)} shows the upcoming "
@@ -777,7 +756,6 @@ async def _follow_up(
     by = principal.name
     match command:
         case AddFollowUp(title=title, owner=owner, due=due):
-            await uc.authorize_on(rt, principal, incident_id, Action.FOLLOW_UPS)
             now = rt.clock.now()
             item = await uc.add_follow_up(
                 rt,
@@ -785,7 +763,7 @@ async def _follow_up(
                 title=title,
                 owner=owner or _handle(principal),
                 due_at=now + due if isinstance(due, timedelta) else due,
-                by=by,
+                by=principal,
             )
             return Reply(
                 f"Follow-up *{item.ref}* of *INC-{incident_id}* added by {by}: "
@@ -795,9 +773,8 @@ async def _follow_up(
                 in_channel=True,
             )
         case CompleteFollowUp(follow_up=number):
-            await uc.authorize_on(rt, principal, incident_id, Action.FOLLOW_UPS)
             try:
-                item = await uc.complete_follow_up(rt, incident_id, number, by=by)
+                item = await uc.complete_follow_up(rt, incident_id, number, by=principal)
             except NotFound as error:
                 return Reply(
                     f"{_esc(str(error))}. {_typed(slash, 'followups', here)} lists them.",
@@ -809,7 +786,6 @@ async def _follow_up(
                 in_channel=True,
             )
         case ListFollowUps():
-            await uc.authorize_on(rt, principal, incident_id, Action.VIEW)
             view = await uc.get_incident(rt, incident_id)
             return Reply(_follow_ups(view, rt.clock.now(), slash=slash, here=here))
     assert_never(command)

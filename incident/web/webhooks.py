@@ -163,7 +163,7 @@ async def _receive(
             container.runtime,
             notification,
             routing=container.settings.alert_routing,
-            by=principal.name,
+            by=principal,
         )
     except (ApiError, DomainError, ValidationError, web.HTTPException):
         metrics.alerts.labels(source, "rejected").inc()

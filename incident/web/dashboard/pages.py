@@ -110,7 +110,7 @@ class Permissions:
         cancelled = incident.status is Status.CANCELLED
         # Roles of a closed or cancelled incident can no longer change.
         roles_open = not_closed and not cancelled
-        command = assign_action(incident, principal, Role.COMMANDER, principal.name)
+        command = assign_action(incident, principal.name, Role.COMMANDER, principal.name)
         return cls(
             acknowledge=is_open and incident.acknowledged_at is None and may(Action.ACKNOWLEDGE),
             take_command=roles_open and incident.commander != principal.name and may(command),

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from incident.config import Settings
-from incident.domain.access import Action, Principal, assign_action, authorize, severity_action
+from incident.domain.access import Action, Principal, authorize
 from incident.domain.errors import DomainError, Forbidden, InvalidValue, NotFound
 from incident.domain.incident import Cancellation, Role, Status
 from incident.services import exports, sessions, views
@@ -361,7 +361,6 @@ async def _show(
 ) -> web.Response:
     rt = _rt(request)
     try:
-        await uc.authorize_on(rt, session.principal, incident_id, Action.VIEW)
         view = await uc.get_incident(rt, incident_id)
     except NotFound:
         return _problem(request, 404, "Not found", _no_such(request), session)
@@ -478,7 +477,7 @@ async def declare(request: web.Request) -> web.Response:
             _rt(request),
             title=body.title,
             severity=body.severity,
-            by=who.name,
+            by=who,
             service=body.service,
             impact=body.impact,
             category=body.category,
@@ -577,7 +576,6 @@ async def _document(request: web.Request, make: Document, name: str) -> web.Resp
         return _problem(request, 404, "Not found", _no_such(request), session)
     rt = _rt(request)
     try:
-        await uc.authorize_on(rt, session.principal, incident_id, Action.VIEW)
         text = await make(rt, request.app[CONTAINER].documents, incident_id)
     except NotFound:
         return _problem(request, 404, "Not found", _no_such(request), session)
@@ -599,98 +597,83 @@ Change = Callable[[Runtime, Principal, int, Form], Awaitable[object]]
 
 
 async def _acknowledge(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.ACKNOWLEDGE)
-    return await uc.acknowledge_incident(rt, incident_id, by=who.name)
+    return await uc.acknowledge_incident(rt, incident_id, by=who)
 
 
 async def _update(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.POST_UPDATE)
     return await uc.post_customer_update(
         rt,
         incident_id,
         message=form.text("message"),
         status=form.optional_status(),
         components=form.components() or None,
-        by=who.name,
+        by=who,
     )
 
 
 async def _note(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.POST_UPDATE)
-    return await uc.add_internal_note(rt, incident_id, text=form.text("text"), by=who.name)
+    return await uc.add_internal_note(rt, incident_id, text=form.text("text"), by=who)
 
 
 async def _status(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.POST_UPDATE)
-    return await uc.change_status(rt, incident_id, form.status(), by=who.name)
+    return await uc.change_status(rt, incident_id, form.status(), by=who)
 
 
 async def _severity(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
     severity = form.severity()
-    await uc.authorize_on(rt, who, incident_id, lambda i: severity_action(i, severity))
     return await uc.change_severity(
-        rt, incident_id, severity, by=who.name, reason=form.text("reason", max_length=REASON)
+        rt, incident_id, severity, by=who, reason=form.text("reason", max_length=REASON)
     )
 
 
 async def _resolve(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.RESOLVE)
-    return await uc.resolve_incident(rt, incident_id, summary=form.text("summary"), by=who.name)
+    return await uc.resolve_incident(rt, incident_id, summary=form.text("summary"), by=who)
 
 
 async def _take_command(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(
-        rt, who, incident_id, lambda i: assign_action(i, who, Role.COMMANDER, who.name)
-    )
-    return await uc.assign_role(rt, incident_id, Role.COMMANDER, who.name, by=who.name)
+    return await uc.assign_role(rt, incident_id, Role.COMMANDER, who.name, by=who)
 
 
 async def _assign_role(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
     role = Role.parse(form.get("role"))
     person = form.text("person", max_length=SHORT)
-    await uc.authorize_on(rt, who, incident_id, lambda i: assign_action(i, who, role, person))
-    return await uc.assign_role(rt, incident_id, role, person, by=who.name)
+    return await uc.assign_role(rt, incident_id, role, person, by=who)
 
 
 async def _public_title(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.POST_UPDATE)
     title = form.text("public_title", max_length=SHORT)
-    return await uc.set_public_title(rt, incident_id, title, by=who.name)
+    return await uc.set_public_title(rt, incident_id, title, by=who)
 
 
 async def _rca(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.COMPLETE_RCA)
     link = form.text("link", max_length=LINK)
     if any(c.isspace() for c in link):
         raise InvalidValue("link", "a link has no spaces; paste the RCA document's address")
-    return await uc.complete_rca(rt, incident_id, link=link, by=who.name)
+    return await uc.complete_rca(rt, incident_id, link=link, by=who)
 
 
 async def _skip(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.MANAGE_STEPS)
     return await uc.skip_step(
         rt,
         incident_id,
         form.text("step", max_length=SHORT),
         reason=form.text("reason", max_length=REASON),
-        by=who.name,
+        by=who,
     )
 
 
 async def _snooze(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.MANAGE_STEPS)
     return await uc.snooze_step(
         rt,
         incident_id,
         form.text("step", max_length=SHORT),
         delay=form.minutes(),
         reason=form.text("reason", max_length=REASON),
-        by=who.name,
+        by=who,
     )
 
 
 async def _edit(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.EDIT)
     fields = ("title", "impact", "service", "category")
     body = checked(s.EditRequest, {name: form.get(name) for name in fields if form.has(name)})
     if all(getattr(body, name) is None for name in fields):
@@ -698,7 +681,7 @@ async def _edit(rt: Runtime, who: Principal, incident_id: int, form: Form) -> ob
     return await uc.edit_incident(
         rt,
         incident_id,
-        by=who.name,
+        by=who,
         title=body.title,
         impact=body.impact,
         service=body.service,
@@ -713,7 +696,6 @@ def _present(form: Form, *names: str) -> dict[str, object]:
 
 
 async def _cancel(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.CANCEL)
     body = checked(s.CancelRequest, {**_present(form, "reason"), "note": form.get("note")})
     if form.get("confirm") != "yes":
         raise InvalidValue(
@@ -721,34 +703,28 @@ async def _cancel(rt: Runtime, who: Principal, incident_id: int, form: Form) -> 
             "tick the box to confirm that cancelling stops the playbook",
         )
     return await uc.cancel_incident(
-        rt, incident_id, reason=Cancellation(body.reason), note=body.note, by=who.name
+        rt, incident_id, reason=Cancellation(body.reason), note=body.note, by=who
     )
 
 
 async def _reopen(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.REOPEN)
     body = checked(s.ReopenRequest, {"reason": form.get("reason"), **_present(form, "status")})
     return await uc.reopen_incident(
-        rt, incident_id, reason=body.reason, status=Status(body.status), by=who.name
+        rt, incident_id, reason=body.reason, status=Status(body.status), by=who
     )
 
 
 async def _merge(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.MERGE)
     body = checked(s.MergeRequest, {"into": form.incident_ref("into")})
-    # Commander rights on both, as the API asks: the one called off and the one that stays.
-    await uc.authorize_on(rt, who, body.into, Action.MERGE)
-    return await uc.merge_incident(rt, incident_id, into=body.into, by=who.name)
+    return await uc.merge_incident(rt, incident_id, into=body.into, by=who)
 
 
 async def _approve(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.APPROVE_STEPS)
     step = form.text("step", max_length=SHORT)
-    return await uc.approve_step(rt, incident_id, step, by=who.name)
+    return await uc.approve_step(rt, incident_id, step, by=who)
 
 
 async def _add_follow_up(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.FOLLOW_UPS)
     due_at = form.utc_time("due_at")
     body = checked(
         s.FollowUpRequest,
@@ -759,13 +735,12 @@ async def _add_follow_up(rt: Runtime, who: Principal, incident_id: int, form: Fo
         },
     )
     return await uc.add_follow_up(
-        rt, incident_id, title=body.title, owner=body.owner, due_at=body.due_at, by=who.name
+        rt, incident_id, title=body.title, owner=body.owner, due_at=body.due_at, by=who
     )
 
 
 async def _complete_follow_up(rt: Runtime, who: Principal, incident_id: int, form: Form) -> object:
-    await uc.authorize_on(rt, who, incident_id, Action.FOLLOW_UPS)
-    return await uc.complete_follow_up(rt, incident_id, form.number("follow_up"), by=who.name)
+    return await uc.complete_follow_up(rt, incident_id, form.number("follow_up"), by=who)
 
 
 @dataclass(frozen=True)
