@@ -145,20 +145,22 @@ def check_playbooks(settings: Settings) -> PlaybookSet:
 async def build(
     settings: Settings,
     *,
+    playbooks: PlaybookSet | None = None,
     clock: Clock | None = None,
     effects: Effects | None = None,
     retry: RetryPolicy | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     vendor_tls: ssl.SSLContext | None = None,
 ) -> Container:
-    """Wire the service. Playbooks are checked first: an invalid one stops us here.
+    """Wire the service. Playbooks are checked first (unless given, checked already): an
+    invalid one stops us here.
 
     Each vendor whose credentials are set serves its port; the outbox serves the rest.
     `effects` replaces them all (tests); `vendor_tls` is the trust for vendor HTTPS
     (tests with local fakes; default: the system's).
     """
     clock = clock or SystemClock()
-    playbooks = check_playbooks(settings)
+    playbooks = playbooks or check_playbooks(settings)
     database = open_database(settings.database_url)
     try:
         # SQLite migrates; PostgreSQL is checked (migrated by `incident db upgrade` or

@@ -350,7 +350,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from incident.web.app import create_app, freeze_heap_after_start
     from incident.web.public.access_log import QuietPublicReads
 
-    bootstrap.check_playbooks(settings)  # refuse to start on an invalid playbook
+    playbooks = bootstrap.check_playbooks(settings)  # refuse to start on an invalid one
     for warning in unknown_variables(os.environ):
         print(f"incident: warning: {warning}", file=sys.stderr, flush=True)
     _check_port(host, port)
@@ -358,7 +358,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     print(f"incident: serving on http://{host}:{port} with {_safe_url(settings)}", flush=True)
     for line in integrations(settings):
         print(f"incident:   {line}", flush=True)
-    app = create_app(settings)
+    app = create_app(settings, playbooks=playbooks)
     freeze_heap_after_start(app)
     web.run_app(
         app,

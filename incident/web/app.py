@@ -20,6 +20,7 @@ from aiohttp import web
 from incident import bootstrap
 from incident.config import Settings
 from incident.domain.incident import OPEN_STATUSES
+from incident.domain.playbook import PlaybookSet
 from incident.web import api, dashboard, slack, webhooks
 from incident.web.context import BACKGROUND, CONTAINER, FAILED_LOGINS, METRICS
 from incident.web.errors import add_json_fallbacks, guarded, json_error
@@ -33,17 +34,23 @@ log = logging.getLogger("incident.web")
 Builder = Callable[[Settings, Metrics], Awaitable[bootstrap.Container]]
 
 
-async def _default_build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
-    return await bootstrap.build(settings, on_step=metrics.step_finished)
+def _default_builder(playbooks: PlaybookSet | None) -> Builder:
+    async def build(settings: Settings, metrics: Metrics) -> bootstrap.Container:
+        return await bootstrap.build(settings, playbooks=playbooks, on_step=metrics.step_finished)
+
+    return build
 
 
-def create_app(settings: Settings, *, build: Builder | None = None) -> web.Application:
-    """`build`: how to wire the engine (tests pass a fake clock and recording vendors)."""
+def create_app(
+    settings: Settings, *, build: Builder | None = None, playbooks: PlaybookSet | None = None
+) -> web.Application:
+    """`build`: how to wire the engine (tests pass a fake clock and recording vendors);
+    `playbooks`: already checked (`incident serve` checks them before it listens)."""
     # No middleware: each route is guarded instead (errors.py `guarded`).
     app = web.Application(client_max_size=settings.max_body_bytes)
     metrics = Metrics()
     app[METRICS] = metrics
-    app.cleanup_ctx.append(_engine(settings, build or _default_build))
+    app.cleanup_ctx.append(_engine(settings, build or _default_builder(playbooks)))
     app.router.add_get("/healthz", guarded(healthz))
     app.router.add_get("/readyz", guarded(readyz))
     app.router.add_get("/metrics", guarded(metrics_endpoint))
