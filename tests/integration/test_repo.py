@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -73,3 +74,26 @@ def test_the_readme_states_the_per_test_time_limit_pyproject_sets() -> None:
     assert pytest_options["xfail_strict"] is True
     assert "--strict-config" in pytest_options["addopts"].split()
     assert f"time limit ({pytest_options['timeout']} s unless" in README.read_text()
+
+
+# A class longer than this holds more than one concept: split it by concern.
+LONGEST_CLASS = 300
+
+
+def test_no_class_in_the_service_is_longer_than_the_limit() -> None:
+    too_long = []
+    for path in sorted((PROJECT_ROOT / "incident").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_CLASS:
+                    too_long.append(f"{path.relative_to(PROJECT_ROOT)}: {node.name} ({lines})")
+    assert too_long == []
+
+
+def test_the_engine_knows_nothing_of_incidents() -> None:
+    """The scheduler package serves every kind of subject: no incident-specific import."""
+    for path in sorted((PROJECT_ROOT / "incident" / "scheduler").glob("*.py")):
+        text = path.read_text()
+        for banned in ("incident.domain.incident", "incident.services.incidents", "Incident"):
+            assert banned not in text, f"{path.name} mentions {banned}"

@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
+from incident.adapters.database import statements
 from incident.adapters.database.sqlite_driver import SqliteDriver
 from incident.adapters.database.statements import InsertInto
 
@@ -63,3 +65,20 @@ def executor_for(connection: Connection) -> StatementExecutor:
     if connection.dialect.name == "sqlite":
         return SqliteDriver(connection)
     return SqlAlchemyExecutor(connection)
+
+
+class TransactionRows:
+    """What every part of a `SqlTransaction` works with, chosen once as it begins.
+
+    Prebuilt statements run through `self._execute`, the executor for this transaction's
+    database (on SQLite: the driver itself); the statements that differ by database come
+    from `self._dialect`. Statements built for one call go through the session's
+    connection. Core statements, not the ORM: it adds nothing here but time (see
+    bench/README.md).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._connection = session.connection()
+        self._execute = executor_for(self._connection)
+        self._dialect = statements.for_dialect(self._connection.dialect.name)

@@ -7,10 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from incident.adapters.database import statements as sql
-from incident.adapters.database.executors import executor_for
+from incident.adapters.database.executors import TransactionRows
 from incident.domain.errors import NotFound
 from incident.domain.planning import PlannedOccurrence, StepHistory
 from incident.domain.records import (
@@ -48,21 +46,8 @@ def to_occurrence(row: Any) -> Occurrence:
 _WAITING = (OccurrenceState.PENDING, OccurrenceState.HELD)
 
 
-class OccurrenceRows:
-    """Where a `SqlTransaction` keeps step occurrences (see `SqlTransaction`).
-
-    Prebuilt statements run through `self._execute`, the executor for this transaction's
-    database (on SQLite: the driver itself); the statements that differ by database come
-    from `self._dialect`. Both are chosen here, once. Statements built for one call go
-    through the session's connection. Core statements, not the ORM: it adds nothing here
-    but time (see bench/README.md).
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._connection = session.connection()
-        self._execute = executor_for(self._connection)
-        self._dialect = sql.for_dialect(self._connection.dialect.name)
+class OccurrenceRows(TransactionRows):
+    """Step occurrences, in one transaction (see `SqlTransaction`)."""
 
     # --- occurrences -----------------------------------------------------------------------
 
