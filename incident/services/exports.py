@@ -15,7 +15,7 @@ from typing import Any
 
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident
-from incident.domain.records import Occurrence, TimelineEntry
+from incident.domain.records import Occurrence, OccurrenceState, TimelineEntry
 from incident.services.actions import incident_facts
 from incident.services.incidents import Runtime, get_incident
 from incident.services.ports import Renderer
@@ -58,11 +58,13 @@ def document_context(
     for entry in timeline:
         if entry.actor != "playbook":
             people.setdefault(entry.actor, Counter())[entry.kind] += 1
-    ran = [o for o in history if o.state in ("done", "failed", "skipped")]
+    ran = [o for o in history if o.state.fired]
     late = [
         o
         for o in ran
-        if o.state == "done" and o.started_at is not None and o.started_at - o.due_at > LATE_AFTER
+        if o.state is OccurrenceState.DONE
+        and o.started_at is not None
+        and o.started_at - o.due_at > LATE_AFTER
     ]
     ended = incident.ended_at
     return {
@@ -85,10 +87,10 @@ def document_context(
             for name, kinds in sorted(people.items(), key=lambda p: -sum(p[1].values()))
         ],
         "steps": {
-            "ran": len([o for o in ran if o.state == "done"]),
+            "ran": len([o for o in ran if o.state is OccurrenceState.DONE]),
             "late": [_step(o) for o in late],
-            "failed": [_step(o) for o in ran if o.state == "failed"],
-            "skipped": [_step(o) for o in ran if o.state == "skipped"],
+            "failed": [_step(o) for o in ran if o.state is OccurrenceState.FAILED],
+            "skipped": [_step(o) for o in ran if o.state is OccurrenceState.SKIPPED],
         },
         "follow_ups": [
             {

@@ -121,7 +121,7 @@ class UpcomingStep:
     description: str
     due_at: datetime
     run_at: datetime
-    state: str  # pending, running (being sent now) or held (waiting for approval)
+    state: OccurrenceState  # pending, running (being sent now) or held (for approval)
     attempts: int
     last_error: str | None
     needs_approval: bool = False  # will wait for the commander's approval when due
@@ -689,7 +689,7 @@ async def approve_step(rt: Runtime, incident_id: int, step_id: str, *, by: Actor
         if occurrence.approved_by is not None:
             raise Conflict(f"{step_id} was already approved by {occurrence.approved_by}")
         tx.approve_occurrence(occurrence.id, by=name, now=now)
-        held = occurrence.state == "held"
+        held = occurrence.state is OccurrenceState.HELD
         tx.append_timeline(
             incident_id,
             [
@@ -895,9 +895,6 @@ async def find_by_war_room(rt: Runtime, rooms: Sequence[str]) -> Incident | None
     return await rt.store.read(lambda tx: tx.find_incident_by_war_room(rooms))
 
 
-_UPCOMING = ("pending", "running", "held")
-
-
 def planned_view(rt: Runtime, incident: Incident) -> IncidentView:
     """A just-declared incident as its declaration committed it, without reading it back:
     its upcoming steps are its playbook's plan. For answering a declaration when the read
@@ -916,7 +913,7 @@ def planned_view(rt: Runtime, incident: Incident) -> IncidentView:
             description=steps[p.step_id].description,
             due_at=p.due_at,
             run_at=p.due_at,
-            state="pending",
+            state=OccurrenceState.PENDING,
             attempts=0,
             last_error=None,
             needs_approval=rt.needs_approval(incident, steps[p.step_id]),
@@ -939,7 +936,7 @@ async def get_incident(rt: Runtime, incident_id: int) -> IncidentView:
         )
 
     incident, timeline, occurrences, follow_ups = await rt.store.read(read)
-    history = [o for o in occurrences if o.state not in _UPCOMING]
+    history = [o for o in occurrences if not o.state.upcoming]
     return IncidentView(
         incident=incident,
         timeline=timeline,
@@ -974,7 +971,7 @@ def upcoming_steps(
             description=steps[o.step_id].description if o.step_id in steps else "",
             due_at=o.due_at,
             # Running: being sent now (its run_at is the claim's lease, not a due time).
-            run_at=(o.started_at or o.due_at) if o.state == "running" else o.run_at,
+            run_at=(o.started_at or o.due_at) if o.state is OccurrenceState.RUNNING else o.run_at,
             state=o.state,
             attempts=o.attempts,
             last_error=o.last_error,
@@ -984,7 +981,7 @@ def upcoming_steps(
             approved_by=o.approved_by,
         )
         for o in sorted(occurrences, key=lambda o: (o.run_at, o.id))
-        if o.state in _UPCOMING
+        if o.state.upcoming
     ]
 
 
