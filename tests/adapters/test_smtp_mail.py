@@ -26,7 +26,7 @@ from incident.adapters.database.vendor_refs import VendorRefs
 from incident.adapters.vendors.retries import RetryBudget
 from incident.adapters.vendors.smtp import SmtpNotifier, sent_ref_name
 from incident.adapters.vendors.split_notifier import SplitNotifier
-from incident.cli.commands import integrations
+from incident.cli.local_commands import integrations
 from incident.clock import FakeClock
 from incident.config import Settings, load_settings, parse_smtp_url
 from incident.domain.incident import Incident, Severity
