@@ -28,10 +28,15 @@ import httpx2
 import pagerduty
 
 from incident.adapters.database.vendor_refs import VendorRefs
-from incident.adapters.vendors.retries import RetryBudget, retry_after_seconds
+from incident.adapters.vendors.retries import (
+    Failure,
+    RetryBudget,
+    VendorRetry,
+    retry_after_seconds,
+)
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity
-from incident.services.ports import OnCall, VendorRejected, VendorUnavailable
+from incident.services.ports import OnCall, VendorRejected
 
 log = logging.getLogger("incident.adapters.pagerduty")
 
@@ -128,7 +133,8 @@ def _one_attempt_per_call(client: pagerduty.ApiClient) -> None:
 
 
 class _Failed(Exception):
-    """One attempt failed; raised on the worker thread, handled by the retry loop."""
+    """One attempt failed; raised on the worker thread, read by `PagerDutyPager._failure_of`
+    for the retry loop."""
 
     def __init__(
         self,
@@ -288,7 +294,15 @@ class PagerDutyPager:
         self._rest = rest
         self._refs = refs
         self._clock = clock
-        self._retry = retry or RetryBudget()
+        self._retrying = VendorRetry(
+            vendor=VENDOR_NAME,
+            budget=retry or RetryBudget(),
+            clock=clock,
+            failure_of=self._failure_of,
+            log=log,
+            retry_action="pagerduty_retry",
+            gave_up_action="pagerduty_gave_up",
+        )
         self._executor = executor
         self._source = source
         self._base_url = base_url.rstrip("/") if base_url else None
@@ -438,44 +452,19 @@ class PagerDutyPager:
         """Run `call` (one blocking HTTP exchange) on a worker thread, retrying transient
         failures a bounded number of times with waits on the event loop."""
         loop = asyncio.get_running_loop()
-        budget = self._retry
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await loop.run_in_executor(self._executor, _attempt, call, self._secrets)
-            except _Failed as failure:
-                if not failure.retryable:
-                    raise VendorRejected(VENDOR_NAME, f"{operation}: {failure.reason}") from None
-                asked = retry_after_seconds(failure.retry_after, self._clock.now())
-                wait = self._retry.wait(attempt, asked)
-                if wait is None or attempt >= budget.attempts:
-                    reason = f"{operation} failed after {attempt} attempt(s): {failure.reason}"
-                    if wait is None:
-                        reason += f"; PagerDuty asks to wait {asked:.0f} s"
-                    log.warning(
-                        "PagerDuty call gave up",
-                        extra={
-                            "action": "pagerduty_gave_up",
-                            "incident_id": incident_id,
-                            "operation": operation,
-                            "attempt": attempt,
-                            "reason": failure.reason,
-                        },
-                    )
-                    raise VendorUnavailable(VENDOR_NAME, reason, retry_after=asked) from None
-                log.warning(
-                    "PagerDuty call failed; retrying",
-                    extra={
-                        "action": "pagerduty_retry",
-                        "incident_id": incident_id,
-                        "operation": operation,
-                        "attempt": attempt,
-                        "reason": failure.reason,
-                        "wait_seconds": round(wait, 3),
-                    },
-                )
-                await self._clock.sleep(wait)
+        return await self._retrying.run(
+            operation,
+            lambda: loop.run_in_executor(self._executor, _attempt, call, self._secrets),
+            incident_id=incident_id,
+        )
+
+    def _failure_of(self, error: Exception) -> Failure | None:
+        """What a failed attempt means to the retry loop; PagerDuty's Retry-After (or its
+        ratelimit-reset) is waited for, and handed on to the scheduler when too long."""
+        if not isinstance(error, _Failed):
+            return None
+        asked = retry_after_seconds(error.retry_after, self._clock.now())
+        return Failure(error.reason, retryable=error.retryable, retry_after=asked, wait=asked)
 
 
 def dedup_key_for(incident: Incident, tier: str) -> str:

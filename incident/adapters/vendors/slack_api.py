@@ -24,9 +24,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from incident.adapters.vendors.retries import RetryBudget, retry_after_seconds
+from incident.adapters.vendors.retries import (
+    Failure,
+    RetryBudget,
+    VendorRetry,
+    retry_after_seconds,
+)
 from incident.clock import Clock
-from incident.services.ports import VendorRejected, VendorUnavailable
 
 # The adapter's one logger, whichever of its modules logs.
 log = logging.getLogger("incident.adapters.slack")
@@ -139,7 +143,15 @@ class SlackApi:
         self.client = client
         client.retry_handlers = []
         self._clock = clock
-        self._retry = retry
+        self._retrying = VendorRetry(
+            vendor=VENDOR_NAME,
+            budget=retry,
+            clock=clock,
+            failure_of=self._failure_of,
+            log=log,
+            retry_action="slack_retry",
+            gave_up_action="slack_gave_up",
+        )
         self._timeout = timeout
         self._secret = client.token or ""
 
@@ -191,44 +203,15 @@ class SlackApi:
     ) -> T:
         """Run `attempt` until it succeeds, retrying transient failures a bounded number of
         times with waits through the Clock."""
-        budget = self._retry
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return await attempt()
-            except CallFailed as failure:
-                if not failure.retryable:
-                    raise VendorRejected(VENDOR_NAME, f"{operation}: {failure.reason}") from None
-                asked = retry_after_seconds(failure.retry_after, self._clock.now())
-                wait = self._retry.wait(tries, asked)
-                if wait is None or tries >= budget.attempts:
-                    reason = f"{operation} failed after {tries} attempt(s): {failure.reason}"
-                    if wait is None:
-                        reason += f"; Slack asks to wait {asked:.0f} s"
-                    log.warning(
-                        "Slack call gave up",
-                        extra={
-                            "action": "slack_gave_up",
-                            "incident_id": incident_id,
-                            "operation": operation,
-                            "attempt": tries,
-                            "reason": failure.reason,
-                        },
-                    )
-                    raise VendorUnavailable(VENDOR_NAME, reason, retry_after=asked) from None
-                log.warning(
-                    "Slack call failed; retrying",
-                    extra={
-                        "action": "slack_retry",
-                        "incident_id": incident_id,
-                        "operation": operation,
-                        "attempt": tries,
-                        "reason": failure.reason,
-                        "wait_seconds": round(wait, 3),
-                    },
-                )
-                await self._clock.sleep(wait)
+        return await self._retrying.run(operation, attempt, incident_id=incident_id)
+
+    def _failure_of(self, error: Exception) -> Failure | None:
+        """What a failed attempt means to the retry loop; Slack's Retry-After is waited for,
+        and handed on to the scheduler when too long."""
+        if not isinstance(error, CallFailed):
+            return None
+        asked = retry_after_seconds(error.retry_after, self._clock.now())
+        return Failure(error.reason, retryable=error.retryable, retry_after=asked, wait=asked)
 
     def _refused(
         self, method: str, error: SlackApiError, accept: Collection[str]

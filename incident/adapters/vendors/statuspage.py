@@ -34,6 +34,7 @@ from typing import Any, Literal
 import httpx
 
 from incident.adapters.database.vendor_refs import VendorRefs
+from incident.adapters.vendors.retries import RetryBudget
 from incident.adapters.vendors.statuspage_api import (
     DEFAULT_API_URL,
     METADATA_KEY,
@@ -191,10 +192,13 @@ class StatuspageStatusPage:
             api_key=api_key,
             base_url=base_url,
             spacing=spacing or RequestSpacing(clock),
-            attempts=attempts,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            max_retry_after=max_retry_after,
+            retry=RetryBudget(
+                attempts=attempts,
+                backoff=backoff,
+                backoff_cap=max_backoff,
+                retry_after_cap=max_retry_after,
+                jitter=False,
+            ),
         )
         self._refs = refs
         self._page_id = page_id

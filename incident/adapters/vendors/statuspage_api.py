@@ -22,10 +22,15 @@ from urllib.parse import quote
 
 import httpx
 
-from incident.adapters.vendors.retries import retry_after_seconds
+from incident.adapters.vendors.retries import (
+    Failure,
+    RetryBudget,
+    VendorRetry,
+    Wording,
+    retry_after_seconds,
+)
 from incident.clock import Clock
 from incident.domain.incident import Incident
-from incident.services.ports import VendorRejected, VendorUnavailable
 
 # The adapter's one logger, whichever of its modules logs.
 log = logging.getLogger("incident.adapters.vendors.statuspage")
@@ -113,6 +118,35 @@ class _Malformed(ValueError):
     pass
 
 
+def _failure_of(error: Exception) -> Failure | None:
+    """What a failed attempt means to the retry loop."""
+    if isinstance(error, Refused):
+        return Failure(str(error), retryable=False)
+    if not isinstance(error, TryAgain):
+        return None
+    # A 429 has already held the shared queue back (`RequestSpacing.hold`) for its
+    # Retry-After, up to the budget's cap: the loop waits nothing more (0), or, for one
+    # asking longer than the cap, backs off and tries again (None).
+    wait = None if error.backoff else 0.0
+    return Failure(error.reason, retryable=True, retry_after=error.retry_after, wait=wait)
+
+
+class _StatuspageWording(Wording):
+    """Statuspage's errors name the incident (the operation is "publishing INC-12") and
+    say that the step will come back."""
+
+    def refused(self, operation: str, failure: Failure) -> str:
+        return f"{operation} refused: {failure.reason}"
+
+    def gave_up(
+        self, vendor: str, operation: str, tries: int, failure: Failure, *, at_once: bool
+    ) -> str:
+        attempts = f"{tries} attempt{'s' if tries != 1 else ''}"
+        return (
+            f"{operation} failed after {attempts}: {failure.reason}; the step will be retried later"
+        )
+
+
 class StatuspageApi:
     """One Statuspage page's incidents: each method but `retrying` is one request.
 
@@ -129,21 +163,28 @@ class StatuspageApi:
         api_key: str,
         base_url: str,
         spacing: RequestSpacing,
-        attempts: int,
-        backoff: float,
-        max_backoff: float,
-        max_retry_after: float,
+        retry: RetryBudget,
     ) -> None:
+        """`retry`: its `retry_after_cap` is also the longest a 429 holds the queue back."""
         self._client = client
         self._clock = clock
         self._api_key = api_key
         self._page_url = f"{base_url.rstrip('/')}/pages/{quote(page_id, safe='')}"
         self._headers = {"Authorization": f"OAuth {api_key}", "Accept": "application/json"}
         self._spacing = spacing
-        self._attempts = attempts
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._max_retry_after = max_retry_after
+        self._retry = retry
+        self._retrying = VendorRetry(
+            vendor=VENDOR_NAME,
+            budget=retry,
+            clock=clock,
+            failure_of=_failure_of,
+            log=log,
+            retry_action="statuspage_retry",
+            # Statuspage has always logged its last failed attempt as a retry too; the
+            # name stays, for whatever counts these lines.
+            gave_up_action="statuspage_retry",
+            wording=_StatuspageWording(),
+        )
 
     # --- incidents -------------------------------------------------------------------------
 
@@ -211,38 +252,7 @@ class StatuspageApi:
     ) -> None:
         """Run `attempt` (which reads before it writes) until it succeeds, a bounded number
         of times; then VendorUnavailable. A refusal is not retried: VendorRejected."""
-        last = TryAgain("no attempt made")
-        for number in range(1, self._attempts + 1):
-            try:
-                await attempt()
-                return
-            except Refused as refusal:
-                raise VendorRejected(
-                    VENDOR_NAME, f"{doing} {incident.ref} refused: {refusal}"
-                ) from None
-            except TryAgain as problem:
-                last = problem
-                log.warning(
-                    "statuspage request failed",
-                    extra={
-                        "action": "statuspage_retry",
-                        "incident_id": incident.id,
-                        "attempt": number,
-                        "reason": problem.reason,
-                    },
-                )
-                if number < self._attempts and problem.backoff:
-                    await self._clock.sleep(self._delay(number))
-        attempts = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
-        raise VendorUnavailable(
-            VENDOR_NAME,
-            f"{doing} {incident.ref} failed after {attempts}: {last.reason}; "
-            "the step will be retried later",
-            retry_after=last.retry_after,
-        )
-
-    def _delay(self, attempt: int) -> float:
-        return float(min(self._max_backoff, self._backoff * 2 ** (attempt - 1)))
+        await self._retrying.run(f"{doing} {incident.ref}", attempt, incident_id=incident.id)
 
     # --- one request -----------------------------------------------------------------------
 
@@ -273,8 +283,8 @@ class StatuspageApi:
         status = response.status_code
         if status == 429:
             wait = self._retry_after(response.headers.get("Retry-After"))
-            if wait > self._max_retry_after:
-                self._spacing.hold(self._max_retry_after)
+            if wait > self._retry.retry_after_cap:
+                self._spacing.hold(self._retry.retry_after_cap)
                 raise TryAgain(
                     f"rate limited (HTTP 429) for {wait:.0f}s, longer than we wait",
                     retry_after=wait,
@@ -298,7 +308,7 @@ class StatuspageApi:
     def _retry_after(self, header: str | None) -> float:
         """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
         seconds = retry_after_seconds(header or None, self._clock.now())
-        return seconds if seconds is not None and math.isfinite(seconds) else self._backoff
+        return seconds if seconds is not None and math.isfinite(seconds) else self._retry.backoff
 
     def _error_detail(self, response: httpx.Response) -> str:
         try:
