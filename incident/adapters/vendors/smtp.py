@@ -40,7 +40,7 @@ from functools import partial
 import aiosmtplib
 
 from incident.adapters.database.vendor_refs import VendorRefs
-from incident.adapters.vendors.retries import RetryBudget
+from incident.adapters.vendors.retries import Failure, RetryBudget, VendorRetry, Wording
 from incident.clock import Clock
 from incident.domain.incident import Incident
 from incident.services.ports import VendorError, VendorRejected, VendorUnavailable
@@ -266,47 +266,42 @@ class SmtpNotifier:
     async def _retrying(
         self, operation: str, attempt: Callable[[], Awaitable[None]], *, incident_id: int
     ) -> None:
-        """Run `attempt` until it succeeds, retrying transient failures a bounded number of
-        times with waits through the Clock; `_GaveUp` carries the VendorError (its reason
-        without `operation`, which the caller's text names already; the logs name it)."""
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                await attempt()
-                return
-            except Exception as error:
-                failure = _classify(error, self._secrets)
-            if not failure.retryable:
-                rejected = VendorRejected(VENDOR_NAME, failure.reason)
-                raise _GaveUp(rejected, whole_server=failure.whole_server) from None
-            wait = self._retry.wait(tries, None)
-            if wait is None or tries >= self._retry.attempts:
-                log.warning(
-                    "SMTP call gave up",
-                    extra={
-                        "action": "smtp_gave_up",
-                        "incident_id": incident_id,
-                        "operation": operation,
-                        "attempt": tries,
-                        "reason": failure.reason,
-                    },
-                )
-                reason = f"failed after {tries} attempt(s): {failure.reason}"
-                unavailable = VendorUnavailable(VENDOR_NAME, reason)
-                raise _GaveUp(unavailable, whole_server=failure.whole_server) from None
-            log.warning(
-                "SMTP call failed; retrying",
-                extra={
-                    "action": "smtp_retry",
-                    "incident_id": incident_id,
-                    "operation": operation,
-                    "attempt": tries,
-                    "reason": failure.reason,
-                    "wait_seconds": round(wait, 3),
-                },
-            )
-            await self._clock.sleep(wait)
+        """Run `attempt` through the vendors' one bounded retry loop (`VendorRetry`); when it
+        gives up, `_GaveUp` carries the VendorError (its reason without `operation`, which
+        the caller's text names already; the logs name it) and whether the whole server
+        failed, so the mails after it are not tried."""
+        failed: list[_Failed] = []
+
+        def failure_of(error: Exception) -> Failure:
+            failed.append(_classify(error, self._secrets))
+            return Failure(failed[-1].reason, retryable=failed[-1].retryable)
+
+        retry = VendorRetry(
+            vendor=VENDOR_NAME,
+            budget=self._retry,
+            clock=self._clock,
+            failure_of=failure_of,
+            log=log,
+            retry_action="smtp_retry",
+            gave_up_action="smtp_gave_up",
+            wording=_SmtpWording(),
+        )
+        try:
+            await retry.run(operation, attempt, incident_id=incident_id)
+        except VendorError as error:
+            raise _GaveUp(error, whole_server=failed[-1].whole_server) from None
+
+
+class _SmtpWording(Wording):
+    """The words SMTP's errors have always had: the caller's text names the mail."""
+
+    def refused(self, operation: str, failure: Failure) -> str:
+        return failure.reason
+
+    def gave_up(
+        self, vendor: str, operation: str, tries: int, failure: Failure, *, at_once: bool
+    ) -> str:
+        return f"failed after {tries} attempt(s): {failure.reason}"
 
 
 class _GaveUp(Exception):
