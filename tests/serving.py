@@ -3,7 +3,8 @@ vendors: what the integration tests talk to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +14,8 @@ from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import Clock, FakeClock
 from incident.config import Settings
+from incident.domain.records import OccurrenceState
+from incident.services.incidents import Runtime
 from incident.testing import RecordingEffects
 from incident.web.app import Builder, create_app
 from incident.web.metrics import Metrics
@@ -40,3 +43,27 @@ async def serving(
     app = create_app(settings, build=builder(clock, vendor))
     async with TestClient(TestServer(app)) as client:
         yield client
+
+
+async def steps_caught_up(
+    rt: Runtime, incident_ids: Sequence[int], *, within: float = 30.0
+) -> None:
+    """Wait until no step of these incidents is running or due now: the engine has run
+    what came due, so a view taken next does not change under the test. (A running
+    occurrence's run_at is its lease's end: running is never caught up.)"""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        now = rt.clock.now()
+        upcoming = await rt.store.read(lambda tx: tx.upcoming_of(list(incident_ids)))
+        left = [
+            f"INC-{o.subject.id} {o.step_id}"
+            for steps in upcoming.values()
+            for o in steps
+            if o.state is OccurrenceState.RUNNING
+            or (o.state is OccurrenceState.PENDING and o.run_at <= now)
+        ]
+        if not left:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"steps still running or due after {within} s: {left}")
+        await asyncio.sleep(0.05)

@@ -14,12 +14,14 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from incident.clock import FakeClock
+from incident.web.context import CONTAINER
 from tests.integration.test_api import (  # noqa: F401 (fixtures)
     api_settings,
     auth,
     client,
     declare,
 )
+from tests.serving import steps_caught_up
 
 Client = TestClient[Any, Any]
 
@@ -66,22 +68,10 @@ async def test_edit_corrects_the_facts_and_refuses_nothing_to_change(client: Cli
     assert [e["kind"] for e in timeline].count("edited") == 1
 
 
-async def caught_up(client: Client, incident_id: int) -> None:
-    """Wait until the engine has run the steps due at declaration: none of them is still
-    claimed (running) or due. A step claimed before a change is checked again before it
-    is sent, but a view taken meanwhile lists it as running."""
-    for _ in range(200):
-        body = await detail(client, incident_id)
-        declared_at = body["incident"]["declared_at"]
-        if all(u["state"] == "pending" and u["runs_at"] > declared_at for u in body["upcoming"]):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"steps still running or due: {body['upcoming']}")
-
-
 async def test_cancel_is_the_commanders_and_only_once(client: Client) -> None:
     incident_id = (await declare(client))["incident"]["id"]
-    await caught_up(client, incident_id)
+    # The steps due at declaration have run: none is still claimed when it is cancelled.
+    await steps_caught_up(client.app[CONTAINER].runtime, [incident_id])
     status, body = await post(client, f"/{incident_id}/cancel", {"reason": "oops"})
     assert status == 422 and "reason" in str(body["detail"])
     status, body = await post(

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
-from incident.domain.records import OccurrenceState, SubjectRef
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
 from incident.testing import RecordingEffects
@@ -25,10 +24,9 @@ from tests.integration.test_slack import (
     SECRET,
     ResponseUrlFake,
     Slack,
-    eventually,
     receiver,  # noqa: F401 (a fixture)
 )
-from tests.serving import serving
+from tests.serving import serving, steps_caught_up
 
 RUNS = 50
 COMMANDER = ApiToken(token="c" * 24, role=AccessRole.COMMANDER, name="cleo")
@@ -52,27 +50,6 @@ def effects_of(vendor: RecordingEffects, incident_id: int) -> Counter[str]:
         for s in vendor.sends
         if s.incident_id == incident_id and not s.key.endswith(("/approval", "/gave-up"))
     )
-
-
-async def settled(rt: Runtime, incident_ids: list[int]) -> None:
-    """Wait until no step of these incidents is left to run now."""
-
-    async def idle() -> bool:
-        def read(tx: Any) -> bool:
-            now = rt.clock.now()
-            # (A running occurrence's run_at is its lease's end: running is never idle.)
-            return not any(
-                o.state == "running" or o.run_at <= now
-                for i in incident_ids
-                for o in tx.occurrences(
-                    SubjectRef.incident(i),
-                    states=(OccurrenceState.PENDING, OccurrenceState.RUNNING),
-                )
-            )
-
-        return bool(await rt.store.run(read))
-
-    await eventually(idle, within=60)
 
 
 def check_each_resolution_ran_once(vendor: RecordingEffects, incident_ids: list[int]) -> None:
@@ -100,7 +77,7 @@ async def test_fifty_times_over_rest(
         for run in range(RUNS):
             ids.append(await _back_to_back_over_rest(client, headers, run))
         rt = _runtime(client)
-        await settled(rt, ids)
+        await steps_caught_up(rt, ids, within=60)
         check_each_resolution_ran_once(vendor, ids)
         for incident_id in ids:
             view = await uc.get_incident(rt, incident_id)
@@ -161,5 +138,5 @@ async def test_fifty_times_over_slack(slack_client: Slack, vendor: RecordingEffe
             reply = await slack.command(text, user=LEAD)
             assert "refused" not in reply.text.lower() and "cannot" not in reply.text, reply.text
         ids.append(incident_id)
-    await settled(slack.rt, ids)
+    await steps_caught_up(slack.rt, ids, within=60)
     check_each_resolution_ran_once(vendor, ids)

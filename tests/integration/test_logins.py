@@ -7,14 +7,12 @@ carry anything but a dashboard path."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from incident.clock import FakeClock
-from incident.domain.records import OccurrenceState
 from incident.web.context import CONTAINER
 from incident.web.throttle import LIMIT, WINDOW
 from tests.integration.test_dashboard import (  # noqa: F401 (client, ui_settings: fixtures)
@@ -24,6 +22,7 @@ from tests.integration.test_dashboard import (  # noqa: F401 (client, ui_setting
     login,
     ui_settings,
 )
+from tests.serving import steps_caught_up
 
 Client = TestClient[Any, Any]
 
@@ -109,22 +108,6 @@ async def test_dashboard_pages_are_compressed_for_browsers_that_take_it(client: 
     assert await page.text() == await plain.text()
 
 
-async def _engine_caught_up(client: Client, incident_ids: list[int]) -> None:
-    """Wait until no step of these incidents is running or due now."""
-    container = client.app[CONTAINER]
-    for _ in range(600):
-        now = container.runtime.clock.now()
-        upcoming = await container.store.read(lambda tx: tx.upcoming_of(incident_ids))
-        if all(
-            o.state is OccurrenceState.PENDING and o.run_at > now
-            for steps in upcoming.values()
-            for o in steps
-        ):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine did not catch up with the steps due now")
-
-
 async def test_the_overview_pages_many_incidents_and_checks_freshness_by_version(
     client: Client,
 ) -> None:
@@ -137,7 +120,7 @@ async def test_the_overview_pages_many_incidents_and_checks_freshness_by_version
         )
         assert made.status == 201
     # The steps due at declaration change the page as they run: let them have run.
-    await _engine_caught_up(client, list(range(1, 56)))
+    await steps_caught_up(client.app[CONTAINER].runtime, range(1, 56))
     await login(client, "viewer")
     page = await client.get("/ui")
     html = await page.text()
