@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from incident.domain.errors import InvalidValue
@@ -54,7 +55,7 @@ class BusinessCalendar:
     def always_open(cls, name: str = "24/7") -> BusinessCalendar:
         return cls(name, ZoneInfo("UTC"), dict.fromkeys(range(7), ((0, MINUTES_PER_DAY),)))
 
-    @property
+    @cached_property
     def is_always_open(self) -> bool:
         every_minute = [(0, MINUTES_PER_DAY)]
         return all(list(self.weekly.get(d, ())) == every_minute for d in range(7)) and (
@@ -71,12 +72,9 @@ class BusinessCalendar:
         ]
 
     def is_open(self, at: datetime) -> bool:
+        # A day's spans end by its next midnight: only the local day of `at` can hold it.
         local_day = at.astimezone(self.zone).date()
-        return any(
-            start <= at < end
-            for day in (local_day - timedelta(days=1), local_day)
-            for start, end in self.open_intervals(day)
-        )
+        return any(start <= at < end for start, end in self.open_intervals(local_day))
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The instant at which `duration` of open time has passed since `start` (`start`
@@ -118,7 +116,7 @@ class BusinessCalendar:
 
     def _intervals_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The open intervals after `start`, in order, the first one cut to begin at it."""
-        day = start.astimezone(self.zone).date() - timedelta(days=1)
+        day = start.astimezone(self.zone).date()
         for _ in range(LONGEST_SEARCH_DAYS):
             for opens, closes in self.open_intervals(day):
                 if closes > start:
