@@ -62,6 +62,14 @@ class BusinessCalendar:
             isinstance(self.closed, frozenset) and not self.closed
         )
 
+    @cached_property
+    def day_length(self) -> timedelta:
+        """One business day of this calendar: the open time of its longest weekday (8 h for
+        09:00-17:00), so "2 business days" from Monday 10:00 ends Wednesday 10:00."""
+        return timedelta(
+            minutes=max(sum(end - start for start, end in self.weekly.get(d, ())) for d in range(7))
+        )
+
     def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         """The open intervals of a local `day`, as UTC instants; none when it is closed."""
         if day in self.closed:

@@ -38,6 +38,24 @@ class Level(StrEnum):
     COMPLIANCE = "compliance"
 
 
+# How high each level stands: a case moves up to a higher one by the rules, never down
+# (de-escalation is a person's decision). The specialist teams stand beside tier 3.
+HEIGHT = {
+    Level.TIER_1: 0,
+    Level.TIER_2: 1,
+    Level.TIER_3: 2,
+    Level.SECURITY: 2,
+    Level.COMPLIANCE: 2,
+    Level.SUPPORT_MANAGER: 3,
+    Level.DIRECTOR_CS: 4,
+    Level.VP_CS: 5,
+    Level.C_LEVEL: 6,
+    Level.CIO: 7,
+    Level.CEO: 8,
+}
+SPECIALIST_TEAMS = frozenset({Level.SECURITY, Level.COMPLIANCE})
+
+
 class Flag(StrEnum):
     """What an agent (or an integration) has marked on a case."""
 

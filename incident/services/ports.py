@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from incident.domain.alerts import AlertGroup
+from incident.domain.case import Case, CaseStatus
+from incident.domain.case_routing import Level
 from incident.domain.follow_ups import FollowUp
 from incident.domain.incident import Incident, Severity, Status
 from incident.domain.planning import PlannedOccurrence, StepHistory
@@ -226,6 +228,30 @@ class Transaction(Protocol):
     def maintenances(self, *, since: datetime) -> list[Maintenance]:
         """Windows ending at or after `since`, soonest first, with their updates."""
         ...
+
+    # Support cases (incident.domain.case) and their timeline.
+    def add_case(self, case: Case) -> int:
+        """Store a new case; Conflict when its ticket reference has a case already."""
+        ...
+
+    def get_case(self, case_id: int, *, lock: bool = False) -> Case: ...
+    def find_case(self, reference: str) -> Case | None: ...
+    def save_case(self, case: Case) -> None: ...
+    def list_cases(
+        self,
+        *,
+        statuses: Sequence[CaseStatus] = (),
+        levels: Sequence[Level] = (),
+        customer_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Case]:
+        """The longest-open first."""
+        ...
+
+    def open_case_counts(self) -> dict[Level, int]: ...
+    def append_case_timeline(self, case_id: int, entries: Sequence[TimelineEntry]) -> None: ...
+    def case_timeline(self, case_id: int) -> list[TimelineEntry]: ...
 
     # Step occurrences, of any kind of subject (`SubjectRef`: incident 7, case 12, ...).
     def step_history(self, subject: SubjectRef) -> dict[str, StepHistory]: ...

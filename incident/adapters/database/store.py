@@ -21,6 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from incident.adapters.database import statements as sql
 from incident.adapters.database.databases import Database
+from incident.adapters.database.cases import CaseRows
 from incident.adapters.database.maintenances import MaintenanceRows
 from incident.adapters.database.occurrences import OccurrenceRows, to_occurrence
 from incident.domain.alerts import AlertGroup, AlertRecord
@@ -94,11 +95,11 @@ def _like_escaped(text: str) -> str:
     )
 
 
-class SqlTransaction(OccurrenceRows, MaintenanceRows):
+class SqlTransaction(OccurrenceRows, MaintenanceRows, CaseRows):
     """The `Transaction` port on one SQLAlchemy session (one database transaction): the
     step occurrences (`OccurrenceRows`), the status page's maintenance windows
-    (`MaintenanceRows`), and incidents, their timeline, follow-ups, alert groups and the
-    small housekeeping tables here.
+    (`MaintenanceRows`), support cases (`CaseRows`), and incidents, their timeline,
+    follow-ups, alert groups and the small housekeeping tables here.
     """
 
     # --- incidents -------------------------------------------------------------------------

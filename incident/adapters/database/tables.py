@@ -272,5 +272,68 @@ class MaintenanceUpdateRow(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class CaseRow(SQLModel, table=True):
+    """A support case (incident.domain.case.Case); its history lives in JSON columns
+    (escalations, approvals) and in `case_timeline`."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_queue", "status", "level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # One case per helpdesk ticket.
+    reference: str = Field(max_length=100, unique=True)
+    customer_id: str = Field(max_length=100, index=True)
+    customer_email: str | None = Field(default=None, max_length=320)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    plan: str = Field(max_length=20)
+    priority: str = Field(max_length=2)
+    status: str = Field(max_length=16)
+    level: str = Field(max_length=40)
+    level_entered_at: datetime | None = _at()
+    opened_at: datetime = _at(nullable=False)
+    opened_by: str
+    contacts: int = 1
+    # Amounts as decimal text: exact on every database.
+    disputed_amount: str | None = Field(default=None, max_length=40)
+    csr: str | None = Field(default=None, max_length=40)
+    usdt_amount: str | None = Field(default=None, max_length=40)
+    crypto: bool = False
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    checklist: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    escalations: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    approvals: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    required_approvals: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    first_response_at: datetime | None = _at()
+    last_progress_at: datetime | None = _at()
+    last_customer_update_at: datetime | None = _at()
+    expected_resolution_at: datetime | None = _at()
+    deescalated_at: datetime | None = _at()
+    resolved_at: datetime | None = _at()
+    resolution: str | None = Field(default=None, sa_column=Column(Text))
+    changed_at: datetime | None = _at()
+
+
+class CaseTimelineRow(SQLModel, table=True):
+    __tablename__ = "case_timeline"
+    __table_args__ = (Index("ix_case_timeline_case_at", "case_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id")
+    at: datetime = _at(nullable=False)
+    kind: str = Field(max_length=40)
+    actor: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    step_id: str | None = None
+    occurrence: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
 # Every table above: what migrations compare the database with.
 metadata = SQLModel.metadata

@@ -1,0 +1,215 @@
+"""Support cases as a subject of the engine: how a case's claimed step is checked, what it
+sends, and what it changes once sent (an escalation by the clock moves the case up).
+
+The engine (`incident.scheduler`) calls these inside its units of work; it knows nothing of
+cases (see `incident.services.engine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from incident.domain.case import Case, Escalation
+from incident.domain.case_clocks import CaseAction, CaseStep, verdict
+from incident.domain.case_routing import Level, Urgency
+from incident.domain.records import Occurrence, StepResult, TimelineEntry
+from incident.services.case_messages import CaseMessage, messages_for
+from incident.services.cases import CASE, Support, case_ref, case_view, replan_case
+from incident.services.engine import Failure, Prepared, Ready, Sent, StepReport
+from incident.services.ports import Messenger, Renderer, Topic, Transaction
+
+log = logging.getLogger("incident.scheduler")
+CLOCK = "clock"  # who the timeline names when a case's clock acts
+
+
+def topic(case: Case) -> Topic:
+    assert case.id is not None
+    return Topic(case_ref(case.id), case.opened_at, case.ref)
+
+
+@dataclass(frozen=True)
+class CaseSent:
+    summary: str
+    bodies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CaseStepRun:
+    """A case's claimed step, checked, its messages rendered: ready to send."""
+
+    occurrence: Occurrence
+    step: CaseStep
+    case: Case
+    messages: tuple[CaseMessage, ...]
+    key: str
+    messenger: Messenger
+
+    async def perform(self) -> CaseSent:
+        about = topic(self.case)
+        for index, message in enumerate(self.messages):
+            await self.messenger.send(
+                about=about,
+                audience=message.audience,
+                destinations=message.destinations,
+                subject=message.subject,
+                body=message.body,
+                key=self.key if index == 0 else f"{self.key}#{index}",
+            )
+        if self.step.action is CaseAction.ESCALATE:
+            return CaseSent(f"escalated to {self.step.target}", ())
+        told = ", ".join(dict.fromkeys(m.audience for m in self.messages)) or "nobody"
+        return CaseSent(f"told {told}", tuple(m.body for m in self.messages))
+
+
+class CaseSteps:
+    """The `SubjectKind` of support cases."""
+
+    name = CASE
+
+    def __init__(
+        self, support: Support, messenger: Messenger, renderer: Renderer, *, base_url: str
+    ) -> None:
+        self.sp = support
+        self.messenger = messenger
+        self.renderer = renderer
+        self.base_url = base_url
+
+    def prepare(
+        self, tx: Transaction, occurrence: Occurrence, now: datetime, *, facts: object = None
+    ) -> Prepared:
+        case = facts if isinstance(facts, Case) else tx.get_case(occurrence.subject.id)
+        playbook = self.sp.playbook
+        step = playbook.step(occurrence.step_id)
+        history = tx.step_history(occurrence.subject)
+        stopped = verdict(step, case, playbook.ladder, occurrence.occurrence, history, now)
+        if stopped is not None:
+            tx.finish_occurrence(
+                occurrence.id, state=stopped.stop.state, now=now, outcome=stopped.reason
+            )
+            self._note(tx, case, occurrence, stopped.stop.timeline_kind, stopped.reason, now)
+            replan_case(tx, playbook, case, now=now)
+            result = StepResult(stopped.stop.state.value)
+            report = StepReport(occurrence, result, now - occurrence.due_at, stopped.reason)
+            return Prepared(occurrence, report=report)
+        assert step is not None
+        # An escalation by the clock only moves the case: the receiving level hears of it
+        # from the notice steps its move plans (queued to its hours unless it cannot wait).
+        messages = (
+            []
+            if step.action is CaseAction.ESCALATE
+            else messages_for(
+                step,
+                case_view(self.sp, tx, case, now),
+                self.sp.playbook.ladder,
+                self.renderer,
+                base_url=self.base_url,
+            )
+        )
+        run = CaseStepRun(
+            occurrence=occurrence,
+            step=step,
+            case=case,
+            messages=tuple(messages),
+            key=occurrence.effect_key(repeats=step.repeats),
+            messenger=self.messenger,
+        )
+        return Prepared(occurrence, ready=run)
+
+    def record_done(self, tx: Transaction, ready: Ready, sent: Sent, now: datetime) -> object:
+        assert isinstance(ready, CaseStepRun) and isinstance(sent, CaseSent)
+        occurrence, step = ready.occurrence, ready.step
+        case = tx.get_case(occurrence.subject.id, lock=True)
+        case.events = []
+        self._note(tx, case, occurrence, "step_done", sent.summary, now, bodies=sent.bodies)
+        if step.action is CaseAction.ESCALATE and case.is_open:
+            target = Level(step.target or "")
+            if target is not case.level:
+                case.escalate(_clock_escalation(case, step, target, now))
+        elif step.action is CaseAction.CUSTOMER_UPDATE and case.is_open:
+            case.last_customer_update_at = now
+        tx.save_case(case)
+        tx.append_case_timeline(occurrence.subject.id, case.events)
+        replan_case(tx, self.sp.playbook, case, now=now)
+        return case
+
+    def record_failure(
+        self, tx: Transaction, occurrence: Occurrence, failure: Failure, now: datetime
+    ) -> object:
+        case = tx.get_case(occurrence.subject.id, lock=failure.final)
+        if failure.final:
+            text = f"failed after {failure.attempt} attempts: {failure.message}"
+        else:
+            assert failure.retry_at is not None
+            text = (
+                f"attempt {failure.attempt} of {failure.max_attempts} failed "
+                f"({failure.message}); retrying at {failure.retry_at.isoformat()}"
+            )
+        kind = "step_failed" if failure.final else "step_retry"
+        self._note(tx, case, occurrence, kind, text, now)
+        if failure.final:
+            replan_case(tx, self.sp.playbook, case, now=now)
+        return case
+
+    def committed(self, sent: Sent) -> None:
+        return None
+
+    async def gave_up(self, ready: Ready, failure: Failure, facts: object) -> None:
+        """A step that gave up is the level's lead's to do by hand: say so (best effort)."""
+        assert isinstance(ready, CaseStepRun)
+        case = facts if isinstance(facts, Case) else ready.case
+        rung = self.sp.playbook.ladder[case.level]
+        text = (
+            f"{case.ref} ({case.reference}): the step '{ready.step.id}' "
+            f"({ready.step.description}) failed {failure.attempt} times and will not be "
+            f"retried: {failure.message}. Please do it by hand: {self.base_url}/cases/{case.id}"
+        )
+        with contextlib.suppress(Exception):
+            await self.messenger.send(
+                about=topic(case),
+                audience="lead",
+                destinations=rung.lead,
+                subject=f"{case.ref}: a step failed and needs doing by hand",
+                body=text,
+                key=f"{ready.key}/gave-up",
+            )
+
+    @staticmethod
+    def _note(
+        tx: Transaction,
+        case: Case,
+        occurrence: Occurrence,
+        kind: str,
+        text: str,
+        now: datetime,
+        *,
+        bodies: Sequence[str] = (),
+    ) -> None:
+        assert case.id is not None
+        entry = TimelineEntry(
+            at=now,
+            kind=kind,
+            actor=CLOCK,
+            step_id=occurrence.step_id,
+            occurrence=occurrence.occurrence,
+            text=f"{occurrence.step_id}: {text}",
+            data={"messages": list(bodies)} if bodies else {},
+        )
+        tx.append_case_timeline(case.id, [entry])
+
+
+def _clock_escalation(case: Case, step: CaseStep, target: Level, now: datetime) -> Escalation:
+    return Escalation(
+        number=0,
+        from_level=case.level,
+        to_level=target,
+        at=now,
+        by=CLOCK,
+        reason=step.description,
+        rule=f"the clock: {step.id}",
+        # The clocks escalate critical cases only: those cannot wait for business hours.
+        urgency=Urgency.CANNOT_WAIT if case.priority.rank <= 2 else Urgency.CAN_WAIT,
+    )
