@@ -20,6 +20,7 @@ from incident.adapters.database.leases import SqlLeases
 from incident.adapters.database.store import SqlStore
 from incident.adapters.database.wakeups import LocalSignal, PostgresSignal
 from incident.adapters.files.playbook_files import load_playbooks
+from incident.adapters.files.support_files import SUPPORT_DIR, load_support
 from incident.adapters.files.templates import DOCUMENT_SUFFIX, JinjaRenderer
 from incident.adapters.vendors.outbox import Outbox
 from incident.clock import Clock, SystemClock
@@ -28,15 +29,18 @@ from incident.redaction import Redactor
 if TYPE_CHECKING:
     from incident.adapters.vendors.slack import SlackChat
 from incident.config import Settings
+from incident.domain.case_clocks import SupportPlaybook
 from incident.domain.playbook import PlaybookSet
 from incident.scheduler.engine import Engine
 from incident.scheduler.loop import PlanSignal
 from incident.scheduler.retry import RetryPolicy
 from incident.scheduler.runner import Scheduler, Tuning
+from incident.services.case_steps import CaseSteps
+from incident.services.cases import Support
 from incident.services.engine import StepReport, SubjectKinds
 from incident.services.incident_steps import IncidentSteps
 from incident.services.incidents import Runtime
-from incident.services.ports import Chat, Effects, Notifier, Pager, StatusPage
+from incident.services.ports import Chat, Effects, Messenger, Notifier, Pager, StatusPage
 
 # How long readiness waits for its probe write: far longer than writes queue for in an alert
 # storm (a few hundred ms), far shorter than a writer waits for another process's write
@@ -54,6 +58,7 @@ class Container:
     runtime: Runtime
     engine: Engine
     documents: JinjaRenderer  # the timeline and postmortem documents (comms/*.md.j2)
+    support: Support  # what the support cases' use cases work with
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -142,10 +147,17 @@ def check_playbooks(settings: Settings) -> PlaybookSet:
     )
 
 
+def check_support(settings: Settings) -> SupportPlaybook:
+    """Load the support playbook (playbooks/support/) and check its templates (InvalidPlaybook
+    if not)."""
+    return load_support(settings.playbooks_dir / SUPPORT_DIR, comms_dir=settings.comms_dir)
+
+
 async def build(
     settings: Settings,
     *,
     playbooks: PlaybookSet | None = None,
+    support_playbook: SupportPlaybook | None = None,
     clock: Clock | None = None,
     effects: Effects | None = None,
     retry: RetryPolicy | None = None,
@@ -161,6 +173,7 @@ async def build(
     """
     clock = clock or SystemClock()
     playbooks = playbooks or check_playbooks(settings)
+    support_playbook = support_playbook or check_support(settings)
     database = open_database(settings.database_url)
     try:
         # SQLite migrates; PostgreSQL is checked (migrated by `incident db upgrade` or
@@ -222,8 +235,15 @@ async def build(
     signal: PlanSignal = LocalSignal()
     if not database.is_sqlite:
         signal = PostgresSignal(settings.database_url, replica=owner)
+    support = Support(runtime, support_playbook, settings.support_roles)
+    # Every production notifier also sends about any subject; a test's recorder may not.
+    messenger = effects.notifier if isinstance(effects.notifier, Messenger) else outbox
+    kinds = SubjectKinds(
+        IncidentSteps(runtime, effects, base_url=settings.base_url),
+        CaseSteps(support, messenger, effects.renderer, base_url=settings.base_url),
+    )
     engine = Engine(
-        kinds=SubjectKinds(IncidentSteps(runtime, effects, base_url=settings.base_url)),
+        kinds=kinds,
         store=store,
         clock=clock,
         tuning=Tuning(owner=owner, lease=settings.scheduler_lease, retry=retry or RetryPolicy()),
@@ -243,6 +263,7 @@ async def build(
         runtime=runtime,
         engine=engine,
         documents=JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX),
+        support=support,
         live=live,
         closers=closers,
     )

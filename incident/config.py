@@ -24,6 +24,7 @@ import yaml
 from incident.adapters.database.databases import POSTGRES_PREFIXES, SQLITE_PREFIXES
 from incident.domain.access import AccessRole, Principal
 from incident.domain.alert_routing import AlertRouting
+from incident.domain.case_access import SupportRoles, parse_support_roles
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import Category
 from incident.domain.status_page import Catalog, Component, ComponentGroup
@@ -65,6 +66,7 @@ KNOWN_KEYS = frozenset(
         "statuspage_components",
         "cancelled_incidents",
         "approval_categories",
+        "support_roles",
         "pagerduty_escalation_policies",
         "smtp_url",
         "smtp_from",
@@ -160,6 +162,9 @@ class Settings:
     # Incidents of these categories hold every automatic customer-facing text (status page,
     # notifications, holding updates) until their commander approves it.
     approval_categories: frozenset[Category] = frozenset({Category.SECURITY})
+    # Support roles by the name people act under (`alice=agent, dana=cio`): who may
+    # override the context gate, route a case to the CEO, decide as the CIO or the CEO.
+    support_roles: SupportRoles = field(default_factory=SupportRoles)
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential configured: what no error text or log line may show."""
@@ -297,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         catalog=_parse_catalog(source),
         cancelled_incidents=_cancelled_incidents(*source.text("cancelled_incidents", None)),
         approval_categories=_approval_categories(*source.raw("approval_categories")),
+        support_roles=_support_roles(*source.raw("support_roles")),
         **_vendors(source, defaults),
     )
 
@@ -581,6 +587,17 @@ def _approval_categories(where: str, value: Any) -> frozenset[Category]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidValue(where, "give categories like security,legal (or none)")
     return frozenset(Category.parse(v, where=where) for v in value if v.strip())
+
+
+def _support_roles(where: str, value: Any) -> SupportRoles:
+    """`alice=agent, dana=cio` (environment) or a mapping of names to roles (file)."""
+    if value is None or value == "":
+        return SupportRoles()
+    if isinstance(value, Mapping):
+        value = ",".join(f"{name}={role}" for name, role in value.items())
+    if not isinstance(value, str):
+        raise InvalidValue(where, "give name=role pairs, like alice=agent, dana=cio")
+    return parse_support_roles(value, where=where)
 
 
 def _cancelled_incidents(where: str, value: str | None) -> Literal["withdraw", "no_impact"]:

@@ -258,7 +258,9 @@ class Case:
         self.level_entered_at = escalation.at
         self.changed_at = escalation.at
         words = f"Escalated {escalation.from_level.value} -> {to.value} ({escalation.rule})"
-        self._record(escalation.at, "case_escalated", escalation.by, f"{words}: {escalation.reason}")
+        self._record(
+            escalation.at, "case_escalated", escalation.by, f"{words}: {escalation.reason}"
+        )
         return escalation
 
     def confirm_receipt(self, *, at: datetime, by: str) -> Escalation:
@@ -266,7 +268,9 @@ class Case:
         self._require_open("confirm receipt of")
         current = self.current
         if current is None:
-            raise IllegalTransition(f"{self.ref} has no escalation to {self.level.value} to confirm")
+            raise IllegalTransition(
+                f"{self.ref} has no escalation to {self.level.value} to confirm"
+            )
         if current.confirmed_at is not None:
             raise IllegalTransition(
                 f"receipt at {self.level.value} was confirmed by {current.confirmed_by} "
@@ -278,9 +282,7 @@ class Case:
         self._record(at, "receipt_confirmed", by, f"Receipt confirmed at {self.level.value}")
         return confirmed
 
-    def deescalate(
-        self, to: Level, why: Deescalation, note: str, *, at: datetime, by: str
-    ) -> None:
+    def deescalate(self, to: Level, why: Deescalation, note: str, *, at: datetime, by: str) -> None:
         """Send the case back down to a level it came through."""
         self._require_open("de-escalate")
         earlier = [e.from_level for e in self.escalations]
@@ -312,7 +314,10 @@ class Case:
         self.changed_at = approval.at
         verdict = "approved" if approval.approved else "declined"
         self._record(
-            approval.at, "decision", approval.by, f"{approval.level.value} {verdict}: {approval.note}"
+            approval.at,
+            "decision",
+            approval.by,
+            f"{approval.level.value} {verdict}: {approval.note}",
         )
 
     def require_approvals(self, levels: tuple[Level, ...], *, at: datetime) -> None:

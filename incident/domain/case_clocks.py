@@ -151,7 +151,10 @@ def applies(step: CaseStep, case: Case) -> bool:
         (not step.levels or case.level in step.levels)
         and (not step.priorities or case.priority in step.priorities)
         and (not step.plans or case.plan in step.plans)
-        and (not step.urgencies or (case.current is not None and case.current.urgency in step.urgencies))
+        and (
+            not step.urgencies
+            or (case.current is not None and case.current.urgency in step.urgencies)
+        )
     )
 
 
@@ -202,6 +205,7 @@ def plan(
 def verdict(
     step: CaseStep | None,
     case: Case,
+    *,
     ladder: Ladder,
     occurrence_number: int,
     history: Mapping[str, StepHistory],

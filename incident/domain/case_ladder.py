@@ -90,7 +90,7 @@ class Ladder:
     """Every level, and the routing thresholds that send cases up it."""
 
     rungs: Mapping[Level, Rung]
-    rules: RoutingRules = RoutingRules()
+    rules: RoutingRules = field(default_factory=RoutingRules)
     # Other people steps may tell, by name (the account manager, the engineering review).
     audiences: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -139,7 +139,9 @@ def sla(case: Case, ladder: Ladder, now: datetime) -> Sla:
     due = ladder.response_due(case)
     if due is None or not case.is_open or case.level_entered_at is None:
         return Sla(SlaState.NONE, due)
-    answered = case.first_response_at is not None if case.current is None else case.receipt_confirmed
+    answered = (
+        case.first_response_at is not None if case.current is None else case.receipt_confirmed
+    )
     if answered:
         return Sla(SlaState.MET, due)
     calendar = ladder[case.level].calendar
@@ -147,8 +149,16 @@ def sla(case: Case, ladder: Ladder, now: datetime) -> Sla:
     assert span is not None
     whole = span.end(case.level_entered_at, calendar)
     business = span.business
-    total = calendar.open_time_between(case.level_entered_at, whole) if business else whole - case.level_entered_at
-    gone = calendar.open_time_between(case.level_entered_at, now) if business else now - case.level_entered_at
+    total = (
+        calendar.open_time_between(case.level_entered_at, whole)
+        if business
+        else whole - case.level_entered_at
+    )
+    gone = (
+        calendar.open_time_between(case.level_entered_at, now)
+        if business
+        else now - case.level_entered_at
+    )
     used = gone / total if total else 1.0
     if now >= due:
         return Sla(SlaState.BREACHED, due, used)

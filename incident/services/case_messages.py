@@ -67,7 +67,9 @@ def recipient(step: CaseStep, case: Case, ladder: Ladder) -> Recipient:
         return Recipient("agent", (_person(case.agent),))
     if target == CUSTOMER:
         where = (
-            f"email:{case.customer_email}" if case.customer_email else f"customer:{case.customer_id}"
+            f"email:{case.customer_email}"
+            if case.customer_email
+            else f"customer:{case.customer_id}"
         )
         return Recipient("customer", (where,))
     if target in ladder.audiences:
@@ -115,7 +117,11 @@ def case_template_context(
         "case": _case(case, ladder),
         "escalation": _escalation(case.current, ladder) if case.current else None,
         "deescalation": (
-            {"at": deescalations[-1].at, "by": deescalations[-1].actor, "text": deescalations[-1].text}
+            {
+                "at": deescalations[-1].at,
+                "by": deescalations[-1].actor,
+                "text": deescalations[-1].text,
+            }
             if deescalations
             else None
         ),
@@ -135,11 +141,19 @@ def case_template_context(
             "required": [level.value for level in case.required_approvals],
             "missing": [level.value for level in case.approvals_missing],
             "given": [
-                {"level": a.level.value, "by": a.by, "at": a.at, "approved": a.approved, "note": a.note}
+                {
+                    "level": a.level.value,
+                    "by": a.by,
+                    "at": a.at,
+                    "approved": a.approved,
+                    "note": a.note,
+                }
                 for a in case.approvals
             ],
         },
-        "notes": [{"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text} for e in reversed(notes)],
+        "notes": [
+            {"at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text} for e in reversed(notes)
+        ],
         "upcoming": [{"description": u.description, "due_at": u.due_at} for u in view.upcoming[:5]],
         "step": {"id": step.id, "description": step.description},
         "links": {"case": f"{base_url}/cases/{case.id}"},
@@ -198,4 +212,3 @@ def _escalation(e: Escalation, ladder: Ladder) -> dict[str, Any]:
 
 def _amount(value: object) -> str | None:
     return f"{value:,}" if value is not None else None
-

@@ -85,12 +85,19 @@ class CaseSteps:
         playbook = self.sp.playbook
         step = playbook.step(occurrence.step_id)
         history = tx.step_history(occurrence.subject)
-        stopped = verdict(step, case, playbook.ladder, occurrence.occurrence, history, now)
+        stopped = verdict(
+            step,
+            case,
+            ladder=playbook.ladder,
+            occurrence_number=occurrence.occurrence,
+            history=history,
+            now=now,
+        )
         if stopped is not None:
             tx.finish_occurrence(
                 occurrence.id, state=stopped.stop.state, now=now, outcome=stopped.reason
             )
-            self._note(tx, case, occurrence, stopped.stop.timeline_kind, stopped.reason, now)
+            self._note(tx, case, occurrence, stopped.stop.timeline_kind, stopped.reason, now=now)
             replan_case(tx, playbook, case, now=now)
             result = StepResult(stopped.stop.state.value)
             report = StepReport(occurrence, result, now - occurrence.due_at, stopped.reason)
@@ -124,7 +131,7 @@ class CaseSteps:
         occurrence, step = ready.occurrence, ready.step
         case = tx.get_case(occurrence.subject.id, lock=True)
         case.events = []
-        self._note(tx, case, occurrence, "step_done", sent.summary, now, bodies=sent.bodies)
+        self._note(tx, case, occurrence, "step_done", sent.summary, now=now, bodies=sent.bodies)
         if step.action is CaseAction.ESCALATE and case.is_open:
             target = Level(step.target or "")
             if target is not case.level:
@@ -149,7 +156,7 @@ class CaseSteps:
                 f"({failure.message}); retrying at {failure.retry_at.isoformat()}"
             )
         kind = "step_failed" if failure.final else "step_retry"
-        self._note(tx, case, occurrence, kind, text, now)
+        self._note(tx, case, occurrence, kind, text, now=now)
         if failure.final:
             replan_case(tx, self.sp.playbook, case, now=now)
         return case
@@ -184,8 +191,8 @@ class CaseSteps:
         occurrence: Occurrence,
         kind: str,
         text: str,
-        now: datetime,
         *,
+        now: datetime,
         bodies: Sequence[str] = (),
     ) -> None:
         assert case.id is not None

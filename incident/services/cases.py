@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ class Support:
 
     rt: Runtime  # the store, the clock, and who hears that a plan changed
     playbook: SupportPlaybook
-    roles: SupportRoles = SupportRoles()
+    roles: SupportRoles = field(default_factory=SupportRoles)
 
 
 @dataclass(frozen=True)
@@ -172,12 +172,14 @@ async def escalate_case(
             )
         elif wanted.to is Level.CEO:
             sp.roles.check(by, CaseRight.ROUTE_TO_CEO)
+        if wanted.to is case.level:
+            raise IllegalTransition(f"{case.ref} is already at {case.level.value}")
         problems = gate_problems(case, wanted.to, wanted.reason)
         if problems and wanted.override is None:
             raise ContextRefused(tuple(problems))
         if problems:
             sp.roles.check(by, CaseRight.OVERRIDE_GATE)
-        case.escalate(_escalation(sp, case, wanted, now, actor_name(by), bool(notice)))
+        case.escalate(_escalation(sp, case, wanted, now, by=actor_name(by), ceo=bool(notice)))
         if problems:
             missing = ", ".join(p.field for p in problems)
             case.events.append(
@@ -283,7 +285,7 @@ def escalation_context(case: Case, reason: str) -> dict[str, Any]:
 
 
 def _escalation(
-    sp: Support, case: Case, request: EscalationRequest, now: datetime, by: str, ceo: bool
+    sp: Support, case: Case, request: EscalationRequest, now: datetime, *, by: str, ceo: bool
 ) -> Escalation:
     routes = {r.level: r for r in route(case.facts(), sp.playbook.ladder.rules, now)}
     ruled = routes.get(request.to)
@@ -338,9 +340,7 @@ def _apply_rules(sp: Support, case: Case, now: datetime) -> None:
 
 
 def _highest_automatic(routes: Sequence[Route]) -> Route | None:
-    owners = [
-        r for r in routes if r.mode is Mode.AUTOMATIC and r.level not in SPECIALIST_TEAMS
-    ]
+    owners = [r for r in routes if r.mode is Mode.AUTOMATIC and r.level not in SPECIALIST_TEAMS]
     return max(owners, key=lambda r: HEIGHT[r.level], default=None)
 
 
@@ -431,5 +431,3 @@ def _upcoming(playbook: SupportPlaybook, occurrence: Occurrence) -> UpcomingCase
 def routes_by_level(routes: Sequence[Route]) -> Mapping[Level, Route]:
     return {r.level: r for r in routes}
 
-
-__all__ = ["IllegalTransition"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ValidationError
 from incident.domain.access import (
     AccessRole,
     Action,
-    Principal,
 )
 from incident.domain.errors import DomainError, InvalidValue
 from incident.domain.incident import Cancellation, Severity, Status
@@ -28,70 +26,21 @@ from incident.domain.status_page import MaintenanceStatus
 from incident.services import exports, views
 from incident.services import incidents as uc
 from incident.services import status_page as maintenance
-from incident.services.incidents import Runtime
 from incident.web import schemas as s
 from incident.web.auth import authenticate
+from incident.web.case_api import CASE_OPERATIONS
 from incident.web.context import CONTAINER
 from incident.web.errors import ApiError, guarded, validation_detail
+from incident.web.operations import MAX_ID, Call, Operation
+
+__all__ = ["MAX_ID", "OPERATIONS", "Call", "Operation", "add_routes"]
 
 log = logging.getLogger("incident.web.api")
 
 PREFIX = "/api/v1"
-MAX_ID = 2**53  # ids beyond this cannot exist (and would overflow SQLite's integers)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 TIMELINE_KIND = re.compile(r"^[a-z0-9_]{1,40}$")
 OUTBOX_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class Call:
-    """One authenticated API request, its path parameters and its validated body."""
-
-    request: web.Request
-    rt: Runtime
-    principal: Principal
-    body: Any
-
-    @property
-    def incident_id(self) -> int:
-        return self._id("incident_id", "incident")
-
-    @property
-    def maintenance_id(self) -> int:
-        return self._id("maintenance_id", "maintenance window")
-
-    @property
-    def follow_up_id(self) -> int:
-        return self._id("follow_up_id", "follow-up")
-
-    def _id(self, name: str, what: str) -> int:
-        text = self.request.match_info[name]
-        value = int(text)
-        if not 1 <= value <= MAX_ID:
-            raise ApiError(404, "not found", f"there is no {what} {text}")
-        return value
-
-
-Handler = Callable[[Call], Awaitable[web.Response]]
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    handler: Handler
-    role: AccessRole
-    body: type[s.Request] | None = None
-    body_optional: bool = False
-    response: type[BaseModel] | None = None
-    status: int = 200
-    # (name, allowed values or the parameter's JSON schema, description)
-    query: tuple[tuple[str, list[str] | dict[str, Any], str], ...] = ()
-    idempotency_key: bool = False
-    action: Action | None = None  # the per-incident rule, for the document
-    markdown: bool = False  # answers text/markdown (a document), not JSON
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -864,6 +813,10 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+# Support cases' operations live with their handlers (web/case_api.py); one table serves both.
+OPERATIONS = OPERATIONS + CASE_OPERATIONS
+
+
 # --- plumbing ------------------------------------------------------------------------------
 
 
@@ -910,6 +863,7 @@ def _aiohttp_path(path: str) -> str:
         path.replace("{incident_id}", r"{incident_id:\d{1,20}}")
         .replace("{maintenance_id}", r"{maintenance_id:\d{1,20}}")
         .replace("{follow_up_id}", r"{follow_up_id:\d{1,20}}")
+        .replace("{case_id}", r"{case_id:\d{1,20}}")
         .replace("{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}")
     )
 

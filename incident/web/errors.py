@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 from pydantic import ValidationError
 
 from incident.domain import text as rules
+from incident.domain.case_context import ContextRefused
 from incident.domain.errors import (
     Conflict,
     DomainError,
@@ -126,6 +127,9 @@ def guarded(handler: H) -> H:
             response = await handler(request)
         except ApiError as error:
             response = json_error(error.status, error.error, error.detail, error.headers)
+        except ContextRefused as error:
+            detail = [{"field": p.field, "problem": p.problem} for p in error.problems]
+            response = json_error(422, "context missing or malformed", detail)
         except DomainError as error:
             status, kind = domain_status(error)
             response = json_error(status, kind, str(error))

@@ -39,7 +39,7 @@ def _models() -> list[type[BaseModel]]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
-    for name in ("incident_id", "maintenance_id", "follow_up_id"):
+    for name in ("incident_id", "maintenance_id", "follow_up_id", "case_id"):
         if "{" + name + "}" in op.path:
             parameters.append(
                 {

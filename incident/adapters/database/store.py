@@ -20,8 +20,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from incident.adapters.database import statements as sql
-from incident.adapters.database.databases import Database
 from incident.adapters.database.cases import CaseRows
+from incident.adapters.database.databases import Database
 from incident.adapters.database.maintenances import MaintenanceRows
 from incident.adapters.database.occurrences import OccurrenceRows, to_occurrence
 from incident.domain.alerts import AlertGroup, AlertRecord

@@ -187,19 +187,25 @@ def _rung(
     calendar = calendars.get(str(spec.get("calendar")))
     if calendar is None:
         known = ", ".join(calendars) or "none loaded"
-        problems.add(f"calendar {spec.get('calendar')!r} is not in calendars.yaml ({known})",
-                     field=f"{where}.calendar")
+        problems.add(
+            f"calendar {spec.get('calendar')!r} is not in calendars.yaml ({known})",
+            field=f"{where}.calendar",
+        )
         return None
     return problems.checked(lambda: _make_rung(level, spec, calendar, where))
 
 
-def _make_rung(level: Level, spec: Mapping[str, Any], calendar: BusinessCalendar, where: str) -> Rung:
+def _make_rung(
+    level: Level, spec: Mapping[str, Any], calendar: BusinessCalendar, where: str
+) -> Rung:
     response = spec.get("response")
     if not isinstance(response, Mapping) or not response:
         raise InvalidValue(f"{where}.response", "give response times, e.g. {pro: 4 business hours}")
     for key in response:
         if key not in _RESPONSE_KEYS:
-            raise InvalidValue(f"{where}.response", f"{key!r}: keys are {', '.join(_RESPONSE_KEYS)}")
+            raise InvalidValue(
+                f"{where}.response", f"{key!r}: keys are {', '.join(_RESPONSE_KEYS)}"
+            )
     next_level = spec.get("next")
     return Rung(
         level=level,
