@@ -17,7 +17,8 @@ from datetime import datetime
 from incident.bootstrap import Container
 from incident.clock import Clock, FakeClock
 from incident.domain.incident import Incident, Status, war_room_name
-from incident.services.ports import Effects, OnCall, Renderer, WarRoom
+from incident.domain.records import INCIDENT, SubjectRef
+from incident.services.ports import Effects, OnCall, Renderer, Topic, WarRoom
 
 
 class SimulatedCrash(BaseException):
@@ -38,16 +39,21 @@ class Sent:
 
     at: datetime  # on the recorder's clock (the SystemClock in the benches: wall time)
     port: str  # pager, pager.acknowledge, pager.resolve, chat.open, chat.post, chat.refresh,
-    # notifier, status_page, status_page.withdraw, customers
+    # notifier, messenger, status_page, status_page.withdraw, customers
     key: str
-    incident_id: int
+    subject: SubjectRef  # what it was about: an incident, or another kind's subject
     target: str
     body: str
+
+    @property
+    def incident_id(self) -> int | None:
+        """The incident it was about (None: another kind's subject, sent by `send`)."""
+        return self.subject.id if self.subject.kind == INCIDENT else None
 
 
 @dataclass
 class RecordingEffects:
-    """All five effect ports in one recorder, with scriptable faults.
+    """All five effect ports in one recorder, and Messenger, with scriptable faults.
 
     Like a real vendor, it honours idempotency keys: a second send with a key already seen
     is counted in `attempts` (so tests see retries) but produces no second effect in
@@ -109,19 +115,24 @@ class RecordingEffects:
         if gate is not None:
             await gate.wait()
 
-    def _send(self, port: str, key: str, incident: Incident, target: str, body: str) -> None:
+    def _send(
+        self, port: str, key: str, about: Incident | SubjectRef, target: str, body: str
+    ) -> None:
         self.attempts[key] += 1
         if self.fail_next > 0:
             self.fail_next -= 1
             raise VendorDown(f"{port} unavailable (scripted)")
         if self.fail_when is not None and self.fail_when(key):
             raise VendorDown(f"{port} unavailable for {key} (scripted)")
-        assert incident.id is not None
+        if isinstance(about, Incident):
+            assert about.id is not None
+            about = SubjectRef.incident(about.id)
         if key not in self._by_key:
-            sent = Sent(self.clock.now(), port, key, incident.id, target, body)
+            sent = Sent(self.clock.now(), port, key, about, target, body)
             self.sends.append(sent)
             self._by_key[key] = sent
-            self._firsts.setdefault(port, {}).setdefault(incident.id, sent)
+            if sent.incident_id is not None:
+                self._firsts.setdefault(port, {}).setdefault(sent.incident_id, sent)
             self._sent_one.set()
         if self.crash_after_next > 0:
             self.crash_after_next -= 1
@@ -178,6 +189,19 @@ class RecordingEffects:
         await self._hold(key)
         self._send("notifier", key, incident, audience, body)
 
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        await self._hold(key)
+        self._send("messenger", key, about.subject, audience, body)
+
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
         await self._hold(key)
         self._send("status_page", key, incident, status.value, body)
@@ -186,7 +210,9 @@ class RecordingEffects:
         await self._hold(key)
         self._send("status_page.withdraw", key, incident, "withdrawn", body)
 
-    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
+    async def update_customers(
+        self, *, incident: Incident, subject: str, body: str, key: str
+    ) -> None:
         await self._hold(key)
         self._send("customers", key, incident, "customers", body)
 

@@ -150,7 +150,7 @@ async def _follow_up_reminder(run: StepRun) -> Outcome:
 
 async def _customer_message(run: StepRun) -> Outcome:
     body = run.render()
-    await run.effects.customers.send(
+    await run.effects.customers.update_customers(
         incident=run.incident, subject=run.customer_subject, body=body, key=run.key
     )
     holding = run.step.action is Action.CUSTOMER_HOLDING_UPDATE
@@ -166,7 +166,7 @@ async def _publish_update(run: StepRun) -> Outcome:
     """An update a person posted goes to customers and to the status page."""
     body = run.render()
     incident = run.incident
-    await run.effects.customers.send(
+    await run.effects.customers.update_customers(
         incident=incident, subject=run.customer_subject, body=body, key=f"{run.key}/customers"
     )
     await run.effects.status_page.publish(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from incident.domain.alerts import AlertGroup
 from incident.domain.case import Case, CaseStatus
@@ -107,6 +107,8 @@ class Chat(Protocol):
 
 
 class Notifier(Protocol):
+    """Audiences' notices about an incident (`Messenger` is the same for any subject)."""
+
     async def notify(
         self,
         *,
@@ -117,6 +119,42 @@ class Notifier(Protocol):
         body: str,
         key: str,
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a message is about, for the adapters that keep, thread or de-duplicate messages:
+    its subject, and the instant it began (part of stable Message-IDs)."""
+
+    subject: SubjectRef
+    began_at: datetime
+    label: str  # how people name it: "INC-7", "CASE-12"
+
+    @classmethod
+    def incident(cls, incident: Incident) -> Topic:
+        """A stored incident's: INC-7, declared at its declaration."""
+        if incident.id is None:
+            raise ValueError("the incident must be stored (have an id) before it is notified")
+        return cls(SubjectRef.incident(incident.id), incident.declared_at, incident.ref)
+
+
+@runtime_checkable
+class Messenger(Protocol):
+    """Messages about any kind of subject (an incident, a support case ...), by the same
+    adapters as incidents' notices: the outbox, e-mail."""
+
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        """Send one message to each destination once per `key` (email:addr, chat:#channel, ...)."""
+        ...
 
 
 class StatusPage(Protocol):
@@ -132,7 +170,12 @@ class StatusPage(Protocol):
 
 
 class CustomerComms(Protocol):
-    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None: ...
+    """Updates to an incident's customers. Not `send`: the outbox serves this port and
+    Messenger both."""
+
+    async def update_customers(
+        self, *, incident: Incident, subject: str, body: str, key: str
+    ) -> None: ...
 
 
 class Renderer(Protocol):
@@ -379,7 +422,8 @@ class Store(Protocol):
 
 
 class KeptMessage(Protocol):
-    """An effect the outbox kept: the rendered message and where it was addressed."""
+    """An effect the outbox kept about an incident: the rendered message and where it was
+    addressed."""
 
     @property
     def idempotency_key(self) -> str: ...
@@ -401,5 +445,6 @@ class OutboxReader(Protocol):
     async def messages(
         self, *, incident_id: int | None = None, limit: int | None = None
     ) -> Sequence[KeptMessage]:
-        """The kept messages, oldest first (`limit`: only the newest this many)."""
+        """The kept messages about incidents (one incident's, with `incident_id`), oldest
+        first (`limit`: only the newest this many)."""
         ...

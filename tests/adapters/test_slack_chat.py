@@ -117,7 +117,7 @@ async def declare(
 async def forget(app: bootstrap.Container, incident: Incident, name: str) -> None:
     """What a crash between the vendor call and remembering it leaves: no reference."""
     table = VendorRefRow.__table__  # type: ignore[attr-defined]
-    statement = delete(table).where(table.c.incident_id == incident.id, table.c.name == name)
+    statement = delete(table).where(table.c.subject_id == incident.id, table.c.name == name)
     await app.database.run(lambda session: session.execute(statement))
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import logging
 import re
 import socket
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -24,14 +25,15 @@ from incident import bootstrap
 from incident.adapters.database.tables import VendorRefRow
 from incident.adapters.database.vendor_refs import VendorRefs
 from incident.adapters.vendors.retries import RetryBudget
-from incident.adapters.vendors.smtp import SmtpNotifier, sent_ref_name
+from incident.adapters.vendors.smtp import SmtpNotifier, message_id_for, sent_ref_name
 from incident.adapters.vendors.split_notifier import SplitNotifier
 from incident.cli.local_commands import integrations
 from incident.clock import FakeClock
 from incident.config import Settings, load_settings, parse_smtp_url
 from incident.domain.incident import Incident, Severity
+from incident.domain.records import SubjectRef
 from incident.services.incidents import declare_incident
-from incident.services.ports import VendorRejected, VendorUnavailable
+from incident.services.ports import Topic, VendorRejected, VendorUnavailable
 from tests.vendor_fakes.smtp import (
     DROP,
     HANG,
@@ -106,6 +108,22 @@ async def notify(
     )
 
 
+def case_3(clock: FakeClock) -> Topic:
+    """Support case 3, opened now."""
+    return Topic(SubjectRef("case", 3), clock.now(), "CASE-3")
+
+
+async def send(messenger: Any, about: Topic, *addresses: str, key: str) -> None:
+    await messenger.send(
+        about=about,
+        audience="customer",
+        destinations=[a if ":" in a else f"email:{a}" for a in addresses],
+        subject=f"[{about.label}] {TITLE}",
+        body=BODY,
+        key=key,
+    )
+
+
 async def forget_sent(app: bootstrap.Container) -> None:
     """What a crash between the server's 250 and remembering it leaves: no reference."""
     statement = delete(_REFS).where(_REFS.c.vendor == "smtp")
@@ -116,6 +134,17 @@ async def stored_refs(app: bootstrap.Container) -> dict[str, str]:
     statement = select(_REFS.c.name, _REFS.c.external_id).where(_REFS.c.vendor == "smtp")
     rows = await app.database.run(lambda session: list(session.execute(statement)))
     return {name: external_id for name, external_id in rows}
+
+
+async def sent_about(app: bootstrap.Container) -> list[tuple[str, int, str]]:
+    """Each e-mail remembered as sent: its subject's kind and id, and its Message-ID."""
+    statement = (
+        select(_REFS.c.subject_kind, _REFS.c.subject_id, _REFS.c.external_id)
+        .where(_REFS.c.vendor == "smtp")
+        .order_by(_REFS.c.id)
+    )
+    rows = await app.database.run(lambda session: list(session.execute(statement)))
+    return [(kind, subject_id, external_id) for kind, subject_id, external_id in rows]
 
 
 def closed_port() -> int:
@@ -182,6 +211,86 @@ async def test_a_resend_after_a_crash_carries_the_same_message_id(
     first, second = (r.message for r in server.recorder.received)
     assert first["Message-ID"] == second["Message-ID"]
     assert first["Date"] != second["Date"]  # sent again, later: the same message to a reader
+
+
+async def test_an_incidents_message_id_is_what_earlier_releases_sent(
+    app: bootstrap.Container,
+) -> None:
+    incident = await declare(app)
+    declared = incident.declared_at.astimezone(UTC).isoformat()
+    key, address = "inc-1/notify-execs/0", "cfo@example.com"
+    digest = hashlib.sha256(f"{key}\n{address}\n{declared}".encode()).hexdigest()
+    topic = Topic.incident(incident)
+    assert message_id_for(topic, key, address, domain="example.com") == (
+        f"<{digest[:32]}@example.com>"
+    )
+
+
+# --- any kind of subject -----------------------------------------------------------------------
+
+
+async def test_a_message_about_a_case_goes_once_per_key_and_address_apart_from_an_incidents(
+    server: Server, make: MakeNotifier, app: bootstrap.Container, clock: FakeClock
+) -> None:
+    case = case_3(clock)
+    for _ in range(2):  # a retried step, in another process the second time
+        await send(make(server), case, "customer@example.com", "agent@example.com", key="3/ack")
+    received = server.recorder.received
+    assert [r.rcpt_tos for r in received] == [["customer@example.com"], ["agent@example.com"]]
+    assert received[0].message["Subject"] == f"[Acme Payments] [CASE-3] {TITLE}"
+    text = received[0].message.get_content().replace("\r\n", "\n")
+    assert text.rstrip().endswith("\nAcme Payments (sent automatically)")  # not incident response
+    # Incident 3, begun at the same instant, under the same key text: a message of its own.
+    incident_3 = Topic(SubjectRef.incident(3), case.began_at, "INC-3")
+    await send(make(server), incident_3, "customer@example.com", key="3/ack")
+    await send(make(server), incident_3, "customer@example.com", key="3/ack")
+    assert [r.rcpt_tos for r in received[2:]] == [["customer@example.com"]]
+    case_mail, incident_mail = received[0].message, received[2].message
+    assert case_mail["Message-ID"] != incident_mail["Message-ID"]
+    assert await sent_about(app) == [
+        ("case", 3, case_mail["Message-ID"]),
+        ("case", 3, received[1].message["Message-ID"]),
+        ("incident", 3, incident_mail["Message-ID"]),
+    ]
+
+
+class IncidentsOnly:
+    """A notifier for incidents' notices alone (no `send`), as SlackChat is: what it would
+    have posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[Sequence[str]] = []
+
+    async def notify(
+        self,
+        *,
+        incident: Incident,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        self.posted.append(destinations)
+
+
+async def test_split_sends_a_cases_mail_by_smtp_and_keeps_what_no_route_sends_about_it(
+    server: Server, make: MakeNotifier, app: bootstrap.Container, clock: FakeClock
+) -> None:
+    case, chat = case_3(clock), IncidentsOnly()
+    split = SplitNotifier({"email": make(server), "chat": chat}, default=app.outbox)
+    destinations = ("customer@example.com", "chat:#support", "chat:war-room")
+    await send(split, case, *destinations, key="case-3/ack/1")
+    assert [r.rcpt_tos for r in server.recorder.received] == [["customer@example.com"]]
+    assert chat.posted == []  # it takes incidents' chat only: the outbox keeps the case's
+    kept = await app.outbox.messages_about(case.subject)
+    assert [m.destination for m in kept] == ["chat:#support", "chat:war-room"]
+    # With the SMTP server down, the rest is kept all the same, and the failure raised.
+    down = make(Server(recorder=Recorder(), port=closed_port()))
+    split = SplitNotifier({"email": down, "chat": chat}, default=app.outbox)
+    with pytest.raises(VendorUnavailable, match="could not connect"):
+        await send(split, case, *destinations, key="case-3/ack/2")
+    assert len(await app.outbox.messages_about(case.subject)) == 4
 
 
 # --- failures ----------------------------------------------------------------------------------

@@ -291,7 +291,7 @@ async def published(
 async def forget(app: Container, incident: Incident, name: str) -> None:
     """What a crash between Statuspage's answer and our write leaves: no reference."""
     table = VendorRefRow.__table__  # type: ignore[attr-defined]
-    statement = delete(table).where(table.c.incident_id == incident.id, table.c.name == name)
+    statement = delete(table).where(table.c.subject_id == incident.id, table.c.name == name)
     await app.database.run(lambda session: session.execute(statement))
 
 

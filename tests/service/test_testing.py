@@ -16,8 +16,9 @@ from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Incident, Severity, Status, war_room_name
+from incident.domain.records import SubjectRef
 from incident.services import incidents as uc
-from incident.services.ports import OnCall
+from incident.services.ports import OnCall, Topic
 from incident.testing import (
     RecordingEffects,
     SimulatedCrash,
@@ -49,6 +50,7 @@ async def test_every_port_takes_effect_once_per_key_however_often_it_is_sent(
     incident, incident_id = await declare(app)  # not ticked: only this test's sends go out
     vendor.rota["tier3"] = [OnCall(name="Sam", email="sam@example.com", escalation_level=1)]
     effects = vendor.effects(JinjaRenderer(settings.comms_dir))
+    case = Topic(SubjectRef("case", incident_id), T0, f"CASE-{incident_id}")
     for _ in range(2):
         assert await effects.pager.page(incident=incident, tier="tier3", summary="down", key="p")
         await effects.pager.acknowledge(incident=incident, key="ack")
@@ -68,7 +70,17 @@ async def test_every_port_takes_effect_once_per_key_however_often_it_is_sent(
             incident=incident, status=Status.INVESTIGATING, body="we are on it", key="sp"
         )
         await effects.status_page.withdraw(incident=incident, body="false alarm", key="wd")
-        await effects.customers.send(incident=incident, subject="P1", body="sorry", key="cust")
+        await effects.customers.update_customers(
+            incident=incident, subject="P1", body="sorry", key="cust"
+        )
+        await vendor.send(
+            about=case,
+            audience="customer",
+            destinations=["email:customer@example.com"],
+            subject="Your case",
+            body="we are on it",
+            key="case",
+        )
     assert [(s.port, s.key) for s in vendor.sends] == [
         ("pager", "p"),
         ("pager.acknowledge", "ack"),
@@ -80,6 +92,7 @@ async def test_every_port_takes_effect_once_per_key_however_often_it_is_sent(
         ("status_page", "sp"),
         ("status_page.withdraw", "wd"),
         ("customers", "cust"),
+        ("messenger", "case"),
     ]
     assert set(vendor.attempts.values()) == {2}
     assert {s.at for s in vendor.sends} == {T0}
@@ -90,6 +103,12 @@ async def test_every_port_takes_effect_once_per_key_however_often_it_is_sent(
     sent = vendor.sent("mgmt")
     assert sent is not None and (sent.target, sent.body) == ("management", "to management")
     assert vendor.sent("never") is None
+    # A message about another kind's subject is that subject's, not the incident's.
+    about_case = vendor.sent("case")
+    assert about_case is not None and about_case.subject == case.subject
+    assert about_case.incident_id is None
+    assert incident_id in vendor.first_by_incident("notifier")
+    assert vendor.first_by_incident("messenger") == {}
 
 
 async def test_scripted_faults_fail_before_the_effect_and_crashes_come_after_it(

@@ -5,7 +5,8 @@ migrations existed (tables, no `alembic_version`) is adopted: what it lacks of t
 schema is added (tables, columns with their defaults, indexes), then it is stamped with
 the newest revision. Every revision after the baseline must therefore be additions only
 or say how to adopt: a revision module's `adopt(operations)`, run first, makes what it
-changed (not added) for an adopted database (0004_subjects moves incident_id to the subject).
+changed (not added) for an adopted database (0004_subjects and 0005_subject_effects move
+incident_id to the subject).
 """
 
 from __future__ import annotations

@@ -322,7 +322,8 @@ INSERT_PROBE = insert(probes)
 # --- vendor references -----------------------------------------------------------------------
 
 VENDOR_REF = select(vendor_refs.c.external_id).where(
-    vendor_refs.c.incident_id == bindparam("b_incident"),
+    vendor_refs.c.subject_kind == bindparam("b_kind"),
+    vendor_refs.c.subject_id == bindparam("b_subject"),
     vendor_refs.c.vendor == bindparam("b_vendor"),
     vendor_refs.c.name == bindparam("b_name"),
 )
@@ -469,7 +470,7 @@ _NEXT_RUN_AT = select(func.min(occurrences.c.run_at, type_=INSTANT)).where(
 )
 _SEEN_REQUEST_KEY = ["key"]
 _REVOKED_SESSION_KEY = ["nonce"]
-_VENDOR_REF_KEY = ["incident_id", "vendor", "name"]
+_VENDOR_REF_KEY = ["subject_kind", "subject_id", "vendor", "name"]
 
 SQLITE = DialectStatements(
     claim=_claim_update(_claimable_on_sqlite(by_action=False)),

@@ -1,4 +1,5 @@
-"""SQLModel tables: incidents, their timeline, planned step occurrences and the outbox."""
+"""SQLModel tables: incidents, their timeline, planned step occurrences, the outbox and
+vendor references (the last three of any kind of subject)."""
 
 from __future__ import annotations
 
@@ -194,10 +195,15 @@ class OutboxRow(SQLModel, table=True):
     """An effect kept by the built-in outbox adapter: what would have been sent, rendered."""
 
     __tablename__ = "outbox"
+    # One subject's messages (an incident's outbox view, a case's).
+    __table_args__ = (Index("ix_outbox_subject", "subject_kind", "subject_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=300)
-    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    # Whose message it is: a subject kind ("incident", "case", ...) and the subject's id in
+    # its own table. No foreign key: every kind's messages are kept here.
+    subject_kind: str = Field(max_length=20)
+    subject_id: int
     created_at: datetime = _at(nullable=False)
     channel: str = Field(max_length=20)  # page, chat, email, status_page, customers
     destination: str
@@ -229,16 +235,23 @@ class AlertGroupRow(SQLModel, table=True):
 
 
 class VendorRefRow(SQLModel, table=True):
-    """What a vendor calls one of our things (a Statuspage incident id, a Slack channel id).
+    """What a vendor calls one of our things (a Statuspage incident id, a Slack channel id,
+    the Message-ID of a mail sent).
 
     Written once the vendor has created it, so a retried step updates instead of creating.
     """
 
     __tablename__ = "vendor_refs"
-    __table_args__ = (UniqueConstraint("incident_id", "vendor", "name", name="uq_vendor_ref"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "subject_kind", "subject_id", "vendor", "name", name="uq_subject_vendor_ref"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incidents.id")
+    # Whose thing it is: a subject kind and id, as in the outbox (no foreign key).
+    subject_kind: str = Field(max_length=20)
+    subject_id: int
     vendor: str = Field(max_length=40)  # statuspage, slack, pagerduty
     name: str = Field(max_length=80)  # what it is, e.g. "incident", "channel"
     external_id: str = Field(max_length=200)

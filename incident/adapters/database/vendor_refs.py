@@ -1,7 +1,10 @@
-"""Vendor references: the ids vendors gave to our incidents' things, kept in the database.
+"""Vendor references: the ids vendors gave to our subjects' things, kept in the database.
 
 Adapters use them to find what they created before (after a retry or a restart) instead of
-creating it again. `remember` keeps the first id stored for a (incident, vendor, name).
+creating it again. `remember` keeps the first id stored for a (subject, vendor, name). A
+subject is an incident unless `kind` says otherwise: the incident adapters (PagerDuty,
+Slack, Statuspage) name only the incident's id; the e-mail adapter names any kind (a case's
+mail is remembered apart from an incident's of the same number).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from sqlalchemy.orm import Session
 from incident.adapters.database import statements as sql
 from incident.adapters.database.databases import Database
 from incident.clock import Clock
+from incident.domain.records import INCIDENT
 
 
 class VendorRefs:
@@ -19,8 +23,10 @@ class VendorRefs:
         self._clock = clock
         self._remember = sql.for_dialect(database.dialect).remember_vendor_ref
 
-    async def find(self, incident_id: int, vendor: str, name: str) -> str | None:
-        params = {"b_incident": incident_id, "b_vendor": vendor, "b_name": name}
+    async def find(
+        self, subject_id: int, vendor: str, name: str, *, kind: str = INCIDENT
+    ) -> str | None:
+        params = {"b_kind": kind, "b_subject": subject_id, "b_vendor": vendor, "b_name": name}
 
         def read(session: Session) -> str | None:
             value = session.execute(sql.VENDOR_REF, params).scalar_one_or_none()
@@ -28,16 +34,19 @@ class VendorRefs:
 
         return await self._database.read(read)
 
-    async def remember(self, incident_id: int, vendor: str, name: str, external_id: str) -> str:
+    async def remember(
+        self, subject_id: int, vendor: str, name: str, external_id: str, *, kind: str = INCIDENT
+    ) -> str:
         """Store the id unless one is already stored; return the stored one."""
         row = {
-            "incident_id": incident_id,
+            "subject_kind": kind,
+            "subject_id": subject_id,
             "vendor": vendor,
             "name": name,
             "external_id": external_id,
             "created_at": self._clock.now(),
         }
         await self._database.run(lambda session: session.execute(self._remember, row))
-        stored = await self.find(incident_id, vendor, name)
+        stored = await self.find(subject_id, vendor, name, kind=kind)
         assert stored is not None
         return stored

@@ -2,7 +2,9 @@
 
 It makes the service usable and inspectable without any vendor account. Each record is
 keyed by the effect's idempotency key, so a step that is re-run after a crash records its
-effect once (the insert is skipped on a key it has already seen).
+effect once (the insert is skipped on a key it has already seen). Each belongs to a subject:
+an incident's effects, and the messages `send` keeps about any kind of subject (a support
+case's mail when no SMTP server is configured).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from datetime import datetime
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from incident.adapters.database.databases import Database
 from incident.adapters.database.tables import OutboxRow
 from incident.clock import Clock
 from incident.domain.incident import Incident, Status, war_room_name
-from incident.services.ports import OnCall, WarRoom
+from incident.domain.records import INCIDENT, SubjectRef
+from incident.services.ports import OnCall, Topic, WarRoom
 
 # Built once, with the values as parameters: compiled once and then taken from SQLAlchemy's
 # cache (a statement with the values in it is compiled anew for every effect).
@@ -46,16 +50,24 @@ _GREETING_POSTGRES = _GREETING_POSTGRES.on_conflict_do_update(
 @dataclass(frozen=True)
 class OutboxMessage:
     idempotency_key: str
-    incident_id: int
+    subject_kind: str  # whose message it is: a subject kind ("incident", "case" ...)
+    subject_id: int  # and the subject's id within that kind
     created_at: datetime
     channel: str
     destination: str
-    subject: str
+    subject: str  # the message's own subject line
     body: str
+
+    @property
+    def incident_id(self) -> int:
+        """The incident it is about, for the incidents' outbox views (`messages`)."""
+        if self.subject_kind != INCIDENT:
+            raise ValueError(f"a message about a {self.subject_kind} has no incident")
+        return self.subject_id
 
 
 class Outbox:
-    """Implements Pager, Chat, Notifier, StatusPage and CustomerComms."""
+    """Implements Pager, Chat, Notifier, Messenger, StatusPage and CustomerComms."""
 
     def __init__(
         self, database: Database, clock: Clock, *, conference_url_template: str | None = None
@@ -68,7 +80,7 @@ class Outbox:
         self,
         *,
         key: str,
-        incident: Incident,
+        about: SubjectRef,
         channel: str,
         destination: str,
         subject: str = "",
@@ -77,10 +89,10 @@ class Outbox:
     ) -> None:
         """Keep one effect, once per `key`; `replace`: a message edited in place (the
         greeting), whose record follows its latest text."""
-        assert incident.id is not None
         values = {
             "idempotency_key": key,
-            "incident_id": incident.id,
+            "subject_kind": about.kind,
+            "subject_id": about.id,
             "created_at": self._clock.now(),
             "channel": channel,
             "destination": destination,
@@ -98,7 +110,7 @@ class Outbox:
     async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="page",
             destination=f"oncall:{tier}",
             subject=summary,
@@ -126,7 +138,7 @@ class Outbox:
         for destination in sorted(paged):
             await self._record(
                 key=f"{key}#{destination}",
-                incident=incident,
+                about=_subject(incident),
                 channel="page",
                 destination=destination,
                 subject=state,
@@ -146,7 +158,7 @@ class Outbox:
             body += f" Conference: {room.conference_url}"
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="chat",
             destination=f"chat:#{room.channel}",
             body=body,
@@ -158,7 +170,7 @@ class Outbox:
         """The greeting: one record per war room, whose text follows every edit."""
         await self._record(
             key=greeting_key(incident),
-            incident=incident,
+            about=_subject(incident),
             channel="chat",
             destination=f"chat:#{channel}",
             subject="greeting (pinned, edited)" if edited else "greeting (pinned)",
@@ -169,7 +181,7 @@ class Outbox:
     async def post(self, *, incident: Incident, text: str, key: str) -> None:
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="chat",
             destination=f"chat:#{incident.war_room or war_room_name(incident)}",
             body=text,
@@ -181,7 +193,7 @@ class Outbox:
         commander = incident.commander or "none yet"
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="chat",
             destination=f"chat:#{incident.war_room}",
             body=f"Topic: {incident.ref} {incident.severity.value} | {incident.status.value} | "
@@ -189,7 +201,7 @@ class Outbox:
         )
         await self._greet(incident, incident.war_room, greeting, edited=True)
 
-    # --- Notifier --------------------------------------------------------------------------
+    # --- Notifier and Messenger ------------------------------------------------------------
 
     async def notify(
         self,
@@ -201,14 +213,36 @@ class Outbox:
         body: str,
         key: str,
     ) -> None:
+        """`send` about the incident, `chat:war-room` kept as the war room it names."""
         war_room = f"chat:#{incident.war_room or war_room_name(incident)}"
-        for named in destinations:
-            destination = war_room if named == "chat:war-room" else named
-            channel = "email" if destination.startswith("email:") else "chat"
+        await self.send(
+            about=Topic.incident(incident),
+            audience=audience,
+            destinations=[war_room if d == "chat:war-room" else d for d in destinations],
+            subject=subject,
+            body=body,
+            key=key,
+        )
+
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        """Keep one message per destination, once per `key`, as it is named: only an
+        incident has a war room, and only `notify`, which has the incident, knows it.
+        Keys are unique across subjects here (the engine's effect keys name their subject:
+        `inc-3/...`, `case-3/...`)."""
+        for destination in destinations:
             await self._record(
                 key=f"{key}#{destination}",
-                incident=incident,
-                channel=channel,
+                about=about.subject,
+                channel="email" if destination.startswith("email:") else "chat",
                 destination=destination,
                 subject=subject,
                 body=body,
@@ -219,7 +253,7 @@ class Outbox:
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="status_page",
             destination="status_page",
             subject=status.value,
@@ -229,7 +263,7 @@ class Outbox:
     async def withdraw(self, *, incident: Incident, body: str, key: str) -> None:
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="status_page",
             destination="status_page",
             subject="withdrawn",
@@ -238,10 +272,12 @@ class Outbox:
 
     # --- CustomerComms ---------------------------------------------------------------------
 
-    async def send(self, *, incident: Incident, subject: str, body: str, key: str) -> None:
+    async def update_customers(
+        self, *, incident: Incident, subject: str, body: str, key: str
+    ) -> None:
         await self._record(
             key=key,
-            incident=incident,
+            about=_subject(incident),
             channel="customers",
             destination="customers",
             subject=subject,
@@ -253,18 +289,37 @@ class Outbox:
     async def messages(
         self, *, incident_id: int | None = None, limit: int | None = None
     ) -> list[OutboxMessage]:
-        """Oldest first; `limit`: only the newest this many (the outbox only grows)."""
-        newest_first = (col(OutboxRow.created_at).desc(), col(OutboxRow.id).desc())
-        query = select(OutboxRow).order_by(*newest_first)
+        """Incidents' messages (one incident's, with `incident_id`), oldest first; `limit`:
+        only the newest this many (the outbox only grows). What the incidents' outbox views
+        show: other kinds' messages are read with `messages_about`."""
+        query = select(OutboxRow).where(col(OutboxRow.subject_kind) == INCIDENT)
         if incident_id is not None:
-            query = query.where(col(OutboxRow.incident_id) == incident_id)
+            query = query.where(col(OutboxRow.subject_id) == incident_id)
+        return await self._newest(query, limit)
+
+    async def messages_about(
+        self, subject: SubjectRef, limit: int | None = None
+    ) -> list[OutboxMessage]:
+        """One subject's messages (a case's, an incident's ...), oldest first; `limit`: only
+        the newest this many."""
+        query = select(OutboxRow).where(
+            col(OutboxRow.subject_kind) == subject.kind, col(OutboxRow.subject_id) == subject.id
+        )
+        return await self._newest(query, limit)
+
+    async def _newest(
+        self, query: SelectOfScalar[OutboxRow], limit: int | None
+    ) -> list[OutboxMessage]:
+        """The newest `limit` (or all) rows of `query`, oldest first."""
+        query = query.order_by(col(OutboxRow.created_at).desc(), col(OutboxRow.id).desc())
         if limit is not None:
             query = query.limit(limit)
         rows = await self._database.read(lambda session: list(session.scalars(query))[::-1])
         return [
             OutboxMessage(
                 idempotency_key=r.idempotency_key,
-                incident_id=r.incident_id,
+                subject_kind=r.subject_kind,
+                subject_id=r.subject_id,
                 created_at=r.created_at,
                 channel=r.channel,
                 destination=r.destination,
@@ -280,6 +335,11 @@ class Outbox:
         return self._conference_url_template.format(
             id=incident.id, ref=incident.ref, channel=war_room_name(incident)
         )
+
+
+def _subject(incident: Incident) -> SubjectRef:
+    assert incident.id is not None
+    return SubjectRef.incident(incident.id)
 
 
 def greeting_key(incident: Incident) -> str:

@@ -1,4 +1,6 @@
-"""E-mail: the Notifier port for `email:` destinations, sent through an SMTP server (aiosmtplib).
+"""E-mail: `email:` destinations, sent through an SMTP server (aiosmtplib), for incidents'
+notices (the Notifier port) and for messages about any other kind of subject (Messenger: a
+support case's, ...). `notify` is `send` about the incident.
 
 One message per destination address, never one message to all of an audience's addresses:
 each address is sent, remembered and retried on its own (a retry after a partial failure
@@ -6,15 +8,15 @@ sends only the addresses still missing), and no recipient sees who else was told
 
 Each message carries `Subject: [<Company>] [INC-12 P1] <title>`, `From`, `To`, `Date`,
 `Auto-Submitted: auto-generated` (RFC 3834: no vacation replies to us) and a `Message-ID`
-derived from the step's idempotency key, the address and the incident (`message_id_for`),
+derived from the step's idempotency key, the address and the subject (`message_id_for`),
 so a message sent again after a crash carries the same Message-ID as the first one, and mail
 clients that notice show it once.
 
-Idempotency: before sending, the adapter looks the (key, address) up in `VendorRefs`
-(vendor "smtp", name: the sha256 hex of key and address); after the server accepted the
-message it stores the Message-ID there. A repeat of a step that went out sends nothing. SMTP
-has no idempotency key of its own: a crash between the server's "250 OK" and that write
-sends the message once more (with the same Message-ID).
+Idempotency: before sending, the adapter looks the (key, address) up in `VendorRefs` under
+the message's subject (its kind and id; vendor "smtp", name: the sha256 hex of key and
+address); after the server accepted the message it stores the Message-ID there. A repeat of
+a step that went out sends nothing. SMTP has no idempotency key of its own: a crash between
+the server's "250 OK" and that write sends the message once more (with the same Message-ID).
 
 Failures: refused or dropped connections, timeouts and 4xx answers are retried within the
 call (`RetryBudget`), then raised as `VendorUnavailable` for the scheduler's durable retry;
@@ -43,7 +45,8 @@ from incident.adapters.database.vendor_refs import VendorRefs
 from incident.adapters.vendors.retries import Failure, RetryBudget, VendorRetry, Wording
 from incident.clock import Clock
 from incident.domain.incident import Incident
-from incident.services.ports import VendorError, VendorRejected, VendorUnavailable
+from incident.domain.records import INCIDENT
+from incident.services.ports import Topic, VendorError, VendorRejected, VendorUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +60,21 @@ def sent_ref_name(key: str, address: str) -> str:
     return hashlib.sha256(f"{key}\n{address}".encode()).hexdigest()
 
 
-def message_id_for(incident: Incident, key: str, address: str, *, domain: str) -> str:
-    """The Message-ID of the mail for (step key, address): the same on every re-send.
+def message_id_for(about: Topic, key: str, address: str, *, domain: str) -> str:
+    """The Message-ID of the mail for (step key, address) about a subject: the same on
+    every re-send.
 
-    The incident's declaration instant is part of it, so another installation (staging,
-    a rebuilt database) reusing incident numbers never mints a Message-ID already seen by
-    a recipient, whose mail client could then hide the new message as a duplicate.
+    The instant the subject began (an incident's declaration) is part of it, so another
+    installation (staging, a rebuilt database) reusing subject numbers never mints a
+    Message-ID already seen by a recipient, whose mail client could then hide the new
+    message as a duplicate. Another kind's subject names itself too (`case-3`), so a case
+    and an incident of one number and instant never share one; an incident's is what it
+    has always been (a mail re-sent after an upgrade keeps its Message-ID).
     """
-    declared = incident.declared_at.astimezone(UTC).isoformat()
-    digest = hashlib.sha256(f"{key}\n{address}\n{declared}".encode()).hexdigest()
+    parts = [key, address, about.began_at.astimezone(UTC).isoformat()]
+    if about.subject.kind != INCIDENT:
+        parts.append(about.subject.key)
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     return f"<{digest[:32]}@{domain}>"
 
 
@@ -89,10 +98,11 @@ class _Mail:
 
 
 class SmtpNotifier:
-    """Implements Notifier for `email:address` destinations through one SMTP server.
+    """Implements Notifier and Messenger for `email:address` destinations through one SMTP
+    server.
 
     It is handed its settings (host, port, TLS mode, credentials, sender, company name),
-    the clock and VendorRefs by bootstrap; it reads no environment. Each `notify` opens one
+    the clock and VendorRefs by bootstrap; it reads no environment. Each `send` opens one
     connection for the addresses it has to send (and reconnects when one is lost) and
     closes it before returning. `tls_context`: the trust for the server's certificate
     (default: the system's).
@@ -155,12 +165,32 @@ class SmtpNotifier:
         body: str,
         key: str,
     ) -> None:
-        """Send one message to each `email:` destination, once per `key` and address.
+        """`send` about the incident."""
+        await self.send(
+            about=Topic.incident(incident),
+            audience=audience,
+            destinations=destinations,
+            subject=subject,
+            body=body,
+            key=key,
+        )
+
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        """Send one message to each `email:` destination, once per `key` and address about
+        this subject.
 
         Every address is tried (unless the server itself fails, which would fail them all);
         the failures are raised together: `VendorUnavailable` if any may pass later.
         """
-        incident_id = _id(incident)
         others = [d for d in destinations if not d.startswith(PREFIX)]
         if others:
             raise ValueError(
@@ -175,12 +205,13 @@ class SmtpNotifier:
                 failures.append((destination, VendorRejected(VENDOR_NAME, "not an e-mail address")))
                 continue
             name = sent_ref_name(key, address)
-            if await self._refs.find(incident_id, VENDOR, name) is not None:
+            kind = about.subject.kind
+            if await self._refs.find(about.subject.id, VENDOR, name, kind=kind) is not None:
                 continue  # sent by an earlier run of this step
-            message = self._message(incident, address, subject=subject, body=body, key=key)
+            message = self._message(about, address, subject=subject, body=body, key=key)
             pending.append(_Mail(destination, address, name, message))
         if pending:
-            failures += await self._send_all(incident_id, pending, key=key)
+            failures += await self._send_all(about, pending, key=key)
         if failures:
             reason = f"notify {audience} through {self._where}: " + "; ".join(
                 f"{d}: {e.reason}" for d, e in failures
@@ -192,8 +223,10 @@ class SmtpNotifier:
     # --- internals ---------------------------------------------------------------------------
 
     async def _send_all(
-        self, incident_id: int, mails: Sequence[_Mail], *, key: str
+        self, about: Topic, mails: Sequence[_Mail], *, key: str
     ) -> list[tuple[str, VendorError]]:
+        # The vendors' logs name incidents by id; another kind's subject by its key.
+        incident_id = about.subject.id if about.subject.kind == INCIDENT else None
         failures: list[tuple[str, VendorError]] = []
         connection = _Connection(self._client)
         try:
@@ -214,12 +247,15 @@ class SmtpNotifier:
                         break
                     continue
                 message_id = str(mail.message["Message-ID"])
-                await self._refs.remember(incident_id, VENDOR, mail.ref_name, message_id)
+                await self._refs.remember(
+                    about.subject.id, VENDOR, mail.ref_name, message_id, kind=about.subject.kind
+                )
                 log.info(
                     "e-mail sent",
                     extra={
                         "action": "smtp_sent",
                         "incident_id": incident_id,
+                        "subject": about.subject.key,
                         "to": mail.address,
                         "message_id": message_id,
                         "key": key,
@@ -244,7 +280,7 @@ class SmtpNotifier:
         )
 
     def _message(
-        self, incident: Incident, address: str, *, subject: str, body: str, key: str
+        self, about: Topic, address: str, *, subject: str, body: str, key: str
     ) -> EmailMessage:
         message = EmailMessage(policy=SMTP_POLICY)
         one_line = " ".join(f"[{self._company}] {subject}".split())
@@ -252,11 +288,14 @@ class SmtpNotifier:
         message["From"] = self._sender
         message["To"] = address
         message["Date"] = format_datetime(self._clock.now())
-        message["Message-ID"] = message_id_for(incident, key, address, domain=self._domain)
+        message["Message-ID"] = message_id_for(about, key, address, domain=self._domain)
         message["Auto-Submitted"] = "auto-generated"
         # Exchange and Outlook honour this instead of RFC 3834: no out-of-office replies.
         message["X-Auto-Response-Suppress"] = "All"
-        signature = f"-- \n{self._company} incident response (sent automatically)"
+        # Incidents' mail is incident response's; another kind's, the company's (a support
+        # case is the support desk's).
+        team = "incident response " if about.subject.kind == INCIDENT else ""
+        signature = f"-- \n{self._company} {team}(sent automatically)"
         # Quoted-printable: the body arrives intact through servers without 8BITMIME.
         message.set_content(
             f"{body.rstrip()}\n\n{signature}\n", charset="utf-8", cte="quoted-printable"
@@ -264,7 +303,7 @@ class SmtpNotifier:
         return message
 
     async def _retrying(
-        self, operation: str, attempt: Callable[[], Awaitable[None]], *, incident_id: int
+        self, operation: str, attempt: Callable[[], Awaitable[None]], *, incident_id: int | None
     ) -> None:
         """Run `attempt` through the vendors' one bounded retry loop (`VendorRetry`); when it
         gives up, `_GaveUp` carries the VendorError (its reason without `operation`, which
@@ -477,9 +516,3 @@ def _is_address(address: str) -> bool:
     except (ValueError, IndexError):
         return False
     return bool(parsed.username and parsed.domain) and parsed.addr_spec == address
-
-
-def _id(incident: Incident) -> int:
-    if incident.id is None:
-        raise ValueError("the incident must be stored (have an id) before it is notified")
-    return incident.id
