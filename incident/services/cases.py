@@ -430,4 +430,3 @@ def _upcoming(playbook: SupportPlaybook, occurrence: Occurrence) -> UpcomingCase
 
 def routes_by_level(routes: Sequence[Route]) -> Mapping[Level, Route]:
     return {r.level: r for r in routes}
-

@@ -128,8 +128,8 @@ def guarded(handler: H) -> H:
         except ApiError as error:
             response = json_error(error.status, error.error, error.detail, error.headers)
         except ContextRefused as error:
-            detail = [{"field": p.field, "problem": p.problem} for p in error.problems]
-            response = json_error(422, "context missing or malformed", detail)
+            problems = [{"field": p.field, "problem": p.problem} for p in error.problems]
+            response = json_error(422, "context missing or malformed", problems)
         except DomainError as error:
             status, kind = domain_status(error)
             response = json_error(status, kind, str(error))

@@ -175,10 +175,10 @@ def _case_values(case: Case) -> dict[str, Any]:
 
 
 def _to_case(row: Any) -> Case:
-    amounts = {
-        name: Decimal(getattr(row, name)) if getattr(row, name) is not None else None
-        for name in _AMOUNTS
-    }
+    def amount(name: str) -> Decimal | None:
+        value = getattr(row, name)
+        return Decimal(value) if value is not None else None
+
     return Case(
         id=row.id,
         plan=Plan(row.plan),
@@ -190,8 +190,10 @@ def _to_case(row: Any) -> Case:
         escalations=[_escalation(e) for e in row.escalations],
         approvals=[_approval(a) for a in row.approvals],
         required_approvals=tuple(Level(level) for level in row.required_approvals),
+        disputed_amount=amount("disputed_amount"),
+        csr=amount("csr"),
+        usdt_amount=amount("usdt_amount"),
         **{name: getattr(row, name) for name in _PLAIN},
-        **amounts,
     )
 
 

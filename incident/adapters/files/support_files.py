@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,11 +85,11 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
         _check_targets(steps, ladder, _Problems(str(directory / FILES[2]), problems))
     if comms_dir is not None:
         for step in steps:
-            if step.template and not (comms_dir / f"{step.template}.txt.j2").is_file():
+            if step.template and not (comms_dir / "cases" / f"{step.template}.txt.j2").is_file():
                 problems.append(
                     PlaybookProblem(
                         str(directory / FILES[2]),
-                        f"no template {step.template}.txt.j2 in {comms_dir}",
+                        f"no template cases/{step.template}.txt.j2 in {comms_dir}",
                         step=step.id,
                         field="template",
                     )
@@ -155,7 +156,7 @@ def _ladder(
         problems.add(f"unknown keys {', '.join(map(str, unknown))}")
     rungs: dict[Level, Rung] = {}
     for name, spec in document["levels"].items():
-        level = problems.checked(lambda n=name: _enum(Level, n, "levels"))
+        level = problems.checked(partial(_enum, Level, name, "levels"))
         if level is None:
             continue
         rung = _rung(level, spec, calendars, problems)
@@ -302,7 +303,7 @@ def _steps(document: Any, problems: _Problems) -> list[CaseStep]:
     steps: list[CaseStep] = []
     for index, spec in enumerate(document["steps"]):
         name = str(spec.get("id")) if isinstance(spec, Mapping) else f"#{index + 1}"
-        step = problems.checked(lambda s=spec: _step(s), step=name)
+        step = problems.checked(partial(_step, spec), step=name)
         if step is None:
             continue
         if any(s.id == step.id for s in steps):
