@@ -237,7 +237,8 @@ async def test_a_message_about_a_case_goes_once_per_key_and_address_apart_from_a
         await send(make(server), case, "customer@example.com", "agent@example.com", key="3/ack")
     received = server.recorder.received
     assert [r.rcpt_tos for r in received] == [["customer@example.com"], ["agent@example.com"]]
-    assert received[0].message["Subject"] == f"[Acme Payments] [CASE-3] {TITLE}"
+    # Another kind's subject is its own, tag and all ("[CIO Review] ..."): no company tag.
+    assert received[0].message["Subject"] == f"[CASE-3] {TITLE}"
     text = received[0].message.get_content().replace("\r\n", "\n")
     assert text.rstrip().endswith("\nAcme Payments (sent automatically)")  # not incident response
     # Incident 3, begun at the same instant, under the same key text: a message of its own.

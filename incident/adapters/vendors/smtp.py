@@ -283,8 +283,11 @@ class SmtpNotifier:
         self, about: Topic, address: str, *, subject: str, body: str, key: str
     ) -> EmailMessage:
         message = EmailMessage(policy=SMTP_POLICY)
-        one_line = " ".join(f"[{self._company}] {subject}".split())
-        message["Subject"] = one_line
+        # Incidents' subjects carry the company's tag (they reach customers' contacts too);
+        # another kind's subject is its playbook's, tag and all: a CIO review mail starts
+        # with "[CIO Review]", as the procedures say the CIO's mail filters expect.
+        tagged = f"[{self._company}] {subject}" if about.subject.kind == INCIDENT else subject
+        message["Subject"] = " ".join(tagged.split())
         message["From"] = self._sender
         message["To"] = address
         message["Date"] = format_datetime(self._clock.now())
