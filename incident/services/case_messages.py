@@ -98,7 +98,9 @@ def _subject(step: CaseStep, case: Case, ladder: Ladder, to: Recipient) -> str:
     brief = " ".join(case.summary.split())
     brief = brief if len(brief) <= 80 else brief[:79] + "…"
     if step.action is CaseAction.CUSTOMER_UPDATE:
-        return f"Your request {case.reference}: {brief}"
+        # The summary is the agent's words (amounts, internal terms): customers see the
+        # reference of their own ticket only.
+        return f"Update on your request {case.reference}"
     prefix = ladder[to.level].subject_prefix if to.level is not None else ""
     what = step.description.rstrip(".")
     lead = f"{prefix} " if prefix else ""

@@ -184,7 +184,9 @@ async def test_an_agents_ceo_request_becomes_a_cio_one_and_only_the_cio_goes_on(
     )
     assert refused.status == 403
     assert "only the CIO may" in (await refused.json())["detail"]
-    went = await client.post(url + "/escalate", json={"to": "ceo", "reason": "on"}, headers=auth("cio"))
+    went = await client.post(
+        url + "/escalate", json={"to": "ceo", "reason": "on"}, headers=auth("cio")
+    )
     assert (await went.json())["case"]["level"] == "ceo"
 
 

@@ -23,7 +23,7 @@ from incident.services.case_messages import TEMPLATE_DIR
 
 COMMS = PROJECT_ROOT / "comms"
 # Loading with comms_dir checks that every template a step names is there.
-PLAYBOOK = load_support(PROJECT_ROOT / "playbooks" / SUPPORT_DIR, comms_dir=COMMS / TEMPLATE_DIR)
+PLAYBOOK = load_support(PROJECT_ROOT / "playbooks" / SUPPORT_DIR, comms_dir=COMMS)
 RENDERER = JinjaRenderer(COMMS)
 STEPS_OF: dict[str, list[str]] = {}
 for _step in PLAYBOOK.steps:
