@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from incident.domain.errors import InvalidValue
 
 MINUTES_PER_DAY = 24 * 60
+# How many days' open intervals a calendar keeps worked out (about 27 years' worth).
+_DAYS_KEPT = 10_000
 # How far ahead a clock may look for open time before the calendar is taken to be shut for
 # good (a configuration mistake): ten years.
 LONGEST_SEARCH_DAYS = 3660
@@ -71,18 +73,36 @@ class BusinessCalendar:
         )
 
     def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The open intervals of a local `day`, as UTC instants; none when it is closed."""
+        """The open intervals of a local `day`, as UTC instants; none when it is closed.
+
+        Worked out once per day and kept: every clock of every case walks the same few
+        days, and turning local hours into instants is most of what a clock costs."""
+        return list(self._intervals_of(day))
+
+    def _intervals_of(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        known = self._days.get(day)
+        if known is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            known = self._days[day] = self._work_out(day)
+        return known
+
+    def _work_out(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         if day in self.closed:
-            return []
-        return [
+            return ()
+        return tuple(
             (self._instant(day, start), self._instant(day, end))
             for start, end in self.weekly.get(day.weekday(), ())
-        ]
+        )
+
+    @cached_property
+    def _days(self) -> dict[date, tuple[tuple[datetime, datetime], ...]]:
+        return {}
 
     def is_open(self, at: datetime) -> bool:
         # A day's spans end by its next midnight: only the local day of `at` can hold it.
         local_day = at.astimezone(self.zone).date()
-        return any(start <= at < end for start, end in self.open_intervals(local_day))
+        return any(start <= at < end for start, end in self._intervals_of(local_day))
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The instant at which `duration` of open time has passed since `start` (`start`
@@ -126,7 +146,7 @@ class BusinessCalendar:
         """The open intervals after `start`, in order, the first one cut to begin at it."""
         day = start.astimezone(self.zone).date()
         for _ in range(LONGEST_SEARCH_DAYS):
-            for opens, closes in self.open_intervals(day):
+            for opens, closes in self._intervals_of(day):
                 if closes > start:
                     yield max(opens, start), closes
             day += timedelta(days=1)

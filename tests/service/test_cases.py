@@ -361,3 +361,28 @@ async def test_bad_input_changes_nothing(build: Build, clock: FakeClock) -> None
         )
     after = await uc.read_case(sp, view.case.id or 0)
     assert after.case.contacts == 1 and after.timeline == view.timeline
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"priority": Severity.P1},
+        {"priority": Severity.P2, "plan": Plan.ENTERPRISE},
+        {"flags": frozenset({Flag.LEGAL_THREAT, Flag.DATA_BREACH})},
+        {"flags": frozenset({Flag.USDT_WITHDRAWAL}), "usdt_amount": Decimal(10)},
+        {"priority": Severity.P4, "plan": Plan.STARTER, "contacts": 4},
+    ],
+)
+async def test_a_new_cases_view_is_the_view_read_back(
+    build: Build, clock: FakeClock, changes: dict[str, object]
+) -> None:
+    """Intake answers from what it planned and wrote, not from a read: the same view."""
+    clock.set(berlin(2026, 3, 6, 16, 30))
+    app = await build()
+    sp = support(app)
+    opened = await uc.open_case(sp, draft(clock, **changes), by=AGENT)
+    read = await uc.read_case(sp, opened.case.id or 0)
+    assert opened.upcoming == read.upcoming
+    assert opened.timeline == read.timeline
+    assert (opened.sla, opened.routes, opened.missing) == (read.sla, read.routes, read.missing)
