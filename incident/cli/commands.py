@@ -6,10 +6,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from incident.cli import api_commands, api_output
 from incident.cli.client import ClientError
+from incident.domain.case import Plan
+from incident.domain.case_routing import Flag, Level
 from incident.domain.errors import DomainError
 from incident.domain.incident import Category, Severity
 from incident.domain.playbook import parse_duration
@@ -42,6 +45,35 @@ def _category(text: str) -> Category:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _instant(text: str) -> datetime:
+    example = "e.g. 2026-03-06T17:50+01:00"
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, {example}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone: add one, {example}")
+    return value
+
+
+def _level(text: str) -> Level:
+    try:
+        return Level(text.strip().lower())
+    except ValueError:
+        levels = ", ".join(level.value for level in Level)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a level; the levels are {levels}"
+        ) from None
+
+
+def _flag(text: str) -> Flag:
+    try:
+        return Flag(text.strip().lower())
+    except ValueError:
+        flags = ", ".join(flag.value for flag in Flag)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a flag; the flags are {flags}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incident", description="Incident response orchestration: timed playbooks."
@@ -72,36 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     comms_commands = comms.add_subparsers(dest="comms_command", required=True)
     comms_commands.add_parser("check", help="render every template with sample data")
 
-    simulate = commands.add_parser(
-        "simulate",
-        help="show what a playbook will do, in virtual time",
-        description="Runs the real engine on a throw-away database under a virtual clock. "
-        "Every offset counts from the declaration.",
-    )
-    simulate.add_argument("--severity", type=_severity, required=True)
-    simulate.add_argument(
-        "--category",
-        type=_category,
-        default=Category.GENERAL,
-        help="security, legal, regulatory, media, fraud, compliance or general",
-    )
-    simulate.add_argument("--ack-after", type=_duration, default=None)
-    simulate.add_argument(
-        "--update-every",
-        type=_duration,
-        default=None,
-        help="the commander posts a customer update this often (0: never)",
-    )
-    simulate.add_argument("--resolve-after", type=_duration, default=None)
-    simulate.add_argument("--rca-after", type=_duration, default=None)
-    simulate.add_argument(
-        "--reopen-after", type=_duration, default=None, help="reopen it (once resolved)"
-    )
-    simulate.add_argument(
-        "--cancel-after", type=_duration, default=None, help="cancel it as a false alarm"
-    )
-    simulate.add_argument("--until", type=_duration, default=parse_duration("60h"))
-    simulate.add_argument("--json", action="store_true", help="print a JSON array")
+    _add_simulate(commands)
 
     database = commands.add_parser("db", help="the database schema")
     database_commands = database.add_subparsers(dest="db_command", required=True)
@@ -113,6 +116,89 @@ def build_parser() -> argparse.ArgumentParser:
 
     api_commands.add_parsers(commands)  # `outbox` too: through the API, or --local
     return parser
+
+
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = commands.add_parser(
+        "simulate",
+        help="show what a playbook, or a support case's clocks, will do, in virtual time",
+        description="Runs the real engine on a throw-away database under a virtual clock. "
+        "Every offset counts from the declaration (with --case: the opening).",
+    )
+    simulate.add_argument(
+        "--severity", type=_severity, help="the incident's (required without --case)"
+    )
+    simulate.add_argument(
+        "--category",
+        type=_category,
+        default=None,
+        help="security, legal, regulatory, media, fraud, compliance or general (default)",
+    )
+    simulate.add_argument("--ack-after", type=_duration, default=None)
+    simulate.add_argument(
+        "--update-every",
+        type=_duration,
+        default=None,
+        help="the commander posts a customer update this often (0: never)",
+    )
+    simulate.add_argument(
+        "--resolve-after", type=_duration, default=None, help="resolve it (incident or case)"
+    )
+    simulate.add_argument("--rca-after", type=_duration, default=None)
+    simulate.add_argument(
+        "--reopen-after", type=_duration, default=None, help="reopen it (once resolved)"
+    )
+    simulate.add_argument(
+        "--cancel-after", type=_duration, default=None, help="cancel it as a false alarm"
+    )
+    simulate.add_argument(
+        "--until", type=_duration, default=None, help="how long to run (default 60h; a case 5d)"
+    )
+    simulate.add_argument("--json", action="store_true", help="print JSON")
+    case = simulate.add_argument_group(
+        "support case (--case)",
+        "A support case's clocks in its levels' business hours: each line shows its offset "
+        "and the wall clock in the calendar's zone.",
+    )
+    case.add_argument("--case", action="store_true", help="simulate a support case")
+    case.add_argument("--plan", choices=[p.value for p in Plan], help="required with --case")
+    case.add_argument("--priority", type=_severity, default=None, help="P1-P4 (default P3)")
+    case.add_argument(
+        "--opened",
+        type=_instant,
+        default=None,
+        metavar="TIME",
+        help="ISO 8601 with a zone (default Friday 2026-03-06 17:50 Europe/Berlin)",
+    )
+    case.add_argument(
+        "--flag",
+        type=_flag,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="FLAG",
+        help=f"what the agent marked ({', '.join(f.value for f in Flag)})",
+    )
+    case.add_argument("--crypto", action="store_true", help="a crypto case")
+    case.add_argument(
+        "--respond-after", type=_duration, default=None, help="the first response (a progress note)"
+    )
+    case.add_argument(
+        "--escalate-after",
+        type=_duration,
+        default=None,
+        help="escalate, with the context and checklist complete (give --escalate-to)",
+    )
+    case.add_argument(
+        "--escalate-to",
+        type=_level,
+        default=None,
+        metavar="LEVEL",
+        help=f"the level to escalate to ({', '.join(level.value for level in Level)})",
+    )
+    case.add_argument(
+        "--confirm-after", type=_duration, default=None, help="the receiving level confirms"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

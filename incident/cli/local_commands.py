@@ -7,18 +7,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 from incident import bootstrap
 from incident.adapters.files.playbook_files import load_playbooks
+from incident.adapters.files.support_files import SUPPORT_DIR, load_support
 from incident.adapters.files.templates import (
     DOCUMENT_SUFFIX,
     JinjaRenderer,
@@ -28,8 +32,13 @@ from incident.adapters.files.templates import (
 )
 from incident.cli import api_output
 from incident.config import Settings, load_settings, unknown_variables
-from incident.domain.errors import DomainError, InvalidPlaybook
-from incident.domain.incident import Status
+from incident.domain.case import Plan
+from incident.domain.errors import DomainError, InvalidPlaybook, PlaybookProblem
+from incident.domain.incident import Category, Severity, Status
+from incident.services.case_messages import TEMPLATE_DIR as CASE_TEMPLATE_DIR
+
+if TYPE_CHECKING:
+    from incident.cli.simulate_case import CaseScript
 
 
 class UsageError(Exception):
@@ -103,15 +112,42 @@ _LOCAL_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
 
 
 def _check_playbooks(settings: Settings, directory: Path | None) -> int:
+    """The incident playbooks and the support playbook (`support/`): every problem of
+    both in one InvalidPlaybook, or an ok line for each."""
     directory = directory or settings.playbooks_dir
-    playbooks = load_playbooks(
-        directory, comms_dir=settings.comms_dir, runbooks_dir=settings.runbooks_dir
+    problems: list[PlaybookProblem] = []
+    playbooks = _checked(
+        lambda: load_playbooks(
+            directory, comms_dir=settings.comms_dir, runbooks_dir=settings.runbooks_dir
+        ),
+        problems,
     )
+    support_dir = directory / SUPPORT_DIR
+    support = _checked(lambda: load_support(support_dir, comms_dir=settings.comms_dir), problems)
+    if playbooks is None or support is None:
+        raise InvalidPlaybook(problems)
     for severity, playbook in sorted(playbooks.playbooks.items()):
         print(
             f"ok  {playbook.source}: {severity.value} {playbook.name}, {len(playbook.steps)} steps"
         )
+    calendars = {rung.calendar.name for rung in support.ladder.rungs.values()}
+    print(
+        f"ok  {support_dir}: support, {len(support.ladder.rungs)} levels, "
+        f"{len(support.steps)} steps, {len(calendars)} calendars"
+    )
     return 0
+
+
+T = TypeVar("T")
+
+
+def _checked(load: Callable[[], T], problems: list[PlaybookProblem]) -> T | None:
+    """`load()`, or None with its problems added to `problems`."""
+    try:
+        return load()
+    except InvalidPlaybook as error:
+        problems.extend(error.problems)
+        return None
 
 
 def _check_comms(settings: Settings) -> int:
@@ -120,33 +156,62 @@ def _check_comms(settings: Settings) -> int:
     if not names:
         raise UsageError(f"no templates found in {settings.comms_dir}")
     documents = JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX)
+    case_names = JinjaRenderer(settings.comms_dir / CASE_TEMPLATE_DIR).names()
     problems = [
-        f"{error} ({'sparse' if sparse else 'full'} data)"
-        for name in documents.names()
-        for sparse in (False, True)
-        if (error := _render_problem(documents, name, sample_document_context(sparse=sparse)))
+        *_document_problems(documents),
+        *_message_problems(renderer, names),
+        *_case_problems(settings, renderer, case_names),
     ]
-    for name in names:
-        for status in Status:
-            for sparse in (False, True):
-                try:
-                    text = renderer.render(name, sample_context(status=status, sparse=sparse))
-                except TemplateProblem as error:
-                    problems.append(f"{error} (status {status.value})")
-                    continue
-                if "None" in text:
-                    problems.append(
-                        f"{name}: prints 'None' (status {status.value}, "
-                        f"{'sparse' if sparse else 'full'} data); guard it with if"
-                    )
     if problems:
         print("incident: templates that do not render:\n" + "\n".join(problems), file=sys.stderr)
         return 2
     print(
-        f"ok  {len(names)} templates render for every status, and {len(documents.names())} "
-        "documents, with full and sparse data"
+        f"ok  {len(names)} templates render for every status, {len(documents.names())} "
+        f"documents and {len(case_names)} case templates, with full and sparse data"
     )
     return 0
+
+
+def _document_problems(documents: JinjaRenderer) -> list[str]:
+    return [
+        f"{error} ({_data(sparse)})"
+        for name in documents.names()
+        for sparse in (False, True)
+        if (error := _render_problem(documents, name, sample_document_context(sparse=sparse)))
+    ]
+
+
+def _message_problems(renderer: JinjaRenderer, names: list[str]) -> list[str]:
+    return [
+        f"{error} (status {status.value}, {_data(sparse)})"
+        for name in names
+        for status in Status
+        for sparse in (False, True)
+        if (error := _render_problem(renderer, name, sample_context(status=status, sparse=sparse)))
+    ]
+
+
+def _case_problems(settings: Settings, renderer: JinjaRenderer, names: list[str]) -> list[str]:
+    """Each case template rendered for every step of the support playbook that names it
+    (one that none names: as the escalation notice would), with the sample case."""
+    from incident.adapters.files.case_samples import sample_case_context
+
+    steps = load_support(settings.playbooks_dir / SUPPORT_DIR).steps
+    problems: list[str] = []
+    for name in names:
+        naming = [step.id for step in steps if step.template == name] or ["escalation-notice"]
+        for step_id, sparse in itertools.product(naming, (False, True)):
+            context = sample_case_context(
+                sparse=sparse, step_id=step_id, playbooks_dir=settings.playbooks_dir
+            )
+            error = _render_problem(renderer, f"{CASE_TEMPLATE_DIR}/{name}", context)
+            if error:
+                problems.append(f"{error} (step {step_id!r}, {_data(sparse)})")
+    return problems
+
+
+def _data(sparse: bool) -> str:
+    return "sparse data" if sparse else "full data"
 
 
 def _render_problem(renderer: JinjaRenderer, name: str, context: dict[str, object]) -> str:
@@ -158,20 +223,53 @@ def _render_problem(renderer: JinjaRenderer, name: str, context: dict[str, objec
     return f"{name}: prints 'None'; guard it with if" if "None" in text else ""
 
 
+# The options of one kind of simulation that the other does not take.
+_INCIDENT_ONLY = (
+    "severity",
+    "category",
+    "ack_after",
+    "update_every",
+    "rca_after",
+    "reopen_after",
+    "cancel_after",
+)
+_CASE_ONLY = (
+    "plan",
+    "priority",
+    "opened",
+    "flag",
+    "crypto",
+    "respond_after",
+    "escalate_after",
+    "escalate_to",
+    "confirm_after",
+)
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) not in (None, False)]
+
+
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.case:
+        return await _simulate_case(settings, args)
     from incident.cli.simulate import Script, format_table, simulate
 
+    if wrong := _given(args, _CASE_ONLY):
+        raise UsageError(f"{', '.join(wrong)}: only for a support case (--case)")
+    if args.severity is None:
+        raise UsageError("give --severity (or --case --plan PLAN to simulate a support case)")
     update_every = args.update_every if args.update_every else None
     script = Script(
         severity=args.severity,
-        until=args.until,
+        until=args.until if args.until is not None else timedelta(hours=60),
         ack_after=args.ack_after,
         update_every=update_every,
         resolve_after=args.resolve_after,
         rca_after=args.rca_after,
         reopen_after=args.reopen_after,
         cancel_after=args.cancel_after,
-        category=args.category,
+        category=args.category or Category.GENERAL,
     )
     logging.getLogger("incident").setLevel(logging.ERROR)
     events = await simulate(script, settings)
@@ -180,6 +278,40 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(format_table(events))
     return 0
+
+
+async def _simulate_case(settings: Settings, args: argparse.Namespace) -> int:
+    from incident.cli.simulate_case import format_case, simulate_case
+
+    script = _case_script(args)
+    logging.getLogger("incident").setLevel(logging.ERROR)
+    simulation = await simulate_case(script, settings)
+    print(json.dumps(simulation.as_json(), indent=2) if args.json else format_case(simulation))
+    return 0
+
+
+def _case_script(args: argparse.Namespace) -> CaseScript:
+    from incident.cli.simulate_case import DEFAULT_OPENED, DEFAULT_UNTIL, CaseScript
+
+    if wrong := _given(args, _INCIDENT_ONLY):
+        raise UsageError(f"{', '.join(wrong)}: only for an incident (without --case)")
+    if args.plan is None:
+        raise UsageError(f"--case needs --plan ({', '.join(p.value for p in Plan)})")
+    if (args.escalate_after is None) != (args.escalate_to is None):
+        raise UsageError("give --escalate-after and --escalate-to together")
+    return CaseScript(
+        plan=Plan(args.plan),
+        priority=args.priority or Severity.P3,
+        opened=args.opened or DEFAULT_OPENED,
+        until=args.until if args.until is not None else DEFAULT_UNTIL,
+        flags=frozenset(args.flag or ()),
+        crypto=args.crypto,
+        respond_after=args.respond_after,
+        escalate_after=args.escalate_after,
+        escalate_to=args.escalate_to,
+        confirm_after=args.confirm_after,
+        resolve_after=args.resolve_after,
+    )
 
 
 async def _db_upgrade(settings: Settings) -> int:

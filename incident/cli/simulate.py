@@ -4,15 +4,22 @@ Declares one incident, plays a script of human actions (acknowledge, customer up
 resolve, RCA done) and lets the scheduler fire every step as its due time arrives, jumping
 the clock from one due time to the next (`incident.testing`'s virtual-time loop, the one the
 tests use). A 60-hour playbook runs in well under a second.
+
+What any simulation shares is here too (`incident.cli.simulate_case` simulates a support
+case with it): the event a line shows, the throw-away service, the recorder of the steps
+that fired, and `play`, the script of people acting between the engine's steps.
 """
 
 from __future__ import annotations
 
 import itertools
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any, TypeVar
 
 from incident import bootstrap
 from incident.clock import FakeClock
@@ -50,11 +57,18 @@ class SimulatedEvent:
     target: str
     result: str
     detail: str
+    # The instant as a wall clock in the zone the simulation shows (a case: its calendar's);
+    # None: offsets only (an incident).
+    wall: datetime | None = None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        shown: dict[str, object] = {
             "at_seconds": int(self.at.total_seconds()),
-            "at": _offset(self.at),
+            "at": format_offset(self.at),
+        }
+        if self.wall is not None:
+            shown.update(time=self.wall.isoformat(), local=local_time(self.wall))
+        return shown | {
             "kind": self.kind,
             "step": self.step,
             "action": self.action,
@@ -64,10 +78,112 @@ class SimulatedEvent:
         }
 
 
-def _offset(delta: timedelta) -> str:
+def format_offset(delta: timedelta) -> str:
     total = int(delta.total_seconds())
     hours, rest = divmod(total, 3600)
     return f"+{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def local_time(wall: datetime) -> str:
+    """`Mon 2026-03-09 12:00 CET`: an instant as people in its zone read it."""
+    return wall.strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+# --- what every simulation shares ------------------------------------------------------------
+
+# The results of a step that did something worth a line (stopped and moved ones did not).
+SHOWN_RESULTS = ("done", "failed", "held")
+
+
+@dataclass
+class StepRecorder:
+    """The engine's `on_step`: a line for each step that fired, at the virtual clock's time.
+    `zone`: also show it as a wall clock there; `told`: who a fired step reached (default:
+    the step's own target)."""
+
+    clock: FakeClock
+    start: datetime
+    zone: tzinfo | None = None
+    told: Callable[[StepReport], str] | None = None
+    events: list[SimulatedEvent] = field(default_factory=list)
+
+    def __call__(self, report: StepReport) -> None:
+        if report.result not in SHOWN_RESULTS:
+            return
+        o = report.occurrence
+        target = self.told(report) if self.told is not None else o.target or ""
+        self.events.append(
+            SimulatedEvent(
+                at=self.clock.now() - self.start,
+                kind="step",
+                step=o.step_id,
+                action=o.action,
+                target=target,
+                result=report.result,
+                detail=report.detail,
+                wall=self.wall(),
+            )
+        )
+
+    def wall(self) -> datetime | None:
+        return self.clock.now().astimezone(self.zone) if self.zone is not None else None
+
+    def human(
+        self, action: str, *, result: str = "done", detail: str = "", target: str = ""
+    ) -> None:
+        """A line for a scripted person's action, now."""
+        self.events.append(
+            SimulatedEvent(
+                at=self.clock.now() - self.start,
+                kind="human",
+                step="-",
+                action=action,
+                target=target,
+                result=result,
+                detail=detail or f"{action} (scripted)",
+                wall=self.wall(),
+            )
+        )
+
+
+@asynccontextmanager
+async def throwaway_service(
+    settings: Settings, clock: FakeClock, on_step: Callable[[StepReport], None], **build: Any
+) -> AsyncIterator[bootstrap.Container]:
+    """The real service on a database that is deleted afterwards (`build`: more of
+    `bootstrap.build`'s arguments)."""
+    with tempfile.TemporaryDirectory(prefix="incident-simulate-") as tmp:
+        database = Path(tmp) / "simulate.db"
+        container = await bootstrap.build(
+            settings.with_database(f"sqlite:///{database}"), clock=clock, on_step=on_step, **build
+        )
+        try:
+            yield container
+        finally:
+            await container.close()
+
+
+A = TypeVar("A")
+
+
+async def play(
+    container: bootstrap.Container,
+    clock: FakeClock,
+    start: datetime,
+    script: Sequence[tuple[timedelta, A]],
+    act: Callable[[A], Awaitable[None]],
+    *,
+    until: timedelta,
+) -> None:
+    """Run the engine in virtual time from `start` to `start + until`, `act`ing out each
+    scripted action (sorted by offset) at its offset. A person acting at a step's due time
+    goes first: the loop stops short of each scripted instant, the people at it act, then
+    the steps run."""
+    for at, group in itertools.groupby(script, key=lambda a: a[0]):
+        await run_before(container, clock, start + at)
+        for _, what in group:
+            await act(what)
+    await run_until(container, clock, start + until)
 
 
 def _human_script(script: Script) -> list[tuple[timedelta, str]]:
@@ -93,53 +209,27 @@ def _human_script(script: Script) -> list[tuple[timedelta, str]]:
 
 async def simulate(script: Script, settings: Settings) -> list[SimulatedEvent]:
     clock = FakeClock(START)
-    events: list[SimulatedEvent] = []
-
-    def record(report: StepReport) -> None:
-        if report.result in ("done", "failed", "held"):
-            o = report.occurrence
-            events.append(
-                SimulatedEvent(
-                    at=clock.now() - START,
-                    kind="step",
-                    step=o.step_id,
-                    action=o.action,
-                    target=o.target or "",
-                    result=report.result,
-                    detail=report.detail,
-                )
-            )
-
-    with tempfile.TemporaryDirectory(prefix="incident-simulate-") as tmp:
-        database = Path(tmp) / "simulate.db"
-        container = await bootstrap.build(
-            settings.with_database(f"sqlite:///{database}"),
-            clock=clock,
-            on_step=record,
+    recorder = StepRecorder(clock, START)
+    async with throwaway_service(settings, clock, recorder) as container:
+        incident, _ = await uc.declare_incident(
+            container.runtime,
+            title=script.title,
+            severity=script.severity,
+            by="simulation",
+            category=script.category,
         )
-        try:
-            incident, _ = await uc.declare_incident(
-                container.runtime,
-                title=script.title,
-                severity=script.severity,
-                by="simulation",
-                category=script.category,
-            )
-            assert incident.id is not None
-            # A person acting at a step's due time goes first: the loop stops short of
-            # each scripted instant, the people at it act, then the steps run.
-            for at, group in itertools.groupby(_human_script(script), key=lambda a: a[0]):
-                await run_before(container, clock, START + at)
-                for _, what in group:
-                    offset = clock.now() - START
-                    events.append(await _act(container.runtime, incident.id, what, offset))
-            await run_until(container, clock, START + script.until)
-        finally:
-            await container.close()
-    return events
+        assert incident.id is not None
+        incident_id = incident.id
+
+        async def act(what: str) -> None:
+            await _act(container.runtime, incident_id, what)
+            recorder.human(what)
+
+        await play(container, clock, START, _human_script(script), act, until=script.until)
+    return recorder.events
 
 
-async def _act(rt: uc.Runtime, incident_id: int, what: str, at: timedelta) -> SimulatedEvent:
+async def _act(rt: uc.Runtime, incident_id: int, what: str) -> None:
     match what:
         case "acknowledge":
             await uc.acknowledge_incident(rt, incident_id, by="on-call")
@@ -161,21 +251,19 @@ async def _act(rt: uc.Runtime, incident_id: int, what: str, at: timedelta) -> Si
             await uc.cancel_incident(
                 rt, incident_id, by="commander", reason=Cancellation.FALSE_ALARM, note="simulated"
             )
-    return SimulatedEvent(
-        at=at,
-        kind="human",
-        step="-",
-        action=what,
-        target="",
-        result="done",
-        detail=f"{what} (scripted)",
-    )
 
 
-def format_table(events: list[SimulatedEvent]) -> str:
-    lines = [f"{'offset':<11} {'step':<34} {'action':<26} {'target':<22} result"]
+def format_table(events: Sequence[SimulatedEvent], *, local: bool = False) -> str:
+    """A line per event; `local`: with its wall-clock time (each event's `wall`)."""
+    when = f"{'local time':<25} " if local else ""
+    lines = [f"{'offset':<11} {when}{'step':<34} {'action':<26} {'target':<22} result"]
     for e in events:
         step = e.step if e.kind == "step" else f"({e.action})"
         action = e.action if e.kind == "step" else "human"
-        lines.append(f"{_offset(e.at):<11} {step:<34} {action:<26} {e.target:<22} {e.result}")
+        wall = f"{local_time(e.wall) if e.wall else '':<25} " if local else ""
+        # What went wrong is worth its words: a failed step, an action that was refused.
+        result = e.result if e.result == "done" else f"{e.result}: {e.detail}"
+        lines.append(
+            f"{format_offset(e.at):<11} {wall}{step:<34} {action:<26} {e.target:<22} {result}"
+        )
     return "\n".join(lines)

@@ -44,7 +44,8 @@ def times(events: list[dict[str, Any]], step: str) -> list[int]:
 def test_playbooks_check_passes_on_the_shipped_playbooks() -> None:
     result = run("playbooks", "check", str(PROJECT_ROOT / "playbooks"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("ok ") == 4
+    assert result.stdout.count("ok ") == 5
+    assert "support: support, 11 levels, 36 steps, 4 calendars" in result.stdout
 
 
 def test_playbooks_check_fails_on_a_broken_copy_naming_file_step_and_field(
