@@ -197,8 +197,10 @@ class _Parsers:
         return parser
 
 
-def add_parsers(commands: Any) -> None:
-    """Add the API commands to the CLI's subparsers."""
+def add_parsers(commands: Any) -> argparse.ArgumentParser:
+    """Add the API commands to the CLI's subparsers. Returns the parent parser of the
+    options they share (--url, --token, --json), for the command groups of other
+    resources (`incident case ...`)."""
     parsers = _Parsers(commands)
     _add_incidents(parsers)
     _add_changes(parsers)
@@ -223,6 +225,7 @@ def add_parsers(commands: Any) -> None:
         help="read the database directly, without a server (no token needed)",
     )
     parsers.command("whoami", "the name and role your token acts as")
+    return parsers.common
 
 
 def _add_incidents(parsers: _Parsers) -> None:

@@ -14,7 +14,23 @@ import httpx
 
 
 class ClientError(Exception):
-    """The request did not succeed; the message says why and what to do."""
+    """The request did not succeed; the message says why and what to do.
+
+    A refusal by the server also keeps what it answered: `request` (`POST /cases/3/escalate`),
+    `status`, `error` and `detail` as sent (a list of {field, problem} when it names fields),
+    for a command that shows them its own way."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: str = "",
+        status: int | None = None,
+        error: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.request, self.status, self.error, self.detail = request, status, error, detail
 
 
 class ApiClient:
@@ -33,6 +49,18 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         return self._send(method, path, json=json, params=params, headers=headers).json()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Any call of the API, answered as JSON: for the clients of other resources
+        (`incident.cli.case_client`)."""
+        return self._call(method, path, json=json, params=params)
 
     def _document(self, path: str) -> str:
         """A document the API answers as text (Markdown), not JSON."""
@@ -65,15 +93,7 @@ class ApiClient:
             ) from None
         if response.is_success:
             return response
-        try:
-            body = response.json()
-            message = f"{body['error']}: {_detail(body['detail'])}"
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300] or response.reason_phrase
-        hint = ""
-        if response.status_code == 401:
-            hint = " (set --token or INCIDENT_TOKEN to a token from INCIDENT_API_TOKENS)"
-        raise ClientError(f"{method} {path} refused ({response.status_code}) {message}{hint}")
+        raise _refusal(f"{method} {path}", response)
 
     def declare(
         self,
@@ -258,6 +278,28 @@ class ApiClient:
 
     def whoami(self) -> Any:
         return self._call("GET", "/me")
+
+
+def _refusal(request: str, response: httpx.Response) -> ClientError:
+    """The server's `{"error", "detail"}` (or what it said instead) as a ClientError."""
+    kind: str | None = None
+    detail: Any = None
+    try:
+        body = response.json()
+        kind, detail = str(body["error"]), body["detail"]
+        message = f"{kind}: {_detail(detail)}"
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:300] or response.reason_phrase
+    hint = ""
+    if response.status_code == 401:
+        hint = " (set --token or INCIDENT_TOKEN to a token from INCIDENT_API_TOKENS)"
+    return ClientError(
+        f"{request} refused ({response.status_code}) {message}{hint}",
+        request=request,
+        status=response.status_code,
+        error=kind,
+        detail=detail,
+    )
 
 
 def _detail(detail: Any) -> str:

@@ -1,184 +1,302 @@
-"""The command line for support cases, run as a real process: `simulate --case` (the case's
-clocks in business hours), and the checks of the support playbook and the case templates."""
+"""`incident case ...` as real processes against a real `incident serve` with support roles:
+opening and showing a case, the rules routing it (a legal threat straight to the CIO), the
+context gate naming every missing field, a CEO request becoming a CIO one, decisions by the
+named approver, resolution waiting for them, the queue, and `--json`."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from incident.cli.commands import main
-from incident.config import PROJECT_ROOT
-from incident.domain.case_routing import Level
-from tests.integration.test_cli import run
+from tests.integration.test_cli_api import cli as run_cli
+from tests.integration.test_cli_commands import RAW_CONTROLS
+from tests.served_process import incident_serve
 
-H = 3600
-FRIDAY_1750 = "Fri 2026-03-06 17:50 CET"
+# Several CLI processes per test, about a second each on a busy machine.
+pytestmark = pytest.mark.timeout(300)
 
-
-def simulate_case(*args: str) -> dict[str, Any]:
-    result = run("simulate", "--case", *args, "--json")
-    assert result.returncode == 0, result.stderr
-    simulation: dict[str, Any] = json.loads(result.stdout)
-    return simulation
-
-
-def fired(simulation: dict[str, Any], step: str) -> list[str]:
-    """When a step fired, as the local wall clock shows it."""
-    return [e["local"] for e in simulation["events"] if e["step"] == step]
-
-
-def test_a_pro_p3_case_opened_on_friday_evening_waits_for_monday() -> None:
-    simulation = simulate_case("--plan", "pro")
-    case = simulation["case"]
-    assert case["opened"]["local"] == FRIDAY_1750 and case["priority"] == "P3"
-    # 4 business hours of tier 1 (Mon-Fri 09:00-17:00 Berlin): due Monday 13:00, 75 % at 12:00.
-    assert case["response_due"]["local"] == "Mon 2026-03-09 13:00 CET"
-    assert fired(simulation, "first-response-warning") == ["Mon 2026-03-09 12:00 CET"]
-    assert fired(simulation, "first-response-missed") == ["Mon 2026-03-09 13:00 CET"]
-    warning = next(e for e in simulation["events"] if e["step"] == "first-response-warning")
-    assert warning["at_seconds"] == 66 * H + 10 * 60 and warning["at"] == "+66:10:00"
-    assert warning["target"] == "tier_1 lead" and warning["result"] == "done"
-    assert warning["time"] == "2026-03-09T12:00:00+01:00"
-    # Nothing at all over the weekend.
-    days = {e["local"][:3] for e in simulation["events"]}
-    assert days and days.isdisjoint({"Sat", "Sun"})
-    assert simulation["end"]["level"] == "tier_1" and simulation["end"]["sla"] == "breached"
-    assert simulation["end"]["at_seconds"] == 5 * 24 * H
+AGENT = "case-agent-alice-token-01"
+MANAGER = "case-manager-carol-token1"
+CIO = "case-cio-dana-token-01234"
+CEO = "case-ceo-erik-token-01234"
+NAMES = {AGENT: "alice", MANAGER: "carol", CIO: "dana", CEO: "erik"}
+TOKENS = ",".join(f"{token}:responder:{name}" for token, name in NAMES.items())
+ROLES = "alice=agent,carol=manager,dana=cio,erik=ceo"
+# What a technical escalation needs beyond the case's own facts (and the reason).
+TECHNICAL = {
+    "actions_taken": "Reset the session; checked the logs.",
+    "customer_plan": "pro",
+    "account_value": "12000",
+    "previous_escalations": 0,
+    "customer_impact": "Cannot withdraw.",
+    "troubleshooting": "Retried the payout: same error.",
+    "customer_expectation": "Funds today.",
+    "requested_actions": "Check the payout service.",
+}
+EVM_HASH = "0x" + "ab" * 32
+EVM_ADDRESS = "0x" + "12" * 20
 
 
-def test_a_first_response_half_an_hour_in_stops_the_response_clock() -> None:
-    simulation = simulate_case("--plan", "pro", "--respond-after", "30m")
-    respond = [e for e in simulation["events"] if e["kind"] == "human"]
-    assert [(e["action"], e["local"], e["result"]) for e in respond] == [
-        ("respond", "Fri 2026-03-06 18:20 CET", "done")
-    ]
-    assert fired(simulation, "first-response-warning") == []
-    assert fired(simulation, "first-response-missed") == []
-    assert fired(simulation, "p3-first-response") == []
-    assert simulation["end"]["sla"] == "met"
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("cli-cases") / "served.db"
+    env = {"INCIDENT_API_TOKENS": TOKENS, "INCIDENT_SUPPORT_ROLES": ROLES}
+    with incident_serve(database, env) as served:
+        yield served
 
 
-def test_a_legal_threat_reaches_the_cio_at_once() -> None:
-    simulation = simulate_case("--plan", "pro", "--flag", "legal_threat")
-    assert simulation["case"]["level"] == "cio"
-    mail = [e for e in simulation["events"] if e["step"] == "cio-review-mail"]
-    assert [(e["at_seconds"], e["local"], e["target"]) for e in mail] == [(0, FRIDAY_1750, "cio")]
-    assert fired(simulation, "first-response-warning") == []  # tier 1's clock: not its case
+def cli(url: str, *args: str, token: str = AGENT) -> subprocess.CompletedProcess[str]:
+    result = run_cli("case", *args, url=url, token=token)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
 
 
-def test_an_escalation_on_friday_evening_is_noticed_at_the_next_opening() -> None:
-    simulation = simulate_case(
-        "--plan", "pro", "--escalate-after", "20m", "--escalate-to", "tier_2", "--until", "4d"
+def ok(url: str, *args: str, token: str = AGENT) -> str:
+    result = cli(url, *args, token=token)
+    assert result.returncode == 0, (args, result.stderr)
+    assert not RAW_CONTROLS.search(result.stdout)
+    return result.stdout
+
+
+def as_json(url: str, *args: str, token: str = AGENT) -> Any:
+    return json.loads(ok(url, *args, "--json", token=token))
+
+
+def refused(url: str, *args: str, token: str = AGENT, code: int = 1) -> str:
+    result = cli(url, *args, token=token)
+    assert result.returncode == code, (args, result.stdout, result.stderr)
+    assert result.stdout == ""
+    return result.stderr
+
+
+def opened(url: str, *args: str) -> int:
+    return int(as_json(url, "open", *args)["case"]["id"])
+
+
+def context_file(tmp_path: Path, context: dict[str, Any]) -> str:
+    path = tmp_path / "context.json"
+    path.write_text(json.dumps(context))
+    return str(path)
+
+
+def test_open_a_case_and_show_it(url: str) -> None:
+    out = ok(
+        url, "open", "ZD-1001", "cust-42", "Customer cannot log in", "--plan", "Pro",
+        "--priority", "p2", "--email", "customer@example.org", "--contacts", "2",
+        "--context", "customer_impact=Cannot log in", "previous_escalations:=0",
+        "--checklist", "documented",
+    )  # fmt: skip
+    first = out.splitlines()[0]
+    assert first.startswith("opened: CASE-") and first.endswith(
+        " P2 open at tier_1: Customer cannot log in"
     )
-    escalate = next(e for e in simulation["events"] if e["action"] == "escalate")
-    assert (escalate["result"], escalate["target"]) == ("done", "tier_2")  # the gate passed
-    assert fired(simulation, "escalation-notice") == ["Mon 2026-03-09 09:00 CET"]
-    assert fired(simulation, "receipt-reminder") == ["Mon 2026-03-09 13:00 CET"]
-    assert simulation["end"]["level"] == "tier_2"
+    ref = first.split()[1]
+    number = ref.removeprefix("CASE-")
+    assert "still needed" in out and "actions_taken" in out
+
+    shown = ok(url, "show", ref)
+    assert ok(url, "show", number).splitlines()[0] == shown.splitlines()[0]
+    lines = shown.splitlines()
+    assert lines[0] == f"{ref} P2 open at tier_1: Customer cannot log in"
+    for row in (
+        "  ticket         ZD-1001",
+        "  customer       cust-42 <customer@example.org>",
+        "  plan           pro",
+        "  contacts       2",
+        "escalating to tier_2 still needs:",
+        "  actions_taken: missing: give the actions taken so far",
+        "  troubleshooting: missing: give the troubleshooting performed, with its results",
+        "  checklist.troubleshooting_done: troubleshoot first and tick it: tier 1 escalates "
+        "before troubleshooting only in an emergency",
+        "checklist: documented",
+        "context:",
+        "upcoming steps:",
+        "timeline:",
+    ):
+        assert row in lines, (row, shown)
+    assert any(line.startswith("  SLA            ok, due ") for line in lines)
+    assert any("previous_escalations" in line and line.endswith(" 0") for line in lines)
+    assert "Opened at tier_1 (P2, pro): Customer cannot log in" in shown.split("timeline:")[1]
+
+    # --json prints the API's own answer.
+    api = httpx.get(f"{url}/api/v1/cases/{number}", headers={"Authorization": f"Bearer {AGENT}"})
+    assert as_json(url, "show", ref) == api.json()
 
 
-def test_the_table_shows_offsets_wall_clock_and_the_clocks_state() -> None:
-    result = run("simulate", "--case", "--plan", "pro", "--resolve-after", "3d")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == f"case: pro P3, opened {FRIDAY_1750} at tier_1"
-    assert lines[1] == "response due (tier_1): Mon 2026-03-09 13:00 CET (+67:10:00)"
-    warning = next(line for line in lines if "first-response-warning" in line)
-    assert warning.split()[:5] == ["+66:10:00", "Mon", "2026-03-09", "12:00", "CET"]
-    assert "tier_1 lead" in warning and warning.endswith("done")
-    assert any("(resolve)" in line and "Mon 2026-03-09 17:50 CET" in line for line in lines)
-    assert lines[-1].startswith("at the end, Wed 2026-03-11 17:50 CET (+120:00:00): resolved")
+def test_a_legal_threat_opens_at_the_cio_and_the_queue_shows_it(url: str) -> None:
+    out = ok(url, "open", "ZD-2001", "cust-7", "Lawyer letter", "--plan", "starter",
+             "--flag", "legal-threat")  # fmt: skip
+    ref = out.split()[1]
+    assert out.startswith(f"opened: {ref} P3 open at cio: Lawyer letter")
+    assert "  routing        CIO because: legal threat (automatic, cannot wait)" in out
+
+    shown = ok(url, "show", ref)
+    routing = shown.split("routing:\n")[1].splitlines()
+    assert routing[0] == "  CIO because: legal threat (automatic, cannot wait)"
+    assert "tier_1 -> cio by routing, cannot wait: legal threat" in shown
+    assert "receipt not confirmed" in shown
+
+    queue = ok(url, "list", "--level", "cio").splitlines()
+    [line] = [line for line in queue if line.startswith(f"{ref} ")]
+    assert line.split()[1:4] == ["ZD-2001", "P3", "cio"]
+    assert " ok " in line and " due " in line and line.endswith("%  Lawyer letter")
+    assert ref not in ok(url, "list", "--level", "tier_1", "--level", "tier_2")
+    assert ref in ok(url, "list", "--status", "open", "--level", "CIO")
+    assert ref not in ok(url, "list", "--status", "resolved")
+    listed = as_json(url, "list", "--level", "cio")["cases"]
+    assert {item["case"]["ref"] for item in listed} >= {ref}
+    assert all(item["case"]["level"] == "cio" for item in listed)
 
 
-def test_a_bad_level_exits_non_zero_listing_the_levels() -> None:
-    result = run(
-        "simulate", "--case", "--plan", "pro", "--escalate-after", "1h", "--escalate-to", "cfo"
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "argument --escalate-to: 'cfo' is not a level; the levels are tier_1, tier_2" in (
-        result.stderr
-    )
-    assert all(level in result.stderr for level in Level)
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--case"], "--case needs --plan (starter, pro, enterprise)"),
-        (["--case", "--plan", "pro", "--severity", "P1"], "--severity: only for an incident"),
-        (["--case", "--plan", "pro", "--escalate-to", "tier_2"], "give --escalate-after and"),
-        (["--severity", "P1", "--plan", "pro"], "--plan: only for a support case (--case)"),
-        (["--case", "--plan", "pro", "--opened", "2026-03-06T17:50"], "has no zone"),
-        (["--case", "--plan", "pro", "--flag", "angry"], "'angry' is not a flag"),
-        (["--case", "--plan", "gold"], "invalid choice: 'gold'"),
-        (["--until", "1h"], "give --severity (or --case --plan PLAN"),
-    ],
-)
-def test_case_mistakes_are_readable_errors(
-    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+def test_a_crypto_escalation_names_every_missing_field_on_its_own_line(
+    url: str, tmp_path: Path
 ) -> None:
-    try:
-        code = main(["simulate", *args])
-    except SystemExit as exit_:  # argparse's own refusal
-        code = int(exit_.code or 0)
-    assert code == 2
-    assert message in capsys.readouterr().err
-
-
-# --- the checks ------------------------------------------------------------------------------
-
-
-def test_playbooks_check_names_each_problem_of_the_support_playbook(tmp_path: Path) -> None:
-    copy = tmp_path / "playbooks"
-    shutil.copytree(PROJECT_ROOT / "playbooks", copy)
-    clocks = copy / "support" / "clocks.yaml"
-    text = clocks.read_text()
-    for old, new in [
-        ("    target: agent\n", "    target: the_janitor\n"),  # deescalation-notice
-        ("template: case_receipt_reminder\n", "template: case_nowhere\n"),  # receipt-reminder
-        ("    after: 2 business hours\n", "    after: 4 bizness hours\n"),  # stalled-at-tier-2
-    ]:
-        assert old in text
-        text = text.replace(old, new, 1)
-    clocks.write_text(text)
-    result = run("playbooks", "check", str(copy))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    problems = result.stderr.splitlines()[1:]
-    assert len(problems) == 3, result.stderr
-    assert all(line.startswith(f"{clocks}: step '") for line in problems)
-    assert "step 'deescalation-notice': field 'target': 'the_janitor' is not a level" in (
-        result.stderr
+    number = opened(
+        url, "ZD-3001", "cust-9", "Withdrawal stuck", "--plan", "pro", "--crypto",
+        "--context-file", context_file(tmp_path, TECHNICAL), "--checklist", "troubleshooting_done",
+    )  # fmt: skip
+    stderr = refused(url, "escalate", f"CASE-{number}", "tier_2", "stuck for two days")
+    lines = stderr.splitlines()
+    assert lines[0] == (
+        f"incident: POST /cases/{number}/escalate refused (422) context missing or malformed:"
     )
-    assert "step 'receipt-reminder': field 'template': no template cases/case_nowhere.txt.j2" in (
-        result.stderr
+    for field in ("transactions", "wallet_addresses", "user_attempts", "expected", "actual"):
+        assert sum(line.startswith(f"  {field}: missing: give ") for line in lines) == 1, field
+    assert "actions_taken" not in stderr  # given in the file
+    assert "--override" in lines[-1]
+    assert as_json(url, "show", str(number))["case"]["level"] == "tier_1"  # nothing written
+
+    malformed = refused(
+        url, "update", str(number),
+        "--context", 'transactions:=[{"network": "evm", "hash": "0x12", "at": "2026-03-02T09:00"}]',
+    )  # fmt: skip
+    assert "  transactions[0].hash: not an EVM transaction hash (0x and 64 hex digits)" in (
+        malformed.splitlines()
     )
-    assert "step 'stalled-at-tier-2': field 'after': '4 bizness hours'" in result.stderr
+    assert "  transactions[0].at: has no UTC offset; add one, like +00:00 or Z" in malformed
+
+    transaction = {"network": "evm", "hash": EVM_HASH, "at": "2026-03-02T09:00:00Z"}
+    wallet = {"network": "evm", "address": EVM_ADDRESS}
+    ok(
+        url, "update", str(number), "--context",
+        f"transactions:={json.dumps([transaction])}", f"wallet_addresses:={json.dumps([wallet])}",
+        "user_attempts=Retried twice", "expected=Funds arrive", "actual=Nothing arrived",
+    )  # fmt: skip
+    escalated = ok(url, "escalate", str(number), "tier_2", "stuck for two days")
+    assert escalated.startswith(f"escalated: CASE-{number} P3 open at tier_2: Withdrawal stuck")
 
 
-def test_comms_check_renders_the_case_templates_too(tmp_path: Path) -> None:
-    ok = run("comms", "check")
-    assert ok.returncode == 0, ok.stderr
-    assert "and 16 case templates, with full and sparse data" in ok.stdout
-    comms = tmp_path / "comms"
-    shutil.copytree(PROJECT_ROOT / "comms", comms)
-    stalled = comms / "cases" / "case_stalled.txt.j2"
-    stalled.write_text(stalled.read_text() + "\n{{ case.no_such_field.deeper }}\n")
-    review = comms / "cases" / "cio_review.txt.j2"
-    review.write_text(review.read_text() + "\nResolved: {{ case.resolved_at }}\n")
-    result = run("comms", "check", env={"INCIDENT_COMMS_DIR": str(comms)})
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    problems = result.stderr.splitlines()[1:]
-    assert problems, result.stderr
-    stalled_problems = [p for p in problems if "case_stalled" in p]
-    # Each step that names it (a template no step names: as the escalation notice).
-    assert {p.rsplit("(", 1)[1] for p in stalled_problems} == {
-        f"step '{step}', {data} data)"
-        for step in ("stalled-at-tier-2", "p3-progress")
-        for data in ("full", "sparse")
-    }
-    assert "cases/cio_review: prints 'None'" in result.stderr
-    assert all("case_stalled" in p or "cio_review" in p for p in problems)
+def test_a_manager_may_override_the_gate_an_agent_may_not(url: str) -> None:
+    number = str(opened(url, "ZD-3002", "cust-10", "Odd error", "--plan", "pro"))
+    gate = refused(url, "escalate", number, "tier_2", "odd", "--override", "on the phone")
+    assert "refused (403)" in gate and "overriding the gate" in gate
+    result = as_json(url, "escalate", number, "tier_2", "odd", "--override", "on the phone",
+                     token=MANAGER)  # fmt: skip
+    assert result["case"]["level"] == "tier_2"
+    assert any(e["kind"] == "gate_overridden" for e in result["timeline"])
+
+
+def test_an_agents_ceo_request_goes_to_the_cio_with_the_notice(url: str) -> None:
+    number = str(
+        opened(
+            url, "ZD-4001", "cust-1", "Strategic customer threatens to leave", "--plan",
+            "enterprise", "--context", "actions_taken=Called them twice",
+            "--checklist", "troubleshooting_done",
+        )
+    )  # fmt: skip
+    out = ok(url, "escalate", number, "ceo", "strategic customer")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"escalated: CASE-{number} P3 open at cio: ")
+    assert lines[1].startswith("notice: The CEO is reached only through the CIO")
+    case = as_json(url, "show", number)["case"]
+    assert case["level"] == "cio" and case["escalations"][-1]["recommends_ceo"]
+    assert "(recommending the CEO)" in ok(url, "show", number)
+
+    again = refused(url, "escalate", number, "ceo", "please")
+    assert "refused (403)" in again and "only the CIO may" in again
+    by_cio = as_json(url, "escalate", number, "ceo", "the CIO takes it on", token=CIO)
+    assert (by_cio["case"]["level"], by_cio["notice"]) == ("ceo", None)
+
+
+def test_decisions_by_the_named_approver_and_resolution_waits_for_them(url: str) -> None:
+    ref = as_json(
+        url, "open", "ZD-5001", "cust-5", "USDT payout", "--plan", "pro",
+        "--flag", "usdt_withdrawal", "--usdt-amount", "2500",
+    )["case"]["ref"]  # fmt: skip
+    assert "  needed from cio, ceo; still waiting for cio, ceo" in ok(url, "show", ref)
+
+    early = refused(url, "resolve", ref, "paid out")
+    assert "refused (409)" in early and "waits for the decision of: cio, ceo" in early
+    agent = refused(url, "approve", ref, "cio", "looks fine")
+    assert "refused (403)" in agent and "alice (agent) may not decide as the CIO" in agent
+    assert "only the CEO may" in refused(url, "approve", ref, "ceo", "ok", token=CIO)
+
+    approved = ok(url, "approve", ref, "CIO", "verified the wallet", token=CIO)
+    assert approved.startswith(f"approved as the CIO: {ref} ")
+    assert "  waiting for    the decision of ceo" in approved
+    declined = ok(url, "approve", ref, "ceo", "not this time", "--decline", token=CEO)
+    assert declined.startswith(f"declined as the CEO: {ref} ")
+    shown = ok(url, "show", ref)
+    assert "  cio approved by dana " in shown and "  ceo declined by erik " in shown
+
+    resolved = ok(url, "resolve", ref, "Payout refused; customer told")
+    assert resolved.startswith(f"resolved: {ref} P3 resolved at cio: USDT payout")
+    assert ref in ok(url, "list", "--status", "resolved")
+    assert "  resolved " in ok(url, "show", ref)
+
+
+def test_note_confirm_update_and_deescalate(url: str, tmp_path: Path) -> None:
+    number = str(
+        opened(
+            url, "ZD-6001", "cust-6", "Export fails", "--plan", "pro",
+            "--context-file", context_file(tmp_path, TECHNICAL),
+            "--checklist", "troubleshooting_done",
+        )
+    )  # fmt: skip
+    answered = ok(url, "note", number, "Asked for the export id", "--to-customer")
+    assert answered.startswith(f"answer to the customer recorded: CASE-{number}")
+    assert "  SLA            met, " in answered
+    assert ok(url, "note", number, "Looked at the logs").startswith("note added: ")
+
+    updated = as_json(
+        url, "update", number, "--priority", "P2", "--expected-resolution", "+2d",
+        "--flag", "customer_requested", "--no-crypto",
+    )  # fmt: skip
+    assert updated["case"]["priority"] == "P2" and updated["case"]["flags"] == [
+        "customer_requested"
+    ]
+    assert updated["case"]["expected_resolution_at"] is not None
+    nothing = refused(url, "update", number)
+    assert "refused (422)" in nothing and "give at least one field to change" in nothing
+
+    ok(url, "escalate", number, "tier_2", "needs L2")
+    assert ok(url, "confirm", number).startswith(f"receipt confirmed: CASE-{number}")
+    assert "received by alice" in ok(url, "show", number)
+    down = ok(url, "deescalate", number, "tier-1", "workaround-given", "Use CSV for now")
+    assert down.startswith(f"de-escalated (workaround given): CASE-{number} P2 open at tier_1")
+
+
+def test_mistakes_are_readable_and_exit_non_zero(url: str, tmp_path: Path) -> None:
+    assert "is not a case id (e.g. 12 or CASE-12)" in refused(url, "show", "INC-3", code=2)
+    assert "refused (404)" in refused(url, "show", "CASE-999999")
+    bad_level = refused(url, "escalate", "1", "boss", "x", code=2)
+    assert "invalid choice: 'boss' (choose from 'tier_1', 'tier_2'" in bad_level
+    bad_flag = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro", "--flag", "angry", code=2)
+    assert "'legal_threat'" in bad_flag
+    both = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro", "--context", "a=b",
+                   "--context-file", context_file(tmp_path, {}), code=2)  # fmt: skip
+    assert "not allowed with argument" in both
+    missing = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro",
+                      "--context-file", str(tmp_path / "none.json"), code=2)  # fmt: skip
+    assert "cannot read " in missing
+    amount = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro", "--disputed-amount", "lots")
+    assert "refused (422)" in amount and "  disputed_amount: " in amount
+    twice = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro",
+                    "--context", "expected=a", "expected=b")  # fmt: skip
+    assert "--context expected is given twice" in twice
