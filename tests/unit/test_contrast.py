@@ -47,3 +47,25 @@ def test_severity_badges_meet_aa_for_small_text(severity: str) -> None:
 def test_text_colours_meet_aa_on_the_page_and_on_cards(name: str) -> None:
     for background in ("bg", "surface"):
         assert contrast(COLOURS[name], COLOURS[background]) >= 4.5, (name, background)
+
+
+@pytest.mark.parametrize("state", ["ok", "warning", "breached", "met"])
+def test_response_clock_states_meet_aa_on_their_pills_and_as_text(state: str) -> None:
+    rule = rf"\.sla-{state} {{ background: var\(--sla-{state}-bg\); color: var\(--sla-{state}\); }}"
+    assert re.search(rule, CSS), f".sla-{state} takes its colours from --sla-{state}(-bg)"
+    for background in (f"sla-{state}-bg", "bg", "surface"):
+        assert contrast(COLOURS[f"sla-{state}"], COLOURS[background]) >= 4.5, (state, background)
+
+
+def test_response_clock_colours_say_amber_and_red() -> None:
+    """Warning is amber (red over green over blue) and breached red (red well above both);
+    the words say it too, so the colour never stands alone."""
+
+    def channels(name: str) -> tuple[int, ...]:
+        colour = COLOURS[name]
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+    red, green, blue = channels("sla-warning")
+    assert red > green > blue
+    red, green, blue = channels("sla-breached")
+    assert red > 2 * max(green, blue)

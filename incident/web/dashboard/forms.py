@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TypeVar
 
+from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 
 from incident.domain.errors import DomainError, InvalidValue
@@ -80,6 +81,13 @@ class Form:
     def get(self, name: str) -> str:
         value = self._fields.get(name, "")
         return value if isinstance(value, str) else ""
+
+    def every(self, name: str) -> list[str]:
+        """Every value of a field sent more than once (checkboxes of one name)."""
+        values = self._fields.getall(name, []) if isinstance(self._fields, MultiMapping) else []
+        if not values and self.has(name):
+            values = [self.get(name)]
+        return [value for value in values if isinstance(value, str)]
 
     def text(self, name: str, *, max_length: int = TEXT) -> str:
         value = self.get(name).strip()

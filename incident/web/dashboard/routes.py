@@ -85,6 +85,10 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/ui/incidents/{incident_id}/timeline.md", guarded(timeline_document))
     app.router.add_get("/ui/incidents/{incident_id}/postmortem.md", guarded(postmortem_document))
     app.router.add_post("/ui/incidents/{incident_id}/{action}", guarded(act))
+    # Support cases have a module of their own, which builds on this one's responses.
+    from incident.web.dashboard.case_routes import add_case_routes
+
+    add_case_routes(app)
 
 
 # --- responses -----------------------------------------------------------------------------
