@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from incident.domain.case_context import ChecklistItem
-from incident.domain.case_routing import CaseFacts, Flag, Level, Urgency
+from incident.domain.case_routing import HEIGHT, CaseFacts, Flag, Level, Urgency
 from incident.domain.errors import IllegalTransition
 from incident.domain.lifecycle import Severity
 from incident.domain.records import TimelineEntry
@@ -248,6 +248,10 @@ class Case:
         to = escalation.to_level
         if to is self.level:
             raise IllegalTransition(f"{self.ref} is already at {to.value}")
+        if HEIGHT[to] < HEIGHT[self.level]:
+            raise IllegalTransition(
+                f"{to.value} is below {self.level.value}: to send {self.ref} down, de-escalate it"
+            )
         if to is Level.CEO and self.level is not Level.CIO:
             raise IllegalTransition(
                 "the CEO is reached only through the CIO: escalate to the CIO, recommending the CEO"

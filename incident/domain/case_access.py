@@ -86,14 +86,19 @@ class SupportRoles:
             return named
         return _BY_ACCESS.get(principal.role)
 
-    def check(self, by: Actor, action: CaseRight) -> None:
-        """Raise Forbidden, saying who may, unless `by` may take `action`. A bare name is
-        the service itself (routing, the clocks, scripts): trusted."""
+    def may(self, by: Actor, action: CaseRight) -> bool:
+        """Whether `by` may take `action` (for showing only the forms a person may use). A
+        bare name is the service itself (routing, the clocks, scripts): trusted."""
         if not isinstance(by, Principal) or action is CaseRight.VIEW:
+            return True
+        return _allowed(self.of(by), action)
+
+    def check(self, by: Actor, action: CaseRight) -> None:
+        """Raise Forbidden, saying who may, unless `by` may take `action`."""
+        if self.may(by, action):
             return
+        assert isinstance(by, Principal)
         role = self.of(by)
-        if _allowed(role, action):
-            return
         what = role.value if role is not None else f"{by.role.value}, no support role"
         raise Forbidden(f"{by.name} ({what}) may not {action.value}; {_who(action)}")
 

@@ -180,6 +180,8 @@ async def escalate_case(
             raise ContextRefused(tuple(problems))
         if problems:
             sp.roles.check(by, CaseRight.OVERRIDE_GATE)
+        if not problems:
+            wanted = replace(wanted, override=None)  # nothing was overridden
         case.escalate(_escalation(sp, case, wanted, now, by=actor_name(by), ceo=bool(notice)))
         if problems:
             missing = ", ".join(p.field for p in problems)
@@ -325,6 +327,10 @@ def _apply_rules(sp: Support, case: Case, now: datetime) -> None:
     owner = _highest_automatic(routes)
     if owner is None or HEIGHT[owner.level] <= HEIGHT[case.level]:
         return
+    if any(e.rule == owner.explain() for e in case.escalations):
+        # It went there for this very reason before and a person brought it back down:
+        # the rule has been heard; only a new reason moves it up again by itself.
+        return
     case.escalate(
         Escalation(
             number=0,
@@ -431,7 +437,12 @@ def _view(
 ) -> CaseView:
     ladder = sp.playbook.ladder
     next_level = ladder[case.level].next
-    missing = gate_problems(case, next_level, "") if next_level and case.is_open else []
+    missing = (
+        # The reason comes with the escalation itself: not something the case lacks.
+        [p for p in gate_problems(case, next_level, "") if p.field != "reason"]
+        if next_level and case.is_open
+        else []
+    )
     return CaseView(
         case=case,
         sla=sla(case, ladder, now),

@@ -62,7 +62,6 @@ from incident.domain.case_routing import Flag, Level
 from incident.domain.errors import DomainError
 from incident.domain.lifecycle import Severity
 from incident.domain.playbook import PlaybookSet
-from incident.domain.records import UPCOMING_STATES
 from incident.scheduler.retry import RetryPolicy
 from incident.services import cases as uc
 from incident.services.cases import EscalationRequest, Support, case_ref
@@ -71,9 +70,7 @@ from tests.conftest import T0
 
 T = TypeVar("T")
 
-PEOPLE = {
-    role: Principal(f"{role.value}-person", AccessRole.RESPONDER) for role in SupportRole
-}
+PEOPLE = {role: Principal(f"{role.value}-person", AccessRole.RESPONDER) for role in SupportRole}
 ROLES = SupportRoles({p.name: role for role, p in PEOPLE.items()})
 OVERRIDERS = {PEOPLE[r].name for r in (SupportRole.MANAGER, SupportRole.CIO, SupportRole.CEO)}
 CONTEXT = {
@@ -113,6 +110,12 @@ def _checked() -> tuple[PlaybookSet, SupportPlaybook]:
     return bootstrap.check_playbooks(settings_), bootstrap.check_support(settings_)
 
 
+@functools.cache
+def _renderer() -> JinjaRenderer:
+    """One renderer for every example: it compiles each template once."""
+    return JinjaRenderer(PROJECT_ROOT / "comms")
+
+
 class CaseMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -135,7 +138,7 @@ class CaseMachine(RuleBasedStateMachine):
                 playbooks=_checked()[0],
                 support_playbook=_checked()[1],
                 clock=self.clock,
-                effects=self.vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")),
+                effects=self.vendor.effects(_renderer()),
                 retry=RetryPolicy(max_attempts=3),
             )
         )
@@ -327,7 +330,16 @@ def test_the_machine_checks_something() -> None:
         from incident.domain.case_routing import Urgency
 
         forged.escalations.append(
-            Escalation(1, Level.TIER_1, Level.CEO, machine.clock.now(), "x", "r", "by hand", Urgency.CAN_WAIT)
+            Escalation(
+                1,
+                Level.TIER_1,
+                Level.CEO,
+                machine.clock.now(),
+                "x",
+                "r",
+                "by hand",
+                Urgency.CAN_WAIT,
+            )
         )
         machine._run(machine.sp.rt.store.run(lambda tx: tx.save_case(forged)))
         with pytest.raises(AssertionError, match="the CEO reached from"):

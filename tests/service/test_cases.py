@@ -386,3 +386,42 @@ async def test_a_new_cases_view_is_the_view_read_back(
     assert opened.upcoming == read.upcoming
     assert opened.timeline == read.timeline
     assert (opened.sla, opened.routes, opened.missing) == (read.sla, read.routes, read.missing)
+
+
+async def test_a_case_brought_back_down_stays_down_until_a_new_reason_comes(
+    build: Build, clock: FakeClock
+) -> None:
+    clock.set(berlin(2026, 3, 9, 10, 0))
+    app = await build()
+    sp = support(app)
+    view = await uc.open_case(
+        sp, draft(clock, flags=frozenset({Flag.TECHNICAL_COMPLEXITY})), by=AGENT
+    )
+    case_id = view.case.id or 0
+    assert view.case.level is Level.TIER_2  # the rule sent it
+    view = await uc.deescalate_case(
+        sp, case_id, Level.TIER_1, Deescalation.PREMATURE, "tier 1 can do this", by=LEAD
+    )
+    assert view.case.level is Level.TIER_1
+    view = await uc.update_case(sp, case_id, CaseChange(summary="still the same"), by=AGENT)
+    assert view.case.level is Level.TIER_1  # the same reason does not bounce it back up
+    view = await uc.update_case(sp, case_id, CaseChange(contacts=3), by=AGENT)
+    assert view.case.level is Level.TIER_2  # a new reason does
+    assert "contacted us 3 times" in view.case.escalations[-1].rule
+
+
+async def test_escalating_goes_up_only_and_an_unused_override_is_not_recorded(
+    build: Build, clock: FakeClock
+) -> None:
+    clock.set(berlin(2026, 3, 9, 10, 0))
+    app = await build()
+    sp = support(app)
+    view = await uc.open_case(
+        sp, draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)), by=AGENT
+    )
+    case_id = view.case.id or 0
+    request = EscalationRequest(Level.TIER_3, "engineering", override="not needed")
+    view = await uc.escalate_case(sp, case_id, request, by=MANAGER)
+    assert view.case.escalations[-1].gate_override is None  # nothing was missing
+    with pytest.raises(IllegalTransition, match="de-escalate it"):
+        await uc.escalate_case(sp, case_id, EscalationRequest(Level.TIER_2, "down"), by=AGENT)

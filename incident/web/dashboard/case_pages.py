@@ -19,7 +19,6 @@ from incident.domain.case_access import APPROVER, CaseRight, SupportRoles
 from incident.domain.case_context import FIELDS, ChecklistItem, FieldProblem
 from incident.domain.case_ladder import Ladder, Sla, SlaState
 from incident.domain.case_routing import HEIGHT, SPECIALIST_TEAMS, Flag, Level, Mode, Route
-from incident.domain.errors import Forbidden
 from incident.domain.lifecycle import Severity
 from incident.services.cases import CaseView
 from incident.web.html import duration
@@ -155,11 +154,7 @@ def case_fingerprint(view: CaseView) -> tuple[object, ...]:
 
 
 def may(roles: SupportRoles, principal: Principal, right: CaseRight) -> bool:
-    try:
-        roles.check(principal, right)
-    except Forbidden:
-        return False
-    return True
+    return roles.may(principal, right)
 
 
 @dataclass(frozen=True)

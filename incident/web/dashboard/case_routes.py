@@ -29,8 +29,8 @@ from incident.domain.case_context import ContextRefused
 from incident.domain.case_routing import Level
 from incident.domain.errors import DomainError, Forbidden, NotFound
 from incident.services import cases as uc
-from incident.services.cases import CaseView, EscalationRequest, Support
-from incident.web.case_api import case_change, new_case
+from incident.services.cases import CaseView, Support
+from incident.web.case_api import case_change, escalation_request, new_case
 from incident.web.context import CONTAINER
 from incident.web.dashboard import case_forms as cf
 from incident.web.dashboard import case_pages as cp
@@ -219,14 +219,7 @@ async def _confirm(sp: Support, who: Principal, case_id: int, form: Form) -> Cas
 
 
 async def _escalate(sp: Support, who: Principal, case_id: int, form: Form) -> CaseView:
-    body = cf.escalation(form)
-    request = EscalationRequest(
-        to=body.to,
-        reason=body.reason,
-        urgency=body.urgency,
-        urgency_note=body.urgency_note,
-        override=body.override,
-    )
+    request = escalation_request(cf.escalation(form))
     return await uc.escalate_case(sp, case_id, request, by=who)
 
 
