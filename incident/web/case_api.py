@@ -75,6 +75,16 @@ def case_change(body: cs.UpdateCaseRequest) -> CaseChange:
     return CaseChange(**{k: v for k, v in fields.items() if v is not None})
 
 
+def escalation(body: cs.EscalateRequest) -> EscalationRequest:
+    return EscalationRequest(
+        to=body.to,
+        reason=body.reason,
+        urgency=body.urgency,
+        urgency_note=body.urgency_note,
+        override=body.override,
+    )
+
+
 # --- handlers ----------------------------------------------------------------------------------
 
 
@@ -129,14 +139,7 @@ async def record_progress(call: Call) -> web.Response:
 
 
 async def escalate(call: Call) -> web.Response:
-    body: cs.EscalateRequest = call.body
-    request = EscalationRequest(
-        to=body.to,
-        reason=body.reason,
-        urgency=body.urgency,
-        urgency_note=body.urgency_note,
-        override=body.override,
-    )
+    request = escalation(call.body)
     return _detail(await uc.escalate_case(_support(call), call.case_id, request, by=call.principal))
 
 
