@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from incident.domain.errors import InvalidValue
 from incident.domain.incident import OPEN_STATUSES, Cancellation, Category, Severity, Status
 from incident.domain.playbook import parse_duration
+
+if TYPE_CHECKING:  # the case commands' module reads words with this one's helpers
+    from incident.domain.case_chat_commands import CaseCommand
 
 # An incident reference: INC-12 or #12 (any case).
 _REF = re.compile(r"(?:inc-|#)(\d{1,15})", re.IGNORECASE)
@@ -282,6 +285,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("followup done", "<FU-n>", "mark an action item done"),
     ("followups", "", "the action items and who owns them"),
+    (
+        "case",
+        "<open|show|list|set|note|sent|escalate|confirm|deescalate|approve|decline|resolve> ...",
+        "support cases: open, escalate, decide and resolve them; `case help` lists how",
+    ),
     ("help", "", "this help"),
 )
 _ARGUMENTS = {name: arguments for name, arguments, _ in COMMANDS}
@@ -339,8 +347,9 @@ class Usage:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse(text: str) -> Command | Usage:
-    """The command in the text after `/incident`; never raises."""
+def parse(text: str) -> Command | CaseCommand | Usage:
+    """The command in the text after `/incident`; never raises. `case ...` is a support
+    case's command (`case_chat_commands`)."""
     word, rest = _split(text)
     if word is None:
         return Help()
@@ -355,9 +364,11 @@ def parse(text: str) -> Command | Usage:
     name = _ALIASES.get(name, name)
     if name not in _ARGUMENTS:
         return Usage(f"unknown command {_quote(word)}")
-    if name in ("help", "declare"):
+    if name in ("help", "declare", "case"):
         if incident_id is not None:
             return Usage(f"{name} takes no incident id", name)
+        if name == "case":
+            return _case(rest)
         return Help() if name == "help" else _declare(rest)
     if name == "merge":  # its incident ids are read together: which one is the duplicate
         return _merge(incident_id, rest)
@@ -366,6 +377,12 @@ def parse(text: str) -> Command | Usage:
         if first is not None and (incident_id := _incident_ref(first)) is not None:
             rest = after
     return _on_incident(name, incident_id, rest)
+
+
+def _case(rest: str) -> CaseCommand | Usage:
+    from incident.domain.case_chat_commands import parse_case  # it imports this module
+
+    return parse_case(rest)
 
 
 def _declare(rest: str) -> Declare | Usage:

@@ -8,6 +8,7 @@ request's `response_url` once the command has finished.
 
 Replies are Slack messages: changes to an incident go to the whole channel (`in_channel`);
 help, usage, lists and refusals only to the person who typed the command (`ephemeral`).
+`/incident case ...` (support cases) passes the same checks and is run by `slack_cases`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from incident.domain.access import (
     AccessRole,
     Principal,
 )
+from incident.domain.case_chat_commands import OnCase
 from incident.domain.chat_commands import (
     Acknowledge,
     AddFollowUp,
@@ -75,9 +77,12 @@ from incident.domain.records import TimelineEntry
 from incident.services import incidents as uc
 from incident.services import replays
 from incident.services.incidents import IncidentView, Runtime
+from incident.web import slack_cases
 from incident.web.background import run_in_background
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
 from incident.web.errors import ApiError, guarded, json_error
+from incident.web.slack_reply import Reply
+from incident.web.slack_reply import when as _when
 
 log = logging.getLogger("incident.web.slack")
 
@@ -233,20 +238,6 @@ def read_form(content_type: str, body: bytes) -> SlashRequest:
 # --- the handler ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reply:
-    """What the person sees. `result` labels the metric and the log line."""
-
-    text: str
-    result: str = "ok"
-    in_channel: bool = False
-    incident_id: int | None = None
-
-    def message(self) -> dict[str, str]:
-        kind = "in_channel" if self.in_channel else "ephemeral"
-        return {"response_type": kind, "text": self.text}
-
-
 async def slash_command(request: web.Request) -> web.Response:
     app = request.app
     container = app[CONTAINER]
@@ -303,7 +294,9 @@ async def slash_command(request: web.Request) -> web.Response:
         role=settings.slack_roles.get(slash.user_id, AccessRole.RESPONDER),
     )
     work = asyncio.create_task(
-        execute(
+        slack_cases.execute(container.support, principal, parsed, slash=slash.command)
+        if isinstance(parsed, OnCase)
+        else execute(
             container.runtime,
             principal,
             parsed,
@@ -802,31 +795,6 @@ def _esc(text: str) -> str:
         part if index % 2 else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         for index, part in enumerate(parts)
     )
-
-
-def _when(at: datetime, now: datetime) -> str:
-    """A time in the reader's own time zone (Slack's date token), and how far off it is."""
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}> "
-        f"({_relative(at - now)})"
-    )
-
-
-def _relative(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    minutes = abs(seconds) // 60
-    if minutes == 0:
-        return "due now"
-    if minutes < 120:
-        span = f"{minutes} min"
-    elif minutes < 48 * 60:
-        hours, rest = divmod(minutes, 60)
-        span = f"{hours} h {rest} min" if rest else f"{hours} h"
-    else:
-        days, rest = divmod(minutes, 24 * 60)
-        span = f"{days} d {rest // 60} h" if rest // 60 else f"{days} d"
-    return f"in {span}" if seconds > 0 else f"{span} overdue"
 
 
 def _typed(slash: str, name: str, here: str, arguments: str = "") -> str:

@@ -2,8 +2,9 @@
 
 Whatever text people type after a command, with any characters in any amount: no answer is
 a 5xx, and what was accepted is stored within the API's own limits (the same rule for
-every field, whichever door it came through: incident/domain/text.py). `SLACK_FUZZ_EXAMPLES`
-(default 60) sets the examples.
+every field, whichever door it came through: incident/domain/text.py). The support case
+commands (`/incident case ...`) too: no 5xx, and no traceback in the server's log (checked
+as it stops). `SLACK_FUZZ_EXAMPLES` (default 60) sets the examples of each.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def stored_within_the_apis_limits(database: Path) -> None:
             assert TEXT.match(text), (kind, text[:100])
             if kind in ("customer_update", "internal_note"):
                 assert len(text) <= rules.MESSAGE.max_length, (kind, len(text))
+        for reference, customer_id, summary in db.execute(
+            "SELECT reference, customer_id, summary FROM cases"
+        ):
+            assert LINE.match(reference) and 0 < len(reference) <= 100, reference
+            assert LINE.match(customer_id) and 0 < len(customer_id) <= 100, customer_id
+            assert TEXT.match(summary) and 0 < len(summary.strip()) <= 2000, summary[:100]
+        for kind, text in db.execute("SELECT kind, text FROM case_timeline"):
+            assert TEXT.match(text), (kind, text[:100])
 
 
 # Text people might type: any characters (controls, bidi overrides, Slack's own markup),
@@ -120,9 +129,46 @@ commands = st.sampled_from(
 )
 
 
+# The case commands, on case 1 (opened first) and around it.
+case_commands = st.sampled_from(
+    [
+        "case {}",
+        "case open {}",
+        "case open ZD-2 cust-1 pro {}",
+        "case open ZD-3 {} enterprise Withdrawal stuck",
+        "case open ZD-4 cust-1 pro Stuck priority: {} flags: legal_threat",
+        "case show {}",
+        "case list {}",
+        "case set 1 {}",
+        "case set 1 actions_taken: {}",
+        "case set 1 flags: {}",
+        "case set 1 tx: evm {} 2026-03-01T10:00Z",
+        "case set 1 email: {} contacts: 2",
+        "case note 1 {}",
+        "case sent 1 {}",
+        "case escalate 1 {}",
+        "case escalate 1 tier_2 {}",
+        "case escalate 1 tier_3 stuck override: {}",
+        "case escalate 1 ceo stuck urgent: {}",
+        "case confirm {}",
+        "case deescalate 1 tier_1 premature {}",
+        "case deescalate 1 {}",
+        "case approve 1 cio {}",
+        "case decline 1 {}",
+        "case resolve 5 {}",
+    ]
+)
+
+
 def test_the_first_incident_exists(served: Served) -> None:
     answer = command(served, "declare P2 Checkout slow")
     assert answer.status_code == 200, answer.text
+
+
+def test_the_first_case_exists(served: Served) -> None:
+    answer = command(served, "case open ZD-1 cust-1 pro Withdrawal not received crypto: yes")
+    assert answer.status_code == 200, answer.text
+    assert "*CASE-1* opened" in answer.json()["text"]
 
 
 @FUZZ
@@ -135,6 +181,19 @@ def test_what_slack_accepts_is_stored_within_the_apis_limits(
     answer = command(served, template.format(text))
     assert answer.status_code == 200, answer.text
     assert set(answer.json()) >= {"text"}
+    stored_within_the_apis_limits(served.database)
+
+
+@FUZZ
+@given(template=case_commands, text=typed)
+def test_case_commands_never_fail_and_store_within_the_apis_limits(
+    served: Served, template: str, text: str
+) -> None:
+    answer = command(served, template.format(text))
+    assert answer.status_code == 200, answer.text
+    reply = answer.json()
+    assert reply["response_type"] in ("ephemeral", "in_channel") and reply["text"]
+    assert "Something went wrong" not in reply["text"], reply["text"]
     stored_within_the_apis_limits(served.database)
 
 
