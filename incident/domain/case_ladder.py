@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from incident.domain.business_hours import BusinessCalendar
 from incident.domain.case import Case
-from incident.domain.case_routing import Level, RoutingRules, Urgency
+from incident.domain.case_routing import HEIGHT, Level, RoutingRules, Urgency
 from incident.domain.lifecycle import Severity
 
 
@@ -74,6 +74,9 @@ class Rung:
     lead: tuple[str, ...]  # who is reminded when the level has not confirmed receipt
     emergency: tuple[str, ...] = ()  # added for a cannot-wait escalation (pager, direct)
     next: Level | None = None  # who is told when the level does not confirm in time
+    # Where an escalation from here usually goes, when not `next` (the CIO's is the CEO,
+    # while C-level hears when the CIO does not answer).
+    up: Level | None = None
     subject_prefix: str = ""  # "[CIO Review]"
     # First response, by plan (starter/pro/enterprise) or criticality (critical/normal).
     response: Mapping[str, Span] = field(default_factory=dict)
@@ -100,6 +103,15 @@ class Ladder:
     def due(self, case: Case, span: Span, start: datetime) -> datetime:
         """When `span`, counted in the case's current level's calendar, runs out."""
         return span.end(start, self.rungs[case.level].calendar)
+
+    def escalates_to(self, level: Level) -> Level | None:
+        """The level above this one an escalation usually goes to (None: the top)."""
+        rung = self.rungs[level]
+        if rung.up is not None:
+            return rung.up
+        if rung.next is not None and HEIGHT[rung.next] > HEIGHT[level]:
+            return rung.next
+        return None
 
     def response_due(self, case: Case) -> datetime | None:
         """When the current level must have answered (None: it has no response time)."""

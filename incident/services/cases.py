@@ -436,7 +436,7 @@ def _view(
     timeline: list[TimelineEntry],
 ) -> CaseView:
     ladder = sp.playbook.ladder
-    next_level = ladder[case.level].next
+    next_level = ladder.escalates_to(case.level)
     missing = (
         # The reason comes with the escalation itself: not something the case lacks.
         [p for p in gate_problems(case, next_level, "") if p.field != "reason"]

@@ -53,7 +53,7 @@ from incident.domain.case_chat_commands import (
 )
 from incident.domain.case_context import ContextRefused, FieldProblem
 from incident.domain.case_ladder import SlaState
-from incident.domain.case_routing import HEIGHT, Level, Mode, Urgency
+from incident.domain.case_routing import Level, Mode, Urgency
 from incident.domain.chat_commands import escape
 from incident.domain.errors import (
     Conflict,
@@ -528,12 +528,10 @@ def _decisions_waiting(view: CaseView, slash: str) -> list[str]:
 
 def _next_escalation(view: CaseView, slash: str, *, listed: bool) -> list[str]:
     """What escalating to the next level still needs (the reason is the command's)."""
-    case, target = view.case, view.next_level
-    # The ladder's `next` is who hears of an unconfirmed case: from the CIO, C-level, which
-    # is no escalation. Only a level above is shown as one.
-    if target is None or not case.is_open or HEIGHT[target] <= HEIGHT[case.level]:
+    case, target = view.case, view.next_level  # the level above (the ladder's `up`)
+    if target is None or not case.is_open:
         return []
-    needs = [p for p in view.missing if p.field != "reason"]
+    needs = view.missing  # the reason is the command's, and is not listed
     if not needs:
         return [
             f"Escalating to *{target.value}* needs only a reason: "

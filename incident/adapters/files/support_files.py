@@ -50,6 +50,7 @@ _RUNG_KEYS = {
     "lead",
     "emergency",
     "next",
+    "up",
     "subject_prefix",
     "response",
 }
@@ -207,7 +208,7 @@ def _make_rung(
             raise InvalidValue(
                 f"{where}.response", f"{key!r}: keys are {', '.join(_RESPONSE_KEYS)}"
             )
-    next_level = spec.get("next")
+    next_level, up = spec.get("next"), spec.get("up")
     return Rung(
         level=level,
         title=_text(spec.get("title"), f"{where}.title"),
@@ -217,6 +218,7 @@ def _make_rung(
         lead=_destinations(spec.get("lead"), f"{where}.lead", required=True),
         emergency=_destinations(spec.get("emergency", []), f"{where}.emergency"),
         next=_enum(Level, next_level, f"{where}.next") if next_level is not None else None,
+        up=_enum(Level, up, f"{where}.up") if up is not None else None,
         subject_prefix=str(spec.get("subject_prefix", "")),
         response={str(k): parse_span(v, f"{where}.response.{k}") for k, v in response.items()},
     )
