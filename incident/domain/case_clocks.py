@@ -50,6 +50,7 @@ class CaseAction(StrEnum):
     NOTIFY = "notify"  # a message to `target`
     ESCALATE = "escalate"  # the case moves up to `target`, whose contacts are told
     CUSTOMER_UPDATE = "customer_update"  # a holding message to the customer
+    ROUTE = "route"  # apply the routing rules now (a threshold of time has passed)
 
 
 # What a step may name as its target, besides a level of the ladder.

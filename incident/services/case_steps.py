@@ -18,7 +18,14 @@ from incident.domain.case_clocks import CaseAction, CaseStep, verdict
 from incident.domain.case_routing import Level, Urgency
 from incident.domain.records import Occurrence, StepResult, TimelineEntry
 from incident.services.case_messages import CaseMessage, messages_for
-from incident.services.cases import CASE, Support, case_ref, case_view, replan_case
+from incident.services.cases import (
+    CASE,
+    Support,
+    apply_rules,
+    case_ref,
+    case_view,
+    replan_case,
+)
 from incident.services.engine import Failure, Prepared, Ready, Sent, StepReport
 from incident.services.ports import Messenger, Renderer, Topic, Transaction
 
@@ -61,6 +68,8 @@ class CaseStepRun:
             )
         if self.step.action is CaseAction.ESCALATE:
             return CaseSent(f"escalated to {self.step.target}", ())
+        if self.step.action is CaseAction.ROUTE:
+            return CaseSent("routing rules applied", ())
         told = ", ".join(dict.fromkeys(m.audience for m in self.messages)) or "nobody"
         return CaseSent(f"told {told}", tuple(m.body for m in self.messages))
 
@@ -107,7 +116,7 @@ class CaseSteps:
         # from the notice steps its move plans (queued to its hours unless it cannot wait).
         messages = (
             []
-            if step.action is CaseAction.ESCALATE
+            if step.action in (CaseAction.ESCALATE, CaseAction.ROUTE)
             else messages_for(
                 step,
                 case_view(self.sp, tx, case, now),
@@ -138,6 +147,8 @@ class CaseSteps:
                 case.escalate(_clock_escalation(case, step, target, now))
         elif step.action is CaseAction.CUSTOMER_UPDATE and case.is_open:
             case.last_customer_update_at = now
+        elif step.action is CaseAction.ROUTE:
+            apply_rules(self.sp, case, now)
         tx.save_case(case)
         tx.append_case_timeline(occurrence.subject.id, case.events)
         replan_case(tx, self.sp.playbook, case, now=now)

@@ -128,7 +128,7 @@ async def open_case(sp: Support, case: Case, *, by: Actor) -> CaseView:
     def work(tx: Transaction) -> CaseView:
         sp.roles.check(by, CaseRight.WORK)
         Case.open(case)
-        _apply_rules(sp, case, now)  # routed before it is stored: one write
+        apply_rules(sp, case, now)  # routed before it is stored: one write
         tx.add_case(case)
         return _commit(sp, tx, case, now, new=True)
 
@@ -314,7 +314,7 @@ def _escalation(
     )
 
 
-def _apply_rules(sp: Support, case: Case, now: datetime) -> None:
+def apply_rules(sp: Support, case: Case, now: datetime) -> None:
     """Move the case up to where its facts send it, if that is higher than where it is,
     and ask for the approvals the rules want. The rules act whatever context is missing
     (a legal threat cannot wait for a form); the notice names what is missing."""
@@ -369,7 +369,7 @@ async def _change(
         case = tx.get_case(case_id, lock=True)
         sp.roles.check(by, right)
         mutate(tx, case, now)
-        _apply_rules(sp, case, now)
+        apply_rules(sp, case, now)
         return _commit(sp, tx, case, now)
 
     view = await sp.rt.store.run(work)

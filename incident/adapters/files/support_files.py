@@ -81,7 +81,8 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
     calendars = _calendars(documents["calendars.yaml"], str(directory / FILES[0]), problems)
     ladder_file = str(directory / "ladder.yaml")
     ladder = _ladder(documents["ladder.yaml"], calendars, _Problems(ladder_file, problems))
-    steps = _steps(documents["clocks.yaml"], _Problems(str(directory / FILES[2]), problems))
+    rules = ladder.rules if ladder is not None else RoutingRules()
+    steps = _steps(documents["clocks.yaml"], rules, _Problems(str(directory / FILES[2]), problems))
     if ladder is not None:
         _check_targets(steps, ladder, _Problems(str(directory / FILES[2]), problems))
     if comms_dir is not None:
@@ -296,7 +297,7 @@ def parse_span(value: Any, where: str) -> Span:
 # --- the clocks ------------------------------------------------------------------------------
 
 
-def _steps(document: Any, problems: _Problems) -> list[CaseStep]:
+def _steps(document: Any, rules: RoutingRules, problems: _Problems) -> list[CaseStep]:
     if document is None:
         return []
     if not isinstance(document, Mapping) or not isinstance(document.get("steps"), list):
@@ -305,7 +306,7 @@ def _steps(document: Any, problems: _Problems) -> list[CaseStep]:
     steps: list[CaseStep] = []
     for index, spec in enumerate(document["steps"]):
         name = str(spec.get("id")) if isinstance(spec, Mapping) else f"#{index + 1}"
-        step = problems.checked(partial(_step, spec), step=name)
+        step = problems.checked(partial(_step, spec, rules), step=name)
         if step is None:
             continue
         if any(s.id == step.id for s in steps):
@@ -315,7 +316,7 @@ def _steps(document: Any, problems: _Problems) -> list[CaseStep]:
     return steps
 
 
-def _step(spec: Any) -> CaseStep:
+def _step(spec: Any, rules: RoutingRules) -> CaseStep:
     if not isinstance(spec, Mapping):
         raise InvalidValue("step", "each step is a mapping with id, action, anchor, after ...")
     unknown = sorted(set(spec) - _STEP_KEYS)
@@ -330,7 +331,7 @@ def _step(spec: Any) -> CaseStep:
         description=_text(spec.get("description"), "description"),
         action=action,
         anchor=_enum(CaseAnchor, spec.get("anchor"), "anchor"),
-        after=_delay(spec.get("after")),
+        after=_delay(spec.get("after"), rules),
         target=str(spec["target"]) if spec.get("target") is not None else None,
         template=str(spec["template"]) if spec.get("template") is not None else None,
         every=parse_span(spec["every"], "every") if spec.get("every") is not None else None,
@@ -342,17 +343,23 @@ def _step(spec: Any) -> CaseStep:
         window_from=_real(window.get("from", "0m"), "window.from"),
         window_to=_real(window["to"], "window.to") if "to" in window else None,
     )
-    if step.target is None:
+    if step.target is None and action is not CaseAction.ROUTE:
         raise InvalidValue("target", "name who the step is for")
-    if action is not CaseAction.ESCALATE and step.template is None:
+    if action in (CaseAction.NOTIFY, CaseAction.CUSTOMER_UPDATE) and step.template is None:
         raise InvalidValue("template", "name the message template (comms/<name>.txt.j2)")
     if step.every is not None and not (step.every.length or step.every.business_days):
         raise InvalidValue("every", "a repeat needs a span longer than nothing")
     return step
 
 
-def _delay(value: Any) -> Delay:
+def _delay(value: Any, rules: RoutingRules) -> Delay:
+    """A span, a share of the response time, or a time threshold of the routing rules by
+    name (`l2_unresolved_after`), so a threshold is written once, in ladder.yaml."""
     text = str(value).strip().lower() if value is not None else ""
+    threshold = getattr(rules, text, None) if text in vars(rules) else None
+    if isinstance(threshold, timedelta):
+        # The rules say "more than" the threshold: the clock looks a minute past it.
+        return Delay(span=Span(threshold + timedelta(minutes=1)))
     match = _SHARE.match(text)
     if match:
         amount = float(match.group(1))
@@ -381,6 +388,8 @@ def _list(kind: type[E], value: Any, where: str) -> tuple[E, ...]:
 def _check_targets(steps: list[CaseStep], ladder: Ladder, problems: _Problems) -> None:
     levels = {level.value for level in Level}
     for step in steps:
+        if step.action is CaseAction.ROUTE:
+            continue  # the rules choose where it goes
         target = step.target or ""
         if target in TARGET_WORDS or target in levels or target in ladder.audiences:
             if step.action is CaseAction.ESCALATE and target not in levels:
