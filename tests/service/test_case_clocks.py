@@ -97,7 +97,7 @@ ROWS = {
         ),
         level=Level.TIER_3,
     ),
-    "P2: tier 2 within the hour, tier 3 and reviews at 4 h, the account manager for Enterprise": Row(
+    "P2: tier 2 in the hour, tier 3 and reviews at 4 h, the account manager for Enterprise": Row(
         opened=at(9, 10),
         priority=Severity.P2,
         plan=Plan.ENTERPRISE,
