@@ -34,6 +34,8 @@ class CaseAnchor(StrEnum):
     LAST_CUSTOMER_UPDATE = "last_customer_update"  # or the opening
     ESCALATED = "escalated"  # the escalation that brought it to the current level
     DEESCALATED = "deescalated"  # the latest time it came back down
+    ANSWERED = "answered"  # the current level's latest progress (none yet: not happened)
+    DECIDED = "decided"  # the latest decision (the CIO's or the CEO's)
     RESOLVED = "resolved"
 
 
@@ -123,6 +125,12 @@ def anchor_time(case: Case, anchor: CaseAnchor) -> datetime | None:
             return current.at if current is not None else None
         case CaseAnchor.DEESCALATED:
             return case.deescalated_at
+        case CaseAnchor.ANSWERED:
+            entered, progress = case.level_entered_at, case.last_progress_at
+            answered = progress is not None and (entered is None or progress >= entered)
+            return progress if answered else None
+        case CaseAnchor.DECIDED:
+            return case.approvals[-1].at if case.approvals else None
         case CaseAnchor.RESOLVED:
             return case.resolved_at
 

@@ -76,6 +76,10 @@ async def cio_answers(sp: Support, case_id: int) -> object:
     return await uc.record_progress(sp, case_id, "Decision: refund", to_customer=False, by=CIO)
 
 
+async def cio_approves(sp: Support, case_id: int) -> object:
+    return await uc.decide(sp, case_id, Level.CIO, approved=True, note="verified", by=CIO)
+
+
 async def answer(sp: Support, case_id: int) -> object:
     return await uc.record_progress(sp, case_id, "Looking into it", to_customer=True, by=AGENT)
 
@@ -171,8 +175,17 @@ ROWS = {
         flags=frozenset({Flag.LEGAL_THREAT}),
         acts=((at(10, 9), cio_answers),),
         until=at(11, 12),
-        ran=(("cio-review-mail", at(9, 10)),),
+        ran=(("cio-review-mail", at(9, 10)), ("answer-to-agent", at(10, 9))),
         not_ran=("cio-review-reminder", "cio-review-overdue"),
+    ),
+    "a decision goes back to the agent": Row(
+        opened=at(9, 10),
+        priority=Severity.P3,
+        flags=frozenset({Flag.USDT_WITHDRAWAL}),
+        acts=((at(9, 11), cio_approves),),
+        until=at(9, 12),
+        ran=(("decision-to-agent", at(9, 11)),),
+        not_ran=("answer-to-agent",),  # a decision is not an answer at the level
     ),
     "an escalation that can wait reaches tier 2 at its next opening": Row(
         opened=at(13, 17, 30),  # Friday, after hours
