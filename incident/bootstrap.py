@@ -207,7 +207,14 @@ async def build(
             chat = slack = await _slack(settings, database, clock, closers)
             live["chat"] = f"Slack ({settings.slack_api_url})"
         notifier = _notifier(
-            settings, database, clock, vendor_tls, outbox=outbox, slack=slack, live=live
+            settings,
+            database,
+            clock,
+            vendor_tls,
+            outbox=outbox,
+            slack=slack,
+            pager=pager if isinstance(pager, Messenger) else None,
+            live=live,
         )
         effects = Effects(
             pager=pager,
@@ -359,10 +366,11 @@ def _notifier(
     *,
     outbox: Outbox,
     slack: SlackChat | None,
+    pager: Messenger | None,
     live: dict[str, str],
 ) -> Notifier:
     """Audiences' destinations by kind: `chat:` to Slack and `email:` to SMTP when they are
-    configured; the outbox keeps the rest."""
+    configured, a support case's `pager:` to PagerDuty; the outbox keeps the rest."""
     from incident.adapters.vendors.split_notifier import SplitNotifier
 
     routes: dict[str, Notifier] = {}
@@ -371,7 +379,8 @@ def _notifier(
     if settings.smtp is not None:
         routes["email"] = _smtp(settings, database, clock, tls)
         live["email"] = f"SMTP ({settings.smtp.address})"
-    return SplitNotifier(routes, default=outbox) if routes else outbox
+    senders = {"pager": pager} if pager is not None else {}
+    return SplitNotifier(routes, default=outbox, senders=senders) if routes or senders else outbox
 
 
 def _smtp(

@@ -24,7 +24,8 @@ from incident.adapters.vendors.pagerduty import PagerDutyPager, events_client, r
 from incident.adapters.vendors.retries import RetryBudget
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity
-from incident.services.ports import OnCall, VendorRejected, VendorUnavailable
+from incident.domain.records import SubjectRef
+from incident.services.ports import OnCall, Topic, VendorRejected, VendorUnavailable
 from tests.vendor_fakes.pagerduty import FakePagerDuty, Person, Shift
 
 ROUTING_KEY = "R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y32"
@@ -572,3 +573,34 @@ async def test_the_fake_refuses_what_pagerduty_refuses(pd: FakePagerDuty) -> Non
             assert body["more"] is True and body["total"] == 3 and len(body["oncalls"]) == 1
     assert len(pd.rejected) == len(bad_events) + 1 + len(refused)
     assert len(pd.all_alerts()) == 1
+
+
+# --- pages about other subjects: a support case that cannot wait ---------------------------
+
+
+async def test_a_case_that_cannot_wait_pages_each_tier_once_apart_from_an_incident(
+    pd: FakePagerDuty, make: MakePager, database: Database
+) -> None:
+    pager = make().pager
+    case = Topic(SubjectRef("case", 3), DECLARED, "CASE-3")
+    for key in ("case-3/emergency-notice/1", "case-3/receipt-reminder/1"):  # a later step too
+        await pager.send(
+            about=case,
+            audience="tier_3",
+            destinations=["pager:tier3", "pager:security"],
+            subject="CASE-3 ZD-1 [P1] Payouts fail: cannot wait",
+            body="The customer's payroll runs tonight.",
+            key=key,
+        )
+    incident = await new_incident(database)
+    await pager.page(incident=incident, tier="tier3", summary="Checkout down", key="inc/1")
+    by_key = {a.dedup_key: a for a in pd.all_alerts()}
+    assert set(by_key) == {"case-3/tier3", "case-3/security", f"inc-{incident.id}/tier3"}
+    paged = by_key["case-3/tier3"]
+    assert paged.events == ["trigger", "trigger"]  # one alert, the second step added to it
+    assert paged.payload["summary"] == "CASE-3 ZD-1 [P1] Payouts fail: cannot wait"
+    assert paged.payload["custom_details"]["subject"] == "CASE-3"
+    with pytest.raises(ValueError, match="pager: destinations"):
+        await pager.send(
+            about=case, audience="x", destinations=["email:a@b.c"], subject="s", body="b", key="k"
+        )

@@ -36,7 +36,13 @@ from incident.adapters.vendors.retries import (
 )
 from incident.clock import Clock
 from incident.domain.incident import Incident, Severity
-from incident.services.ports import OnCall, VendorRejected
+from incident.services.ports import (
+    OnCall,
+    Topic,
+    VendorError,
+    VendorRejected,
+    VendorUnavailable,
+)
 
 log = logging.getLogger("incident.adapters.pagerduty")
 
@@ -342,6 +348,64 @@ class PagerDutyPager:
         )
         return dedup_key
 
+    # --- Messenger: `pager:` destinations of any other kind of subject -----------------------
+
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        """Page each `pager:<tier>` destination about a subject that is not an incident (a
+        support case that cannot wait): one alert per (subject, tier), whatever the step,
+        so a reminder or a retry adds to the open alert instead of opening another. Every
+        tier is tried; the failures are raised together."""
+        failures: list[tuple[str, VendorError]] = []
+        for destination in dict.fromkeys(destinations):
+            tier = destination.removeprefix(PAGER_PREFIX)
+            if not destination.startswith(PAGER_PREFIX) or not tier:
+                raise ValueError(f"PagerDutyPager pages pager: destinations, not {destination!r}")
+            dedup_key = f"{about.subject.key}/{tier}"
+            properties = self._topic_properties(
+                about, tier=tier, subject=subject, body=body, key=key
+            )
+            call = functools.partial(_send_event, self._events, "trigger", dedup_key, properties)
+            try:
+                await self._call(f"trigger of {dedup_key}", call, incident_id=None)
+            except VendorError as error:
+                failures.append((destination, error))
+                continue
+            log.info(
+                "paged through PagerDuty",
+                extra={"action": "pagerduty_triggered", "subject": about.label, "tier": tier},
+            )
+        if failures:
+            reason = f"page {audience}: " + "; ".join(f"{d}: {e.reason}" for d, e in failures)
+            if any(isinstance(e, VendorUnavailable) for _, e in failures):
+                raise VendorUnavailable(VENDOR_NAME, reason)
+            raise VendorRejected(VENDOR_NAME, reason)
+
+    def _topic_properties(
+        self, about: Topic, *, tier: str, subject: str, body: str, key: str
+    ) -> dict[str, Any]:
+        summary = " ".join(subject.split())
+        if len(summary) > SUMMARY_LIMIT:
+            summary = summary[: SUMMARY_LIMIT - 1] + "…"
+        payload: dict[str, Any] = {
+            "summary": summary,
+            "source": self._source,
+            "severity": "critical",  # only what cannot wait is paged
+            "timestamp": about.began_at.isoformat(),
+            "group": tier,
+            "class": about.subject.kind,
+            "custom_details": {"subject": about.label, "tier": tier, "step": key, "body": body},
+        }
+        return {"payload": payload, "client": "incident-service"}
+
     async def acknowledge(self, *, incident: Incident, key: str) -> None:
         """Acknowledge every PagerDuty alert this incident triggered (none: nothing sent)."""
         await self._follow_up(incident, "acknowledge", key=key)
@@ -465,6 +529,9 @@ class PagerDutyPager:
             return None
         asked = retry_after_seconds(error.retry_after, self._clock.now())
         return Failure(error.reason, retryable=error.retryable, retry_after=asked, wait=asked)
+
+
+PAGER_PREFIX = "pager:"
 
 
 def dedup_key_for(incident: Incident, tier: str) -> str:

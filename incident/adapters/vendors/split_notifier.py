@@ -43,12 +43,22 @@ class SplitNotifier:
     never holds back the others; the failures are raised together afterwards.
     """
 
-    def __init__(self, routes: Mapping[str, Notifier], *, default: NotifierAndMessenger) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Notifier],
+        *,
+        default: NotifierAndMessenger,
+        senders: Mapping[str, Messenger] | None = None,
+    ) -> None:
+        """`senders`: adapters that take a kind of destination of other subjects' messages
+        only (PagerDuty pages a support case that cannot wait; incidents page through their
+        playbooks' page steps)."""
         self._routes = dict(routes)
         self._default = default
         self._messengers: dict[str, Messenger] = {
             kind: notifier for kind, notifier in routes.items() if isinstance(notifier, Messenger)
         }
+        self._messengers.update(senders or {})
 
     async def notify(
         self,
