@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from incident.adapters.database import migrate
+from incident.adapters.files.support_files import SUPPORT_DIR, load_support
 from incident.config import PROJECT_ROOT
 
 
@@ -45,7 +46,10 @@ def test_playbooks_check_passes_on_the_shipped_playbooks() -> None:
     result = run("playbooks", "check", str(PROJECT_ROOT / "playbooks"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("ok ") == 5
-    assert "support: support, 11 levels, 36 steps, 4 calendars" in result.stdout
+    support = load_support(PROJECT_ROOT / "playbooks" / SUPPORT_DIR)
+    calendars = {rung.calendar.name for rung in support.ladder.rungs.values()}
+    said = f"{len(support.ladder.rungs)} levels, {len(support.steps)} steps, {len(calendars)} calendars"
+    assert f"support: support, {said}" in result.stdout
 
 
 def test_playbooks_check_fails_on_a_broken_copy_naming_file_step_and_field(
