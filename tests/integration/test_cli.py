@@ -48,7 +48,8 @@ def test_playbooks_check_passes_on_the_shipped_playbooks() -> None:
     assert result.stdout.count("ok ") == 5
     support = load_support(PROJECT_ROOT / "playbooks" / SUPPORT_DIR)
     calendars = {rung.calendar.name for rung in support.ladder.rungs.values()}
-    said = f"{len(support.ladder.rungs)} levels, {len(support.steps)} steps, {len(calendars)} calendars"
+    levels, steps = len(support.ladder.rungs), len(support.steps)
+    said = f"{levels} levels, {steps} steps, {len(calendars)} calendars"
     assert f"support: support, {said}" in result.stdout
 
 
