@@ -27,10 +27,12 @@ from incident.adapters.vendors.slack import (
     slack_client,
     war_room_topic,
 )
+from incident.adapters.vendors.split_notifier import SplitNotifier
 from incident.clock import Clock, FakeClock, SystemClock
 from incident.domain.incident import Incident, Severity, Status
+from incident.domain.records import SubjectRef
 from incident.services.incidents import declare_incident
-from incident.services.ports import Chat, VendorRejected, VendorUnavailable
+from incident.services.ports import Chat, Messenger, Topic, VendorRejected, VendorUnavailable
 from tests.vendor_fakes.slack import Channel, FakeSlack, User
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-S3cr3tB0tT0kenS3cr3t"
@@ -744,6 +746,183 @@ async def test_notify_delivers_what_it_can_and_reports_the_rest(
     await make().notify(**arguments)  # the retried step: only what was missing
     assert len(slack.channel_named("support-managers").posts()) == 1
     assert len(slack.channel_named("exec-escalations").posts()) == 1
+
+
+# --- messages about other subjects (a support case's) -----------------------------------------
+
+
+def case_topic(clock: FakeClock, case_id: int = 3) -> Topic:
+    """Support case `case_id`, opened now."""
+    return Topic(SubjectRef("case", case_id), clock.now(), f"CASE-{case_id}")
+
+
+async def send(
+    messenger: Messenger,
+    about: Topic,
+    *destinations: str,
+    key: str,
+    subject: str = "[CASE-3] Escalated to L2",
+    body: str = "The customer's checkout fails.",
+) -> None:
+    await messenger.send(
+        about=about,
+        audience="l2",
+        destinations=destinations,
+        subject=subject,
+        body=body,
+        key=key,
+    )
+
+
+def payloads(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m["metadata"]["event_payload"] for m in messages]
+
+
+async def test_send_posts_a_cases_message_once_per_destination(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container, clock: FakeClock
+) -> None:
+    case = case_topic(clock)
+    destinations = ("chat:#support-managers", "chat:@ana@example.com")
+    chat = make()
+    messenger: Messenger = chat  # it is a Messenger
+    assert messenger is chat
+    await send(chat, case, *destinations, key="case-3/escalate/1")
+    await send(chat, case, *destinations, key="case-3/escalate/1")  # the step retried
+    await send(make(), case, *destinations, key="case-3/escalate/1")  # after a restart
+    [message] = slack.channel_named("support-managers").posts()
+    assert message["text"] == "*[CASE-3] Escalated to L2*\nThe customer's checkout fails."
+    assert payloads([message]) == [
+        {"key": "case-3/escalate/1#chat:#support-managers", "subject": "case-3"}
+    ]
+    [direct] = slack.direct_messages(ANA.id)
+    assert direct["text"] == message["text"]
+    assert len(slack.seen("chat.postMessage")) == 2
+    assert slack.created_by_bot() == []  # a case has no war room
+    # Remembered as the case's, not incident 3's.
+    refs = VendorRefs(app.database, clock)
+    name = "msg:case-3/escalate/1#chat:#support-managers"
+    assert await refs.find(3, "slack", name, kind="case") == message["ts"]
+    assert await refs.find(3, "slack", name) is None
+
+    # A crash between posting and remembering: the history names the case's message.
+    table = VendorRefRow.__table__  # type: ignore[attr-defined]
+    await app.database.run(
+        lambda session: session.execute(delete(table).where(table.c.name == name))
+    )
+    await send(make(), case, *destinations, key="case-3/escalate/1")
+    assert len(slack.channel_named("support-managers").posts()) == 1
+    assert len(slack.seen("chat.postMessage")) == 2
+    assert len(slack.seen("conversations.history")) == 1
+
+
+async def test_send_escapes_what_people_typed(
+    slack: FakeSlack, make: MakeChat, clock: FakeClock
+) -> None:
+    await send(
+        make(),
+        case_topic(clock),
+        "chat:#support-managers",
+        f"chat:@{BO.id}",
+        key="case-3/note/1",
+        subject="[CASE-3] Tom & Jerry <@U0DANA001>",
+        body="Customer wrote: <!channel> look at <https://evil.example|this> & <@U0ANA0001>",
+    )
+    [message] = slack.channel_named("support-managers").posts()
+    assert message["text"] == (
+        "*[CASE-3] Tom &amp; Jerry &lt;@U0DANA001&gt;*\n"
+        "Customer wrote: &lt;!channel&gt; look at &lt;https://evil.example|this&gt; "
+        "&amp; &lt;@U0ANA0001&gt;"
+    )
+    # A body that is one mention, which the templates' `chat_text` would leave a mention.
+    await send(make(), case_topic(clock), "chat:#support-managers", key="k", body="<@U0ANA0001>")
+    assert (
+        slack.channel_named("support-managers").posts()[-1]["text"].endswith("\n&lt;@U0ANA0001&gt;")
+    )
+    assert all("<" not in m["text"] for m in slack.direct_messages(BO.id))
+
+
+async def test_send_refuses_a_war_room_for_a_case_and_still_posts_the_rest(
+    slack: FakeSlack, make: MakeChat, clock: FakeClock
+) -> None:
+    case = case_topic(clock)
+    destinations = ("chat:#support-managers", "chat:war-room", "chat:@bo@example.com")
+    with pytest.raises(VendorRejected) as raised:
+        await send(make(), case, *destinations, key="case-3/escalate/1")
+    assert "chat:war-room" in str(raised.value) and "CASE-3" in str(raised.value)
+    assert "support-managers" not in str(raised.value) and "bo@" not in str(raised.value)
+    assert len(slack.channel_named("support-managers").posts()) == 1
+    assert len(slack.direct_messages(BO.id)) == 1
+    assert slack.seen("conversations.create") == [] and slack.created_by_bot() == []
+
+    with pytest.raises(VendorRejected, match="chat:war-room"):  # the step retried
+        await send(make(), case, *destinations, key="case-3/escalate/1")
+    assert len(slack.seen("chat.postMessage")) == 2
+
+    with pytest.raises(ValueError, match=r"email:cio@example\.com"):
+        await send(make(), case, "chat:#support-managers", "email:cio@example.com", key="k2")
+
+
+async def test_an_incidents_and_a_cases_messages_of_one_number_and_key_are_apart(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container, clock: FakeClock
+) -> None:
+    incident = await declare(app)
+    assert incident.id is not None
+    case = case_topic(clock, incident.id)  # case 1 and incident 1
+    chat = make()
+    await chat.notify(
+        incident=incident,
+        audience="l2",
+        destinations=["chat:#support-managers"],
+        subject="Incident",
+        body="words",
+        key="step/1",
+    )
+    # The case's first attempt may have posted (a 500): its retry searches the history, where
+    # the incident's message carries the same key, and must not take it for the case's.
+    slack.fail(1, status=500, method="chat.postMessage")
+    await send(chat, case, "chat:#support-managers", key="step/1", subject="Case", body="words")
+    await send(make(), case, "chat:#support-managers", key="step/1", subject="Case", body="w")
+    await chat.notify(
+        incident=incident,
+        audience="l2",
+        destinations=["chat:#support-managers"],
+        subject="Incident",
+        body="words",
+        key="step/1",
+    )
+    posts = slack.channel_named("support-managers").posts()
+    assert [m["text"] for m in posts] == ["*Incident*\nwords", "*Case*\nwords"]
+    key = "step/1#chat:#support-managers"
+    assert payloads(posts) == [
+        {"key": key, "incident": incident.id},  # as incidents' messages always were
+        {"key": key, "subject": f"case-{incident.id}"},
+    ]
+    assert len(slack.seen("conversations.history")) == 1
+    refs = VendorRefs(app.database, clock)
+    assert await refs.find(incident.id, "slack", f"msg:{key}") == posts[0]["ts"]
+    assert await refs.find(incident.id, "slack", f"msg:{key}", kind="case") == posts[1]["ts"]
+
+
+async def test_split_sends_a_cases_chat_to_slack_and_keeps_the_rest_in_the_outbox(
+    slack: FakeSlack, make: MakeChat, app: bootstrap.Container, clock: FakeClock
+) -> None:
+    case = case_topic(clock)
+    outbox = app.outbox
+    split = SplitNotifier({"chat": make()}, default=outbox)
+    destinations = ("chat:#support-managers", "email:cio@example.com", "chat:@ana@example.com")
+    await send(split, case, *destinations, key="case-3/escalate/1")
+    await send(split, case, *destinations, key="case-3/escalate/1")  # retried
+    assert len(slack.channel_named("support-managers").posts()) == 1
+    assert len(slack.direct_messages(ANA.id)) == 1
+    kept = await outbox.messages_about(case.subject)
+    assert [m.destination for m in kept] == ["email:cio@example.com"]
+
+    # Slack refuses a case's war room; the outbox keeps its part all the same.
+    with pytest.raises(VendorRejected, match="chat:war-room"):
+        await send(split, case, "chat:war-room", "email:cio@example.com", key="case-3/x/1")
+    kept = await outbox.messages_about(case.subject)
+    assert [m.destination for m in kept] == ["email:cio@example.com"] * 2
+    assert slack.created_by_bot() == []
 
 
 # --- faults ------------------------------------------------------------------------------------

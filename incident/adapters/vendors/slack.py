@@ -25,6 +25,9 @@ Idempotency, since Slack has no idempotency key:
   remembered (VendorRefs `greeting`, `greeting#2` ...) only once it is pinned (`already_pinned`
   counts as done): so a remembered greeting is a pinned one, and a retry after a crash or a
   failed pin finds the message it posted instead of posting another.
+- Messages about another kind of subject (`send`: a support case's) are delivered the same
+  way, their refs kept under that subject (VendorRefs `kind`) and their metadata naming it
+  (`subject: case-3`), so case 3's message is never taken for incident 3's of the same key.
 
 Faults: each Web API call is one attempt bounded by `timeout`, and transient failures are
 retried a bounded number of times with waits through the Clock, then raise
@@ -35,14 +38,16 @@ The parts, each a small class `SlackChat` holds: `slack_api.SlackApi` (one call 
 bounded retry), `slack_directory.SlackDirectory` (our bot user, people, channels by name),
 `slack_war_room.SlackWarRooms` (the channel, its topic, members and bookmarks),
 `slack_messages.SlackMessages` (a message once per key) and `slack_messages.SlackGreeting`
-(the pinned greeting). `SlackChat` is the Chat port (and Notifier for `chat:`) on them.
+(the pinned greeting). `SlackChat` is the Chat port (and Notifier and Messenger for
+`chat:`) on them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -63,6 +68,7 @@ from incident.adapters.vendors.slack_messages import (
     SlackGreeting,
     SlackMessages,
     greeting_key,
+    logged_id,
 )
 from incident.adapters.vendors.slack_war_room import (
     SlackWarRooms,
@@ -72,7 +78,8 @@ from incident.adapters.vendors.slack_war_room import (
 )
 from incident.clock import Clock
 from incident.domain.incident import Incident
-from incident.services.ports import VendorError, VendorRejected, VendorUnavailable, WarRoom
+from incident.domain.records import INCIDENT, SubjectRef
+from incident.services.ports import Topic, VendorError, VendorRejected, VendorUnavailable, WarRoom
 
 # The adapter's public names; those defined in its other modules are imported from here too.
 __all__ = [
@@ -90,6 +97,8 @@ __all__ = [
 ]
 
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+PREFIX = "chat:"
+WAR_ROOM = "war-room"  # `chat:war-room`: the incident's war room
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,8 @@ class SlackWarRoom(WarRoom):
 
 
 class SlackChat:
-    """Implements Chat (and Notifier for `chat:` destinations) with Slack's Web API.
+    """Implements Chat (and Notifier and Messenger for `chat:` destinations) with Slack's
+    Web API.
 
     It is handed its client (see `slack_client`; whoever made it closes its session) and
     switches off the client's own retrying: this adapter's bounded retry replaces it.
@@ -186,7 +196,11 @@ class SlackChat:
         incident_id = stored_id(incident)
         channel = await self._rooms.room_id(incident)
         await self._messages.deliver(
-            incident_id=incident_id, channel=channel, text=text, key=key, where="the war room"
+            subject=SubjectRef.incident(incident_id),
+            channel=channel,
+            text=text,
+            key=key,
+            where="the war room",
         )
 
     async def refresh_war_room(self, *, incident: Incident, key: str, greeting: str) -> None:
@@ -222,7 +236,7 @@ class SlackChat:
             return [], []
         return await self._rooms.invite(channel, people, incident_id=incident_id)
 
-    # --- Notifier (chat destinations) ----------------------------------------------------------
+    # --- Notifier and Messenger (chat destinations) -------------------------------------------
 
     async def notify(
         self,
@@ -235,22 +249,73 @@ class SlackChat:
         key: str,
     ) -> None:
         """Post to each `chat:` destination once per `key`: `chat:#channel` (a channel the
-        app is in), `chat:@U123` or `chat:@person@example.com` (a direct message), or
-        `chat:war-room`. Every destination is tried; the failures are raised together."""
-        incident_id = stored_id(incident)
-        others = [d for d in destinations if not d.startswith("chat:")]
+        app is in), `chat:@U123` or `chat:@person@example.com` (a direct message), a channel
+        id, or `chat:war-room` (opened first if it is not yet). `subject` and `body` are
+        Slack mrkdwn (the templates made people's words safe), sent as they are. Every
+        destination is tried; the failures are raised together."""
+        await self._post_each(
+            about=SubjectRef.incident(stored_id(incident)),
+            audience=audience,
+            destinations=destinations,
+            text=f"*{subject}*\n{body}",
+            key=key,
+            war_room=partial(self._rooms.room_id, incident),
+        )
+
+    async def send(
+        self,
+        *,
+        about: Topic,
+        audience: str,
+        destinations: Sequence[str],
+        subject: str,
+        body: str,
+        key: str,
+    ) -> None:
+        """Post a message about any subject (a support case ...) to each `chat:` destination
+        once per `key` and subject, as `notify` does. `subject` and `body` are plain text
+        (people's words in them), escaped whole for mrkdwn: nothing in them pings or links.
+        `chat:war-room` is an incident's room: refused for another kind of subject, and for
+        an incident whose room is not open (`notify`, which has the incident, opens it)."""
+        await self._post_each(
+            about=about.subject,
+            audience=audience,
+            destinations=destinations,
+            text=f"*{plain_text(subject)}*\n{plain_text(body)}",
+            key=key,
+            war_room=partial(self._open_war_room_of, about),
+        )
+
+    async def _post_each(
+        self,
+        *,
+        about: SubjectRef,
+        audience: str,
+        destinations: Sequence[str],
+        text: str,
+        key: str,
+        war_room: Callable[[], Awaitable[str]],
+    ) -> None:
+        """Deliver `text` to each `chat:` destination once per `key` about `about`
+        (`war_room`: the channel id `chat:war-room` posts to). Every destination is tried;
+        the failures are raised together: `VendorUnavailable` if any may pass later."""
+        others = [d for d in destinations if not d.startswith(PREFIX)]
         if others:
             raise ValueError(
                 f"SlackChat delivers chat: destinations only; route {', '.join(others)} "
                 "to another notifier"
             )
-        text = f"*{subject}*\n{body}"
         failures: list[tuple[str, VendorError]] = []
         for destination in destinations:
+            target = destination.removeprefix(PREFIX)
             try:
-                channel = await self._destination(incident, destination.removeprefix("chat:"))
+                channel = (
+                    await war_room()
+                    if target == WAR_ROOM
+                    else await self._destination(about, target)
+                )
                 await self._messages.deliver(
-                    incident_id=incident_id,
+                    subject=about,
                     channel=channel,
                     text=text,
                     key=f"{key}#{destination}",
@@ -268,11 +333,24 @@ class SlackChat:
                 )
             raise VendorRejected(VENDOR_NAME, reason)
 
-    async def _destination(self, incident: Incident, target: str) -> str:
-        """The channel id a `chat:` destination (without its prefix) posts to."""
-        incident_id = stored_id(incident)
-        if target == "war-room":
-            return await self._rooms.room_id(incident)
+    async def _open_war_room_of(self, about: Topic) -> str:
+        """The channel id of the war room `chat:war-room` names in a message about `about`:
+        an incident's that is open; refused otherwise."""
+        if about.subject.kind != INCIDENT:
+            raise VendorRejected(
+                VENDOR_NAME,
+                f"{about.label} is not an incident and has no war room: name a channel "
+                "(chat:#name) or a person (chat:@person)",
+            )
+        channel = await self._rooms.stored(about.subject.id)
+        if channel is None:
+            raise VendorRejected(VENDOR_NAME, f"{about.label} has no war room open yet")
+        return channel
+
+    async def _destination(self, about: SubjectRef, target: str) -> str:
+        """The channel id a `chat:` destination (without its prefix), but the war room,
+        posts to."""
+        incident_id = logged_id(about)
         if target.startswith("#"):
             return await self._directory.channel_named(target[1:], incident_id=incident_id)
         if CHANNEL_ID.match(target):
@@ -291,3 +369,11 @@ class SlackChat:
         return self._conference_url_template.format(
             id=incident.id, ref=incident.ref, channel=channel
         )
+
+
+def plain_text(text: str) -> str:
+    """Plain text made safe in Slack mrkdwn: `&`, `<` and `>` escaped, so nothing in it can
+    ping (`<!channel>`, `<@U123>`) or become a link. Unlike the templates' `chat_text`,
+    which leaves a value that is one user mention (a commander's name) a mention, a whole
+    subject or body is escaped whatever it is."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -26,7 +26,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SlackDirectory:
-    """Looks our bot user, people and channels up in Slack, each once."""
+    """Looks our bot user, people and channels up in Slack, each once. `incident_id`: the
+    incident whose call it is, for the logs (None: another kind of subject's)."""
 
     def __init__(self, api: SlackApi) -> None:
         self._api = api
@@ -49,7 +50,7 @@ class SlackDirectory:
             self._bot = await self._api.retrying("auth.test", attempt, incident_id=incident_id)
         return self._bot
 
-    async def user_id(self, person: str, *, incident_id: int) -> str | None:
+    async def user_id(self, person: str, *, incident_id: int | None) -> str | None:
         """A Slack user id for an e-mail address, a user id or a `<@U...>` mention."""
         mention = MENTION.match(person)
         if mention:
@@ -105,7 +106,7 @@ class SlackDirectory:
                 return None
         return None
 
-    async def channel_named(self, name: str, *, incident_id: int) -> str:
+    async def channel_named(self, name: str, *, incident_id: int | None) -> str:
         """The id of the public or private channel `#name`; refused when the app cannot see
         one."""
         if name not in self._named:
@@ -122,7 +123,7 @@ class SlackDirectory:
             self._named[name] = room.id
         return self._named[name]
 
-    async def direct_message(self, user: str, *, incident_id: int) -> str:
+    async def direct_message(self, user: str, *, incident_id: int | None) -> str:
         """The id of the direct message channel between the app and `user`."""
         if user not in self._ims:
 

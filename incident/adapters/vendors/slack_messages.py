@@ -3,8 +3,12 @@
 As `slack.py` describes: a message is remembered (VendorRefs `msg:<key>` -> its `ts`) right
 after it is posted and carries its key in its metadata; an intent (`try:<key>`) stored before
 the first attempt, or an attempt that may have posted, makes the next one search the
-channel's history for the key before posting again. The greeting is one message per
-generation, delivered so, and remembered (`greeting`, `greeting#2` ...) once pinned.
+channel's history for the key before posting again. Both are the message's subject's: its
+refs are kept under its kind and id, and its metadata names it (`incident: 3` for an
+incident, as always; `subject: case-3` for another kind), so a case's message and an
+incident's of one number and key are never taken for each other. The greeting is one
+message per generation, delivered so, and remembered (`greeting`, `greeting#2` ...) once
+pinned.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from incident.adapters.vendors.slack_api import (
     next_cursor,
 )
 from incident.clock import Clock
+from incident.domain.records import INCIDENT, SubjectRef
 from incident.services.ports import VendorRejected
 
 EVENT_TYPE = "incident_step"  # the metadata event our messages carry, with their key
@@ -38,7 +43,7 @@ REF_NAME_LIMIT = 80  # VendorRefRow.name
 
 
 class SlackMessages:
-    """Posts messages, each once per key."""
+    """Posts messages, each once per key about its subject."""
 
     def __init__(self, *, api: SlackApi, refs: VendorRefs, clock: Clock) -> None:
         self._api = api
@@ -46,17 +51,21 @@ class SlackMessages:
         self._clock = clock
 
     async def deliver(
-        self, *, incident_id: int, channel: str, text: str, key: str, where: str
+        self, *, subject: SubjectRef, channel: str, text: str, key: str, where: str
     ) -> tuple[str, bool]:
-        """Post `text` to `channel` once per `key`: the message's ts, and whether this call
-        posted it (False: an earlier attempt did, perhaps with another text)."""
+        """Post `text` to `channel` once per `key` about `subject`: the message's ts, and
+        whether this call posted it (False: an earlier attempt did, perhaps with another
+        text)."""
+        incident_id = logged_id(subject)
         done_name = _ref_name("msg", key)
-        done = await self._refs.find(incident_id, VENDOR, done_name)
+        done = await self._refs.find(subject.id, VENDOR, done_name, kind=subject.kind)
         if done is not None:
             return done, False
         started = self._clock.now().timestamp()
         intent = f"{started:.6f}/{uuid.uuid4().hex}"
-        stored = await self._refs.remember(incident_id, VENDOR, _ref_name("try", key), intent)
+        stored = await self._refs.remember(
+            subject.id, VENDOR, _ref_name("try", key), intent, kind=subject.kind
+        )
         # An intent stored before ours: an earlier run may have posted and then died.
         maybe_posted = stored != intent
         since = _intent_time(stored, default=started) - CLOCK_SKEW
@@ -66,7 +75,7 @@ class SlackMessages:
         async def attempt() -> str:
             nonlocal maybe_posted, posted
             if maybe_posted:
-                found = await self._find_posted(channel, key, since=since)
+                found = await self._find_posted(channel, key, subject, since=since)
                 if found is not None:
                     posted = False
                     return found
@@ -79,7 +88,7 @@ class SlackMessages:
                         text=text,
                         metadata={
                             "event_type": EVENT_TYPE,
-                            "event_payload": {"key": key, "incident": incident_id},
+                            "event_payload": {"key": key, **_names(subject)},
                         },
                         unfurl_links=False,
                     ),
@@ -93,20 +102,24 @@ class SlackMessages:
             return ts
 
         ts = await self._api.retrying(f"post to {where}", attempt, incident_id=incident_id)
-        await self._refs.remember(incident_id, VENDOR, done_name, ts)
+        await self._refs.remember(subject.id, VENDOR, done_name, ts, kind=subject.kind)
         log.info(
             "posted to Slack" if posted else "found our earlier post in Slack",
             extra={
                 "action": "slack_posted" if posted else "slack_post_found",
                 "incident_id": incident_id,
+                "subject": subject.key,
                 "channel": channel,
                 "key": key,
             },
         )
         return ts, posted
 
-    async def _find_posted(self, channel: str, key: str, *, since: float) -> str | None:
-        """The ts of the message carrying `key` posted since `since`, if there is one."""
+    async def _find_posted(
+        self, channel: str, key: str, subject: SubjectRef, *, since: float
+    ) -> str | None:
+        """The ts of the message carrying `key` about `subject` posted since `since`, if
+        there is one."""
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
             data = await self._api.call(
@@ -124,7 +137,7 @@ class SlackMessages:
             if not isinstance(messages, list):
                 raise CallFailed("malformed response (history)", retryable=True)
             for message in messages:
-                if _carries(message, key):
+                if _carries(message, key, subject):
                     return str(message["ts"])
             cursor = next_cursor(data)
             if not data.get("has_more") or not cursor:
@@ -161,7 +174,7 @@ class SlackGreeting:
             if generation > GREETING_GENERATIONS:
                 break
             ts, posted = await self._messages.deliver(
-                incident_id=incident_id,
+                subject=SubjectRef.incident(incident_id),
                 channel=channel,
                 text=text,
                 key=greeting_key(incident_id, generation),
@@ -245,18 +258,32 @@ def fit(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
 
 
+def logged_id(subject: SubjectRef) -> int | None:
+    """What the logs' `incident_id` says of a subject: its id if it is an incident's."""
+    return subject.id if subject.kind == INCIDENT else None
+
+
+def _names(subject: SubjectRef) -> dict[str, int | str]:
+    """How a message's metadata names its subject: an incident by its id (as it always
+    has), another kind by its key (`case-3`)."""
+    return {"incident": subject.id} if subject.kind == INCIDENT else {"subject": subject.key}
+
+
 def _greeting_ref(generation: int) -> str:
     return GREETING_REF if generation == 1 else f"{GREETING_REF}#{generation}"
 
 
-def _carries(message: Any, key: str) -> bool:
+def _carries(message: Any, key: str, subject: SubjectRef) -> bool:
     if not isinstance(message, dict) or not isinstance(message.get("ts"), str):
         return False
     metadata = message.get("metadata")
     if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
         return False
     payload = metadata.get("event_payload")
-    return isinstance(payload, dict) and payload.get("key") == key
+    if not isinstance(payload, dict) or payload.get("key") != key:
+        return False
+    names = _names(subject)
+    return all(payload.get(field) == names.get(field) for field in ("incident", "subject"))
 
 
 def _ref_name(prefix: str, key: str) -> str:
