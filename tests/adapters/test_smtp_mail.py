@@ -256,8 +256,8 @@ async def test_a_message_about_a_case_goes_once_per_key_and_address_apart_from_a
 
 
 class IncidentsOnly:
-    """A notifier for incidents' notices alone (no `send`), as SlackChat is: what it would
-    have posted."""
+    """A notifier for incidents' notices alone (no `send`), as any adapter may be: what it
+    would have posted."""
 
     def __init__(self) -> None:
         self.posted: list[Sequence[str]] = []

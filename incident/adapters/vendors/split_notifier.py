@@ -6,9 +6,9 @@ to Slack, email to SMTP) and every other destination, or one whose kind has no r
 to the default (the outbox). Every part gets the same step key, so a retried step sends only
 what each part has not sent yet.
 
-Messages about any kind of subject (`send`) are routed the same way, except that a route
-whose notifier serves incidents only (it has no `send`: Slack today) leaves its
-destinations to the default, which keeps them.
+Messages about any kind of subject (`send`) are routed the same way (Slack, SMTP and, for
+`pager:`, PagerDuty through `senders`), except that a route whose notifier serves incidents
+only (it has no `send`) leaves its destinations to the default, which keeps them.
 """
 
 from __future__ import annotations
