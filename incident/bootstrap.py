@@ -20,7 +20,7 @@ from incident.adapters.database.leases import SqlLeases
 from incident.adapters.database.store import SqlStore
 from incident.adapters.database.wakeups import LocalSignal, PostgresSignal
 from incident.adapters.files.playbook_files import load_playbooks
-from incident.adapters.files.support_files import SUPPORT_DIR, load_support
+from incident.adapters.files.support_files import load_support, support_directory
 from incident.adapters.files.templates import DOCUMENT_SUFFIX, JinjaRenderer
 from incident.adapters.vendors.outbox import Outbox
 from incident.clock import Clock, SystemClock
@@ -28,7 +28,7 @@ from incident.redaction import Redactor
 
 if TYPE_CHECKING:
     from incident.adapters.vendors.slack import SlackChat
-from incident.config import Settings
+from incident.config import PROJECT_ROOT, Settings
 from incident.domain.case_clocks import SupportPlaybook
 from incident.domain.playbook import PlaybookSet
 from incident.scheduler.engine import Engine
@@ -149,8 +149,16 @@ def check_playbooks(settings: Settings) -> PlaybookSet:
 
 def check_support(settings: Settings) -> SupportPlaybook:
     """Load the support playbook (playbooks/support/) and check its templates (InvalidPlaybook
-    if not)."""
-    return load_support(settings.playbooks_dir / SUPPORT_DIR, comms_dir=settings.comms_dir)
+    if not). Playbooks from before support cases have none: the shipped one stands in."""
+    directory, shipped = support_directory(
+        settings.playbooks_dir, shipped=PROJECT_ROOT / "playbooks"
+    )
+    if shipped:
+        log.warning(
+            "no support/ in the playbooks: support cases use the shipped support playbook",
+            extra={"action": "support_playbook_shipped", "directory": str(directory)},
+        )
+    return load_support(directory, comms_dir=settings.comms_dir)
 
 
 async def build(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from incident import bootstrap
 from incident.adapters.files.playbook_files import load_playbooks
-from incident.adapters.files.support_files import SUPPORT_DIR, load_support
+from incident.adapters.files.support_files import SUPPORT_DIR, load_support, support_directory
 from incident.adapters.files.templates import (
     DOCUMENT_SUFFIX,
     JinjaRenderer,
@@ -31,7 +31,7 @@ from incident.adapters.files.templates import (
     sample_document_context,
 )
 from incident.cli import api_output
-from incident.config import Settings, load_settings, unknown_variables
+from incident.config import PROJECT_ROOT, Settings, load_settings, unknown_variables
 from incident.domain.case import Plan
 from incident.domain.errors import DomainError, InvalidPlaybook, PlaybookProblem
 from incident.domain.incident import Category, Severity, Status
@@ -122,7 +122,7 @@ def _check_playbooks(settings: Settings, directory: Path | None) -> int:
         ),
         problems,
     )
-    support_dir = directory / SUPPORT_DIR
+    support_dir, shipped = support_directory(directory, shipped=PROJECT_ROOT / "playbooks")
     support = _checked(lambda: load_support(support_dir, comms_dir=settings.comms_dir), problems)
     if playbooks is None or support is None:
         raise InvalidPlaybook(problems)
@@ -134,6 +134,7 @@ def _check_playbooks(settings: Settings, directory: Path | None) -> int:
     print(
         f"ok  {support_dir}: support, {len(support.ladder.rungs)} levels, "
         f"{len(support.steps)} steps, {len(calendars)} calendars"
+        + (f" (shipped: {directory} has no {SUPPORT_DIR}/)" if shipped else "")
     )
     return 0
 
@@ -196,7 +197,8 @@ def _case_problems(settings: Settings, renderer: JinjaRenderer, names: list[str]
     (one that none names: as the escalation notice would), with the sample case."""
     from incident.adapters.files.case_samples import sample_case_context
 
-    steps = load_support(settings.playbooks_dir / SUPPORT_DIR).steps
+    directory, _ = support_directory(settings.playbooks_dir, shipped=PROJECT_ROOT / "playbooks")
+    steps = load_support(directory).steps
     problems: list[str] = []
     for name in names:
         naming = [step.id for step in steps if step.template == name] or ["escalation-notice"]

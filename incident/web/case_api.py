@@ -26,6 +26,7 @@ from incident.web.operations import Call, Operation
 CASES = "/api/v1/cases"
 ONE_CASE = CASES + "/{case_id}"
 LIST_LIMIT = 500
+MAX_OFFSET = 1_000_000  # beyond any queue; and within the databases' integers
 
 
 def _support(call: Call) -> Support:
@@ -105,8 +106,8 @@ async def list_cases(call: Call) -> web.Response:
         offset = int(query.get("offset", "0"))
     except ValueError as error:
         raise InvalidValue("query", f"{error}; see the OpenAPI document") from None
-    if not 1 <= limit <= LIST_LIMIT or offset < 0:
-        raise InvalidValue("query", f"limit is 1-{LIST_LIMIT}, offset 0 or more")
+    if not 1 <= limit <= LIST_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidValue("query", f"limit is 1-{LIST_LIMIT}, offset 0-{MAX_OFFSET:,}")
     found = await uc.list_cases(
         _support(call), statuses=statuses, levels=levels, limit=limit, offset=offset
     )
@@ -201,7 +202,7 @@ CASE_OPERATIONS: tuple[Operation, ...] = (
             ("status", [s.value for s in CaseStatus], "Only cases in these statuses."),
             ("level", _LEVELS, "Only cases at these levels (a level's queue)."),
             ("limit", {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT}, "At most."),
-            ("offset", {"type": "integer", "minimum": 0}, "Skip this many."),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, "Skip this many."),
         ),
     ),
     Operation(

@@ -73,6 +73,16 @@ _STEP_KEYS = {
 E = TypeVar("E")
 
 
+def support_directory(playbooks_dir: Path, *, shipped: Path) -> tuple[Path, bool]:
+    """Where the support playbook of `playbooks_dir` is: its `support/`, or, for a set of
+    playbooks made before support cases existed (no `support/` at all), the shipped one
+    (`shipped`), so an upgrade keeps the service starting. True: the shipped one stands in."""
+    own = playbooks_dir / SUPPORT_DIR
+    if own.is_dir() or not (shipped / SUPPORT_DIR).is_dir():
+        return own, False
+    return shipped / SUPPORT_DIR, True
+
+
 def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPlaybook:
     """The support playbook in `directory` (the playbooks' `support/`); InvalidPlaybook
     listing every problem found. `comms_dir`: check each step's template is there."""
