@@ -25,5 +25,5 @@ def test_playbooks_with_their_own_support_use_it_even_broken(tmp_path: Path) -> 
     (tmp_path / SUPPORT_DIR / "clocks.yaml").write_text("steps: [{id: x}]\n", encoding="utf-8")
     directory, shipped = support_directory(tmp_path, shipped=SHIPPED)
     assert (directory, shipped) == (tmp_path / SUPPORT_DIR, False)
-    with pytest.raises(InvalidPlaybook, match="clocks.yaml"):
+    with pytest.raises(InvalidPlaybook, match=r"clocks\.yaml"):
         load_support(directory)
