@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -241,4 +242,28 @@ class SupportPlaybook:
     steps: tuple[CaseStep, ...]
 
     def step(self, step_id: str) -> CaseStep | None:
-        return next((s for s in self.steps if s.id == step_id), None)
+        return self._by_id.get(step_id)
+
+    def steps_for(self, case: Case) -> tuple[CaseStep, ...]:
+        """The steps a case at its level, of its priority and plan can have: all that its
+        planning needs to look at (planning them gives the plan all the steps give; a
+        property test compares the two on every case it makes)."""
+        key = (case.level, case.priority, case.plan)
+        found = self._narrowed.get(key)
+        if found is None:
+            found = self._narrowed[key] = tuple(
+                s
+                for s in self.steps
+                if (not s.levels or case.level in s.levels)
+                and (not s.priorities or case.priority in s.priorities)
+                and (not s.plans or case.plan in s.plans)
+            )
+        return found
+
+    @cached_property
+    def _by_id(self) -> dict[str, CaseStep]:
+        return {s.id: s for s in self.steps}
+
+    @cached_property
+    def _narrowed(self) -> dict[tuple[Level, Severity, Plan], tuple[CaseStep, ...]]:
+        return {}

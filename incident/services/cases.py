@@ -408,9 +408,9 @@ def replan_case(
     assert case.id is not None
     subject = case_ref(case.id)
     history = {} if new else tx.step_history(subject)
-    planned = plan(case, playbook.steps, playbook.ladder, history)
-    by_id = {s.id: s for s in playbook.steps}
-    tx.reconcile(subject, planned, by_id, now=now, new=new)
+    steps = playbook.steps_for(case)
+    planned = plan(case, steps, playbook.ladder, history)
+    tx.reconcile(subject, planned, {s.id: s for s in steps}, now=now, new=new)
     return planned
 
 

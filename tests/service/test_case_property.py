@@ -54,11 +54,11 @@ from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import PROJECT_ROOT, Settings
 from incident.domain.access import AccessRole, Principal
-from incident.domain.case import Case, CaseChange, Deescalation, Plan
+from incident.domain.case import Case, CaseChange, Deescalation, Escalation, Plan
 from incident.domain.case_access import SupportRole, SupportRoles
 from incident.domain.case_clocks import SupportPlaybook, plan
 from incident.domain.case_context import ChecklistItem
-from incident.domain.case_routing import Flag, Level
+from incident.domain.case_routing import Flag, Level, Urgency
 from incident.domain.errors import DomainError
 from incident.domain.lifecycle import Severity
 from incident.domain.playbook import PlaybookSet
@@ -326,9 +326,6 @@ def test_the_machine_checks_something() -> None:
             escalations=[*case.escalations],
         )
         forged.level = Level.CEO
-        from incident.domain.case import Escalation
-        from incident.domain.case_routing import Urgency
-
         forged.escalations.append(
             Escalation(
                 1,

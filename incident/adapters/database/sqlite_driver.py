@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -254,13 +255,18 @@ class _DriverInsert:
         self.columns = into.columns
         marks = ", ".join("?" for _ in self.columns)
         self.sql = f"INSERT INTO {into.table.name} ({', '.join(self.columns)}) VALUES ({marks})"
-        self._converters = tuple(
-            _sqlite_converter(into.table.c[name].type) for name in self.columns
-        )
+        converters = [_sqlite_converter(into.table.c[name].type) for name in self.columns]
+        # Only the columns whose values change on the way in are touched (instants, JSON):
+        # a case's intake inserts a dozen rows of a dozen columns, most of them as they are.
+        self._converted = tuple((i, c) for i, c in enumerate(converters) if c is not _as_is)
+        self._values = operator.itemgetter(*self.columns)
 
-    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        pairs = zip(self.columns, self._converters, strict=True)
-        return tuple(convert(values[name]) for name, convert in pairs)
+    def row(self, values: Mapping[str, Any]) -> list[Any]:
+        taken = self._values(values)
+        row = list(taken) if len(self.columns) > 1 else [taken]
+        for index, convert in self._converted:
+            row[index] = convert(row[index])
+        return row
 
 
 @functools.cache  # InsertInto compares by identity: one per prebuilt insert
