@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 
 from incident.domain.case import Case, Plan
 from incident.domain.case_ladder import Ladder, Span

@@ -57,6 +57,22 @@ class VendorRejected(VendorError):
     id): sending it again will not help until the configuration or the request is fixed."""
 
 
+def failed_together(vendor: str, reason: str, failures: Sequence[VendorError]) -> VendorError:
+    """Several failures of one call (a destination each) as one error saying them all:
+    unavailable if any may pass later (waiting for the longest Retry-After any asked),
+    else rejected. Every adapter that tries each destination raises through this."""
+    unavailable = [e for e in failures if isinstance(e, VendorUnavailable)]
+    if unavailable:
+        waits = [e.retry_after for e in unavailable if e.retry_after is not None]
+        return VendorUnavailable(vendor, reason, retry_after=max(waits, default=None))
+    return VendorRejected(vendor, reason)
+
+
+def each_said(failures: Sequence[tuple[str, VendorError]]) -> str:
+    """`email:a@b: refused; email:c@d: timed out`: which destination failed, and why."""
+    return "; ".join(f"{destination}: {error.reason}" for destination, error in failures)
+
+
 @dataclass(frozen=True)
 class OnCall:
     """Someone on call right now: whom the war room names and invites."""

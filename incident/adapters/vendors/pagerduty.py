@@ -41,7 +41,8 @@ from incident.services.ports import (
     Topic,
     VendorError,
     VendorRejected,
-    VendorUnavailable,
+    each_said,
+    failed_together,
 )
 
 log = logging.getLogger("incident.adapters.pagerduty")
@@ -384,10 +385,8 @@ class PagerDutyPager:
                 extra={"action": "pagerduty_triggered", "subject": about.label, "tier": tier},
             )
         if failures:
-            reason = f"page {audience}: " + "; ".join(f"{d}: {e.reason}" for d, e in failures)
-            if any(isinstance(e, VendorUnavailable) for _, e in failures):
-                raise VendorUnavailable(VENDOR_NAME, reason)
-            raise VendorRejected(VENDOR_NAME, reason)
+            reason = f"page {audience}: {each_said(failures)}"
+            raise failed_together(VENDOR_NAME, reason, [e for _, e in failures])
 
     def _topic_properties(
         self, about: Topic, *, tier: str, subject: str, body: str, key: str

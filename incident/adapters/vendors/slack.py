@@ -79,7 +79,14 @@ from incident.adapters.vendors.slack_war_room import (
 from incident.clock import Clock
 from incident.domain.incident import Incident
 from incident.domain.records import INCIDENT, SubjectRef
-from incident.services.ports import Topic, VendorError, VendorRejected, VendorUnavailable, WarRoom
+from incident.services.ports import (
+    Topic,
+    VendorError,
+    VendorRejected,
+    WarRoom,
+    each_said,
+    failed_together,
+)
 
 # The adapter's public names; those defined in its other modules are imported from here too.
 __all__ = [
@@ -324,14 +331,8 @@ class SlackChat:
             except VendorError as error:
                 failures.append((destination, error))
         if failures:
-            reason = f"notify {audience}: " + "; ".join(f"{d}: {e.reason}" for d, e in failures)
-            unavailable = [e for _, e in failures if isinstance(e, VendorUnavailable)]
-            if unavailable:
-                waits = [e.retry_after for e in unavailable if e.retry_after is not None]
-                raise VendorUnavailable(
-                    VENDOR_NAME, reason, retry_after=max(waits) if waits else None
-                )
-            raise VendorRejected(VENDOR_NAME, reason)
+            reason = f"notify {audience}: {each_said(failures)}"
+            raise failed_together(VENDOR_NAME, reason, [e for _, e in failures])
 
     async def _open_war_room_of(self, about: Topic) -> str:
         """The channel id of the war room `chat:war-room` names in a message about `about`:

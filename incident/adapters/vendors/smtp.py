@@ -46,7 +46,13 @@ from incident.adapters.vendors.retries import Failure, RetryBudget, VendorRetry,
 from incident.clock import Clock
 from incident.domain.incident import Incident
 from incident.domain.records import INCIDENT
-from incident.services.ports import Topic, VendorError, VendorRejected, VendorUnavailable
+from incident.services.ports import (
+    Topic,
+    VendorError,
+    VendorRejected,
+    each_said,
+    failed_together,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,12 +219,8 @@ class SmtpNotifier:
         if pending:
             failures += await self._send_all(about, pending, key=key)
         if failures:
-            reason = f"notify {audience} through {self._where}: " + "; ".join(
-                f"{d}: {e.reason}" for d, e in failures
-            )
-            if any(isinstance(e, VendorUnavailable) for _, e in failures):
-                raise VendorUnavailable(VENDOR_NAME, reason)
-            raise VendorRejected(VENDOR_NAME, reason)
+            reason = f"notify {audience} through {self._where}: {each_said(failures)}"
+            raise failed_together(VENDOR_NAME, reason, [e for _, e in failures])
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -23,8 +23,7 @@ from incident.services.ports import (
     Notifier,
     Topic,
     VendorError,
-    VendorRejected,
-    VendorUnavailable,
+    failed_together,
 )
 
 N = TypeVar("N")
@@ -135,9 +134,4 @@ async def _each_tried(calls: Iterable[Callable[[], Awaitable[None]]]) -> None:
         raise failures[0]
     if failures:
         vendor = ", ".join(dict.fromkeys(e.vendor for e in failures))
-        reason = "; ".join(str(e) for e in failures)
-        unavailable = [e for e in failures if isinstance(e, VendorUnavailable)]
-        if unavailable:
-            waits = [e.retry_after for e in unavailable if e.retry_after is not None]
-            raise VendorUnavailable(vendor, reason, retry_after=max(waits, default=None))
-        raise VendorRejected(vendor, reason)
+        raise failed_together(vendor, "; ".join(str(e) for e in failures), failures)
