@@ -76,6 +76,11 @@ def draft(clock: FakeClock, **changes: object) -> Case:
     return Case(**fields)  # type: ignore[arg-type]
 
 
+def ready(clock: FakeClock, **changes: object) -> Case:
+    """A case with every technical field and the whole checklist: ready to go up a tier."""
+    return draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem), **changes)
+
+
 def due(view: CaseView, step_id: str) -> datetime:
     found = [u.due_at for u in view.upcoming if u.step_id == step_id]
     assert found, f"{step_id} is not upcoming: {[u.step_id for u in view.upcoming]}"
@@ -189,9 +194,7 @@ async def test_an_agent_asking_for_the_ceo_gets_the_cio_recommending_the_ceo(
     clock.set(berlin(2026, 3, 9, 10, 0))
     app = await build()
     sp = support(app)
-    view = await uc.open_case(
-        sp, draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)), by=AGENT
-    )
+    view = await uc.open_case(sp, ready(clock), by=AGENT)
     case_id = view.case.id or 0
     view = await uc.escalate_case(
         sp, case_id, EscalationRequest(Level.CEO, "strategic customer threatens to leave"), by=AGENT
@@ -214,7 +217,7 @@ async def test_a_crypto_escalation_without_a_transaction_hash_is_refused_naming_
     sp = support(app)
     view = await uc.open_case(
         sp,
-        draft(clock, crypto=True, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)),
+        ready(clock, crypto=True),
         by=AGENT,
     )
     case_id = view.case.id or 0
@@ -262,16 +265,7 @@ async def test_an_unconfirmed_escalation_reminds_the_lead_then_tells_the_next_le
     clock.set(berlin(2026, 3, 9, 10, 0))  # Monday
     app = await build()
     sp = support(app)
-    view = await uc.open_case(
-        sp,
-        draft(
-            clock,
-            plan=Plan.ENTERPRISE,
-            context=dict(FULL_CONTEXT),
-            checklist=frozenset(ChecklistItem),
-        ),
-        by=AGENT,
-    )
+    view = await uc.open_case(sp, ready(clock, plan=Plan.ENTERPRISE), by=AGENT)
     view = await uc.escalate_case(
         sp, view.case.id or 0, EscalationRequest(Level.TIER_2, "needs L2"), by=AGENT
     )
@@ -289,9 +283,7 @@ async def test_confirming_receipt_stops_the_receipt_clock(
     clock.set(berlin(2026, 3, 9, 10, 0))
     app = await build()
     sp = support(app)
-    view = await uc.open_case(
-        sp, draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)), by=AGENT
-    )
+    view = await uc.open_case(sp, ready(clock), by=AGENT)
     case_id = view.case.id or 0
     await uc.escalate_case(sp, case_id, EscalationRequest(Level.TIER_2, "needs L2"), by=AGENT)
     view = await uc.confirm_receipt(sp, case_id, by=LEAD)
@@ -311,9 +303,7 @@ async def test_deescalating_tells_the_agent_and_the_customer_and_restarts_the_cl
     clock.set(berlin(2026, 3, 9, 10, 0))
     app = await build()
     sp = support(app)
-    view = await uc.open_case(
-        sp, draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)), by=AGENT
-    )
+    view = await uc.open_case(sp, ready(clock), by=AGENT)
     case_id = view.case.id or 0
     await uc.escalate_case(sp, case_id, EscalationRequest(Level.TIER_2, "needs L2"), by=AGENT)
     clock.set(berlin(2026, 3, 9, 14, 0))
@@ -416,9 +406,7 @@ async def test_escalating_goes_up_only_and_an_unused_override_is_not_recorded(
     clock.set(berlin(2026, 3, 9, 10, 0))
     app = await build()
     sp = support(app)
-    view = await uc.open_case(
-        sp, draft(clock, context=dict(FULL_CONTEXT), checklist=frozenset(ChecklistItem)), by=AGENT
-    )
+    view = await uc.open_case(sp, ready(clock), by=AGENT)
     case_id = view.case.id or 0
     request = EscalationRequest(Level.TIER_3, "engineering", override="not needed")
     view = await uc.escalate_case(sp, case_id, request, by=MANAGER)
