@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from incident.domain import text as rules
 from incident.domain.case import Case, CaseStatus, Deescalation, Plan
-from incident.domain.case_context import ChecklistItem
+from incident.domain.case_context import FIELDS, ChecklistItem
 from incident.domain.case_ladder import SlaState
 from incident.domain.case_routing import Flag, Level, Mode, Urgency
 from incident.domain.lifecycle import Severity
@@ -49,16 +49,51 @@ Amount = Annotated[
 ]
 Flags = Annotated[list[Flag], Field(max_length=len(Flag))]
 Checklist = Annotated[list[ChecklistItem], Field(max_length=len(ChecklistItem))]
+# The shape of each context field in the document: its JSON type (null: not known yet).
+# The formats within (hashes, addresses, checksums, lengths) are the domain's one rule,
+# `clean_context`, which names every problem; the document says no more than the server
+# refuses (the fuzz test sends what it calls invalid and expects a refusal).
+_NULLABLE_TEXT: dict[str, Any] = {"type": ["string", "null"]}
+_AMOUNT: dict[str, Any] = {"type": ["string", "number", "null"]}
+_PARTS: dict[str, dict[str, Any]] = {
+    "transactions": {
+        "network": {"type": "string"},
+        "hash": {"type": "string"},
+        "at": {"type": "string"},
+    },
+    "wallet_addresses": {"network": {"type": "string"}, "address": {"type": "string"}},
+}
+_SHAPES: dict[str, dict[str, Any]] = {
+    "amount": _AMOUNT,
+    "account_value": _AMOUNT,
+    "previous_escalations": {"type": ["integer", "null"]},
+    "evidence": {"type": ["array", "null"], "items": {"type": "string"}},
+    **{
+        name: {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": parts,
+                "required": sorted(parts),
+                "additionalProperties": False,
+            },
+        }
+        for name, parts in _PARTS.items()
+    },
+}
+CONTEXT_SCHEMA: dict[str, Any] = {
+    "properties": {name: _SHAPES.get(name, _NULLABLE_TEXT) for name in FIELDS},
+    "additionalProperties": False,
+}
 Context = Annotated[
     dict[str, Any],
     Field(
-        description="Escalation context: reference, customer_id, summary, actions_taken, "
-        "reason; amount, currency; evidence; customer_plan, account_value, "
-        "previous_escalations, customer_impact, troubleshooting, customer_expectation, "
-        "requested_actions; transactions [{network, hash, at}], wallet_addresses "
-        "[{network, address}], user_attempts, expected, actual. Each is checked by its "
-        "format (EVM and Bitcoin hashes and addresses); every problem is named.",
+        description="Escalation context, each field checked by its format (EVM and Bitcoin "
+        "hashes and addresses, EIP-55 checksums, amounts, times with their offset); every "
+        "problem is named. Which fields an escalation needs depends on where it goes and "
+        "on the case (GET /cases/{id} lists what the next level still needs).",
         max_length=40,
+        json_schema_extra=CONTEXT_SCHEMA,
     ),
 ]
 

@@ -15,6 +15,7 @@ from incident.clock import FakeClock
 from incident.config import ApiToken, Settings
 from incident.domain.access import AccessRole
 from incident.domain.case_access import parse_support_roles
+from incident.domain.case_context import FIELDS
 from incident.testing import RecordingEffects
 from tests.serving import serving
 
@@ -241,3 +242,17 @@ async def test_a_queue_lists_a_levels_open_cases_with_their_clocks(
     assert only["sla"]["state"] in {"ok", "warning", "breached", "met", "none"}
     bad = await client.get("/api/v1/cases?level=attic", headers=auth("viewer"))
     assert bad.status == 422
+
+
+async def test_the_document_describes_every_context_field_and_no_other(
+    client: TestClient[Any, Any],
+) -> None:
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    context = document["components"]["schemas"]["OpenCaseRequest"]["properties"]["context"]
+    assert list(context["properties"]) == list(FIELDS)  # the domain's table, in its order
+    assert context["additionalProperties"] is False
+    # What the document calls invalid, the server refuses: a field it does not name.
+    response = await client.post(
+        "/api/v1/cases", json=case(context={"colour": "red"}), headers=auth("agent")
+    )
+    assert response.status == 422
