@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from incident import bootstrap
+from incident.adapters.files.templates import JinjaRenderer
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.domain.incident import Cancellation, Category, Severity
 from incident.services import incidents as uc
 from incident.services.engine import StepReport
-from incident.testing import run_before, run_until
+from incident.testing import RecordingEffects, run_before, run_until
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -151,7 +152,10 @@ async def throwaway_service(
     settings: Settings, clock: FakeClock, on_step: Callable[[StepReport], None], **build: Any
 ) -> AsyncIterator[bootstrap.Container]:
     """The real service on a database that is deleted afterwards (`build`: more of
-    `bootstrap.build`'s arguments)."""
+    `bootstrap.build`'s arguments). Nothing leaves the process: its effects go to a
+    recorder unless `build` names others, whatever vendors the settings configure (a
+    simulation must never page anybody)."""
+    build.setdefault("effects", RecordingEffects(clock).effects(JinjaRenderer(settings.comms_dir)))
     with tempfile.TemporaryDirectory(prefix="incident-simulate-") as tmp:
         database = Path(tmp) / "simulate.db"
         container = await bootstrap.build(

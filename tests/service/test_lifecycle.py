@@ -5,6 +5,7 @@ texts, follow-up items, and what each audience hears. Each test on SQLite and Po
 from __future__ import annotations
 
 import dataclasses
+import socket
 from datetime import timedelta
 
 import pytest
@@ -435,3 +436,26 @@ async def test_simulate_shows_a_cancellation_and_held_security_texts(settings: S
     )
     held = {e.step for e in security if e.result == "held"}
     assert held == {"status-page-investigating", "customer-notification"}
+
+
+async def test_simulate_never_reaches_the_configured_vendors(settings: Settings) -> None:
+    """Live credentials in the settings do not make a simulation page anybody: its pages
+    go to a recorder (the configured PagerDuty here is a closed port: a real call would
+    fail, and the step with it)."""
+    from incident.cli.simulate import Script, simulate
+
+    live = dataclasses.replace(
+        settings,
+        pagerduty_routing_key="r" * 32,
+        pagerduty_events_url=f"http://127.0.0.1:{closed_port()}",
+    )
+    events = await simulate(Script(severity=Severity.P1, until=10 * M), live)
+    pages = [e for e in events if e.kind == "step" and e.action == "page"]
+    assert pages and {e.result for e in pages} == {"done"}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
