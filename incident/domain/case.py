@@ -20,7 +20,14 @@ from enum import StrEnum
 from typing import Any
 
 from incident.domain.case_context import ChecklistItem
-from incident.domain.case_routing import HEIGHT, CaseFacts, Flag, Level, Urgency
+from incident.domain.case_routing import (
+    HEIGHT,
+    SPECIALIST_TEAMS,
+    CaseFacts,
+    Flag,
+    Level,
+    Urgency,
+)
 from incident.domain.errors import IllegalTransition
 from incident.domain.lifecycle import Severity
 from incident.domain.records import TimelineEntry
@@ -248,7 +255,8 @@ class Case:
         to = escalation.to_level
         if to is self.level:
             raise IllegalTransition(f"{self.ref} is already at {to.value}")
-        if HEIGHT[to] < HEIGHT[self.level]:
+        # The specialist teams stand beside the ladder: any level may bring them in.
+        if HEIGHT[to] < HEIGHT[self.level] and to not in SPECIALIST_TEAMS:
             raise IllegalTransition(
                 f"{to.value} is below {self.level.value}: to send {self.ref} down, de-escalate it"
             )

@@ -413,3 +413,11 @@ async def test_escalating_goes_up_only_and_an_unused_override_is_not_recorded(
     assert view.case.escalations[-1].gate_override is None  # nothing was missing
     with pytest.raises(IllegalTransition, match="de-escalate it"):
         await uc.escalate_case(sp, case_id, EscalationRequest(Level.TIER_2, "down"), by=AGENT)
+    view = await uc.escalate_case(
+        sp, case_id, EscalationRequest(Level.SUPPORT_MANAGER, "needs a manager"), by=AGENT
+    )
+    # The specialist teams stand beside the ladder: the manager may still bring them in.
+    view = await uc.escalate_case(
+        sp, case_id, EscalationRequest(Level.SECURITY, "account takeover signs"), by=MANAGER
+    )
+    assert view.case.level is Level.SECURITY
