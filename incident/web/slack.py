@@ -81,7 +81,7 @@ from incident.web import slack_cases
 from incident.web.background import run_in_background
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
 from incident.web.errors import ApiError, guarded, json_error
-from incident.web.slack_reply import Reply
+from incident.web.slack_reply import OUR_MENTION, Reply, escaped
 from incident.web.slack_reply import when as _when
 
 log = logging.getLogger("incident.web.slack")
@@ -99,7 +99,6 @@ SLACK_HTTP = web.AppKey("slack_http", httpx.AsyncClient)
 
 _TIMESTAMP = re.compile(r"\d{1,12}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
-_OUR_MENTION = re.compile(r"(<@[UW][A-Z0-9]{1,30}>)")
 # A Slack user kept as a follow-up's owner (`@U123`: its reminders reach them directly).
 _SLACK_HANDLE = re.compile(r"@([UW][A-Z0-9]{1,30})")
 # The API's field names, as a person typing the command knows them.
@@ -406,19 +405,19 @@ async def execute(
     except _NoIncidentHere as error:
         return Reply(str(error), "no_incident")
     except Forbidden as error:
-        return Reply(f"Not allowed: {_esc(str(error))}.", "refused")
+        return Reply(f"Not allowed: {escaped(str(error))}.", "refused")
     except InvalidValue as error:
         field = _FIELD_WORDS.get(error.field, error.field.replace("_", " "))
         return Reply(
-            f"{_esc(error.message)} ({field}).\nUsage: {usage_line(command.name, slash)}",
+            f"{escaped(error.message)} ({field}).\nUsage: {usage_line(command.name, slash)}",
             "invalid",
         )
     except NotFound as error:
-        return Reply(f"{_esc(str(error))}: check the incident id.", "not_found")
+        return Reply(f"{escaped(str(error))}: check the incident id.", "not_found")
     except (IllegalTransition, Conflict) as error:
-        return Reply(f"Not now: {_esc(str(error))}.", "not_allowed_now")
+        return Reply(f"Not now: {escaped(str(error))}.", "not_allowed_now")
     except DomainError as error:
-        return Reply(_esc(str(error)), "failed")
+        return Reply(escaped(str(error)), "failed")
     except Exception:
         log.exception(
             "slack command failed",
@@ -463,7 +462,7 @@ async def _execute(
             view = await uc.get_incident(rt, incident.id)
             return Reply(
                 f"*{incident.ref}* declared by {principal.name}: *{severity.value}* "
-                f"{_esc(title)}\nIncident commander: {principal.name}\n"
+                f"{escaped(title)}\nIncident commander: {principal.name}\n"
                 f"The {severity.value} playbook has started. Next:\n"
                 f"{_steps(view, rt.clock.now(), limit=5)}\n"
                 f"`{slash} next {incident.ref}` shows every upcoming step; `{slash} help` "
@@ -486,7 +485,7 @@ async def _target(rt: Runtime, command: IncidentCommand, rooms: Sequence[str], s
     if incident is not None and incident.id is not None:
         return incident.id
     open_now = await uc.list_incidents(rt, statuses=OPEN_STATUSES)
-    listed = "".join(f"\n• *{i.ref}* {i.severity.value} {_esc(i.title)}" for i in open_now[:10])
+    listed = "".join(f"\n• *{i.ref}* {i.severity.value} {escaped(i.title)}" for i in open_now[:10])
     open_list = f"\nOpen incidents:{listed}" if listed else "\nNo incident is open."
     example = (
         f"`{slash} merge INC-12 INC-{command.into}` (INC-12 being the duplicate)"
@@ -520,7 +519,7 @@ async def _on_incident(
             incident = await uc.change_severity(
                 rt, incident_id, severity, by=principal, reason=reason
             )
-            why = f": {_esc(reason)}" if reason else ""
+            why = f": {escaped(reason)}" if reason else ""
             return Reply(
                 f"*{incident.ref}* is now *{severity.value}* (was {before.severity.value}), "
                 f"changed by {by}{why}. The {severity.value} playbook now applies.",
@@ -541,12 +540,12 @@ async def _on_incident(
                 else ""
             )
             return Reply(
-                f"*{incident.ref}* resolved by {by}:\n>{_esc(summary)}{due}", in_channel=True
+                f"*{incident.ref}* resolved by {by}:\n>{escaped(summary)}{due}", in_channel=True
             )
         case CompleteRca(link=link):
             incident = await uc.complete_rca(rt, incident_id, link=link, by=principal)
             return Reply(
-                f"RCA for *{incident.ref}* recorded by {by}: {_esc(link)}\n"
+                f"RCA for *{incident.ref}* recorded by {by}: {escaped(link)}\n"
                 f"*{incident.ref}* is {incident.status.value}.",
                 in_channel=True,
             )
@@ -578,19 +577,19 @@ async def _say(
             )
             return Reply(
                 f"*{incident.ref}* is now *{incident.status.value}*. Customer update by {by}:"
-                f"\n>{_esc(message)}",
+                f"\n>{escaped(message)}",
                 in_channel=True,
             )
         case CustomerUpdate(message=message):
             incident = await uc.post_customer_update(rt, incident_id, message=message, by=principal)
             return Reply(
-                f"Customer update on *{incident.ref}* by {by}:\n>{_esc(message)}",
+                f"Customer update on *{incident.ref}* by {by}:\n>{escaped(message)}",
                 in_channel=True,
             )
         case Note(text=text):
             incident = await uc.add_internal_note(rt, incident_id, text=text, by=principal)
             return Reply(
-                f"Internal note on *{incident.ref}* by {by}:\n>{_esc(text)}", in_channel=True
+                f"Internal note on *{incident.ref}* by {by}:\n>{escaped(text)}", in_channel=True
             )
     assert_never(command)
 
@@ -637,22 +636,22 @@ async def _edit(
         case Retitle(title=title):
             incident = await uc.edit_incident(rt, incident_id, by=principal, title=title)
             return Reply(
-                f"*{incident.ref}* retitled by {by}: {_esc(incident.title)}\n"
-                f"(was: {_esc(before.title)})",
+                f"*{incident.ref}* retitled by {by}: {escaped(incident.title)}\n"
+                f"(was: {escaped(before.title)})",
                 in_channel=True,
             )
         case DescribeImpact(impact=impact):
             incident = await uc.edit_incident(rt, incident_id, by=principal, impact=impact)
             return Reply(
-                f"Impact of *{incident.ref}*, as {by} describes it:\n>{_esc(incident.impact)}",
+                f"Impact of *{incident.ref}*, as {by} describes it:\n>{escaped(incident.impact)}",
                 in_channel=True,
             )
         case SetService(service=service):
             incident = await uc.edit_incident(rt, incident_id, by=principal, service=service)
-            was = _esc(before.service) if before.service else "none named"
+            was = escaped(before.service) if before.service else "none named"
             return Reply(
-                f"*{incident.ref}* is about the service *{_esc(incident.service)}* (was: {was}), "
-                f"changed by {by}.",
+                f"*{incident.ref}* is about the service *{escaped(incident.service)}* "
+                f"(was: {was}), changed by {by}.",
                 in_channel=True,
             )
         case SetCategory(category=category):
@@ -688,7 +687,7 @@ async def _lifecycle(
             incident = await uc.cancel_incident(
                 rt, incident_id, reason=reason, note=note, by=principal
             )
-            why = f":\n>{_esc(note)}" if note else "."
+            why = f":\n>{escaped(note)}" if note else "."
             return Reply(
                 f"*{incident.ref}* cancelled by {by} as {reason.words}{why}\n"
                 "Its playbook stops: its pages are resolved and the status page is updated. "
@@ -699,7 +698,7 @@ async def _lifecycle(
             incident = await uc.reopen_incident(rt, incident_id, reason=reason, by=principal)
             return Reply(
                 f"*{incident.ref}* reopened by {by}, now {incident.status.value}:\n"
-                f">{_esc(reason)}\nIts update cadence resumes; resolve it again once it is "
+                f">{escaped(reason)}\nIts update cadence resumes; resolve it again once it is "
                 "fixed.",
                 in_channel=True,
             )
@@ -719,11 +718,13 @@ async def _lifecycle(
                 incident = await uc.approve_step(rt, incident_id, step_id, by=principal)
             except NotFound as error:
                 return Reply(
-                    f"{_esc(str(error))}.\n{_typed(slash, 'next', here)} shows the upcoming "
+                    f"{escaped(str(error))}.\n{_typed(slash, 'next', here)} shows the upcoming "
                     "steps and which wait for approval.",
                     "not_found",
                 )
-            what = f" ({_esc(step.description)})" if step is not None and step.description else ""
+            what = (
+                f" ({escaped(step.description)})" if step is not None and step.description else ""
+            )
             when = (
                 "it goes out now"
                 if step is not None and step.state == "held"
@@ -760,7 +761,7 @@ async def _follow_up(
             )
             return Reply(
                 f"Follow-up *{item.ref}* of *INC-{incident_id}* added by {by}: "
-                f"{_esc(item.title)}\nOwner: {_person(item.owner)}, due "
+                f"{escaped(item.title)}\nOwner: {_person(item.owner)}, due "
                 f"{_when(item.due_at, now)}. Reminders come a day before it is due, then daily "
                 f"until {_typed(slash, 'followup done', here, item.ref)}.",
                 in_channel=True,
@@ -770,12 +771,12 @@ async def _follow_up(
                 item = await uc.complete_follow_up(rt, incident_id, number, by=principal)
             except NotFound as error:
                 return Reply(
-                    f"{_esc(str(error))}. {_typed(slash, 'followups', here)} lists them.",
+                    f"{escaped(str(error))}. {_typed(slash, 'followups', here)} lists them.",
                     "not_found",
                 )
             return Reply(
                 f"Follow-up *{item.ref}* of *INC-{incident_id}* marked done by {by}: "
-                f"{_esc(item.title)}. Its reminders stop.",
+                f"{escaped(item.title)}. Its reminders stop.",
                 in_channel=True,
             )
         case ListFollowUps():
@@ -787,16 +788,6 @@ async def _follow_up(
 # --- rendering -----------------------------------------------------------------------------
 
 
-def _esc(text: str) -> str:
-    """Text for a Slack message: &, < and > escaped, except in the user mentions we wrote
-    ourselves (`<@U123>`, the names of people acting), which stay mentions."""
-    parts = _OUR_MENTION.split(text)
-    return "".join(
-        part if index % 2 else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        for index, part in enumerate(parts)
-    )
-
-
 def _typed(slash: str, name: str, here: str, arguments: str = "") -> str:
     """A command to type, as code: `here` names the incident (empty in its war room)."""
     return "`" + f"{slash} {name} {here}{arguments}".strip() + "`"
@@ -804,14 +795,14 @@ def _typed(slash: str, name: str, here: str, arguments: str = "") -> str:
 
 def _handle(principal: Principal) -> str:
     """Whoever typed the command, as a follow-up's owner: `@U123`, whom reminders reach."""
-    mention = _OUR_MENTION.fullmatch(principal.name)
+    mention = OUR_MENTION.fullmatch(principal.name)
     return "@" + principal.name[2:-1] if mention is not None else principal.name
 
 
 def _person(owner: str) -> str:
     """An owner for a Slack message: a Slack user (`@U123`) mentioned, anyone else named."""
     handle = _SLACK_HANDLE.fullmatch(owner)
-    return f"<@{handle.group(1)}>" if handle is not None else _esc(owner)
+    return f"<@{handle.group(1)}>" if handle is not None else escaped(owner)
 
 
 def _state(incident: Incident) -> str:
@@ -838,7 +829,7 @@ def _steps(view: IncidentView, now: datetime, *, limit: int, approve: str | None
         elif step.state == "running":
             notes.append("running")
         elif step.last_error:
-            error = _esc(step.last_error[:120])
+            error = escaped(step.last_error[:120])
             notes.append(f"retry {_when(step.run_at, now)} after: {error}")
         elif step.run_at > step.due_at:
             notes.append(f"snoozed until {_when(step.run_at, now)}")
@@ -846,9 +837,9 @@ def _steps(view: IncidentView, now: datetime, *, limit: int, approve: str | None
             ahead = f"; approve ahead{how}" if approve else ""
             notes.append(f"needs the commander's approval when due{ahead}")
         if step.approved_by:
-            notes.append(f"approved by {_esc(step.approved_by)}")
+            notes.append(f"approved by {escaped(step.approved_by)}")
         extra = f" ({'; '.join(notes)})" if notes else ""
-        what = _esc(step.description or step.action)
+        what = escaped(step.description or step.action)
         lines.append(f"• {_when(step.due_at, now)} `{step.step_id}`: {what}{extra}")
     if len(view.upcoming) > limit:
         lines.append(f"…and {len(view.upcoming) - limit} more")
@@ -866,14 +857,14 @@ def _follow_ups(view: IncidentView, now: datetime, *, slash: str, here: str) -> 
     lines = [f"Follow-up action items of *{incident.ref}*:"]
     for item in items[:LIST_LIMIT]:
         if item.done_at is not None:
-            done_by = _esc(item.done_by or "someone")
+            done_by = escaped(item.done_by or "someone")
             lines.append(
-                f"• ~{item.ref}~ {_esc(item.title)} (owner {_person(item.owner)}): done by "
+                f"• ~{item.ref}~ {escaped(item.title)} (owner {_person(item.owner)}): done by "
                 f"{done_by}, {item.done_at:%Y-%m-%d}"
             )
         else:
             lines.append(
-                f"• *{item.ref}* {_esc(item.title)}: owner {_person(item.owner)}, due "
+                f"• *{item.ref}* {escaped(item.title)}: owner {_person(item.owner)}, due "
                 f"{_when(item.due_at, now)}"
             )
     if len(items) > LIST_LIMIT:
@@ -893,7 +884,7 @@ def _timeline(view: IncidentView, *, approve: str | None = None) -> str:
     for entry in shown:
         public = " (public)" if entry.public else ""
         lines.append(
-            f"• {entry.at:%m-%d %H:%M} UTC {_esc(entry.actor)}: "
+            f"• {entry.at:%m-%d %H:%M} UTC {escaped(entry.actor)}: "
             f"{_entry_text(entry, view, approve)}{public}"
         )
     return "\n".join(lines)
@@ -912,26 +903,26 @@ def _entry_text(entry: TimelineEntry, view: IncidentView, approve: str | None) -
                 u.step_id == entry.step_id and u.state == "held" for u in view.upcoming
             )
             if still_held and approve and entry.step_id:
-                return f"{_esc(entry.text[:300])}; approve it: `{approve}{entry.step_id}`"
+                return f"{escaped(entry.text[:300])}; approve it: `{approve}{entry.step_id}`"
         case "follow_up_added":
             number = entry.data.get("follow_up")
             item = next((f for f in view.follow_ups if f.id == number), None)
             if item is not None:
                 return _follow_up_words(item)
-    return _esc(entry.text[:300])
+    return escaped(entry.text[:300])
 
 
 def _edit_words(change: object) -> str:
     if not isinstance(change, dict):
-        return _esc(str(change))
+        return escaped(str(change))
     field, old, new = (str(change.get(key) or "") for key in ("field", "old", "new"))
     if field == "impact":
-        return f"impact: {_esc(new[:200])}" if new else "impact cleared"
-    return f"{_esc(field)} {_esc(old) or 'none'} → {_esc(new) or 'none'}"
+        return f"impact: {escaped(new[:200])}" if new else "impact cleared"
+    return f"{escaped(field)} {escaped(old) or 'none'} → {escaped(new) or 'none'}"
 
 
 def _follow_up_words(item: FollowUp) -> str:
     return (
-        f"follow-up {item.ref} added: {_esc(item.title)} (owner {_person(item.owner)}, due "
+        f"follow-up {item.ref} added: {escaped(item.title)} (owner {_person(item.owner)}, due "
         f"{item.due_at:%Y-%m-%d %H:%M} UTC)"
     )

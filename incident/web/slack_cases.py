@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar, assert_never
@@ -68,7 +67,7 @@ from incident.services.cases import ROUTING, CaseView, Support
 from incident.web import case_schemas as cs
 from incident.web.case_api import case_change, escalation_request, new_case
 from incident.web.errors import validation_detail
-from incident.web.slack_reply import Reply, moment, when
+from incident.web.slack_reply import Reply, escaped, moment, when
 
 log = logging.getLogger("incident.web.slack")
 
@@ -76,7 +75,6 @@ log = logging.getLogger("incident.web.slack")
 LIST_LIMIT = 20
 STEPS_SHOWN = 6
 TIMELINE_SHOWN = 5
-_MENTION = re.compile(r"<@[UW][A-Z0-9]{1,30}>")
 # The API's field names as a person typing the command knows them.
 _FIELD_WORDS = {
     "reference": "ticket",
@@ -118,13 +116,15 @@ async def execute(
     except InvalidValue as error:
         return _not_accepted([(error.field, error.message)], command, slash)
     except Forbidden as error:
-        return Reply(f"Not allowed: {_said(str(error))}.", "refused")
+        return Reply(f"Not allowed: {escaped(str(error))}.", "refused")
     except NotFound as error:
-        return Reply(f"{_said(str(error))}. `{slash} case list` lists the open cases.", "not_found")
+        return Reply(
+            f"{escaped(str(error))}. `{slash} case list` lists the open cases.", "not_found"
+        )
     except (IllegalTransition, Conflict) as error:
-        return Reply(f"Not now: {_said(str(error))}.", "not_allowed_now")
+        return Reply(f"Not now: {escaped(str(error))}.", "not_allowed_now")
     except DomainError as error:
-        return Reply(_said(str(error)), "failed")
+        return Reply(escaped(str(error)), "failed")
     except Exception:
         log.exception(
             "slack command failed",
@@ -481,7 +481,7 @@ def _where(view: CaseView, now: datetime, slash: str) -> list[str]:
         why = f": {_text(current.rule)}"
         if current.by != ROUTING:
             why = (
-                f", escalated by {_who(current.by)} ({_text(current.rule)}): "
+                f", escalated by {escaped(current.by)} ({_text(current.rule)}): "
                 f"{_text(_cut(current.reason, 200))}"
             )
         lines.append(f"Came from {current.from_level.value}{why}")
@@ -508,7 +508,7 @@ def _decisions(view: CaseView, slash: str) -> list[str]:
         if given is not None:
             verdict = "approved" if given.approved else "declined"
             lines.append(
-                f"Decision of the {level.value}: {verdict} by {_who(given.by)}: "
+                f"Decision of the {level.value}: {verdict} by {escaped(given.by)}: "
                 f"{_text(_cut(given.note, 200))}"
             )
     return lines + _decisions_waiting(view, slash)
@@ -564,7 +564,7 @@ def _latest(view: CaseView) -> list[str]:
     lines = ["Latest:"]
     for entry in view.timeline[-TIMELINE_SHOWN:]:
         lines.append(
-            f"• {entry.at:%m-%d %H:%M} UTC {_who(entry.actor)}: {_text(_cut(entry.text, 300))}"
+            f"• {entry.at:%m-%d %H:%M} UTC {escaped(entry.actor)}: {_text(_cut(entry.text, 300))}"
         )
     return lines
 
@@ -575,17 +575,6 @@ def _latest(view: CaseView) -> list[str]:
 def _text(value: str) -> str:
     """What people typed, for a Slack message: nothing in it stays markup."""
     return escape(value)
-
-
-def _who(name: str) -> str:
-    """Who acted: a Slack user (one mention, `<@U123>`) stays a mention."""
-    return name if _MENTION.fullmatch(name) else escape(name)
-
-
-def _said(message: str) -> str:
-    """A refusal's words: escaped, but for the user mentions of who acted."""
-    parts = re.split(f"({_MENTION.pattern})", message)
-    return "".join(part if index % 2 else escape(part) for index, part in enumerate(parts))
 
 
 def _quoted(text: str) -> str:

@@ -3,8 +3,14 @@ commands (`incident.web.slack`) and its case commands (`incident.web.slack_cases
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from incident.domain.chat_commands import escape
+
+# A user mention we wrote ourselves (the name of a person acting, from Slack).
+OUR_MENTION = re.compile(r"(<@[UW][A-Z0-9]{1,30}>)")
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,10 @@ def relative(delta: timedelta) -> str:
         days, rest = divmod(minutes, 24 * 60)
         span = f"{days} d {rest // 60} h" if rest // 60 else f"{days} d"
     return f"in {span}" if seconds > 0 else f"{span} overdue"
+
+
+def escaped(text: str) -> str:
+    """Text for a Slack message: &, < and > escaped, except in the user mentions we wrote
+    ourselves (`<@U123>`, the names of people acting), which stay mentions."""
+    parts = OUR_MENTION.split(text)
+    return "".join(part if index % 2 else escape(part) for index, part in enumerate(parts))

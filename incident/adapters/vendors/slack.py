@@ -77,6 +77,7 @@ from incident.adapters.vendors.slack_war_room import (
     war_room_topic,
 )
 from incident.clock import Clock
+from incident.domain.chat_commands import escape
 from incident.domain.incident import Incident
 from incident.domain.records import INCIDENT, SubjectRef
 from incident.services.ports import (
@@ -288,7 +289,7 @@ class SlackChat:
             about=about.subject,
             audience=audience,
             destinations=destinations,
-            text=f"*{plain_text(subject)}*\n{plain_text(body)}",
+            text=f"*{escape(subject)}*\n{escape(body)}",
             key=key,
             war_room=partial(self._open_war_room_of, about),
         )
@@ -370,11 +371,3 @@ class SlackChat:
         return self._conference_url_template.format(
             id=incident.id, ref=incident.ref, channel=channel
         )
-
-
-def plain_text(text: str) -> str:
-    """Plain text made safe in Slack mrkdwn: `&`, `<` and `>` escaped, so nothing in it can
-    ping (`<!channel>`, `<@U123>`) or become a link. Unlike the templates' `chat_text`,
-    which leaves a value that is one user mention (a commander's name) a mention, a whole
-    subject or body is escaped whatever it is."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
