@@ -83,15 +83,16 @@ def _person(name: str) -> str:
     return f"email:{name}" if "@" in name else f"chat:@{name}"
 
 
-def messages_for(
+def message_for(
     step: CaseStep, view: CaseView, ladder: Ladder, renderer: Renderer, *, base_url: str
-) -> list[CaseMessage]:
+) -> CaseMessage:
+    """The one message a notify or customer_update step sends: to its one recipient."""
     case = view.case
     to = recipient(step, case, ladder)
     assert step.template is not None  # checked when the playbook loads
     context = case_template_context(view, ladder, step=step, to=to, base_url=base_url)
     body = renderer.render(f"{TEMPLATE_DIR}/{step.template}", context)
-    return [CaseMessage(to.audience, to.destinations, _subject(step, case, ladder, to), body)]
+    return CaseMessage(to.audience, to.destinations, _subject(step, case, ladder, to), body)
 
 
 def _subject(step: CaseStep, case: Case, ladder: Ladder, to: Recipient) -> str:

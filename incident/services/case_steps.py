@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from incident.domain.case import Case, Escalation
 from incident.domain.case_clocks import CaseAction, CaseStep, verdict
 from incident.domain.case_routing import Level, Urgency
 from incident.domain.records import Occurrence, StepResult, TimelineEntry
-from incident.services.case_messages import CaseMessage, messages_for
+from incident.services.case_messages import CaseMessage, message_for
 from incident.services.cases import (
     CASE,
     Support,
@@ -41,37 +40,36 @@ def topic(case: Case) -> Topic:
 @dataclass(frozen=True)
 class CaseSent:
     summary: str
-    bodies: tuple[str, ...]
+    body: str | None = None  # the message, when the step sent one
 
 
 @dataclass(frozen=True)
 class CaseStepRun:
-    """A case's claimed step, checked, its messages rendered: ready to send."""
+    """A case's claimed step, checked, its message rendered: ready to send."""
 
     occurrence: Occurrence
     step: CaseStep
     case: Case
-    messages: tuple[CaseMessage, ...]
+    message: CaseMessage | None  # none for a step that only moves the case
     key: str
     messenger: Messenger
 
     async def perform(self) -> CaseSent:
-        about = topic(self.case)
-        for index, message in enumerate(self.messages):
-            await self.messenger.send(
-                about=about,
-                audience=message.audience,
-                destinations=message.destinations,
-                subject=message.subject,
-                body=message.body,
-                key=self.key if index == 0 else f"{self.key}#{index}",
-            )
         if self.step.action is CaseAction.ESCALATE:
-            return CaseSent(f"escalated to {self.step.target}", ())
+            return CaseSent(f"escalated to {self.step.target}")
         if self.step.action is CaseAction.ROUTE:
-            return CaseSent("routing rules applied", ())
-        told = ", ".join(dict.fromkeys(m.audience for m in self.messages)) or "nobody"
-        return CaseSent(f"told {told}", tuple(m.body for m in self.messages))
+            return CaseSent("routing rules applied")
+        message = self.message
+        assert message is not None  # notify and customer_update steps are templated
+        await self.messenger.send(
+            about=topic(self.case),
+            audience=message.audience,
+            destinations=message.destinations,
+            subject=message.subject,
+            body=message.body,
+            key=self.key,
+        )
+        return CaseSent(f"told {message.audience}", message.body)
 
 
 class CaseSteps:
@@ -114,10 +112,10 @@ class CaseSteps:
         assert step is not None
         # An escalation by the clock only moves the case: the receiving level hears of it
         # from the notice steps its move plans (queued to its hours unless it cannot wait).
-        messages = (
-            []
+        message = (
+            None
             if step.action in (CaseAction.ESCALATE, CaseAction.ROUTE)
-            else messages_for(
+            else message_for(
                 step,
                 case_view(self.sp, tx, case, now),
                 self.sp.playbook.ladder,
@@ -129,7 +127,7 @@ class CaseSteps:
             occurrence=occurrence,
             step=step,
             case=case,
-            messages=tuple(messages),
+            message=message,
             key=occurrence.effect_key(repeats=step.repeats),
             messenger=self.messenger,
         )
@@ -140,7 +138,7 @@ class CaseSteps:
         occurrence, step = ready.occurrence, ready.step
         case = tx.get_case(occurrence.subject.id, lock=True)
         case.events = []
-        self._note(tx, case, occurrence, "step_done", sent.summary, now=now, bodies=sent.bodies)
+        self._note(tx, case, occurrence, "step_done", sent.summary, now=now, body=sent.body)
         if step.action is CaseAction.ESCALATE and case.is_open:
             target = Level(step.target or "")
             if target is not case.level:
@@ -204,7 +202,7 @@ class CaseSteps:
         text: str,
         *,
         now: datetime,
-        bodies: Sequence[str] = (),
+        body: str | None = None,
     ) -> None:
         assert case.id is not None
         entry = TimelineEntry(
@@ -214,7 +212,7 @@ class CaseSteps:
             step_id=occurrence.step_id,
             occurrence=occurrence.occurrence,
             text=f"{occurrence.step_id}: {text}",
-            data={"messages": list(bodies)} if bodies else {},
+            data={"messages": [body]} if body is not None else {},
         )
         tx.append_case_timeline(case.id, [entry])
 
