@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from webhooks import quantile  # the same percentiles as the webhook benchmark's
 
 from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
@@ -103,16 +104,6 @@ def case_body(run: str, index: int) -> dict[str, Any]:
     elif kind == 9:
         body.update(crypto=True, context={**TECHNICAL, **CRYPTO})
     return body
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def settings_for(path: Path, config: Path) -> Settings:
