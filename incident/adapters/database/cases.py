@@ -8,39 +8,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from incident.adapters.database import statements as sql
 from incident.adapters.database.executors import TransactionRows
-from incident.adapters.database.statements import InsertInto
-from incident.adapters.database.tables import CaseRow, CaseTimelineRow
 from incident.domain.case import Approval, Case, CaseStatus, Escalation, Plan
 from incident.domain.case_context import ChecklistItem
 from incident.domain.case_routing import Flag, Level, Urgency
 from incident.domain.errors import Conflict, NotFound
 from incident.domain.lifecycle import Severity
 from incident.domain.records import TimelineEntry
-
-cases = CaseRow.__table__  # type: ignore[attr-defined]
-case_timeline = CaseTimelineRow.__table__  # type: ignore[attr-defined]
-
-INSERT_CASE = InsertInto(cases)
-GET_CASE = select(cases).where(cases.c.id == bindparam("b_id"))
-GET_CASE_FOR_UPDATE = GET_CASE.with_for_update()
-CASE_BY_REFERENCE = select(cases).where(cases.c.reference == bindparam("b_reference"))
-CASE_ID_BY_REFERENCE = select(cases.c.id).where(cases.c.reference == bindparam("b_reference"))
-UPDATE_CASE = update(cases).where(cases.c.id == bindparam("b_id"))
-INSERT_CASE_ENTRY = InsertInto(case_timeline)
-CASE_TIMELINE_OF = (
-    select(case_timeline)
-    .where(case_timeline.c.case_id == bindparam("b_id"))
-    .order_by(case_timeline.c.at, case_timeline.c.id)
-)
-OPEN_CASE_COUNTS = (
-    select(cases.c.level, func.count())
-    .where(cases.c.status == CaseStatus.OPEN.value)
-    .group_by(cases.c.level)
-)
 
 _PLAIN = (
     "reference",
@@ -75,14 +53,14 @@ class CaseRows(TransactionRows):
         (intake's hot path: one costs a sixth of it): should another transaction store the
         same ticket meanwhile (PostgreSQL), the unique index refuses this one and the
         Conflict ends the transaction, which the caller rolls back."""
-        taken = self._execute.rows(CASE_ID_BY_REFERENCE, {"b_reference": case.reference})
+        taken = self._execute.rows(sql.CASE_ID_BY_REFERENCE, {"b_reference": case.reference})
         if taken:
             raise Conflict(
                 f"ticket {case.reference!r} has a case already (CASE-{taken[0].id}): "
                 "update that one"
             )
         try:
-            case_id = self._execute.insert(INSERT_CASE, _case_values(case))
+            case_id = self._execute.insert(sql.INSERT_CASE, _case_values(case))
         except IntegrityError as error:
             raise Conflict(
                 f"ticket {case.reference!r} has a case already, opened a moment ago: "
@@ -92,19 +70,19 @@ class CaseRows(TransactionRows):
         return case_id
 
     def get_case(self, case_id: int, *, lock: bool = False) -> Case:
-        query = GET_CASE_FOR_UPDATE if lock and not self._is_sqlite else GET_CASE
+        query = self._dialect.case_for_update if lock else sql.GET_CASE
         rows = self._execute.rows(query, {"b_id": case_id})
         if not rows:
             raise NotFound(f"there is no case {case_id} (CASE-{case_id})")
         return _to_case(rows[0])
 
     def find_case(self, reference: str) -> Case | None:
-        rows = self._execute.rows(CASE_BY_REFERENCE, {"b_reference": reference})
+        rows = self._execute.rows(sql.CASE_BY_REFERENCE, {"b_reference": reference})
         return _to_case(rows[0]) if rows else None
 
     def save_case(self, case: Case) -> None:
         assert case.id is not None
-        self._execute.rows(UPDATE_CASE, {**_case_values(case), "b_id": case.id})
+        self._execute.rows(sql.UPDATE_CASE, {**_case_values(case), "b_id": case.id})
 
     def list_cases(
         self,
@@ -116,18 +94,18 @@ class CaseRows(TransactionRows):
         offset: int = 0,
     ) -> list[Case]:
         """Oldest first for open queues (the longest-waiting at the top), by id."""
-        query = select(cases).order_by(cases.c.opened_at, cases.c.id)
+        query = select(sql.cases).order_by(sql.cases.c.opened_at, sql.cases.c.id)
         if statuses:
-            query = query.where(cases.c.status.in_([s.value for s in statuses]))
+            query = query.where(sql.cases.c.status.in_([s.value for s in statuses]))
         if levels:
-            query = query.where(cases.c.level.in_([level.value for level in levels]))
+            query = query.where(sql.cases.c.level.in_([level.value for level in levels]))
         if customer_id is not None:
-            query = query.where(cases.c.customer_id == customer_id)
+            query = query.where(sql.cases.c.customer_id == customer_id)
         query = query.limit(limit).offset(offset)
         return [_to_case(r) for r in self._connection.execute(query)]
 
     def open_case_counts(self) -> dict[Level, int]:
-        return {Level(level): int(n) for level, n in self._execute.rows(OPEN_CASE_COUNTS, {})}
+        return {Level(level): int(n) for level, n in self._execute.rows(sql.OPEN_CASE_COUNTS, {})}
 
     def append_case_timeline(self, case_id: int, entries: Sequence[TimelineEntry]) -> None:
         rows = [
@@ -143,7 +121,7 @@ class CaseRows(TransactionRows):
             }
             for e in entries
         ]
-        self._execute.insert_many(INSERT_CASE_ENTRY, rows)
+        self._execute.insert_many(sql.INSERT_CASE_ENTRY, rows)
 
     def case_timeline(self, case_id: int) -> list[TimelineEntry]:
         return [
@@ -156,13 +134,8 @@ class CaseRows(TransactionRows):
                 occurrence=r.occurrence,
                 data=r.data,
             )
-            for r in self._execute.rows(CASE_TIMELINE_OF, {"b_id": case_id})
+            for r in self._execute.rows(sql.CASE_TIMELINE_OF, {"b_id": case_id})
         ]
-
-    @property
-    def _is_sqlite(self) -> bool:
-        # SQLite locks the whole database for a writer: FOR UPDATE means nothing there.
-        return self._connection.dialect.name == "sqlite"
 
 
 def _case_values(case: Case) -> dict[str, Any]:

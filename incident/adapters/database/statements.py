@@ -33,6 +33,8 @@ from sqlalchemy.sql import Executable
 
 from incident.adapters.database.tables import (
     AlertGroupRow,
+    CaseRow,
+    CaseTimelineRow,
     FollowUpRow,
     IncidentRow,
     MaintenanceRow,
@@ -45,6 +47,7 @@ from incident.adapters.database.tables import (
     UTCDateTime,
     VendorRefRow,
 )
+from incident.domain.case import CaseStatus
 from incident.domain.records import UPCOMING_STATES, OccurrenceState
 
 # --- the tables ------------------------------------------------------------------------------
@@ -174,6 +177,29 @@ PUBLIC_ENTRIES = (
     )
     .order_by(timeline.c.at, timeline.c.id)
 )
+
+# --- support cases ---------------------------------------------------------------------------
+
+cases: Table = CaseRow.__table__  # type: ignore[attr-defined]
+case_timeline: Table = CaseTimelineRow.__table__  # type: ignore[attr-defined]
+
+INSERT_CASE = InsertInto(cases)
+GET_CASE = select(cases).where(cases.c.id == bindparam("b_id"))
+CASE_BY_REFERENCE = select(cases).where(cases.c.reference == bindparam("b_reference"))
+CASE_ID_BY_REFERENCE = select(cases.c.id).where(cases.c.reference == bindparam("b_reference"))
+UPDATE_CASE = update(cases).where(cases.c.id == bindparam("b_id"))
+INSERT_CASE_ENTRY = InsertInto(case_timeline)
+CASE_TIMELINE_OF = (
+    select(case_timeline)
+    .where(case_timeline.c.case_id == bindparam("b_id"))
+    .order_by(case_timeline.c.at, case_timeline.c.id)
+)
+OPEN_CASE_COUNTS = (
+    select(cases.c.level, func.count())
+    .where(cases.c.status == CaseStatus.OPEN.value)
+    .group_by(cases.c.level)
+)
+
 
 # --- maintenance windows ---------------------------------------------------------------------
 
@@ -345,6 +371,7 @@ class DialectStatements:
     incident_for_update: Executable
     latest_alert_group_for_update: Executable
     maintenance_for_update: Executable
+    case_for_update: Executable
     # The earliest run_at of an active occurrence (`next_run_at_of`: of b_actions).
     next_run_at: Executable
     next_run_at_of: Executable
@@ -478,6 +505,8 @@ SQLITE = DialectStatements(
     incident_for_update=GET_INCIDENT,
     latest_alert_group_for_update=LATEST_ALERT_GROUP,
     maintenance_for_update=GET_MAINTENANCE,
+    # SQLite locks the whole database for a writer: FOR UPDATE means nothing there.
+    case_for_update=GET_CASE,
     next_run_at=_NEXT_RUN_AT,
     next_run_at_of=_NEXT_RUN_AT.where(
         occurrences.c.action.in_(bindparam("b_actions", expanding=True))
@@ -499,6 +528,7 @@ POSTGRES = DialectStatements(
     incident_for_update=GET_INCIDENT.with_for_update(),
     latest_alert_group_for_update=LATEST_ALERT_GROUP.with_for_update(),
     maintenance_for_update=GET_MAINTENANCE.with_for_update(),
+    case_for_update=GET_CASE.with_for_update(),
     next_run_at=_next_run_at_on_postgres(by_action=False),
     next_run_at_of=_next_run_at_on_postgres(by_action=True),
     remember_seen_request=postgresql.insert(seen_requests).on_conflict_do_nothing(
