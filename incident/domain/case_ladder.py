@@ -156,21 +156,15 @@ def sla(case: Case, ladder: Ladder, now: datetime) -> Sla:
     )
     if answered:
         return Sla(SlaState.MET, due)
-    calendar = ladder[case.level].calendar
-    span = ladder[case.level].response_time(case)
-    assert span is not None
-    whole = span.end(case.level_entered_at, calendar)
-    business = span.business
-    total = (
-        calendar.open_time_between(case.level_entered_at, whole)
-        if business
-        else whole - case.level_entered_at
-    )
-    gone = (
-        calendar.open_time_between(case.level_entered_at, now)
-        if business
-        else now - case.level_entered_at
-    )
+    rung = ladder[case.level]
+    span = rung.response_time(case)
+    assert span is not None  # it has a due time
+    entered = case.level_entered_at
+
+    def elapsed(until: datetime) -> timedelta:
+        return rung.calendar.open_time_between(entered, until) if span.business else until - entered
+
+    total, gone = elapsed(due), elapsed(now)
     used = gone / total if total else 1.0
     if now >= due:
         return Sla(SlaState.BREACHED, due, used)
