@@ -35,6 +35,7 @@ from incident.scheduler.engine import Engine
 from incident.scheduler.loop import PlanSignal
 from incident.scheduler.retry import RetryPolicy
 from incident.scheduler.runner import Scheduler, Tuning
+from incident.services.case_links import CaseRelay
 from incident.services.case_steps import CaseSteps
 from incident.services.cases import Support
 from incident.services.engine import StepReport, SubjectKinds
@@ -251,6 +252,8 @@ async def build(
     if not database.is_sqlite:
         signal = PostgresSignal(settings.database_url, replica=owner)
     support = Support(runtime, support_playbook, settings.support_roles)
+    # Cases linked to an incident hear its customer-facing words, in its transactions.
+    runtime.followers.append(CaseRelay(support))
     # Every production notifier also sends about any subject; a test's recorder may not.
     messenger = effects.notifier if isinstance(effects.notifier, Messenger) else outbox
     kinds = SubjectKinds(

@@ -67,6 +67,7 @@ class RecordingEffects:
     fail_next: int = 0  # this many upcoming sends raise VendorDown
     crash_after_next: int = 0  # this many upcoming sends "crash" after taking effect
     fail_when: Callable[[str], bool] | None = None  # key -> fail?
+    crash_when: Callable[[str], bool] | None = None  # key -> "crash" after taking effect?
     # key -> an event the send waits for first: a vendor call that hangs until released.
     hold_when: Callable[[str], asyncio.Event | None] | None = None
     takes: float = 0.0  # seconds on `clock` each call takes (virtual time: it moves it)
@@ -136,6 +137,8 @@ class RecordingEffects:
             self._sent_one.set()
         if self.crash_after_next > 0:
             self.crash_after_next -= 1
+            raise SimulatedCrash(key)
+        if self.crash_when is not None and self.crash_when(key):
             raise SimulatedCrash(key)
 
     async def page(self, *, incident: Incident, tier: str, summary: str, key: str) -> str:

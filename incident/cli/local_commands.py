@@ -195,13 +195,13 @@ def _message_problems(renderer: JinjaRenderer, names: list[str]) -> list[str]:
 def _case_problems(settings: Settings, renderer: JinjaRenderer, names: list[str]) -> list[str]:
     """Each case template rendered for every step of the support playbook that names it
     (one that none names: as the escalation notice would), with the sample case."""
-    from incident.adapters.files.case_samples import sample_case_context
+    from incident.adapters.files.case_samples import sample_case_context, template_steps
 
     directory, _ = support_directory(settings.playbooks_dir, shipped=PROJECT_ROOT / "playbooks")
-    steps = load_support(directory).steps
+    steps_of = template_steps(load_support(directory))
     problems: list[str] = []
     for name in names:
-        naming = [step.id for step in steps if step.template == name] or ["escalation-notice"]
+        naming = steps_of.get(name) or ["escalation-notice"]
         for step_id, sparse in itertools.product(naming, (False, True)):
             context = sample_case_context(
                 sparse=sparse, step_id=step_id, playbooks_dir=settings.playbooks_dir

@@ -43,6 +43,10 @@ class Plan(StrEnum):
 
 class CaseStatus(StrEnum):
     OPEN = "open"
+    # Waiting for the customer's confirmation that the fix works (its linked incident was
+    # resolved): no response clock runs; the customer's or an agent's next word opens it
+    # again, a person or the confirmation clock resolves it.
+    PENDING = "pending"
     RESOLVED = "resolved"
 
 
@@ -97,6 +101,25 @@ class Approval:
     note: str
 
 
+class NoticeKind(StrEnum):
+    UPDATE = "update"  # a customer-facing update of the linked incident
+    RESOLVED = "resolved"  # the linked incident was resolved
+
+
+@dataclass(frozen=True)
+class IncidentNotice:
+    """One customer-facing word of the incident a case is linked to, for the case's
+    customer: numbered per case, each sent once by its own step (`incident_notice.<n>`).
+    Only public texts: the update as posted, the incident's public name."""
+
+    number: int
+    incident_id: int
+    kind: NoticeKind
+    at: datetime
+    title: str  # the incident's public name
+    text: str  # the update's text (empty for a resolution without one)
+
+
 @dataclass(frozen=True)
 class CaseChange:
     """What an update changes; None leaves a field as it is."""
@@ -114,6 +137,8 @@ class CaseChange:
     context: dict[str, Any] | None = None  # merged into the case's context
     checklist: frozenset[ChecklistItem] | None = None
     expected_resolution_at: datetime | None = None
+    category: str | None = None
+    component: str | None = None
 
 
 @dataclass
@@ -151,6 +176,13 @@ class Case:
     resolved_at: datetime | None = None
     resolution: str | None = None
     changed_at: datetime | None = None
+    # What the signature groups by (clustering many customers' reports of one problem).
+    category: str = ""
+    component: str = ""
+    incident_id: int | None = None  # the incident this case is linked to
+    linked_at: datetime | None = None
+    notices: list[IncidentNotice] = field(default_factory=list)
+    pending_since: datetime | None = None  # waiting for the customer's confirmation since
     events: list[TimelineEntry] = field(default_factory=list, repr=False, compare=False)
 
     # --- queries ---------------------------------------------------------------------------
@@ -219,7 +251,8 @@ class Case:
 
     def update(self, change: CaseChange, *, at: datetime, by: str) -> list[str]:
         """Apply `change`; returns the names of the fields that changed (none: no entry)."""
-        self._require_open("update")
+        if self.status is not CaseStatus.PENDING:  # correcting facts is not an answer
+            self._require_open("update")
         changed: list[str] = []
         for name, value in vars(change).items():
             if value is None or name == "context":
@@ -239,7 +272,9 @@ class Case:
 
     def record_progress(self, note: str, *, at: datetime, by: str, to_customer: bool) -> None:
         """A person worked the case (a note, or an answer to the customer): the progress
-        clock starts again; the first one is the first response."""
+        clock starts again; the first one is the first response. On a case waiting for the
+        customer's confirmation, it is open again: they answered, or an agent took it up."""
+        self._wake(at, by)
         self._require_open("record progress on")
         self.last_progress_at = at
         if self.first_response_at is None:
@@ -339,6 +374,7 @@ class Case:
             self.changed_at = at
 
     def resolve(self, resolution: str, *, at: datetime, by: str) -> None:
+        self._wake(at, by, quietly=True)
         self._require_open("resolve")
         if self.approvals_missing:
             missing = ", ".join(level.value for level in self.approvals_missing)
@@ -346,12 +382,60 @@ class Case:
         self.status = CaseStatus.RESOLVED
         self.resolved_at = at
         self.resolution = resolution
+        self.pending_since = None
         self.changed_at = at
         self._record(at, "case_resolved", by, f"Resolved: {resolution}")
 
+    # --- the linked incident ---------------------------------------------------------------
+
+    def link(self, incident_id: int, *, at: datetime, by: str) -> None:
+        """Link the case to an incident: its customer hears what the incident says from now
+        on (a case is linked to one incident at a time; linking again moves it)."""
+        self._require_open("be linked")
+        if self.incident_id == incident_id:
+            raise IllegalTransition(f"{self.ref} is linked to INC-{incident_id} already")
+        self.incident_id, self.linked_at, self.changed_at = incident_id, at, at
+        self._record(at, "case_linked", by, f"Linked to INC-{incident_id}", incident=incident_id)
+
+    def unlink(self, *, at: datetime, by: str) -> None:
+        """Stop relaying the incident's words (those not sent yet are not sent)."""
+        if self.incident_id is None:
+            raise IllegalTransition(f"{self.ref} is not linked to an incident")
+        was, self.incident_id, self.linked_at = self.incident_id, None, None
+        self.changed_at = at
+        self._record(at, "case_unlinked", by, f"Unlinked from INC-{was}", incident=was)
+
+    def relay(
+        self, kind: NoticeKind, *, incident_id: int, title: str, text: str, at: datetime
+    ) -> IncidentNotice:
+        """Queue one of the linked incident's customer-facing words for this case's
+        customer (its step sends it)."""
+        notice = IncidentNotice(len(self.notices) + 1, incident_id, kind, at, title, text)
+        self.notices.append(notice)
+        return notice
+
+    def await_confirmation(self, *, at: datetime, by: str, why: str) -> None:
+        """Wait for the customer to confirm the fix: no response clock runs meanwhile."""
+        self._require_open("wait for the customer's confirmation")
+        self.status, self.pending_since, self.changed_at = CaseStatus.PENDING, at, at
+        self._record(at, "case_pending", by, f"Waiting for the customer's confirmation: {why}")
+
     # --- helpers ---------------------------------------------------------------------------
 
+    def _wake(self, at: datetime, by: str, *, quietly: bool = False) -> None:
+        """A case waiting for the customer's confirmation is open again."""
+        if self.status is not CaseStatus.PENDING:
+            return
+        self.status, self.pending_since, self.changed_at = CaseStatus.OPEN, None, at
+        if not quietly:
+            self._record(at, "case_reopened", by, "Open again: no longer waiting for the customer")
+
     def _require_open(self, what: str) -> None:
+        if self.status is CaseStatus.PENDING:
+            raise IllegalTransition(
+                f"{self.ref} is waiting for the customer's confirmation: record their answer "
+                f"(or a note) first, which opens it again, then {what}"
+            )
         if not self.is_open:
             raise IllegalTransition(f"{self.ref} is resolved: it cannot {what} any more")
 

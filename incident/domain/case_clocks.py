@@ -9,6 +9,10 @@ real time or in the level's business hours. A step runs until one of its own `un
 events happens, only while the case is at one of its `levels` (and of its priorities and
 plans), and once for each instant its anchor takes (a repeating one on a grid from there).
 
+Besides the playbook's steps, a case linked to an incident has one step per customer-facing
+word of that incident (`incident_notice.<n>`, from `case.notices`): due when the incident
+said it, sent once, and only while the case is still linked to that incident.
+
 Pure, like incident planning (`incident.domain.planning`, whose `StepHistory` and
 `PlannedOccurrence` these share): the same facts always give the same plan.
 """
@@ -21,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 
-from incident.domain.case import Case, Plan
+from incident.domain.case import Case, CaseStatus, IncidentNotice, NoticeKind, Plan
 from incident.domain.case_ladder import Ladder, Span
 from incident.domain.case_routing import Level, Urgency
 from incident.domain.lifecycle import Severity
@@ -37,6 +41,7 @@ class CaseAnchor(StrEnum):
     DEESCALATED = "deescalated"  # the latest time it came back down
     ANSWERED = "answered"  # the current level's latest progress (none yet: not happened)
     DECIDED = "decided"  # the latest decision (the CIO's or the CEO's)
+    PENDING = "pending"  # waiting for the customer's confirmation since (only while it waits)
     RESOLVED = "resolved"
 
 
@@ -54,6 +59,7 @@ class CaseAction(StrEnum):
     ESCALATE = "escalate"  # the case moves up to `target`, whose contacts are told
     CUSTOMER_UPDATE = "customer_update"  # a holding message to the customer
     ROUTE = "route"  # apply the routing rules now (a threshold of time has passed)
+    RESOLVE = "resolve"  # resolve a case still waiting for the customer's confirmation
 
 
 # What a step may name as its target, besides a level of the ladder.
@@ -132,6 +138,8 @@ def anchor_time(case: Case, anchor: CaseAnchor) -> datetime | None:
             return progress if answered else None
         case CaseAnchor.DECIDED:
             return case.approvals[-1].at if case.approvals else None
+        case CaseAnchor.PENDING:
+            return case.pending_since
         case CaseAnchor.RESOLVED:
             return case.resolved_at
 
@@ -155,7 +163,10 @@ def has_happened(case: Case, event: CaseStop) -> bool:
 
 def applies(step: CaseStep, case: Case) -> bool:
     """Whether the step is part of this case's plan at all, as it stands."""
-    if step.anchor is not CaseAnchor.RESOLVED and not case.is_open:
+    if step.anchor is CaseAnchor.PENDING:
+        if case.pending_since is None:
+            return False
+    elif step.anchor is not CaseAnchor.RESOLVED and not case.is_open:
         return False
     return (
         (not step.levels or case.level in step.levels)
@@ -176,6 +187,8 @@ def next_occurrence(
     step: CaseStep, case: Case, ladder: Ladder, history: StepHistory = NO_HISTORY
 ) -> PlannedOccurrence | None:
     """The one occurrence of `step` that should be pending now, or None."""
+    if (notice := notice_of(case, step.id)) is not None:
+        return _notice_occurrence(step, case, notice, history)
     if not applies(step, case) or stopped_by(case, step) is not None:
         return None
     anchor = anchor_time(case, step.anchor)
@@ -197,6 +210,48 @@ def next_occurrence(
     if step.window_to is not None and due >= case.opened_at + step.window_to:
         return None
     return PlannedOccurrence(step_id=step.id, occurrence=history.fired + 1, due_at=due)
+
+
+# --- the linked incident's words, one step each --------------------------------------------
+
+NOTICE_STEP = "incident_notice."
+NOTICE_TEMPLATES = {
+    NoticeKind.UPDATE: "case_incident_update",
+    NoticeKind.RESOLVED: "case_incident_resolved",
+}
+
+
+def notice_step(notice: IncidentNotice) -> CaseStep:
+    """The step that sends one of the linked incident's words to the case's customer."""
+    what = "is resolved" if notice.kind is NoticeKind.RESOLVED else "has an update"
+    return CaseStep(
+        id=f"{NOTICE_STEP}{notice.number}",
+        description=f"The customer hears that the incident INC-{notice.incident_id} {what}.",
+        action=CaseAction.CUSTOMER_UPDATE,
+        anchor=CaseAnchor.OPENED,  # unused: a notice is due when the incident said it
+        after=Delay(span=Span()),
+        target=CUSTOMER,
+        template=NOTICE_TEMPLATES[notice.kind],
+    )
+
+
+def notice_of(case: Case, step_id: str) -> IncidentNotice | None:
+    """The notice a step id names (`incident_notice.3`), if the case has it."""
+    if not step_id.startswith(NOTICE_STEP):
+        return None
+    number = step_id[len(NOTICE_STEP) :]
+    if not number.isdecimal() or not 1 <= int(number) <= len(case.notices):
+        return None
+    return case.notices[int(number) - 1]
+
+
+def _notice_occurrence(
+    step: CaseStep, case: Case, notice: IncidentNotice, history: StepHistory
+) -> PlannedOccurrence | None:
+    """Once, when the incident said it; never once the case was unlinked from it."""
+    if history.fired or case.incident_id != notice.incident_id:
+        return None
+    return PlannedOccurrence(step_id=step.id, occurrence=1, due_at=notice.at)
 
 
 def plan(
@@ -240,9 +295,26 @@ class SupportPlaybook:
 
     ladder: Ladder
     steps: tuple[CaseStep, ...]
+    # What a linked case becomes when its incident resolves: resolved with it, or pending
+    # (waiting for the customer's confirmation that the fix works for them).
+    on_incident_resolved: CaseStatus = CaseStatus.RESOLVED
 
     def step(self, step_id: str) -> CaseStep | None:
         return self._by_id.get(step_id)
+
+    def step_of(self, case: Case, step_id: str) -> CaseStep | None:
+        """A step of this case: the playbook's, or one of its linked incident's notices."""
+        notice = notice_of(case, step_id)
+        return notice_step(notice) if notice is not None else self.step(step_id)
+
+    def case_steps(self, case: Case) -> tuple[CaseStep, ...]:
+        """What planning this case looks at: `steps_for(case)` and the steps of the notices
+        of the incident it is linked to."""
+        steps = self.steps_for(case)
+        if case.incident_id is None:
+            return steps
+        linked = (n for n in case.notices if n.incident_id == case.incident_id)
+        return (*steps, *(notice_step(n) for n in linked))
 
     def steps_for(self, case: Case) -> tuple[CaseStep, ...]:
         """The steps a case at its level, of its priority and plan can have: all that its

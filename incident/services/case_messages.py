@@ -20,6 +20,7 @@ from incident.domain.case_clocks import (
     NEXT_LEAD,
     CaseAction,
     CaseStep,
+    notice_of,
 )
 from incident.domain.case_ladder import Ladder
 from incident.domain.case_routing import Level, Urgency
@@ -159,7 +160,23 @@ def case_template_context(
         ],
         "upcoming": [{"description": u.description, "due_at": u.due_at} for u in view.upcoming[:5]],
         "step": {"id": step.id, "description": step.description},
+        "notice": _notice(case, step),
         "links": {"case": f"{base_url}/cases/{case.id}"},
+    }
+
+
+def _notice(case: Case, step: CaseStep) -> dict[str, Any] | None:
+    """The linked incident's word a notice step sends (None for the playbook's steps)."""
+    notice = notice_of(case, step.id)
+    if notice is None:
+        return None
+    return {
+        "number": notice.number,
+        "kind": notice.kind.value,
+        "incident": f"INC-{notice.incident_id}",
+        "at": notice.at,
+        "title": notice.title,
+        "text": notice.text,
     }
 
 
@@ -190,6 +207,10 @@ def _case(case: Case, ladder: Ladder) -> dict[str, Any]:
         "first_response_at": case.first_response_at,
         "resolved_at": case.resolved_at,
         "resolution": case.resolution,
+        "category": case.category,
+        "component": case.component,
+        "incident": f"INC-{case.incident_id}" if case.incident_id is not None else None,
+        "pending_since": case.pending_since,
     }
 
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from incident.domain.case import Case, Escalation
+from incident.domain.case import Case, CaseStatus, Escalation
 from incident.domain.case_clocks import CaseAction, CaseStep, verdict
 from incident.domain.case_routing import Level, Urgency
 from incident.domain.records import Occurrence, StepResult, TimelineEntry
@@ -30,6 +30,8 @@ from incident.services.ports import Messenger, Renderer, Topic, Transaction
 
 log = logging.getLogger("incident.scheduler")
 CLOCK = "clock"  # who the timeline names when a case's clock acts
+# Steps that change the case and send nothing themselves.
+MOVES_ONLY = (CaseAction.ESCALATE, CaseAction.ROUTE, CaseAction.RESOLVE)
 
 
 def topic(case: Case) -> Topic:
@@ -59,6 +61,8 @@ class CaseStepRun:
             return CaseSent(f"escalated to {self.step.target}")
         if self.step.action is CaseAction.ROUTE:
             return CaseSent("routing rules applied")
+        if self.step.action is CaseAction.RESOLVE:
+            return CaseSent("resolved: the customer did not answer")
         message = self.message
         assert message is not None  # notify and customer_update steps are templated
         await self.messenger.send(
@@ -90,7 +94,7 @@ class CaseSteps:
     ) -> Prepared:
         case = facts if isinstance(facts, Case) else tx.get_case(occurrence.subject.id)
         playbook = self.sp.playbook
-        step = playbook.step(occurrence.step_id)
+        step = playbook.step_of(case, occurrence.step_id)
         history = tx.step_history(occurrence.subject)
         stopped = verdict(
             step,
@@ -114,7 +118,7 @@ class CaseSteps:
         # from the notice steps its move plans (queued to its hours unless it cannot wait).
         message = (
             None
-            if step.action in (CaseAction.ESCALATE, CaseAction.ROUTE)
+            if step.action in MOVES_ONLY
             else message_for(
                 step,
                 case_view(self.sp, tx, case, now),
@@ -147,6 +151,8 @@ class CaseSteps:
             case.last_customer_update_at = now
         elif step.action is CaseAction.ROUTE:
             apply_rules(self.sp, case, now)
+        elif step.action is CaseAction.RESOLVE:
+            _resolve_unanswered(case, step, now)
         tx.save_case(case)
         tx.append_case_timeline(occurrence.subject.id, case.events)
         replan_case(tx, self.sp.playbook, case, now=now)
@@ -215,6 +221,14 @@ class CaseSteps:
             data={"messages": [body]} if body is not None else {},
         )
         tx.append_case_timeline(case.id, [entry])
+
+
+def _resolve_unanswered(case: Case, step: CaseStep, now: datetime) -> None:
+    """The customer never answered whether the fix works: resolved, as the fix stands
+    (unless a decision is still missing, which a person must give first)."""
+    if case.status is not CaseStatus.PENDING or case.approvals_missing:
+        return
+    case.resolve(f"no answer from the customer ({step.description})", at=now, by=CLOCK)
 
 
 def _clock_escalation(case: Case, step: CaseStep, target: Level, now: datetime) -> Escalation:

@@ -140,7 +140,7 @@ async def update_case(sp: Support, case_id: int, change: CaseChange, *, by: Acto
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.update(change, at=now, by=actor_name(by))
 
-    return await _change(sp, case_id, "case updated", mutate, by=by, right=CaseRight.WORK)
+    return await change_case(sp, case_id, "case updated", mutate, by=by, right=CaseRight.WORK)
 
 
 async def record_progress(
@@ -151,7 +151,7 @@ async def record_progress(
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.record_progress(note, at=now, by=actor_name(by), to_customer=to_customer)
 
-    return await _change(sp, case_id, "progress recorded", mutate, by=by, right=CaseRight.WORK)
+    return await change_case(sp, case_id, "progress recorded", mutate, by=by, right=CaseRight.WORK)
 
 
 async def escalate_case(
@@ -195,7 +195,7 @@ async def escalate_case(
                 )
             )
 
-    view = await _change(sp, case_id, "case escalated", mutate, by=by, right=CaseRight.ESCALATE)
+    view = await change_case(sp, case_id, "case escalated", mutate, by=by, right=CaseRight.ESCALATE)
     return replace(view, notice=notice[0] if notice else None)
 
 
@@ -203,7 +203,7 @@ async def confirm_receipt(sp: Support, case_id: int, *, by: Actor) -> CaseView:
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.confirm_receipt(at=now, by=actor_name(by))
 
-    return await _change(sp, case_id, "receipt confirmed", mutate, by=by, right=CaseRight.WORK)
+    return await change_case(sp, case_id, "receipt confirmed", mutate, by=by, right=CaseRight.WORK)
 
 
 async def deescalate_case(
@@ -212,7 +212,9 @@ async def deescalate_case(
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.deescalate(to, why, note, at=now, by=actor_name(by))
 
-    return await _change(sp, case_id, "case de-escalated", mutate, by=by, right=CaseRight.ESCALATE)
+    return await change_case(
+        sp, case_id, "case de-escalated", mutate, by=by, right=CaseRight.ESCALATE
+    )
 
 
 async def decide(
@@ -226,14 +228,14 @@ async def decide(
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.decide(Approval(level, actor_name(by), now, approved, note))
 
-    return await _change(sp, case_id, "decision recorded", mutate, by=by, right=right)
+    return await change_case(sp, case_id, "decision recorded", mutate, by=by, right=right)
 
 
 async def resolve_case(sp: Support, case_id: int, resolution: str, *, by: Actor) -> CaseView:
     def mutate(tx: Transaction, case: Case, now: datetime) -> None:
         case.resolve(resolution, at=now, by=actor_name(by))
 
-    return await _change(sp, case_id, "case resolved", mutate, by=by, right=CaseRight.WORK)
+    return await change_case(sp, case_id, "case resolved", mutate, by=by, right=CaseRight.WORK)
 
 
 async def read_case(sp: Support, case_id: int, *, by: Actor = ROUTING) -> CaseView:
@@ -354,7 +356,7 @@ def _highest_automatic(routes: Sequence[Route]) -> Route | None:
 # --- units of work ---------------------------------------------------------------------------
 
 
-async def _change(
+async def change_case(
     sp: Support,
     case_id: int,
     reason: str,
@@ -363,6 +365,8 @@ async def _change(
     by: Actor,
     right: CaseRight,
 ) -> CaseView:
+    """One change to a case as a unit of work: read under lock, `by`'s right checked,
+    `mutate` applied, the rules applied, the case, its timeline and its plan written."""
     now = sp.rt.clock.now()
 
     def work(tx: Transaction) -> CaseView:
@@ -391,7 +395,7 @@ def _commit(
     # A new case's upcoming steps are what was just planned, its timeline what was just
     # written: the view is made from them rather than read back (intake's hot path; a test
     # holds it equal to the view read back).
-    upcoming = [_planned(sp.playbook, p) for p in planned]
+    upcoming = [_planned(sp.playbook, case, p) for p in planned]
     return _view(sp, case, now, upcoming=upcoming, timeline=list(case.events))
 
 
@@ -408,7 +412,7 @@ def replan_case(
     assert case.id is not None
     subject = case_ref(case.id)
     history = {} if new else tx.step_history(subject)
-    steps = playbook.steps_for(case)
+    steps = playbook.case_steps(case)
     planned = plan(case, steps, playbook.ladder, history)
     tx.reconcile(subject, planned, {s.id: s for s in steps}, now=now, new=new)
     return planned
@@ -422,7 +426,7 @@ def case_view(sp: Support, tx: Transaction, case: Case, now: datetime) -> CaseVi
         sp,
         case,
         now,
-        upcoming=[_upcoming(sp.playbook, o) for o in upcoming],
+        upcoming=[_upcoming(sp.playbook, case, o) for o in upcoming],
         timeline=tx.case_timeline(case.id),
     )
 
@@ -454,8 +458,8 @@ def _view(
     )
 
 
-def _planned(playbook: SupportPlaybook, planned: PlannedOccurrence) -> UpcomingCaseStep:
-    step = playbook.step(planned.step_id)
+def _planned(playbook: SupportPlaybook, case: Case, planned: PlannedOccurrence) -> UpcomingCaseStep:
+    step = playbook.step_of(case, planned.step_id)
     assert step is not None  # planned from the playbook's own steps
     return UpcomingCaseStep(
         step_id=step.id,
@@ -467,8 +471,8 @@ def _planned(playbook: SupportPlaybook, planned: PlannedOccurrence) -> UpcomingC
     )
 
 
-def _upcoming(playbook: SupportPlaybook, occurrence: Occurrence) -> UpcomingCaseStep:
-    step = playbook.step(occurrence.step_id)
+def _upcoming(playbook: SupportPlaybook, case: Case, occurrence: Occurrence) -> UpcomingCaseStep:
+    step = playbook.step_of(case, occurrence.step_id)
     return UpcomingCaseStep(
         step_id=occurrence.step_id,
         description=step.description if step is not None else occurrence.step_id,

@@ -196,11 +196,13 @@ class IncidentSteps:
                 },
             )
         ]
+        incident.events = []
         entries += self._apply(incident, occurrence, step, sent, now)
         changed = incident != as_read
         if changed:
             tx.save_incident(incident)
         tx.append_timeline(occurrence.subject.id, entries)
+        self.rt.tell_followers(tx, incident, incident.events, now)
         if changed or comes_back(step):
             replan(tx, incident, self.rt.playbooks, now=now, reason=f"{step.id} done")
         # Otherwise the plan is as it was less this occurrence, which is what marking it

@@ -60,7 +60,7 @@ from incident.domain.records import (
     TimelineEntry,
 )
 from incident.domain.status_page import Catalog
-from incident.services.ports import Store, Transaction
+from incident.services.ports import IncidentFollower, Store, Transaction
 
 log = logging.getLogger("incident.services")
 
@@ -102,6 +102,15 @@ class Runtime:
     cancelled_incidents: str = "withdraw"
     # Keeps the configured secrets out of what is stored and shown (vendor error texts).
     redact: Callable[[str], str] = field(default=str)
+    # Told in each unit of work that changes an incident (the cases linked to it).
+    followers: list[IncidentFollower] = field(default_factory=list)
+
+    def tell_followers(
+        self, tx: Transaction, incident: Incident, events: Sequence[object], now: datetime
+    ) -> None:
+        if events:
+            for follower in self.followers:
+                follower.incident_changed(tx, incident, events, now)
 
     def needs_approval(self, incident: Incident, step: Step) -> bool:
         """Whether this step's text waits for the commander's approval on this incident."""
@@ -308,6 +317,7 @@ async def _change(
         tx.save_incident(incident)
         tx.append_timeline(incident_id, [timeline_entry(e) for e in events])
         replan(tx, incident, rt.playbooks, now=now, reason=reason)
+        rt.tell_followers(tx, incident, events, now)
         return incident
 
     incident = await rt.store.run(work)
@@ -665,6 +675,7 @@ async def merge_incident(rt: Runtime, duplicate_id: int, *, into: int, by: Actor
             )
         replan(tx, duplicate, rt.playbooks, now=now, reason=f"merged into {target.ref}")
         replan(tx, target, rt.playbooks, now=now, reason=f"{duplicate.ref} merged")
+        rt.tell_followers(tx, duplicate, [cancelled], now)
         return target
 
     target = await rt.store.run(work)

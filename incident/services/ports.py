@@ -309,6 +309,12 @@ class Transaction(Protocol):
         ...
 
     def open_case_counts(self) -> dict[Level, int]: ...
+    def cases_linked_to(
+        self, incident_id: int, *, statuses: Sequence[CaseStatus] = (), lock: bool = False
+    ) -> list[Case]:
+        """The cases linked to an incident (of these statuses), by id; `lock`: for update."""
+        ...
+
     def append_case_timeline(self, case_id: int, entries: Sequence[TimelineEntry]) -> None: ...
     def case_timeline(self, case_id: int) -> list[TimelineEntry]: ...
 
@@ -413,6 +419,15 @@ class Transaction(Protocol):
 
 
 T = TypeVar("T")
+
+
+class IncidentFollower(Protocol):
+    """Told, inside the unit of work that changed an incident, what happened to it (the
+    cases linked to it hear its customer-facing words there, in the same transaction)."""
+
+    def incident_changed(
+        self, tx: Transaction, incident: Incident, events: Sequence[object], now: datetime
+    ) -> None: ...
 
 
 class Store(Protocol):

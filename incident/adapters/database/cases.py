@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 
 from incident.adapters.database import statements as sql
 from incident.adapters.database.executors import TransactionRows
-from incident.domain.case import Approval, Case, CaseStatus, Escalation, Plan
+from incident.domain.case import (
+    Approval,
+    Case,
+    CaseStatus,
+    Escalation,
+    IncidentNotice,
+    NoticeKind,
+    Plan,
+)
 from incident.domain.case_context import ChecklistItem
 from incident.domain.case_routing import Flag, Level, Urgency
 from incident.domain.errors import Conflict, NotFound
@@ -39,6 +47,11 @@ _PLAIN = (
     "deescalated_at",
     "resolved_at",
     "changed_at",
+    "category",
+    "component",
+    "incident_id",
+    "linked_at",
+    "pending_since",
 )
 _AMOUNTS = ("disputed_amount", "csr", "usdt_amount")
 
@@ -107,6 +120,14 @@ class CaseRows(TransactionRows):
     def open_case_counts(self) -> dict[Level, int]:
         return {Level(level): int(n) for level, n in self._execute.rows(sql.OPEN_CASE_COUNTS, {})}
 
+    def cases_linked_to(
+        self, incident_id: int, *, statuses: Sequence[CaseStatus] = (), lock: bool = False
+    ) -> list[Case]:
+        query = self._dialect.linked_cases_for_update if lock else sql.LINKED_CASES
+        rows = self._execute.rows(query, {"b_incident": incident_id})
+        wanted = {s.value for s in statuses}
+        return [_to_case(r) for r in rows if not wanted or r.status in wanted]
+
     def append_case_timeline(self, case_id: int, entries: Sequence[TimelineEntry]) -> None:
         rows = [
             {
@@ -153,6 +174,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         escalations=[_escalation_json(e) for e in case.escalations],
         approvals=[_approval_json(a) for a in case.approvals],
         required_approvals=[level.value for level in case.required_approvals],
+        notices=[_notice_json(n) for n in case.notices],
     )
     return values
 
@@ -173,6 +195,7 @@ def _to_case(row: Any) -> Case:
         escalations=[_escalation(e) for e in row.escalations],
         approvals=[_approval(a) for a in row.approvals],
         required_approvals=tuple(Level(level) for level in row.required_approvals),
+        notices=[_notice(n) for n in row.notices],
         disputed_amount=amount("disputed_amount"),
         csr=amount("csr"),
         usdt_amount=amount("usdt_amount"),
@@ -241,4 +264,26 @@ def _approval(data: dict[str, Any]) -> Approval:
         at=datetime.fromisoformat(data["at"]),
         approved=bool(data["approved"]),
         note=data["note"],
+    )
+
+
+def _notice_json(n: IncidentNotice) -> dict[str, Any]:
+    return {
+        "number": n.number,
+        "incident_id": n.incident_id,
+        "kind": n.kind.value,
+        "at": n.at.isoformat(),
+        "title": n.title,
+        "text": n.text,
+    }
+
+
+def _notice(data: dict[str, Any]) -> IncidentNotice:
+    return IncidentNotice(
+        number=int(data["number"]),
+        incident_id=int(data["incident_id"]),
+        kind=NoticeKind(data["kind"]),
+        at=datetime.fromisoformat(data["at"]),
+        title=data["title"],
+        text=data["text"],
     )

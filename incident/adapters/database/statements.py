@@ -188,6 +188,9 @@ GET_CASE = select(cases).where(cases.c.id == bindparam("b_id"))
 CASE_BY_REFERENCE = select(cases).where(cases.c.reference == bindparam("b_reference"))
 CASE_ID_BY_REFERENCE = select(cases.c.id).where(cases.c.reference == bindparam("b_reference"))
 UPDATE_CASE = update(cases).where(cases.c.id == bindparam("b_id"))
+LINKED_CASES = (
+    select(cases).where(cases.c.incident_id == bindparam("b_incident")).order_by(cases.c.id)
+)
 INSERT_CASE_ENTRY = InsertInto(case_timeline)
 CASE_TIMELINE_OF = (
     select(case_timeline)
@@ -372,6 +375,7 @@ class DialectStatements:
     latest_alert_group_for_update: Executable
     maintenance_for_update: Executable
     case_for_update: Executable
+    linked_cases_for_update: Executable
     # The earliest run_at of an active occurrence (`next_run_at_of`: of b_actions).
     next_run_at: Executable
     next_run_at_of: Executable
@@ -507,6 +511,7 @@ SQLITE = DialectStatements(
     maintenance_for_update=GET_MAINTENANCE,
     # SQLite locks the whole database for a writer: FOR UPDATE means nothing there.
     case_for_update=GET_CASE,
+    linked_cases_for_update=LINKED_CASES,
     next_run_at=_NEXT_RUN_AT,
     next_run_at_of=_NEXT_RUN_AT.where(
         occurrences.c.action.in_(bindparam("b_actions", expanding=True))
@@ -529,6 +534,7 @@ POSTGRES = DialectStatements(
     latest_alert_group_for_update=LATEST_ALERT_GROUP.with_for_update(),
     maintenance_for_update=GET_MAINTENANCE.with_for_update(),
     case_for_update=GET_CASE.with_for_update(),
+    linked_cases_for_update=LINKED_CASES.with_for_update(),
     next_run_at=_next_run_at_on_postgres(by_action=False),
     next_run_at_of=_next_run_at_on_postgres(by_action=True),
     remember_seen_request=postgresql.insert(seen_requests).on_conflict_do_nothing(

@@ -290,7 +290,10 @@ class CaseRow(SQLModel, table=True):
     (escalations, approvals) and in `case_timeline`."""
 
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_queue", "status", "level"),)
+    __table_args__ = (
+        Index("ix_cases_queue", "status", "level"),
+        Index("ix_cases_incident_id", "incident_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # One case per helpdesk ticket.
@@ -331,6 +334,17 @@ class CaseRow(SQLModel, table=True):
     resolved_at: datetime | None = _at()
     resolution: str | None = Field(default=None, sa_column=Column(Text))
     changed_at: datetime | None = _at()
+    # What the case's signature groups by.
+    category: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    component: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    # The incident it is linked to (no foreign key: an incident is never deleted, and the
+    # link is checked by the use case), and that incident's words for its customer.
+    incident_id: int | None = None
+    linked_at: datetime | None = _at()
+    notices: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    pending_since: datetime | None = _at()
 
 
 class CaseTimelineRow(SQLModel, table=True):

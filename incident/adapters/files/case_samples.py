@@ -17,8 +17,15 @@ from typing import Any
 
 from incident.adapters.files.support_files import SUPPORT_DIR, load_support
 from incident.config import PROJECT_ROOT
-from incident.domain.case import Case, CaseChange, Deescalation, Escalation, Plan
-from incident.domain.case_clocks import SupportPlaybook, plan
+from incident.domain.case import (
+    Case,
+    CaseChange,
+    Deescalation,
+    Escalation,
+    NoticeKind,
+    Plan,
+)
+from incident.domain.case_clocks import NOTICE_STEP, NOTICE_TEMPLATES, SupportPlaybook, plan
 from incident.domain.case_context import ChecklistItem, clean_context
 from incident.domain.case_ladder import sla
 from incident.domain.case_routing import Flag, Level, Urgency, route
@@ -96,14 +103,55 @@ def sample_case_context(
     to the CIO recommending the CEO, with the CIO's and the CEO's decisions required.
     `sparse`: a tier-1 case opened half an hour ago, with nothing gathered or done yet."""
     playbook = load_support(playbooks_dir / SUPPORT_DIR)
-    step = playbook.step(step_id)
-    if step is None:
-        known = ", ".join(s.id for s in playbook.steps)
-        raise ValueError(f"no step {step_id!r} in the support playbook; the steps are {known}")
     case, now = _sparse_case() if sparse else _full_case(playbook)
+    _link(case, now)
+    step = playbook.step_of(case, step_id)
+    if step is None:
+        known = ", ".join((*(s.id for s in playbook.steps), *SAMPLE_NOTICE_STEPS.values()))
+        raise ValueError(f"no step {step_id!r} in the support playbook; the steps are {known}")
     view = _view(playbook, case, now)
     to = recipient(step, case, playbook.ladder)
     return case_template_context(view, playbook.ladder, step=step, to=to, base_url=base_url)
+
+
+# The sample case is linked to an incident that posted an update and was resolved: the
+# notice steps that send them, by the template each uses.
+SAMPLE_NOTICE_STEPS = {
+    NOTICE_TEMPLATES[NoticeKind.UPDATE]: f"{NOTICE_STEP}1",
+    NOTICE_TEMPLATES[NoticeKind.RESOLVED]: f"{NOTICE_STEP}2",
+}
+
+
+def template_steps(playbook: SupportPlaybook) -> dict[str, list[str]]:
+    """Each case template, with the ids of the steps that send it (the sample's notices for
+    the linked incident's templates)."""
+    named: dict[str, list[str]] = {}
+    for step in playbook.steps:
+        if step.template:
+            named.setdefault(step.template, []).append(step.id)
+    for template, step_id in SAMPLE_NOTICE_STEPS.items():
+        named.setdefault(template, []).append(step_id)
+    return named
+
+
+def _link(case: Case, now: datetime) -> None:
+    """Linked to INC-42 a little before `now`, which posted an update and then resolved."""
+    case.link(42, at=now - timedelta(minutes=20), by=AGENT)
+    title = "Delayed withdrawals on the Ethereum network"
+    update = (
+        "Withdrawals on the Ethereum network are delayed while a node provider recovers. "
+        "Funds are safe; delayed withdrawals will complete automatically."
+    )
+    case.relay(
+        NoticeKind.UPDATE, incident_id=42, title=title, text=update, at=now - timedelta(minutes=15)
+    )
+    case.relay(
+        NoticeKind.RESOLVED,
+        incident_id=42,
+        title=title,
+        text="All delayed withdrawals have completed.",
+        at=now - timedelta(minutes=5),
+    )
 
 
 def _sparse_case() -> tuple[Case, datetime]:

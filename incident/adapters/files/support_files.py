@@ -20,8 +20,10 @@ import yaml
 
 from incident.adapters.files.calendars import load_calendars
 from incident.domain.business_hours import BusinessCalendar
-from incident.domain.case import Plan
+from incident.domain.case import CaseStatus, Plan
 from incident.domain.case_clocks import (
+    NOTICE_STEP,
+    NOTICE_TEMPLATES,
     TARGET_WORDS,
     CaseAction,
     CaseAnchor,
@@ -95,20 +97,37 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
     steps = _steps(documents["clocks.yaml"], rules, _Problems(str(directory / FILES[2]), problems))
     if ladder is not None:
         _check_targets(steps, ladder, _Problems(str(directory / FILES[2]), problems))
+    clocks = _Problems(str(directory / FILES[2]), problems)
+    on_resolved = clocks.checked(partial(_on_incident_resolved, documents["clocks.yaml"]))
     if comms_dir is not None:
-        for step in steps:
-            if step.template and not (comms_dir / "cases" / f"{step.template}.txt.j2").is_file():
-                problems.append(
-                    PlaybookProblem(
-                        str(directory / FILES[2]),
-                        f"no template cases/{step.template}.txt.j2 in {comms_dir}",
-                        step=step.id,
-                        field="template",
-                    )
+        templates = [(s.id, s.template) for s in steps if s.template]
+        templates += [(NOTICE_STEP + "*", name) for name in NOTICE_TEMPLATES.values()]
+        for step_id, template in templates:
+            if not (comms_dir / "cases" / f"{template}.txt.j2").is_file():
+                clocks.add(
+                    f"no template cases/{template}.txt.j2 in {comms_dir}",
+                    step=step_id,
+                    field="template",
                 )
-    if problems or ladder is None:
+    if problems or ladder is None or on_resolved is None:
         raise InvalidPlaybook(problems)
-    return SupportPlaybook(ladder=ladder, steps=tuple(steps))
+    return SupportPlaybook(ladder=ladder, steps=tuple(steps), on_incident_resolved=on_resolved)
+
+
+def _on_incident_resolved(document: Any) -> CaseStatus:
+    """`on_incident_resolved: resolved | pending` (resolved when not given)."""
+    value = (
+        document.get("on_incident_resolved", "resolved")
+        if isinstance(document, Mapping)
+        else "resolved"
+    )
+    if value not in (CaseStatus.RESOLVED.value, CaseStatus.PENDING.value):
+        raise InvalidValue(
+            "on_incident_resolved",
+            f"{value!r}: give resolved (the case resolves with its incident) or pending "
+            "(it waits for the customer's confirmation)",
+        )
+    return CaseStatus(value)
 
 
 class _Problems:
@@ -353,7 +372,9 @@ def _step(spec: Any, rules: RoutingRules) -> CaseStep:
         window_from=_real(window.get("from", "0m"), "window.from"),
         window_to=_real(window["to"], "window.to") if "to" in window else None,
     )
-    if step.target is None and action is not CaseAction.ROUTE:
+    if step.id.startswith(NOTICE_STEP):
+        raise InvalidValue("id", f"ids starting {NOTICE_STEP!r} are the linked incident's notices")
+    if step.target is None and action not in (CaseAction.ROUTE, CaseAction.RESOLVE):
         raise InvalidValue("target", "name who the step is for")
     if action in (CaseAction.NOTIFY, CaseAction.CUSTOMER_UPDATE) and step.template is None:
         raise InvalidValue("template", "name the message template (comms/<name>.txt.j2)")
@@ -398,8 +419,8 @@ def _list(kind: type[E], value: Any, where: str) -> tuple[E, ...]:
 def _check_targets(steps: list[CaseStep], ladder: Ladder, problems: _Problems) -> None:
     levels = {level.value for level in Level}
     for step in steps:
-        if step.action is CaseAction.ROUTE:
-            continue  # the rules choose where it goes
+        if step.action in (CaseAction.ROUTE, CaseAction.RESOLVE):
+            continue  # the rules choose where it goes; resolving goes nowhere
         target = step.target or ""
         if target in TARGET_WORDS or target in levels or target in ladder.audiences:
             if step.action is CaseAction.ESCALATE and target not in levels:
