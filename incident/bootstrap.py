@@ -35,12 +35,14 @@ from incident.scheduler.engine import Engine
 from incident.scheduler.loop import PlanSignal
 from incident.scheduler.retry import RetryPolicy
 from incident.scheduler.runner import Scheduler, Tuning
+from incident.services.candidate_steps import CandidateSteps
 from incident.services.case_links import CaseRelay
 from incident.services.case_steps import CaseSteps
 from incident.services.cases import Support
 from incident.services.engine import StepReport, SubjectKinds
 from incident.services.incident_steps import IncidentSteps
 from incident.services.incidents import Runtime
+from incident.services.patterns import Patterns
 from incident.services.ports import Chat, Effects, Messenger, Notifier, Pager, StatusPage
 
 # How long readiness waits for its probe write: far longer than writes queue for in an alert
@@ -60,6 +62,7 @@ class Container:
     engine: Engine
     documents: JinjaRenderer  # the timeline and postmortem documents (comms/*.md.j2)
     support: Support  # what the support cases' use cases work with
+    patterns: Patterns  # clusters of cases and the incidents proposed from them
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -256,9 +259,15 @@ async def build(
     runtime.followers.append(CaseRelay(support))
     # Every production notifier also sends about any subject; a test's recorder may not.
     messenger = effects.notifier if isinstance(effects.notifier, Messenger) else outbox
+    patterns = Patterns(support, support_playbook.patterns)
     kinds = SubjectKinds(
         IncidentSteps(runtime, effects, base_url=settings.base_url),
-        CaseSteps(support, messenger, effects.renderer, base_url=settings.base_url),
+        CaseSteps(
+            support, messenger, effects.renderer, base_url=settings.base_url, patterns=patterns
+        ),
+        CandidateSteps(
+            support_playbook.patterns, messenger, effects.renderer, base_url=settings.base_url
+        ),
     )
     engine = Engine(
         kinds=kinds,
@@ -282,6 +291,7 @@ async def build(
         engine=engine,
         documents=JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX),
         support=support,
+        patterns=patterns,
         live=live,
         closers=closers,
     )

@@ -20,7 +20,7 @@ Pure, like incident planning (`incident.domain.planning`, whose `StepHistory` an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -29,6 +29,7 @@ from incident.domain.case import Case, CaseStatus, IncidentNotice, NoticeKind, P
 from incident.domain.case_ladder import Ladder, Span
 from incident.domain.case_routing import Level, Urgency
 from incident.domain.lifecycle import Severity
+from incident.domain.patterns import PatternRules
 from incident.domain.planning import NO_HISTORY, PlannedOccurrence, StepHistory, Stop, Verdict
 
 
@@ -60,6 +61,7 @@ class CaseAction(StrEnum):
     CUSTOMER_UPDATE = "customer_update"  # a holding message to the customer
     ROUTE = "route"  # apply the routing rules now (a threshold of time has passed)
     RESOLVE = "resolve"  # resolve a case still waiting for the customer's confirmation
+    CLUSTER = "cluster"  # compare the case with other customers' reports (patterns)
 
 
 # What a step may name as its target, besides a level of the ladder.
@@ -298,6 +300,8 @@ class SupportPlaybook:
     # What a linked case becomes when its incident resolves: resolved with it, or pending
     # (waiting for the customer's confirmation that the fix works for them).
     on_incident_resolved: CaseStatus = CaseStatus.RESOLVED
+    # When many customers' cases make an incident candidate (patterns.yaml).
+    patterns: PatternRules = field(default_factory=PatternRules)
 
     def step(self, step_id: str) -> CaseStep | None:
         return self._by_id.get(step_id)

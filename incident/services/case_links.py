@@ -71,17 +71,25 @@ async def link_case(sp: Support, case_id: int, incident_id: int, *, by: Actor) -
     once (they hear where things stand), then every later one."""
 
     def link(tx: Transaction, case: Case, now: datetime) -> None:
-        incident = tx.get_incident(incident_id)
-        if not incident.is_open:
-            raise IllegalTransition(
-                f"{incident.ref} is {incident.status.value}: link cases to an open incident"
-            )
-        case.link(incident_id, at=now, by=actor_name(by))
-        latest = _latest_update(tx, incident_id)
-        if latest is not None:
-            _relay(case, incident, NoticeKind.UPDATE, latest, catalog=sp.rt.catalog, now=now)
+        link_within(tx, sp, case, tx.get_incident(incident_id), now=now, by=actor_name(by))
 
     return await change_case(sp, case_id, "case linked", link, by=by, right=CaseRight.WORK)
+
+
+def link_within(
+    tx: Transaction, sp: Support, case: Case, incident: Incident, *, now: datetime, by: str
+) -> None:
+    """Link `case` (read under lock by the caller, who saves it) to an open incident, in
+    the caller's transaction; the incident's latest update is queued for its customer."""
+    assert incident.id is not None
+    if not incident.is_open:
+        raise IllegalTransition(
+            f"{incident.ref} is {incident.status.value}: link cases to an open incident"
+        )
+    case.link(incident.id, at=now, by=by)
+    latest = _latest_update(tx, incident.id)
+    if latest is not None:
+        _relay(case, incident, NoticeKind.UPDATE, latest, catalog=sp.rt.catalog, now=now)
 
 
 async def unlink_case(sp: Support, case_id: int, *, by: Actor) -> CaseView:

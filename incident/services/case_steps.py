@@ -26,12 +26,13 @@ from incident.services.cases import (
     replan_case,
 )
 from incident.services.engine import Failure, Prepared, Ready, Sent, StepReport
+from incident.services.patterns import Assignment, Patterns
 from incident.services.ports import Messenger, Renderer, Topic, Transaction
 
 log = logging.getLogger("incident.scheduler")
 CLOCK = "clock"  # who the timeline names when a case's clock acts
 # Steps that change the case and send nothing themselves.
-MOVES_ONLY = (CaseAction.ESCALATE, CaseAction.ROUTE, CaseAction.RESOLVE)
+MOVES_ONLY = (CaseAction.ESCALATE, CaseAction.ROUTE, CaseAction.RESOLVE, CaseAction.CLUSTER)
 
 
 def topic(case: Case) -> Topic:
@@ -63,6 +64,8 @@ class CaseStepRun:
             return CaseSent("routing rules applied")
         if self.step.action is CaseAction.RESOLVE:
             return CaseSent("resolved: the customer did not answer")
+        if self.step.action is CaseAction.CLUSTER:
+            return CaseSent("compared with other customers' reports")
         message = self.message
         assert message is not None  # notify and customer_update steps are templated
         await self.messenger.send(
@@ -82,12 +85,19 @@ class CaseSteps:
     name = CASE
 
     def __init__(
-        self, support: Support, messenger: Messenger, renderer: Renderer, *, base_url: str
+        self,
+        support: Support,
+        messenger: Messenger,
+        renderer: Renderer,
+        *,
+        base_url: str,
+        patterns: Patterns | None = None,
     ) -> None:
         self.sp = support
         self.messenger = messenger
         self.renderer = renderer
         self.base_url = base_url
+        self.patterns = patterns  # None: cases are not compared
 
     def prepare(
         self, tx: Transaction, occurrence: Occurrence, now: datetime, *, facts: object = None
@@ -153,6 +163,8 @@ class CaseSteps:
             apply_rules(self.sp, case, now)
         elif step.action is CaseAction.RESOLVE:
             _resolve_unanswered(case, step, now)
+        elif step.action is CaseAction.CLUSTER and self.patterns is not None:
+            _said_of(self.patterns.assign(tx, case, now), case, now)
         tx.save_case(case)
         tx.append_case_timeline(occurrence.subject.id, case.events)
         replan_case(tx, self.sp.playbook, case, now=now)
@@ -221,6 +233,21 @@ class CaseSteps:
             data={"messages": [body]} if body is not None else {},
         )
         tx.append_case_timeline(case.id, [entry])
+
+
+def _said_of(assigned: Assignment, case: Case, now: datetime) -> None:
+    """What clustering did, on the case's timeline."""
+    cluster = assigned.cluster
+    how = "joined" if assigned.joined else "started"
+    text = f"Compared with other customers' reports: {how} cluster {cluster.id}"
+    if assigned.candidate is not None:
+        text += f"; it reached its trigger: incident candidate {assigned.candidate.ref} proposed"
+    if assigned.linked_to is not None:
+        text += f"; linked to INC-{assigned.linked_to}, declared for the cluster"
+    data: dict[str, object] = {"cluster": cluster.id}
+    if assigned.candidate is not None:
+        data["candidate"] = assigned.candidate.id
+    case.events.append(TimelineEntry(at=now, kind="clustered", actor=CLOCK, text=text, data=data))
 
 
 def _resolve_unanswered(case: Case, step: CaseStep, now: datetime) -> None:

@@ -92,6 +92,12 @@ async def case_detail(client: Client, case_id: int) -> dict[str, Any]:
     return detail
 
 
+def by_people(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What people did (not the engine's clock, which compares each new case with the
+    others in the background, whenever it gets to it)."""
+    return [entry for entry in timeline if entry["actor"] != "clock"]
+
+
 async def login(client: Client, who: str) -> str:
     """Log in as `who` (anyone before is forgotten); the session's CSRF token."""
     client.session.cookie_jar.clear()
@@ -304,7 +310,7 @@ async def test_an_escalation_missing_context_is_refused_listing_every_field(
     assert ">stuck</textarea>" in html and '<option value="tier_2" selected>' in html
     after = await case_detail(client, case["id"])
     assert after["case"] == before["case"]
-    assert after["timeline"] == before["timeline"]
+    assert by_people(after["timeline"]) == by_people(before["timeline"])
 
 
 async def test_a_manager_overrides_the_context_gate(client: Client) -> None:
@@ -493,7 +499,8 @@ async def test_a_refused_form_keeps_what_was_typed_and_changes_nothing(client: C
     assert contacts.status == 422
     assert "contacts : Input should be a valid integer" in text_of(await contacts.text())
     after = await case_detail(client, case["id"])
-    assert after["case"] == before["case"] and after["timeline"] == before["timeline"]
+    assert after["case"] == before["case"]
+    assert by_people(after["timeline"]) == by_people(before["timeline"])
 
 
 async def test_opening_refuses_bad_input_and_a_second_case_for_a_ticket(client: Client) -> None:

@@ -33,8 +33,12 @@ from sqlalchemy.sql import Executable
 
 from incident.adapters.database.tables import (
     AlertGroupRow,
+    CandidateRow,
     CaseRow,
     CaseTimelineRow,
+    ClusterKeyRow,
+    ClusterMemberRow,
+    ClusterRow,
     FollowUpRow,
     IncidentRow,
     MaintenanceRow,
@@ -358,6 +362,56 @@ VENDOR_REF = select(vendor_refs.c.external_id).where(
 )
 
 
+# --- clusters of cases and the incidents proposed from them ----------------------------------
+
+cluster_keys: Table = ClusterKeyRow.__table__  # type: ignore[attr-defined]
+clusters: Table = ClusterRow.__table__  # type: ignore[attr-defined]
+cluster_members: Table = ClusterMemberRow.__table__  # type: ignore[attr-defined]
+candidates: Table = CandidateRow.__table__  # type: ignore[attr-defined]
+
+_CLUSTER_KEY = ["category", "component"]
+_THIS_KEY = (cluster_keys.c.category == bindparam("b_category")) & (
+    cluster_keys.c.component == bindparam("b_component")
+)
+CLUSTER_KEY_VERSION = select(cluster_keys.c.version).where(_THIS_KEY)
+BUMP_CLUSTER_KEY = update(cluster_keys).where(_THIS_KEY).values(version=bindparam("b_version"))
+CLUSTERS_OF_KEY = (
+    select(clusters)
+    .where(
+        clusters.c.category == bindparam("b_category"),
+        clusters.c.component == bindparam("b_component"),
+        clusters.c.last_seen >= bindparam("b_since", type_=INSTANT),
+    )
+    .order_by(clusters.c.id)
+)
+INSERT_CLUSTER = InsertInto(clusters)
+GET_CLUSTER = select(clusters).where(clusters.c.id == bindparam("b_id"))
+UPDATE_CLUSTER = update(clusters).where(clusters.c.id == bindparam("b_id"))
+INSERT_CLUSTER_MEMBER = InsertInto(cluster_members)
+CLUSTER_OF_CASE = select(cluster_members.c.cluster_id).where(
+    cluster_members.c.case_id == bindparam("b_case")
+)
+MEMBERS_OF_CLUSTER = (
+    select(cluster_members)
+    .where(cluster_members.c.cluster_id == bindparam("b_id"))
+    .order_by(cluster_members.c.at, cluster_members.c.id)
+)
+INSERT_CANDIDATE = InsertInto(candidates)
+GET_CANDIDATE = select(candidates).where(candidates.c.id == bindparam("b_id"))
+CANDIDATE_OF_CLUSTER = select(candidates).where(candidates.c.cluster_id == bindparam("b_id"))
+UPDATE_CANDIDATE = update(candidates).where(candidates.c.id == bindparam("b_id"))
+# Alert groups firing on a component (their incident's service) since an instant.
+ALERT_GROUPS_ON = (
+    select(func.count())
+    .select_from(alert_groups.join(incidents, alert_groups.c.incident_id == incidents.c.id))
+    .where(
+        func.lower(incidents.c.service) == bindparam("b_component"),
+        alert_groups.c.firing.is_(True),
+        alert_groups.c.updated_at >= bindparam("b_since", type_=INSTANT),
+    )
+)
+
+
 # --- what differs by database ----------------------------------------------------------------
 
 
@@ -383,6 +437,11 @@ class DialectStatements:
     remember_seen_request: Executable
     revoke_session: Executable
     remember_vendor_ref: Executable
+    remember_cluster_key: Executable
+    # Locked where rows can be (the plain read on SQLite, whose one writer locks it all).
+    cluster_key_for_update: Executable
+    candidate_for_update: Executable
+    cluster_for_update: Executable
 
 
 def _claim_update(ids: Any) -> Any:
@@ -525,6 +584,12 @@ SQLITE = DialectStatements(
     remember_vendor_ref=sqlite.insert(vendor_refs).on_conflict_do_nothing(
         index_elements=_VENDOR_REF_KEY
     ),
+    remember_cluster_key=sqlite.insert(cluster_keys).on_conflict_do_nothing(
+        index_elements=_CLUSTER_KEY
+    ),
+    cluster_key_for_update=CLUSTER_KEY_VERSION,
+    candidate_for_update=GET_CANDIDATE,
+    cluster_for_update=GET_CLUSTER,
 )
 
 POSTGRES = DialectStatements(
@@ -546,6 +611,12 @@ POSTGRES = DialectStatements(
     remember_vendor_ref=postgresql.insert(vendor_refs).on_conflict_do_nothing(
         index_elements=_VENDOR_REF_KEY
     ),
+    remember_cluster_key=postgresql.insert(cluster_keys).on_conflict_do_nothing(
+        index_elements=_CLUSTER_KEY
+    ),
+    cluster_key_for_update=CLUSTER_KEY_VERSION.with_for_update(),
+    candidate_for_update=GET_CANDIDATE.with_for_update(),
+    cluster_for_update=GET_CLUSTER.with_for_update(),
 )
 
 _BY_DIALECT = {"sqlite": SQLITE, "postgresql": POSTGRES}

@@ -21,6 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from incident.adapters.database import statements as sql
 from incident.adapters.database.cases import CaseRows
+from incident.adapters.database.clusters import ClusterRows
 from incident.adapters.database.databases import Database
 from incident.adapters.database.maintenances import MaintenanceRows
 from incident.adapters.database.occurrences import OccurrenceRows, to_occurrence
@@ -95,10 +96,11 @@ def _like_escaped(text: str) -> str:
     )
 
 
-class SqlTransaction(OccurrenceRows, MaintenanceRows, CaseRows):
+class SqlTransaction(OccurrenceRows, MaintenanceRows, CaseRows, ClusterRows):
     """The `Transaction` port on one SQLAlchemy session (one database transaction): the
     step occurrences (`OccurrenceRows`), the status page's maintenance windows
-    (`MaintenanceRows`), support cases (`CaseRows`), and incidents, their timeline,
+    (`MaintenanceRows`), support cases (`CaseRows`), their clusters and the incidents
+    proposed from them (`ClusterRows`), and incidents, their timeline,
     follow-ups, alert groups and the small housekeeping tables here.
     """
 

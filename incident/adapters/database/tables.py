@@ -362,5 +362,74 @@ class CaseTimelineRow(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class ClusterKeyRow(SQLModel, table=True):
+    """One (category, component) whose clusters are compared: locked while a case is
+    assigned, so two replicas assign its cases one after the other; `version` grows with
+    every assignment, so a process knows when its in-memory index of them is stale."""
+
+    __tablename__ = "cluster_keys"
+
+    category: str = Field(max_length=100, primary_key=True)
+    component: str = Field(max_length=100, primary_key=True)
+    version: int = 0
+
+
+class ClusterRow(SQLModel, table=True):
+    """Cases of many customers with one problem (incident.domain.patterns.Cluster)."""
+
+    __tablename__ = "case_clusters"
+    __table_args__ = (Index("ix_case_clusters_key_seen", "category", "component", "last_seen"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(max_length=100)
+    component: str = Field(max_length=100)
+    error_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))  # the first case's signature
+    # What the matcher keeps of its cases' words (incident.domain.clusters.ClusterEntry).
+    cases: int = 1
+    words: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    first_seen: datetime = _at(nullable=False)
+    last_seen: datetime = _at(nullable=False)
+    status: str = Field(max_length=16)
+    new: bool = False
+    incident_id: int | None = None
+    quiet_until: datetime | None = _at()
+
+
+class ClusterMemberRow(SQLModel, table=True):
+    """A case in a cluster: at most one cluster per case (the unique case_id)."""
+
+    __tablename__ = "case_cluster_members"
+    __table_args__ = (Index("ix_case_cluster_members_cluster", "cluster_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="case_clusters.id")
+    case_id: int = Field(foreign_key="cases.id", unique=True)
+    customer_id: str = Field(max_length=100)
+    plan: str = Field(max_length=20)
+    at: datetime = _at(nullable=False)
+
+
+class CandidateRow(SQLModel, table=True):
+    """An incident proposed from a cluster: one per cluster (the unique cluster_id), so two
+    replicas never propose the same one twice."""
+
+    __tablename__ = "incident_candidates"
+    __table_args__ = (Index("ix_incident_candidates_status", "status", "proposed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="case_clusters.id", unique=True)
+    proposed_at: datetime = _at(nullable=False)
+    severity: str = Field(max_length=2)
+    reason: str = Field(max_length=200)
+    customers: int
+    weighted: float
+    status: str = Field(max_length=16)
+    decided_by: str | None = None
+    decided_at: datetime | None = _at()
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    incident_id: int | None = None
+
+
 # Every table above: what migrations compare the database with.
 metadata = SQLModel.metadata

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from incident.adapters.files.calendars import load_calendars
+from incident.adapters.files.pattern_files import load_patterns
 from incident.domain.business_hours import BusinessCalendar
 from incident.domain.case import CaseStatus, Plan
 from incident.domain.case_clocks import (
@@ -39,6 +40,9 @@ from incident.domain.lifecycle import Severity
 from incident.domain.playbook import parse_duration
 
 SUPPORT_DIR = "support"
+CANDIDATE_TEMPLATE = "patterns/candidate.txt.j2"  # the post proposing an incident candidate
+# Steps that tell nobody: they move or compare the case.
+UNTARGETED = (CaseAction.ROUTE, CaseAction.RESOLVE, CaseAction.CLUSTER)
 FILES = ("calendars.yaml", "ladder.yaml", "clocks.yaml")
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BUSINESS = re.compile(r"^(\d+)\s+business\s+(minute|hour|day)s?$")
@@ -109,9 +113,17 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
                     step=step_id,
                     field="template",
                 )
+    patterns = load_patterns(directory, problems)
+    if comms_dir is not None and not (comms_dir / CANDIDATE_TEMPLATE).is_file():
+        clocks.add(f"no template {CANDIDATE_TEMPLATE} in {comms_dir}", field="template")
     if problems or ladder is None or on_resolved is None:
         raise InvalidPlaybook(problems)
-    return SupportPlaybook(ladder=ladder, steps=tuple(steps), on_incident_resolved=on_resolved)
+    return SupportPlaybook(
+        ladder=ladder,
+        steps=tuple(steps),
+        on_incident_resolved=on_resolved,
+        patterns=patterns,
+    )
 
 
 def _on_incident_resolved(document: Any) -> CaseStatus:
@@ -374,7 +386,7 @@ def _step(spec: Any, rules: RoutingRules) -> CaseStep:
     )
     if step.id.startswith(NOTICE_STEP):
         raise InvalidValue("id", f"ids starting {NOTICE_STEP!r} are the linked incident's notices")
-    if step.target is None and action not in (CaseAction.ROUTE, CaseAction.RESOLVE):
+    if step.target is None and action not in UNTARGETED:
         raise InvalidValue("target", "name who the step is for")
     if action in (CaseAction.NOTIFY, CaseAction.CUSTOMER_UPDATE) and step.template is None:
         raise InvalidValue("template", "name the message template (comms/<name>.txt.j2)")
@@ -419,8 +431,8 @@ def _list(kind: type[E], value: Any, where: str) -> tuple[E, ...]:
 def _check_targets(steps: list[CaseStep], ladder: Ladder, problems: _Problems) -> None:
     levels = {level.value for level in Level}
     for step in steps:
-        if step.action in (CaseAction.ROUTE, CaseAction.RESOLVE):
-            continue  # the rules choose where it goes; resolving goes nowhere
+        if step.action in UNTARGETED:
+            continue  # the rules choose where it goes; resolving and comparing go nowhere
         target = step.target or ""
         if target in TARGET_WORDS or target in levels or target in ladder.audiences:
             if step.action is CaseAction.ESCALATE and target not in levels:
