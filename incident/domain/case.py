@@ -32,6 +32,9 @@ from incident.domain.errors import IllegalTransition
 from incident.domain.lifecycle import Severity
 from incident.domain.records import TimelineEntry
 
+# The longest category or component a case takes (its database column's size).
+LABEL_LENGTH = 100
+
 
 class Plan(StrEnum):
     """The customer's support plan: it sets the response clocks."""
