@@ -25,6 +25,10 @@ class CaseClient:
             params["level"] = list(levels)
         return self._api.request("GET", "/cases", params=params)
 
+    def linked_to(self, incident_id: int) -> Any:
+        """The cases linked to an incident, and how many customers they are of."""
+        return self._api.request("GET", f"/incidents/{incident_id}/cases")
+
     def show(self, case_id: int) -> Any:
         return self._api.request("GET", f"/cases/{case_id}")
 
@@ -65,3 +69,10 @@ class CaseClient:
     def resolve(self, case_id: int, *, resolution: str) -> Any:
         body = {"resolution": resolution}
         return self._api.request("POST", f"/cases/{case_id}/resolve", json=body)
+
+    def link(self, case_id: int, *, incident_id: int) -> Any:
+        body = {"incident": incident_id}
+        return self._api.request("POST", f"/cases/{case_id}/link", json=body)
+
+    def unlink(self, case_id: int) -> Any:
+        return self._api.request("POST", f"/cases/{case_id}/unlink", json={})

@@ -1,5 +1,6 @@
 """`incident case open | list | show | update | note | escalate | confirm | deescalate |
-approve | resolve`: support cases through a running service's REST API (/api/v1/cases).
+approve | resolve | link | unlink`: support cases through a running service's REST API
+(/api/v1/cases; `list --incident` reads /api/v1/incidents/{id}/cases).
 
 Run by `api_commands` like every API command (--url, --token, --json; output for people by
 default, in case_output.py). A refusal that names fields (a context missing or malformed,
@@ -30,6 +31,8 @@ _FACTS = (
     "flags",
     "crypto",
     "checklist",
+    "category",
+    "component",
 )
 CONTEXT_REFUSED = "context missing or malformed"
 
@@ -77,6 +80,13 @@ def _open(client: CaseClient, args: argparse.Namespace) -> Outcome:
 
 
 def _list(client: CaseClient, args: argparse.Namespace) -> Outcome:
+    if args.incident is not None:
+        if args.status or args.level:
+            raise ClientError(
+                "--incident lists every case linked to the incident, whatever its status or "
+                "level: leave out --status and --level"
+            )
+        return client.linked_to(args.incident), out.linked
     return client.list(statuses=args.status, levels=args.level), out.listing
 
 
@@ -130,6 +140,15 @@ def _resolve(client: CaseClient, args: argparse.Namespace) -> Outcome:
     return client.resolve(args.id, resolution=args.resolution), _said("resolved")
 
 
+def _link(client: CaseClient, args: argparse.Namespace) -> Outcome:
+    result = client.link(args.id, incident_id=args.incident)
+    return result, _said(f"linked to INC-{args.incident}")
+
+
+def _unlink(client: CaseClient, args: argparse.Namespace) -> Outcome:
+    return client.unlink(args.id), _said("unlinked")
+
+
 def _said(verb: str) -> Callable[[Any], str]:
     return lambda result: out.changed(result, verb)
 
@@ -145,5 +164,7 @@ _RUN: dict[str, Callable[[CaseClient, argparse.Namespace], Outcome]] = {
     "deescalate": _deescalate,
     "approve": _approve,
     "resolve": _resolve,
+    "link": _link,
+    "unlink": _unlink,
 }
 ACTIONS = tuple(_RUN)

@@ -124,8 +124,30 @@ def _queue_line(case: Mapping[str, Any], clock: Mapping[str, Any]) -> str:
     return (
         f"{safe_line(case['ref']):<9} {safe_line(case['reference']):<14} "
         f"{safe_line(case['priority'])}  {safe_line(case['level']):<25} "
-        f"{state:<8} {due:<40} {used:>4}  {safe_line(case['summary'])}"
+        f"{state:<8} {due:<40} {used:>4}  {_marked(case)}{safe_line(case['summary'])}"
     )
+
+
+def _marked(case: Mapping[str, Any]) -> str:
+    """What sets a case that is not open apart in a queue: `[pending] `, `[resolved] `."""
+    status = safe_line(case["status"])
+    return "" if status == "open" else f"[{status}] "
+
+
+def linked(result: Mapping[str, Any]) -> str:
+    """An incident's linked cases: ref, ticket, customer, status, level; then how many
+    distinct customers they are of."""
+    cases = result["cases"]
+    if not cases:
+        return "no cases are linked to this incident"
+    lines = [
+        f"{safe_line(c['ref']):<9} {safe_line(c['reference']):<14} "
+        f"{safe_line(c['customer_id']):<20} {safe_line(c['status']):<9} {safe_line(c['level'])}"
+        for c in cases
+    ]
+    customers = int(result["customers"])
+    lines.append(f"{customers} distinct customer{'' if customers == 1 else 's'} affected")
+    return "\n".join(lines)
 
 
 # --- one case ------------------------------------------------------------------------------
@@ -162,6 +184,10 @@ def _facts(case: Mapping[str, Any]) -> list[str]:
         _row("opened", f"{when(case['opened_at'])} by {safe_line(case['opened_by'])}"),
         _row("contacts", safe_line(case["contacts"])),
     ]
+    for label in ("category", "component"):
+        if case.get(label):
+            rows.append(_row(label, safe_line(case[label])))
+    rows += _link(case)
     if case["flags"]:
         rows.append(_row("flags", ", ".join(safe_line(f) for f in case["flags"])))
     if case["crypto"]:
@@ -170,6 +196,20 @@ def _facts(case: Mapping[str, Any]) -> list[str]:
         if case.get(key) is not None:
             rows.append(_row(label, safe_line(case[key]) + (" EUR" if label == "disputed" else "")))
     rows += _times(case)
+    return rows
+
+
+def _link(case: Mapping[str, Any]) -> list[str]:
+    """The linked incident, and a case waiting for its customer's confirmation."""
+    rows = []
+    incident = case.get("incident")
+    if incident:
+        rows.append(
+            _row("incident", f"{safe_line(incident['ref'])} (linked {when(case['linked_at'])})")
+        )
+    if case.get("pending_since"):
+        since = when(case["pending_since"])
+        rows.append(_row("pending", f"waiting for the customer's confirmation since {since}"))
     return rows
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from incident.cli.api_parsers import instant, severity
+from incident.cli.api_parsers import incident_id, instant, severity
 from incident.domain.case import CaseStatus, Deescalation, Plan
 from incident.domain.case_access import APPROVER
 from incident.domain.case_context import FIELDS, ChecklistItem
@@ -148,6 +148,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     _add_reading(actions)
     _add_moves(actions)
     _add_closing(actions)
+    _add_links(actions)
 
 
 def _add_open_and_update(actions: _Actions) -> None:
@@ -211,6 +212,13 @@ def _add_facts(parser: argparse.ArgumentParser, *, update: bool) -> None:
         "--context", nargs="+", action="extend", type=context_pair, metavar="KEY=VALUE",
         help=CONTEXT_HELP,
     )  # fmt: skip
+    for name, example in (("category", "Withdrawals"), ("component", "Ethereum")):
+        parser.add_argument(
+            f"--{name}",
+            metavar="TEXT",
+            help=f"what the case is about, for grouping reports (e.g. {example}); one line"
+            + ("; '' clears it" if update else ""),
+        )
     parser.add_argument(
         "--checklist",
         nargs=many,
@@ -229,6 +237,13 @@ def _add_reading(actions: _Actions) -> None:
     )
     listing.add_argument(
         "--status", action="append", type=word, choices=STATUSES, default=[], help="repeatable"
+    )
+    listing.add_argument(
+        "--incident",
+        type=incident_id,
+        metavar="INCIDENT",
+        help="instead: the cases linked to this incident (42 or INC-42), resolved ones too, "
+        "and how many distinct customers they are of",
     )
     listing.add_argument(
         "--level",
@@ -297,3 +312,18 @@ def _add_closing(actions: _Actions) -> None:
 
 def _levels() -> str:
     return ", ".join(LEVELS)
+
+
+def _add_links(actions: _Actions) -> None:
+    link = actions.on_case(
+        "link",
+        "link a case to an open incident: its customer hears the incident's updates",
+        description="Link the case to an open incident: its customer gets the incident's "
+        "latest customer update at once, then each later one and its resolution, each once. "
+        "A case linked elsewhere moves to this incident.",
+    )
+    link.add_argument("incident", type=incident_id, metavar="INCIDENT", help="42 or INC-42")
+    actions.on_case(
+        "unlink",
+        "unlink a case from its incident: nothing more of it reaches the customer",
+    )

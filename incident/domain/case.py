@@ -32,6 +32,9 @@ from incident.domain.errors import IllegalTransition
 from incident.domain.lifecycle import Severity
 from incident.domain.records import TimelineEntry
 
+# The longest category or component a case takes (its database column's size).
+LABEL_LENGTH = 100
+
 
 class Plan(StrEnum):
     """The customer's support plan: it sets the response clocks."""
@@ -401,8 +404,7 @@ class Case:
         """Stop relaying the incident's words (those not sent yet are not sent)."""
         if self.incident_id is None:
             raise IllegalTransition(f"{self.ref} is not linked to an incident")
-        was, self.incident_id, self.linked_at = self.incident_id, None, None
-        self.changed_at = at
+        was, self.incident_id, self.linked_at, self.changed_at = self.incident_id, None, None, at
         self._record(at, "case_unlinked", by, f"Unlinked from INC-{was}", incident=was)
 
     def relay(

@@ -11,9 +11,10 @@ twice, several words where one is wanted.
 The grammar: `case <command> <case> ...`, positional words first, then free text; some
 commands take `key: value` pairs, each key at the start of a word and its value running to
 the next key (as `followup <title> owner: due:`). `case open` takes the case's facts as
-keys after the summary (one word each: `priority: P2 flags: legal_threat,media_contact`);
-`case set` takes facts and the escalation context (`actions_taken: Checked the ledger`,
-`transactions: evm 0xab… 2026-03-01T10:00Z`, repeated for several).
+keys after the summary (one word each, `priority: P2 flags: legal_threat,media_contact`, but
+`category:` and `component:`, which are text); `case set` takes facts and the escalation
+context (`actions_taken: Checked the ledger`, `transactions: evm 0xab… 2026-03-01T10:00Z`,
+repeated for several). `case link <case> <INC-n>` names the incident after the case.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from incident.domain.chat_commands import Usage, escape, plain_text
 
 # A case named as people write it: 12, #12 or CASE-12 (any case).
 _CASE_REF = re.compile(r"(?:case-|#)?(\d{1,15})", re.IGNORECASE)
+# An incident, where a command names one after the case: INC-7, #7 or 7 (any case).
+_INCIDENT_REF = re.compile(r"(?:inc-|#)?(\d{1,15})", re.IGNORECASE)
 # A word, or one of Slack's tokens whole (as chat_commands reads words).
 _WORD = re.compile(r"\s*(<[^<>]*>|\S+)\s*(.*)", re.DOTALL)
 # Something that looks like a key: a word ending in a colon, at the start of a word.
@@ -161,6 +164,17 @@ class ResolveCase(OneCase):
     resolution: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class LinkCase(OneCase):
+    name: ClassVar[str] = "case link"
+    incident_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnlinkCase(OneCase):
+    name: ClassVar[str] = "case unlink"
+
+
 CaseCommand = (
     CaseHelp
     | OpenCase
@@ -175,6 +189,8 @@ CaseCommand = (
     | ApproveCase
     | DeclineCase
     | ResolveCase
+    | LinkCase
+    | UnlinkCase
 )
 
 
@@ -193,7 +209,12 @@ CASE_COMMANDS: tuple[tuple[str, str, str], ...] = (
         "once: flags: legal_threat sends it to the CIO",
     ),
     ("show", "<case>", "its level, response clock, why it is there, what escalating needs, next"),
-    ("list", "[level]", "the open cases, longest open first: the queue of one level, or all"),
+    (
+        "list",
+        "[level]",
+        "the open cases (and those waiting for the customer's confirmation), longest open "
+        "first: the queue of one level, or all",
+    ),
     ("set", "<case> <key: value> [key: value ...]", "correct its facts or add escalation context"),
     ("note", "<case> <text>", "record work on the case (internal)"),
     ("sent", "<case> <text>", "record an answer the customer was sent"),
@@ -208,6 +229,13 @@ CASE_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("approve", "<case> <cio|ceo> <note>", "approve, as the CIO or as the CEO"),
     ("decline", "<case> <cio|ceo> <note>", "decline, as the CIO or as the CEO"),
     ("resolve", "<case> <resolution>", "resolve it, once the decisions it needs are made"),
+    (
+        "link",
+        "<case> <INC-n>",
+        "link it to an open incident: its customer hears the incident's updates and its "
+        "resolution, each once",
+    ),
+    ("unlink", "<case>", "unlink it from its incident: nothing more of it reaches the customer"),
     ("help", "", "this help"),
 )
 _ARGUMENTS = {name: arguments for name, arguments, _ in CASE_COMMANDS}
@@ -351,6 +379,8 @@ _FACT_KEYS: dict[str, _Key] = {
     "csr": _Key("csr", _one),
     "usdt": _Key("usdt_amount", _one),
     "checklist": _Key("checklist", _names),
+    "category": _Key("category"),
+    "component": _Key("component"),
 }
 _FACT_HELP = (
     ("priority", "P1-P4"),
@@ -362,6 +392,8 @@ _FACT_HELP = (
     ("csr", "<amount>"),
     ("usdt", "<amount>"),
     ("checklist", "<troubleshooting_done,documented,...> (the whole list)"),
+    ("category", "<what it is about, like Withdrawals>"),
+    ("component", "<the part of the product, like Ethereum>"),
 )
 # The escalation context a person gives (the case's own facts and the reason for escalating
 # come from elsewhere): prose runs to the next key; lists take an item a key.
@@ -621,6 +653,27 @@ def _resolve(rest: str) -> ResolveCase | CaseUsage:
     return ResolveCase(case_id=case_id, resolution=resolution)
 
 
+def _link(rest: str) -> LinkCase | CaseUsage:
+    """`link CASE-12 INC-7` (`to` may stand before the incident)."""
+    found = _case_then("link", rest)
+    if isinstance(found, CaseUsage):
+        return found
+    case_id, text = found
+    words = plain_text(text).split()
+    if words[:1] and words[0].lower() == "to":
+        words = words[1:]
+    match = _INCIDENT_REF.fullmatch(words[0]) if len(words) == 1 else None
+    if match is None or int(match.group(1)) < 1:
+        shown = f", not {_quote(text)}" if words else ""
+        return _usage("link", f"case link needs the incident after the case: INC-7{shown}")
+    return LinkCase(case_id=case_id, incident_id=int(match.group(1)))
+
+
+def _unlink(rest: str) -> UnlinkCase | CaseUsage:
+    found = _only_case("unlink", rest)
+    return found if isinstance(found, CaseUsage) else UnlinkCase(case_id=found)
+
+
 _PARSERS: dict[str, Callable[[str], CaseCommand | CaseUsage]] = {
     "help": _help,
     "open": _open,
@@ -635,6 +688,8 @@ _PARSERS: dict[str, Callable[[str], CaseCommand | CaseUsage]] = {
     "approve": partial(_decide, "approve"),
     "decline": partial(_decide, "decline"),
     "resolve": _resolve,
+    "link": _link,
+    "unlink": _unlink,
 }
 
 

@@ -287,8 +287,10 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("followups", "", "the action items and who owns them"),
     (
         "case",
-        "<open|show|list|set|note|sent|escalate|confirm|deescalate|approve|decline|resolve> ...",
-        "support cases: open, escalate, decide and resolve them; `case help` lists how",
+        "<open|show|list|set|note|sent|escalate|confirm|deescalate|approve|decline|resolve|"
+        "link|unlink> ...",
+        "support cases: open, escalate, decide and resolve them, link them to incidents; "
+        "`case help` lists how",
     ),
     ("help", "", "this help"),
 )

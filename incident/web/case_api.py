@@ -1,6 +1,9 @@
 """The REST API of support cases, /api/v1/cases: operations in the API's one table
 (`incident.web.api.OPERATIONS`), so the routes and the OpenAPI document agree.
 
+Linking a case to an incident (`/cases/{id}/link`, `/unlink`) and an incident's cases
+(`/incidents/{id}/cases`) are here too: they are the case use cases'.
+
 Anyone with a token may call them; what each person may do is the use cases' rule, on
 their support role (`incident.domain.case_access`): the CIO alone routes to the CEO,
 managers alone override the context gate, approvals by the named approver.
@@ -17,6 +20,7 @@ from incident.domain.case import Case, CaseChange, CaseStatus
 from incident.domain.case_context import clean_checklist, clean_context
 from incident.domain.case_routing import Level
 from incident.domain.errors import InvalidValue
+from incident.services import case_links as links
 from incident.services import cases as uc
 from incident.services.cases import CaseView, EscalationRequest, Support
 from incident.web import case_schemas as cs
@@ -25,6 +29,7 @@ from incident.web.operations import Call, Operation
 
 CASES = "/api/v1/cases"
 ONE_CASE = CASES + "/{case_id}"
+INCIDENT_CASES = "/api/v1/incidents/{incident_id}/cases"
 LIST_LIMIT = 500
 MAX_OFFSET = 1_000_000  # beyond any queue; and within the databases' integers
 
@@ -57,6 +62,8 @@ def new_case(body: cs.OpenCaseRequest, now: datetime) -> Case:
         crypto=body.crypto,
         context=clean_context(body.context),
         checklist=clean_checklist([c.value for c in body.checklist]),
+        category=body.category,
+        component=body.component,
     )
 
 
@@ -176,6 +183,21 @@ async def resolve(call: Call) -> web.Response:
     return _detail(view)
 
 
+async def link(call: Call) -> web.Response:
+    body: cs.LinkCaseRequest = call.body
+    view = await links.link_case(_support(call), call.case_id, body.incident, by=call.principal)
+    return _detail(view)
+
+
+async def unlink(call: Call) -> web.Response:
+    return _detail(await links.unlink_case(_support(call), call.case_id, by=call.principal))
+
+
+async def incident_cases(call: Call) -> web.Response:
+    linked = await links.linked_cases(_support(call), call.incident_id)
+    return web.json_response(cs.LinkedCaseList.of(linked).model_dump(mode="json"))
+
+
 _LEVELS = [level.value for level in Level]
 
 CASE_OPERATIONS: tuple[Operation, ...] = (
@@ -285,5 +307,39 @@ CASE_OPERATIONS: tuple[Operation, ...] = (
         AccessRole.VIEWER,
         body=cs.ResolveCaseRequest,
         response=cs.CaseDetail,
+    ),
+    Operation(
+        "POST",
+        ONE_CASE + "/link",
+        "linkCase",
+        "Link the case to an open incident (404 if there is none, 409 if it is not open or "
+        "the case is linked to it already): its customer hears the incident's updates and "
+        "its resolution, each once, as steps of the case.",
+        link,
+        AccessRole.VIEWER,
+        body=cs.LinkCaseRequest,
+        response=cs.CaseDetail,
+    ),
+    Operation(
+        "POST",
+        ONE_CASE + "/unlink",
+        "unlinkCase",
+        "Unlink the case from its incident: what the customer was not sent yet is not sent "
+        "(409 if it is not linked).",
+        unlink,
+        AccessRole.VIEWER,
+        body=cs.UnlinkCaseRequest,
+        body_optional=True,
+        response=cs.CaseDetail,
+    ),
+    Operation(
+        "GET",
+        INCIDENT_CASES,
+        "listIncidentCases",
+        "The support cases linked to an incident (resolved ones too), and how many distinct "
+        "customers they are of.",
+        incident_cases,
+        AccessRole.VIEWER,
+        response=cs.LinkedCaseList,
     ),
 )

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from incident.domain import text as rules
-from incident.domain.case import Case, CaseStatus, Deescalation, Plan
+from incident.domain.case import LABEL_LENGTH, Case, CaseStatus, Deescalation, Plan
 from incident.domain.case_context import FIELDS, ChecklistItem
 from incident.domain.case_ladder import SlaState
 from incident.domain.case_routing import Flag, Level, Mode, Urgency
 from incident.domain.lifecycle import Severity
+from incident.services.case_links import LinkedCase, LinkedCases
 from incident.services.cases import CaseView, UpcomingCaseStep
-from incident.web.schemas import Request, Text, TimelineEntryOut
+from incident.web.schemas import IncidentId, Request, Text, TimelineEntryOut
 
 Reference = Annotated[
     str,
@@ -33,6 +34,18 @@ Summary = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=2000, pattern=rules.FILLED_TEXT_PATTERN
+    ),
+]
+# What a case is about, for grouping many customers' reports of one problem: one line,
+# trimmed, kept as typed ("KYC", "SEPA payouts": people read it as they wrote it). Not
+# casefolded here: grouping compares labels casefolded and whitespace-collapsed itself
+# (`incident.domain.signatures`), so "Withdrawals" and "withdrawals " group together
+# without the case losing how it was written. Empty: not classified (an update clears it).
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=LABEL_LENGTH, pattern=rules.LINE_PATTERN),
+    Field(
+        description=f"One line of plain text, at most {LABEL_LENGTH} characters; empty for none."
     ),
 ]
 _ADDRESS = r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$"  # one plain address
@@ -113,6 +126,8 @@ class OpenCaseRequest(Request):
     crypto: bool = False
     context: Context = {}
     checklist: Checklist = []
+    category: Label = Field(default="", description="What the issue is about (withdrawals).")
+    component: Label = Field(default="", description="The part of the product (Ethereum).")
 
 
 class UpdateCaseRequest(Request):
@@ -129,6 +144,8 @@ class UpdateCaseRequest(Request):
     context: Context | None = Field(default=None, description="Merged into the context.")
     checklist: Checklist | None = Field(default=None, description="The whole checklist.")
     expected_resolution_at: AwareDatetime | None = None
+    category: Label | None = Field(default=None, description="Empty clears it.")
+    component: Label | None = Field(default=None, description="Empty clears it.")
 
 
 class ProgressRequest(Request):
@@ -171,6 +188,18 @@ class ConfirmRequest(Request):
     pass
 
 
+class LinkCaseRequest(Request):
+    incident: IncidentId = Field(
+        description="The open incident the case is part of, by its number (7 for INC-7), as "
+        "in the API's paths. Its customer hears its latest customer update at once, then "
+        "each later one and its resolution; a case linked elsewhere moves to this one."
+    )
+
+
+class UnlinkCaseRequest(Request):
+    pass
+
+
 class EscalationOut(BaseModel):
     number: int
     from_level: Level
@@ -193,6 +222,15 @@ class ApprovalOut(BaseModel):
     at: datetime
     approved: bool
     note: str
+
+
+class LinkedIncidentOut(BaseModel):
+    id: int
+    ref: str = Field(description="INC-7")
+
+    @classmethod
+    def of(cls, incident_id: int | None) -> LinkedIncidentOut | None:
+        return None if incident_id is None else cls(id=incident_id, ref=f"INC-{incident_id}")
 
 
 class CaseOut(BaseModel):
@@ -227,6 +265,13 @@ class CaseOut(BaseModel):
     expected_resolution_at: datetime | None
     resolved_at: datetime | None
     resolution: str | None
+    category: str
+    component: str
+    incident: LinkedIncidentOut | None = Field(description="The incident it is linked to.")
+    linked_at: datetime | None
+    pending_since: datetime | None = Field(
+        description="Waiting for the customer's confirmation since (status pending)."
+    )
 
     @classmethod
     def of(cls, case: Case) -> CaseOut:
@@ -263,6 +308,11 @@ class CaseOut(BaseModel):
             expected_resolution_at=case.expected_resolution_at,
             resolved_at=case.resolved_at,
             resolution=case.resolution,
+            category=case.category,
+            component=case.component,
+            incident=LinkedIncidentOut.of(case.incident_id),
+            linked_at=case.linked_at,
+            pending_since=case.pending_since,
         )
 
 
@@ -350,3 +400,34 @@ class CaseSummaryOut(BaseModel):
 
 class CaseList(BaseModel):
     cases: list[CaseSummaryOut]
+
+
+class LinkedCaseOut(BaseModel):
+    id: int
+    ref: str
+    reference: str = Field(description="The helpdesk ticket.")
+    customer_id: str
+    status: CaseStatus
+    level: Level
+    linked_at: datetime | None
+
+    @classmethod
+    def of(cls, case: LinkedCase) -> LinkedCaseOut:
+        return cls(
+            id=case.id,
+            ref=case.ref,
+            reference=case.reference,
+            customer_id=case.customer_id,
+            status=CaseStatus(case.status),
+            level=Level(case.level),
+            linked_at=case.linked_at,
+        )
+
+
+class LinkedCaseList(BaseModel):
+    cases: list[LinkedCaseOut]
+    customers: int = Field(description="How many distinct customers the linked cases are of.")
+
+    @classmethod
+    def of(cls, linked: LinkedCases) -> LinkedCaseList:
+        return cls(cases=[LinkedCaseOut.of(c) for c in linked.cases], customers=linked.customers)

@@ -63,6 +63,11 @@ def _whole_number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+# An incident named in a body (the one merged into, the one a case is linked to): its
+# number, as in the paths (`INC-7` is how people write it; each door reads that form itself).
+IncidentId = Annotated[int, Field(ge=1, le=2**53), BeforeValidator(_whole_number)]
+
+
 class Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -189,7 +194,7 @@ class ReopenRequest(Request):
 
 
 class MergeRequest(Request):
-    into: Annotated[int, Field(ge=1, le=2**53), BeforeValidator(_whole_number)] = Field(
+    into: IncidentId = Field(
         description="The incident this one duplicates; it takes over this one's components "
         "and alert groups."
     )

@@ -30,7 +30,7 @@ from typing import TypeVar, assert_never
 from pydantic import BaseModel, ValidationError
 
 from incident.domain.access import Principal
-from incident.domain.case import CaseStatus
+from incident.domain.case import Case, CaseStatus
 from incident.domain.case_chat_commands import (
     ApproveCase,
     CaseCommand,
@@ -42,10 +42,12 @@ from incident.domain.case_chat_commands import (
     DeclineCase,
     DeescalateCase,
     EscalateCase,
+    LinkCase,
     ListCases,
     OpenCase,
     ResolveCase,
     ShowCase,
+    UnlinkCase,
     UpdateCase,
     case_help_text,
     case_usage_line,
@@ -62,6 +64,7 @@ from incident.domain.errors import (
     InvalidValue,
     NotFound,
 )
+from incident.services import case_links as links
 from incident.services import cases as uc
 from incident.services.cases import ROUTING, CaseView, Support
 from incident.web import case_schemas as cs
@@ -74,6 +77,8 @@ log = logging.getLogger("incident.web.slack")
 # Slack shows about 4,000 characters of a message: lists are cut well before that.
 LIST_LIMIT = 20
 STEPS_SHOWN = 6
+# The queue: the open cases, and those waiting for their customer's confirmation (marked).
+QUEUED = (CaseStatus.OPEN, CaseStatus.PENDING)
 TIMELINE_SHOWN = 5
 # The API's field names as a person typing the command knows them.
 _FIELD_WORDS = {
@@ -91,6 +96,8 @@ _FIELD_WORDS = {
     "checklist": "checklist:",
     "crypto": "crypto:",
     "priority": "priority:",
+    "category": "category:",
+    "component": "component:",
 }
 _SLA_WORDS = {
     SlaState.MET: "met",
@@ -118,9 +125,10 @@ async def execute(
     except Forbidden as error:
         return Reply(f"Not allowed: {escaped(str(error))}.", "refused")
     except NotFound as error:
-        return Reply(
-            f"{escaped(str(error))}. `{slash} case list` lists the open cases.", "not_found"
-        )
+        hint = f"`{slash} case list` lists the open cases."
+        if isinstance(command, LinkCase):
+            hint = f"{_usage(command, slash)} (the incident by its number, as its channel names it)"
+        return Reply(f"{escaped(str(error))}. {hint}", "not_found")
     except (IllegalTransition, Conflict) as error:
         return Reply(f"Not now: {escaped(str(error))}.", "not_allowed_now")
     except DomainError as error:
@@ -153,6 +161,8 @@ async def _run(sp: Support, principal: Principal, command: CaseCommand, slash: s
             return await _move(sp, principal, command, slash)
         case CaseNote() | CaseSent() | ApproveCase() | DeclineCase() | ResolveCase():
             return await _work(sp, principal, command, slash)
+        case LinkCase() | UnlinkCase():
+            return await _link(sp, principal, command, slash)
     assert_never(command)
 
 
@@ -276,6 +286,42 @@ async def _work(
                 f"*{view.case.ref}* resolved by {by}:\n{_quoted(resolution)}", in_channel=True
             )
     assert_never(command)
+
+
+async def _link(
+    sp: Support, principal: Principal, command: LinkCase | UnlinkCase, slash: str
+) -> Reply:
+    """Link a case to an incident, or unlink it: as the API's link and unlink."""
+    by = principal.name
+    match command:
+        case LinkCase(case_id=case_id):
+            incident = _request(cs.LinkCaseRequest, {"incident": command.incident_id}).incident
+            view = await links.link_case(sp, case_id, incident, by=principal)
+            ref = f"INC-{incident}"
+            lines = [
+                f"*{view.case.ref}* linked to *{ref}* by {by}: its customer hears {ref}'s "
+                "updates and its resolution, each once."
+            ]
+            latest = view.case.notices[-1] if view.case.notices else None
+            if latest is not None and latest.at == view.case.linked_at:
+                lines.append(f"{ref}'s latest update is on its way to the customer.")
+            lines.append(f"`{slash} case unlink {case_id}` stops it.")
+            return Reply("\n".join(lines), in_channel=True)
+        case UnlinkCase(case_id=case_id):
+            view = await links.unlink_case(sp, case_id, by=principal)
+            was = _unlinked_from(view)
+            return Reply(
+                f"*{view.case.ref}* unlinked from *{was}* by {by}: nothing more of {was} "
+                "reaches its customer.",
+                in_channel=True,
+            )
+    assert_never(command)
+
+
+def _unlinked_from(view: CaseView) -> str:
+    """The incident the case was just unlinked from, as its timeline says."""
+    entry = next(e for e in reversed(view.timeline) if e.kind == "case_unlinked")
+    return f"INC-{entry.data['incident']}"
 
 
 # --- what a change says --------------------------------------------------------------------
@@ -423,7 +469,7 @@ def _problem(field: str, problem: str) -> str:
 
 async def _queue(sp: Support, level: str | None, slash: str) -> str:
     levels = [_level(level)] if level is not None else []
-    found = await uc.list_cases(sp, statuses=[CaseStatus.OPEN], levels=levels, limit=LIST_LIMIT + 1)
+    found = await uc.list_cases(sp, statuses=QUEUED, levels=levels, limit=LIST_LIMIT + 1)
     where = f" at *{levels[0].value}*" if levels else ""
     if not found:
         return f"No case is open{where}. `{slash} case open` opens one."
@@ -431,10 +477,12 @@ async def _queue(sp: Support, level: str | None, slash: str) -> str:
     lines = [f"Open cases{where}, the longest open first:"]
     for case, sla in found[:LIST_LIMIT]:
         due = f", due {when(sla.due, now)}" if sla.due is not None else ""
+        state = f"clock {_SLA_WORDS[sla.state]}{due}"
+        if case.status is CaseStatus.PENDING:
+            state = "_waiting for the customer's confirmation_"
         lines.append(
             f"• *{case.ref}* {case.level.value} {case.priority.value} ticket "
-            f"{_text(case.reference)}: {_text(_cut(case.summary, 80))} "
-            f"(clock {_SLA_WORDS[sla.state]}{due})"
+            f"{_text(case.reference)}: {_text(_cut(case.summary, 80))} ({state})"
         )
     if len(found) > LIST_LIMIT:
         lines.append(f"…and more: `{slash} case list <level>` shows one level's queue.")
@@ -455,6 +503,7 @@ def _shown(view: CaseView, now: datetime, slash: str) -> str:
         f"*{case.ref}* · ticket {_text(case.reference)} · customer {_text(case.customer_id)} "
         f"· {case.plan.value} · {case.priority.value} · {case.status.value}",
         _quoted(case.summary),
+        *_about(case),
         *_where(view, now, slash),
         *_routes(view),
         *_decisions(view, slash),
@@ -465,8 +514,31 @@ def _shown(view: CaseView, now: datetime, slash: str) -> str:
     return "\n".join(lines)
 
 
+def _about(case: Case) -> list[str]:
+    """What the case is about, and the incident it is part of."""
+    lines = []
+    about = " · ".join(f"{name} {_text(value)}" for name, value in _labels(case) if value)
+    if about:
+        lines.append(about[0].upper() + about[1:])  # the values as typed
+    if case.incident_id is not None:
+        since = f" since {moment(case.linked_at)}" if case.linked_at else ""
+        lines.append(f"Linked to *INC-{case.incident_id}*{since}: its customer hears its updates.")
+    return lines
+
+
+def _labels(case: Case) -> tuple[tuple[str, str], ...]:
+    return (("category", case.category), ("component", case.component))
+
+
 def _where(view: CaseView, now: datetime, slash: str) -> list[str]:
     case = view.case
+    if case.status is CaseStatus.PENDING:
+        since = f" since {moment(case.pending_since)}" if case.pending_since else ""
+        return [
+            f"*Waiting for the customer's confirmation*{since}: no response clock runs. "
+            f"Their answer (`{slash} case sent {case.id} ...`, or a note) opens it again; "
+            f"`{slash} case resolve {case.id} ...` closes it."
+        ]
     if not case.is_open:
         resolved = case.resolved_at.strftime("%Y-%m-%d %H:%M UTC") if case.resolved_at else ""
         return [f"Resolved {resolved}: {_text(case.resolution or '')}"]

@@ -247,7 +247,8 @@ def test_decisions_by_the_named_approver_and_resolution_waits_for_them(url: str)
 
     resolved = ok(url, "resolve", ref, "Payout refused; customer told")
     assert resolved.startswith(f"resolved: {ref} P3 resolved at cio: USDT payout")
-    assert ref in ok(url, "list", "--status", "resolved")
+    [line] = [line for line in ok(url, "list", "--status", "resolved").splitlines() if ref in line]
+    assert line.endswith("  [resolved] USDT payout")  # a case not open is marked
     assert "  resolved " in ok(url, "show", ref)
 
 
@@ -300,3 +301,69 @@ def test_mistakes_are_readable_and_exit_non_zero(url: str, tmp_path: Path) -> No
     twice = refused(url, "open", "ZD-9", "c", "s", "--plan", "pro",
                     "--context", "expected=a", "expected=b")  # fmt: skip
     assert "--context expected is given twice" in twice
+
+
+def declared(url: str, title: str) -> int:
+    response = httpx.post(
+        f"{url}/api/v1/incidents",
+        json={"title": title, "severity": "P2"},
+        headers={"Authorization": f"Bearer {AGENT}"},
+    )
+    assert response.status_code == 201, response.text
+    number: int = response.json()["incident"]["id"]
+    return number
+
+
+def test_link_a_case_list_the_incidents_cases_and_unlink_it(url: str) -> None:
+    incident = declared(url, "Ethereum withdrawals delayed")
+    first = opened(url, "ZD-7001", "cust-71", "Withdrawal late", "--plan", "pro",
+                   "--category", " Withdrawals ", "--component", "Ethereum")  # fmt: skip
+    second = opened(url, "ZD-7002", "cust-72", "Withdrawal late too", "--plan", "starter")
+    third = opened(url, "ZD-7003", "cust-71", "Still late", "--plan", "pro")
+
+    linked = ok(url, "link", f"CASE-{first}", f"INC-{incident}")
+    assert linked.startswith(f"linked to INC-{incident}: CASE-{first} P3 open at tier_1: ")
+    ok(url, "link", str(second), str(incident))
+    ok(url, "link", str(third), f"inc-{incident}")
+    shown = ok(url, "show", str(first)).splitlines()
+    assert "  category       Withdrawals" in shown and "  component      Ethereum" in shown
+    assert any(line.startswith(f"  incident       INC-{incident} (linked ") for line in shown)
+
+    listing = ok(url, "list", "--incident", f"INC-{incident}").splitlines()
+    assert [line.split()[:5] for line in listing[:-1]] == [
+        [f"CASE-{first}", "ZD-7001", "cust-71", "open", "tier_1"],
+        [f"CASE-{second}", "ZD-7002", "cust-72", "open", "tier_1"],
+        [f"CASE-{third}", "ZD-7003", "cust-71", "open", "tier_1"],
+    ]
+    assert listing[-1] == "2 distinct customers affected"
+    assert as_json(url, "list", "--incident", str(incident))["customers"] == 2
+
+    unlinked = ok(url, "unlink", f"CASE-{second}")
+    assert unlinked.startswith(f"unlinked: CASE-{second} ")
+    assert f"CASE-{second}" not in ok(url, "list", "--incident", str(incident))
+    assert "  incident " not in ok(url, "show", str(second))
+
+    updated = as_json(url, "update", str(first), "--category", "KYC", "--component", "")
+    assert (updated["case"]["category"], updated["case"]["component"]) == ("KYC", "")
+    other = declared(url, "Nothing linked")
+    assert ok(url, "list", "--incident", str(other)) == "no cases are linked to this incident\n"
+
+
+def test_link_mistakes_are_readable_and_change_nothing(url: str) -> None:
+    incident = declared(url, "Logins failing")
+    number = str(opened(url, "ZD-7101", "cust-81", "Cannot log in", "--plan", "pro"))
+
+    assert "refused (404)" in refused(url, "link", number, "999999")
+    assert "there is no incident 999999" in refused(url, "link", number, "999999")
+    bad = refused(url, "link", number, "CASE-3", code=2)
+    assert "'CASE-3' is not an incident id (e.g. 42 or INC-42)" in bad
+    not_linked = refused(url, "unlink", number)
+    assert "refused (409)" in not_linked and f"CASE-{number} is not linked" in not_linked
+    ok(url, "link", number, str(incident))
+    twice = refused(url, "link", number, str(incident))
+    assert f"CASE-{number} is linked to INC-{incident} already" in twice
+    both = refused(url, "list", "--incident", str(incident), "--status", "open")
+    assert "leave out --status and --level" in both
+    long = refused(url, "update", number, "--category", "x" * 101)
+    assert "refused (422)" in long and "  category: " in long
+    assert as_json(url, "show", number)["case"]["category"] == ""

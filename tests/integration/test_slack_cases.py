@@ -28,6 +28,7 @@ from incident.services.cases import Support
 from incident.testing import RecordingEffects
 from incident.web.context import CONTAINER
 from tests.integration.test_slack import (
+    LEAD,
     RESPONDER,
     SECRET,
     ResponseUrlFake,
@@ -471,3 +472,88 @@ async def test_help_lists_the_case_commands_escaped_for_slack(slack: Slack) -> N
     assert raw_markup(helped.text) == []
     unknown = await slack.command("case frobnicate 3")
     assert unknown.text.startswith("unknown case command 'frobnicate'.\n*/incident case*")
+
+
+# --- links to incidents ----------------------------------------------------------------------
+
+
+async def test_a_case_linked_from_slack_hears_its_incident_until_unlinked(
+    slack: Slack, case_settings: Settings
+) -> None:
+    incident = await slack.declare("P2 Ethereum withdrawals delayed")
+    updated = await slack.command(f"INC-{incident} update Funds are safe.", user=LEAD)
+    assert updated.public, updated.text
+    case_id = await open_case(
+        slack, "ZD-95 cust-7 pro Withdrawal late category: Withdrawals component: Ethereum"
+    )
+    sp = support(slack)
+    case = (await uc.read_case(sp, case_id)).case
+    assert (case.category, case.component) == ("Withdrawals", "Ethereum")
+
+    linked = await slack.command(f"case link CASE-{case_id} INC-{incident}")
+    assert linked.public, linked.text
+    assert linked.text.splitlines() == [
+        f"*CASE-{case_id}* linked to *INC-{incident}* by <@{AGENT}>: its customer hears "
+        f"INC-{incident}'s updates and its resolution, each once.",
+        f"INC-{incident}'s latest update is on its way to the customer.",
+        f"`/incident case unlink {case_id}` stops it.",
+    ]
+    assert (await uc.read_case(sp, case_id)).case.incident_id == incident
+    shown = await slack.command(f"case show {case_id}", user=VIEWER)
+    assert "Category Withdrawals · component Ethereum" in shown.text
+    assert f"Linked to *INC-{incident}* since <!date^" in shown.text
+
+    unlinked = await slack.command(f"case unlink {case_id}")
+    assert unlinked.public
+    assert unlinked.text == (
+        f"*CASE-{case_id}* unlinked from *INC-{incident}* by <@{AGENT}>: nothing more of "
+        f"INC-{incident} reaches its customer."
+    )
+    assert (await uc.read_case(sp, case_id)).case.incident_id is None
+
+
+async def test_a_resolved_incident_leaves_its_case_waiting_and_the_queue_says_so(
+    slack: Slack,
+) -> None:
+    incident = await slack.declare("P2 Logins failing")
+    case_id = await open_case(slack, "ZD-96 cust-8 pro Cannot log in")
+    await slack.command(f"case link {case_id} {incident}")
+    resolved = await slack.command(f"INC-{incident} resolve Session store restarted", user=LEAD)
+    assert resolved.public, resolved.text
+    assert (await uc.read_case(support(slack), case_id)).case.status is CaseStatus.PENDING
+
+    shown = await slack.command(f"case show {case_id}")
+    assert "*Waiting for the customer's confirmation* since <!date^" in shown.text
+    assert "Resolved" not in shown.text
+    listed = await slack.command("case list")
+    assert (
+        f"• *CASE-{case_id}* tier_1 P3 ticket ZD-96: Cannot log in "
+        "(_waiting for the customer's confirmation_)" in listed.text
+    )
+
+
+async def test_link_refusals_are_ephemeral_readable_and_change_nothing(
+    slack: Slack, case_settings: Settings
+) -> None:
+    incident = await slack.declare("P3 Slow exports")
+    case_id = await open_case(slack, "ZD-97 cust-9 pro Export slow")
+    before = case_rows(case_settings)
+
+    missing = await slack.command(f"case link {case_id} INC-999")
+    assert not missing.public
+    assert missing.text.startswith("there is no incident 999. Usage: `/incident case link ")
+    nothing = await slack.command(f"case unlink {case_id}")
+    assert not nothing.public
+    assert nothing.text == f"Not now: CASE-{case_id} is not linked to an incident."
+    viewer = await slack.command(f"case link {case_id} INC-{incident}", user=VIEWER)
+    assert not viewer.public and viewer.text.startswith("Not allowed: ")
+    unreadable = await slack.command(f"case link {case_id} soon")
+    assert not unreadable.public
+    assert "case link needs the incident after the case: INC-7, not 'soon'" in unreadable.text
+    long = await slack.command(f"case set {case_id} category: {'x' * 101}")
+    assert not long.public and "• category:: String should have at most 100" in long.text
+    assert case_rows(case_settings) == before
+
+    await slack.command(f"case link {case_id} INC-{incident}")
+    twice = await slack.command(f"case link {case_id} #{incident}")
+    assert twice.text == f"Not now: CASE-{case_id} is linked to INC-{incident} already."

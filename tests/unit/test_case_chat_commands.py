@@ -19,10 +19,12 @@ from incident.domain.case_chat_commands import (
     DeclineCase,
     DeescalateCase,
     EscalateCase,
+    LinkCase,
     ListCases,
     OpenCase,
     ResolveCase,
     ShowCase,
+    UnlinkCase,
     UpdateCase,
     case_help_text,
     parse_case,
@@ -95,6 +97,22 @@ TX = "0x" + "ab" * 32
         ("approve 5 CIO verified", ApproveCase(case_id=5, level="cio", note="verified")),
         ("decline 5 ceo too much", DeclineCase(case_id=5, level="ceo", note="too much")),
         ("resolve 5 Paid out", ResolveCase(case_id=5, resolution="Paid out")),
+        ("link CASE-12 INC-7", LinkCase(case_id=12, incident_id=7)),
+        ("link #12 inc-7", LinkCase(case_id=12, incident_id=7)),
+        ("link 12 to #7", LinkCase(case_id=12, incident_id=7)),
+        ("link 12 7", LinkCase(case_id=12, incident_id=7)),
+        ("unlink CASE-12", UnlinkCase(case_id=12)),
+        (
+            "open ZD-1 c-1 pro Late withdrawal category: Withdrawals on chain component: Ethereum",
+            OpenCase(
+                reference="ZD-1",
+                customer_id="c-1",
+                plan="pro",
+                summary="Late withdrawal",
+                facts={"category": "Withdrawals on chain", "component": "Ethereum"},
+            ),
+        ),
+        ("set 3 component: Bitcoin", UpdateCase(case_id=3, changes={"component": "Bitcoin"})),
     ],
 )
 def test_each_command(text: str, expected: CaseCommand) -> None:
@@ -186,6 +204,21 @@ def test_values_the_parser_cannot_judge_go_on_as_typed_for_the_apis_rules() -> N
             None,
         ),
         ("resolve 3", ["case resolve needs the resolution, after the case"], None),
+        ("link 3", ["case link needs the incident after the case: INC-7"], "case link"),
+        ("link INC-7", ["case link needs the case first: 12, #12 or CASE-12, not 'INC-7'"], None),
+        (
+            "link 3 CASE-4",
+            ["case link needs the incident after the case: INC-7, not 'CASE-4'"],
+            None,
+        ),
+        (
+            "link 3 INC-7 INC-8",
+            ["case link needs the incident after the case: INC-7, not 'INC-7 INC-8'"],
+            None,
+        ),
+        ("link 3 INC-0", None, "case link"),
+        ("unlink", ["case unlink needs the case first: 12, #12 or CASE-12"], "case unlink"),
+        ("unlink 3 INC-7", ["case unlink takes nothing after the case (got 'INC-7')"], None),
     ],
 )
 def test_what_the_parser_refuses(
@@ -225,6 +258,7 @@ def test_the_help_lists_every_case_command_escaped_for_slack() -> None:
     for name, _, _ in CASE_COMMANDS:
         assert f"`/incident case {name}" in text
     assert "`transactions:`" in text and "`actions_taken:`" in text and "`flags:`" in text
+    assert "`category:`" in text and "`component:`" in text
     assert _RAW.search(text) is None, _RAW.findall(text)
     assert "`/incident case &lt;open|show|list|" in help_text("/incident")
     for text in ("frobnicate <b>", "open", "set 3 x", "escalate 3 tier_2 x urgent:"):

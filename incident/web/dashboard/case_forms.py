@@ -20,6 +20,7 @@ YES = "yes"  # what a ticked checkbox of these forms sends
 # The whole number fields are given as numbers (the models take no text for them).
 _MOST_DIGITS = 9
 _AMOUNTS = ("disputed_amount", "csr", "usdt_amount")
+_LABELS = ("category", "component")
 
 
 def present(form: Form, *names: str) -> dict[str, object]:
@@ -40,7 +41,7 @@ def _whole(form: Form, name: str) -> dict[str, object]:
 def opening(form: Form) -> cs.OpenCaseRequest:
     data: dict[str, object] = {name: form.get(name) for name in ("reference", "customer_id")}
     data["summary"] = form.get("summary")
-    data.update(present(form, "plan", "priority", "customer_email", *_AMOUNTS))
+    data.update(present(form, "plan", "priority", "customer_email", *_AMOUNTS, *_LABELS))
     data.update(_whole(form, "contacts"))
     data["flags"] = form.every("flags")
     data["crypto"] = form.get("crypto") == YES
@@ -56,6 +57,8 @@ def changing(form: Form) -> cs.UpdateCaseRequest:
     data["flags"] = form.every("flags")
     data["checklist"] = form.every("checklist")
     data["crypto"] = form.get("crypto") == YES
+    # Sent as they are when the form has them: emptied, they clear the case's.
+    data.update({name: form.get(name) for name in _LABELS if form.has(name)})
     expected = form.utc_time("expected_resolution_at")
     if expected:
         data["expected_resolution_at"] = expected
@@ -110,3 +113,9 @@ def decision(form: Form) -> cs.DecisionRequest:
 
 def resolution(form: Form) -> cs.ResolveCaseRequest:
     return checked(cs.ResolveCaseRequest, {"resolution": form.get("resolution")})
+
+
+def linking(form: Form) -> cs.LinkCaseRequest:
+    """The incident as people write it (INC-12, #12, 12), as the API takes it (its
+    number), checked by the API's model."""
+    return checked(cs.LinkCaseRequest, {"incident": form.incident_ref("incident")})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from incident.domain.access import Principal
-from incident.domain.case import Approval, Case, Deescalation, Plan
+from incident.domain.case import LABEL_LENGTH, Approval, Case, CaseStatus, Deescalation, Plan
 from incident.domain.case_access import APPROVER, CaseRight, SupportRoles
 from incident.domain.case_context import FIELDS, ChecklistItem, FieldProblem
 from incident.domain.case_ladder import Ladder, Sla, SlaState
@@ -41,6 +41,12 @@ _URGENCY_RANK = {
 }
 # The context field the escalation form's reason fills.
 REASON_FIELD = "reason"
+# A case's status in words (a pending case waits for its customer's confirmation).
+STATUS_WORDS = {
+    CaseStatus.OPEN: "Open",
+    CaseStatus.PENDING: "Waiting for the customer's confirmation",
+    CaseStatus.RESOLVED: "Resolved",
+}
 
 
 def words(value: str) -> str:
@@ -120,6 +126,16 @@ class Queue:
     def warning(self) -> int:
         return sum(1 for row in self.rows if row.clock.state is SlaState.WARNING)
 
+    @property
+    def pending(self) -> int:
+        """Cases waiting for their customer's confirmation (listed, marked, not counted
+        as open)."""
+        return sum(1 for row in self.rows if row.case.status is CaseStatus.PENDING)
+
+    @property
+    def open(self) -> int:
+        return len(self.rows) - self.pending
+
 
 def queues(found: Iterable[tuple[Case, Sla]], ladder: Ladder, now: datetime) -> list[Queue]:
     """Open cases by level (the ladder's order; only levels with cases), each queue the
@@ -137,7 +153,7 @@ def queues(found: Iterable[tuple[Case, Sla]], ladder: Ladder, now: datetime) -> 
 
 def queue_fingerprint(found: Sequence[tuple[Case, Sla]]) -> tuple[object, ...]:
     """What the queue shows apart from the running time: a new state changes it."""
-    return tuple((c.id, c.changed_at, c.level, s.state, s.due) for c, s in found)
+    return tuple((c.id, c.changed_at, c.level, c.status, s.state, s.due) for c, s in found)
 
 
 def case_fingerprint(view: CaseView) -> tuple[object, ...]:
@@ -159,7 +175,9 @@ def may(roles: SupportRoles, principal: Principal, right: CaseRight) -> bool:
 
 @dataclass(frozen=True)
 class CasePermissions:
-    """Which of the case page's forms to show."""
+    """Which of the case page's forms to show. A case waiting for its customer's
+    confirmation may be worked (a note or the customer's answer opens it again), corrected
+    and resolved; escalations, receipts, decisions and links wait until it is open."""
 
     work: bool
     confirm: bool
@@ -167,15 +185,17 @@ class CasePermissions:
     override: bool
     deescalate: bool
     decide: tuple[Level, ...]  # the decisions missing that this person gives
+    link: bool = False
+    unlink: bool = False
 
     @classmethod
     def of(cls, roles: SupportRoles, principal: Principal, case: Case) -> CasePermissions:
         is_open = case.is_open
-        work = is_open and may(roles, principal, CaseRight.WORK)
+        may_work = may(roles, principal, CaseRight.WORK)
         escalate = is_open and may(roles, principal, CaseRight.ESCALATE)
         return cls(
-            work=work,
-            confirm=work and not case.receipt_confirmed,
+            work=may_work and case.status is not CaseStatus.RESOLVED,
+            confirm=is_open and may_work and not case.receipt_confirmed,
             escalate=escalate,
             override=escalate and may(roles, principal, CaseRight.OVERRIDE_GATE),
             deescalate=escalate and bool(deescalation_levels(case)),
@@ -184,11 +204,14 @@ class CasePermissions:
                 for level in case.approvals_missing
                 if is_open and may(roles, principal, APPROVER[level])
             ),
+            link=is_open and may_work,
+            # Unlinking stops what was not sent yet, whatever the case's status.
+            unlink=may_work and case.incident_id is not None,
         )
 
     @property
     def any_change(self) -> bool:
-        return self.work or self.escalate or bool(self.decide)
+        return self.work or self.escalate or bool(self.decide) or self.link or self.unlink
 
 
 def escalation_levels(case: Case) -> list[Level]:
@@ -254,6 +277,13 @@ def level_titles(ladder: Ladder) -> dict[Level, str]:
     return {level: ladder[level].title for level in Level if level in ladder.rungs}
 
 
+def linked_case_words(ladder: Ladder) -> dict[str, str]:
+    """The incident page's words for its linked cases' statuses and levels (as the cases
+    list them: `pending`, `tier_1`)."""
+    titles = {level.value: title for level, title in level_titles(ladder).items()}
+    return {**{status.value: words for status, words in STATUS_WORDS.items()}, **titles}
+
+
 # Choices of the forms, in the words people read.
 FLAG_CHOICES = [(flag, words(flag.value).capitalize()) for flag in Flag]
 CHECKLIST_CHOICES = [
@@ -281,4 +311,6 @@ def case_context(ladder: Ladder) -> dict[str, object]:
         "priorities": PRIORITIES,
         "words": words,
         "context_field_names": list(FIELDS),
+        "status_words": STATUS_WORDS,
+        "label_length": LABEL_LENGTH,
     }

@@ -28,6 +28,7 @@ from incident.domain.case_access import CaseRight
 from incident.domain.case_context import ContextRefused
 from incident.domain.case_routing import Level
 from incident.domain.errors import DomainError, Forbidden, NotFound
+from incident.services import case_links as links
 from incident.services import cases as uc
 from incident.services.cases import CaseView, Support
 from incident.web.case_api import case_change, escalation_request, new_case
@@ -53,8 +54,10 @@ from incident.web.errors import domain_status, guarded
 
 CASES = "/ui/cases"
 NEW_CASE = CASES + "/new"
-# Open cases the queue page reads (the longest-open first), at most.
+# Open cases the queue page reads (the longest-open first), at most; those waiting for
+# their customer's confirmation are listed too, marked.
 QUEUE_LIMIT = 500
+QUEUED = (CaseStatus.OPEN, CaseStatus.PENDING)
 NOTICE_COOKIE = "incident_case_notice"
 NOTICE_SECONDS = 300
 _NOTICE_MOST = 1000  # characters shown of a notice
@@ -102,7 +105,7 @@ async def queue(request: web.Request) -> web.Response:
     if session is None:
         return _to_login(request)
     sp = _support(request)
-    found = await uc.list_cases(sp, statuses=(CaseStatus.OPEN,), limit=QUEUE_LIMIT)
+    found = await uc.list_cases(sp, statuses=QUEUED, limit=QUEUE_LIMIT)
     etag = pages.fingerprint("cases", session.principal, session.nonce, cp.queue_fingerprint(found))
     unchanged = _not_modified(request, etag)
     if unchanged is not None:
@@ -120,6 +123,7 @@ async def queue(request: web.Request) -> web.Response:
         more=len(found) >= QUEUE_LIMIT,
         can_open=cp.may(sp.roles, session.principal, CaseRight.WORK),
         sla_labels=cp.SLA_LABELS,
+        status_words=cp.STATUS_WORDS,
     )
 
 
@@ -244,6 +248,14 @@ async def _update(sp: Support, who: Principal, case_id: int, form: Form) -> Case
     return await uc.update_case(sp, case_id, change, by=who)
 
 
+async def _link(sp: Support, who: Principal, case_id: int, form: Form) -> CaseView:
+    return await links.link_case(sp, case_id, cf.linking(form).incident, by=who)
+
+
+async def _unlink(sp: Support, who: Principal, case_id: int, form: Form) -> CaseView:
+    return await links.unlink_case(sp, case_id, by=who)
+
+
 @dataclass(frozen=True)
 class _Form:
     change: Change
@@ -264,6 +276,8 @@ _UPDATE_FIELDS = (
     "crypto",
     "checklist",
     "expected_resolution_at",
+    "category",
+    "component",
     "context",
 )
 _MANY = frozenset({"flags", "checklist"})  # checkboxes of one name: kept space-separated
@@ -284,6 +298,12 @@ CHANGES: dict[str, _Form] = {
     "decide": _Form(_decide, "Decision recorded.", ("level", "verdict", "note")),
     "resolve": _Form(_resolve, "Resolved: the case's clocks have stopped.", ("resolution",)),
     "update": _Form(_update, "Case details saved.", _UPDATE_FIELDS),
+    "link": _Form(
+        _link,
+        "Linked: the customer hears the incident's updates and its resolution, each once.",
+        ("incident",),
+    ),
+    "unlink": _Form(_unlink, "Unlinked: nothing more of the incident reaches the customer."),
 }
 
 
@@ -399,6 +419,8 @@ _OPEN_FIELDS = (
     "usdt_amount",
     "flags",
     "crypto",
+    "category",
+    "component",
 )
 
 

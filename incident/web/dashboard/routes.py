@@ -25,6 +25,7 @@ from incident.config import Settings
 from incident.domain.access import Action, Principal, authorize
 from incident.domain.errors import DomainError, Forbidden, InvalidValue, NotFound
 from incident.domain.incident import Cancellation, Role, Status
+from incident.services import case_links as links
 from incident.services import exports, sessions, views
 from incident.services import incidents as uc
 from incident.services.incidents import Runtime
@@ -33,6 +34,7 @@ from incident.web import schemas as s
 from incident.web.auth import client_of
 from incident.web.context import CONTAINER, FAILED_LOGINS
 from incident.web.dashboard import pages
+from incident.web.dashboard.case_pages import linked_case_words
 from incident.web.dashboard.forms import LINK, REASON, SHORT, Form, FormInvalid, checked
 from incident.web.dashboard.sessions import (
     COOKIE_PATH,
@@ -366,9 +368,10 @@ async def _show(
     rt = _rt(request)
     try:
         view = await uc.get_incident(rt, incident_id)
+        cases = await links.linked_cases(request.app[CONTAINER].support, incident_id)
     except NotFound:
         return _problem(request, 404, "Not found", _no_such(request), session)
-    etag = pages.fingerprint("incident", session.principal, session.nonce, view)
+    etag = pages.fingerprint("incident", session.principal, session.nonce, view, cases)
     if status == 200:
         unchanged = _not_modified(request, etag)
         if unchanged is not None:
@@ -385,6 +388,8 @@ async def _show(
         can=pages.Permissions.of(session.principal, view.incident),
         components=pages.component_rows(rt.catalog, view.incident),
         held_texts=pages.held_texts(view),
+        linked=cases,
+        case_words=linked_case_words(request.app[CONTAINER].support.playbook.ladder),
         error=error,
         invalid=invalid,
         done=done,
