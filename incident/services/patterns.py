@@ -282,7 +282,7 @@ class Patterns:
         now = rt.clock.now()
 
         def work(tx: Transaction) -> Candidate:
-            found = tx.get_candidate(candidate_id, lock=True)
+            found, group = _decided(tx, candidate_id)
             incident = tx.get_incident(chosen)
             authorized(by, Action.DECLARE, incident)
             if not incident.is_open:
@@ -292,12 +292,10 @@ class Patterns:
             if found.status is not CandidateStatus.DECLARED or found.incident_id != chosen:
                 found.declared(chosen, at=now, by=actor_name(by))  # refused if decided
                 tx.save_candidate(found)
-            group = tx.get_cluster(found.cluster_id, lock=True)
             group.status, group.incident_id = ClusterStatus.DECLARED, chosen
             tx.save_cluster(group)
             self._link_members(tx, group, incident, now, by=actor_name(by))
             self.plan_candidate(tx, found, now)
-            self._forget(group)
             return found
 
         declared = await rt.store.run(work)
@@ -312,14 +310,12 @@ class Patterns:
 
         def work(tx: Transaction) -> Candidate:
             authorized(by, Action.DECLARE)
-            candidate = tx.get_candidate(candidate_id, lock=True)
+            candidate, group = _decided(tx, candidate_id)
             candidate.dismiss(reason, at=now, by=actor_name(by))
             tx.save_candidate(candidate)
-            group = tx.get_cluster(candidate.cluster_id, lock=True)
             group.status, group.quiet_until = ClusterStatus.DISMISSED, now + self.rules.quiet_for
             tx.save_cluster(group)
             self.plan_candidate(tx, candidate, now)
-            self._forget(group)
             return candidate
 
         dismissed = await rt.store.run(work)
@@ -331,19 +327,28 @@ class Patterns:
         self, tx: Transaction, cluster: Cluster, incident: Incident, now: datetime, *, by: str
     ) -> None:
         assert cluster.id is not None and incident.id is not None
-        for member in tx.cluster_members(cluster.id):
-            case = tx.get_case(member.case_id, lock=True)
+        # In id order, as an incident's change locks its linked cases: no deadlock.
+        for case_id in sorted(m.case_id for m in tx.cluster_members(cluster.id)):
+            case = tx.get_case(case_id, lock=True)
             if case.status is CaseStatus.RESOLVED or case.incident_id == incident.id:
                 continue
             case.events = []
             link_within(tx, self.support, case, incident, now=now, by=by)
             tx.save_case(case)
-            tx.append_case_timeline(member.case_id, case.events)
+            tx.append_case_timeline(case_id, case.events)
             replan_case(tx, self.support.playbook, case, now=now)
 
-    def _forget(self, cluster: Cluster) -> None:
-        """A cluster changed outside assignment: its key's index is read again next time."""
-        self._keys.pop(cluster.signature.key(), None)
+
+def _decided(tx: Transaction, candidate_id: int) -> tuple[Candidate, Cluster]:
+    """A candidate and its cluster, locked to be decided on, after the cluster's key: the
+    key's assignments wait (a case joining meanwhile is linked by one or the other, never
+    missed), and the key's version moves, so every process reads the cluster's new state
+    again (a declared cluster links the cases that join it; a dismissed one is quiet)."""
+    key = tx.get_cluster(tx.get_candidate(candidate_id).cluster_id).signature.key()
+    version = tx.lock_cluster_key(key)
+    tx.set_cluster_key_version(key, version + 1)
+    candidate = tx.get_candidate(candidate_id, lock=True)
+    return candidate, tx.get_cluster(candidate.cluster_id, lock=True)
 
 
 def _read(tx: Transaction, candidate_id: int) -> tuple[Candidate, Cluster]:
