@@ -14,12 +14,14 @@ import pytest
 from incident.bootstrap import Container
 from incident.clock import FakeClock
 from incident.domain.access import AccessRole, Principal
+from incident.domain.alerts import Alert, AlertNotification, AlertState
 from incident.domain.case import Case, Plan
 from incident.domain.errors import Forbidden, IllegalTransition
 from incident.domain.lifecycle import Severity
 from incident.domain.patterns import CandidateStatus, ClusterStatus
 from incident.services import cases as uc
 from incident.services import incidents as inc
+from incident.services.alerts import ingest_alerts
 from incident.services.cases import Support
 from incident.testing import RecordingEffects, SimulatedCrash, run_until
 from tests.conftest import Build
@@ -243,3 +245,41 @@ async def test_a_case_joins_a_declared_cluster_and_is_linked_to_its_incident(
     assert same == incident_id and again.status is CandidateStatus.DECLARED
     incidents = await inc.list_incidents(app.runtime)
     assert len(incidents) == 1
+
+
+async def test_an_alert_group_firing_on_the_component_counts_toward_the_trigger(
+    build: Build, clock: FakeClock, vendor: RecordingEffects
+) -> None:
+    clock.set(START)
+    app = await build()
+    # Two starter customers alone weigh 2 of the 5 needed; the bridge's alert adds 3.
+    starter = [dataclasses.replace(draft(clock, n, STUCK[n]), plan=Plan.STARTER) for n in (0, 1)]
+    sp = support(app)
+    await uc.open_case(sp, starter[0], by=AGENT)
+    await run_until(app, clock, clock.now() + timedelta(minutes=1))
+    labels = {"alertname": "RelayerLag", "service": "Bridge", "severity": "warning"}
+    firing = Alert(
+        fingerprint="relayer-1",
+        state=AlertState.FIRING,
+        labels=labels,
+        annotations={"summary": "relayer lag above 10 minutes"},
+        starts_at="2026-03-09T09:00:00Z",
+    )
+    await ingest_alerts(
+        app.runtime,
+        AlertNotification(
+            source="alertmanager",
+            group_key='{}:{alertname="RelayerLag"}',
+            status=AlertState.FIRING,
+            alerts=(firing,),
+            common_labels=labels,
+            common_annotations={},
+            receiver="incident",
+        ),
+        routing=app.settings.alert_routing,
+        by="alertmanager",
+    )
+    await uc.open_case(sp, starter[1], by=AGENT)
+    await run_until(app, clock, clock.now() + timedelta(minutes=1))
+    (candidate,) = await app.patterns.candidates()
+    assert (candidate.customers, candidate.weighted) == (2, 5.0)
