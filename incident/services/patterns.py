@@ -179,9 +179,8 @@ class Patterns:
         assert cluster.id is not None
         since = now - self.rules.trigger_window
         alerts = tx.alert_groups_on(cluster.signature.component, since=since)
-        weight = weigh(
-            tx.cluster_members(cluster.id), alert_groups=alerts, rules=self.rules, now=now
-        )
+        recent = tx.cluster_members(cluster.id, since=since)  # only these count
+        weight = weigh(recent, alert_groups=alerts, rules=self.rules, now=now)
         if not weight.reaches(self.rules):
             return None
         severity, reason = suggest(weight, self.rules)

@@ -4,7 +4,7 @@ category, component, error codes); its members and its one candidate in their ow
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -78,10 +78,14 @@ class ClusterRows(TransactionRows):
         rows = self._execute.rows(sql.CLUSTER_OF_CASE, {"b_case": case_id})
         return int(rows[0].cluster_id) if rows else None
 
-    def cluster_members(self, cluster_id: int) -> list[Member]:
+    def cluster_members(
+        self, cluster_id: int, *, since: datetime = datetime.min.replace(tzinfo=UTC)
+    ) -> list[Member]:
+        """Its cases in the order they joined (those that joined since `since`)."""
+        params = {"b_id": cluster_id, "b_since": since}
         return [
             Member(r.case_id, r.customer_id, Plan(r.plan), r.at)
-            for r in self._execute.rows(sql.MEMBERS_OF_CLUSTER, {"b_id": cluster_id})
+            for r in self._execute.rows(sql.MEMBERS_OF_CLUSTER, params)
         ]
 
     def alert_groups_on(self, component: str, *, since: datetime) -> int:

@@ -393,7 +393,10 @@ CLUSTER_OF_CASE = select(cluster_members.c.cluster_id).where(
 )
 MEMBERS_OF_CLUSTER = (
     select(cluster_members)
-    .where(cluster_members.c.cluster_id == bindparam("b_id"))
+    .where(
+        cluster_members.c.cluster_id == bindparam("b_id"),
+        cluster_members.c.at >= bindparam("b_since", type_=INSTANT),
+    )
     .order_by(cluster_members.c.at, cluster_members.c.id)
 )
 INSERT_CANDIDATE = InsertInto(candidates)
