@@ -143,11 +143,11 @@ class CandidateSteps:
         body = self.renderer.render(
             TEMPLATE, candidate_context(found, base_url=self.base_url, reminder=reminder)
         )
-        again = "Still undecided: " if reminder else ""
-        subject = (
-            f"{again}incident candidate {candidate.ref}: {candidate.customers} customers, "
+        what = (
+            f"incident candidate {candidate.ref}: {candidate.customers} customers, "
             f"suggested {candidate.severity.value}"
         )
+        subject = f"Still undecided: {what}" if reminder else what[0].upper() + what[1:]
         post = CandidatePost(
             occurrence=occurrence,
             topic=Topic(occurrence.subject, candidate.proposed_at, candidate.ref),

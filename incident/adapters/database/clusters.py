@@ -23,6 +23,8 @@ from incident.domain.patterns import (
 )
 from incident.domain.signatures import Signature
 
+EVER = datetime.min.replace(tzinfo=UTC)  # "since" that leaves nothing out
+
 
 class ClusterRows(TransactionRows):
     """Clusters, their members and candidates, in one transaction (see `SqlTransaction`)."""
@@ -78,9 +80,7 @@ class ClusterRows(TransactionRows):
         rows = self._execute.rows(sql.CLUSTER_OF_CASE, {"b_case": case_id})
         return int(rows[0].cluster_id) if rows else None
 
-    def cluster_members(
-        self, cluster_id: int, *, since: datetime = datetime.min.replace(tzinfo=UTC)
-    ) -> list[Member]:
+    def cluster_members(self, cluster_id: int, *, since: datetime = EVER) -> list[Member]:
         """Its cases in the order they joined (those that joined since `since`)."""
         params = {"b_id": cluster_id, "b_since": since}
         return [
