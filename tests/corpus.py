@@ -937,9 +937,23 @@ ONE_OFF_KEYS = (
 )
 
 
-def _one_off(rng: random.Random, at: datetime) -> tuple[str, str, str]:
+# Syllables of made-up words: the long tail of a large volume's vocabulary (names of
+# features, places, products), which the grammar above lacks. See `generate(long_tail=...)`.
+_SYLLABLES = (
+    "ka", "lo", "mi", "ra", "ven", "tor", "sul", "pe", "dri", "mon", "zu", "fel",
+    "gan", "bri", "sto", "qua", "nel", "vor", "ti", "lex", "dun", "har", "pim", "ros",
+)  # fmt: skip
+
+
+def _rare(rng: random.Random) -> str:
+    return "".join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()
+
+
+def _one_off(rng: random.Random, at: datetime, long_tail: bool) -> tuple[str, str, str]:
     slots = _Slots(rng, at)
     question = slots.fill(rng.choice(ONE_OFF_FRAMES))
+    if long_tail:
+        question += f" It is about {_rare(rng)} and {_rare(rng)}."
     parts = [
         rng.choice(ONE_OFF_OPENERS) if rng.random() < 0.2 else "",
         question,
@@ -1001,9 +1015,12 @@ def generate(
     start: datetime = START,
     span: timedelta = timedelta(days=21),
     replicas: int = 1,
+    long_tail: bool = False,
 ) -> list[Escalation]:
     """`cases` escalations in time order: `one_offs` of them unrelated, the rest reports of
-    the problems in proportion to their weights."""
+    the problems in proportion to their weights. `long_tail`: each one-off also names two
+    made-up words, for volumes where the grammar's own words would make thousands of
+    one-offs share too many of them (real questions name specific things)."""
     rng = random.Random(seed)
     chosen = problems(replicas)
     windows = [_active(p, rng, start, span) for p in chosen]
@@ -1026,7 +1043,7 @@ def generate(
         )
     for index in range(singles):
         at = start + timedelta(seconds=rng.uniform(0, span.total_seconds()))
-        text, category, component = _one_off(rng, at)
+        text, category, component = _one_off(rng, at, long_tail)
         found.append(
             Escalation(
                 text,

@@ -215,7 +215,7 @@ def test_the_consensus_drops_the_first_reports_noise() -> None:
         assert index.assign(sig(text), T0 + n * HOUR, 10 + n).entry.id == 1
     entry = index.get(1)
     assert entry.cases == 4
-    assert entry.consensus == ["btc", "pending", "stuck", "withdrawal"]
+    assert entry.consensus == ("btc", "pending", "stuck", "withdrawal")
     assert index.match(sig("btc withdrawal stuck pending"), T0 + 5 * HOUR) == 1
 
 
@@ -228,7 +228,7 @@ def test_a_cluster_remembers_a_bounded_number_of_words() -> None:
     entry = index.get(0)
     assert entry.cases == 201
     assert len(entry.words) <= WORD_MEMORY
-    assert entry.consensus == ["btc", "pending", "stuck", "withdrawal"]
+    assert entry.consensus == ("btc", "pending", "stuck", "withdrawal")
 
 
 # --- The index's bookkeeping -----------------------------------------------------------------
