@@ -28,7 +28,7 @@ from incident.domain.signatures import Signature
 class PatternRules:
     """`playbooks/support/patterns.yaml`: when cases join, and when a cluster is proposed."""
 
-    threshold: float = 45.0  # signature similarity (0-100) for a case to join a cluster
+    threshold: float = 25.0  # signature similarity (0-100) for a case to join a cluster
     join_window: timedelta = timedelta(hours=72)  # joins while its latest case is this recent
     novelty_window: timedelta = timedelta(days=30)  # not seen in this long: a new signature
     trigger_customers: float = 5.0  # weighted distinct customers within `trigger_window`

@@ -47,7 +47,7 @@ def test_the_shipped_patterns_and_link_rules_are_read() -> None:
     playbook = load_support(SHIPPED / SUPPORT_DIR)
     rules = playbook.patterns
     assert (rules.threshold, rules.trigger_customers, rules.trigger_window) == (
-        45.0,
+        25.0,
         5.0,
         timedelta(hours=6),
     )
