@@ -236,6 +236,10 @@ class Patterns:
             lambda tx: tx.list_candidates(statuses=statuses, limit=limit)
         )
 
+    async def candidate(self, candidate_id: int) -> Candidate:
+        """One candidate as it is now (NotFound if there is none)."""
+        return await self.support.rt.store.read(lambda tx: tx.get_candidate(candidate_id))
+
     async def evidence(self, candidate_id: int) -> Evidence:
         """A candidate with its cluster and cases: what a person decides on."""
         return await self.support.rt.store.run(
