@@ -23,6 +23,7 @@ from incident.web.dashboard.routes import _DONE_ELSEWHERE
 from tests.integration.test_api_candidates import stuck_case, wait_for_candidate
 from tests.integration.test_dashboard import section, text_of
 from tests.integration.test_dashboard_cases import ROLES, TOKENS, Client, api, login, page
+from tests.integration.test_slack_candidates import the_post
 from tests.serving import serving
 
 AGENT = {"Authorization": f"Bearer {TOKENS['agent'].token}"}
@@ -91,11 +92,14 @@ async def test_the_list_shows_the_waiting_ones_first_and_the_nav_names_it(
 
 
 async def test_the_page_shows_the_evidence_and_declaring_leads_to_the_incident(
-    client: Client,
+    client: Client, vendor: RecordingEffects
 ) -> None:
     number, cases = await proposed(client)
     csrf = await login(client, "agent")
-    html = await page(client, f"/ui/candidates/{number}")
+    # The page the patterns channel's post links to.
+    link = (await the_post(vendor)).strip().splitlines()[-1].strip()
+    assert link == f"http://127.0.0.1:8080/ui/candidates/{number}"
+    html = await page(client, link.removeprefix("http://127.0.0.1:8080"))
     summary = text_of(section(html, "candidate-summary"))
     assert "Waiting for a decision New signature" in summary
     assert "bridge transfer of <amount> usdc from ethereum to arbitrum" in summary

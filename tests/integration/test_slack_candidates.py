@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestServer
 
 from incident.clock import FakeClock
 from incident.config import Settings
+from incident.domain.candidate_chat_commands import DeclareCandidate, DismissCandidate
+from incident.domain.chat_commands import parse
 from incident.domain.patterns import CandidateStatus
 from incident.services import incidents as inc
 from incident.services.patterns import Patterns
@@ -34,7 +36,7 @@ from tests.integration.test_slack_cases import (
     open_case,
     raw_markup,
 )
-from tests.service.test_patterns import STUCK
+from tests.service.test_patterns import STUCK, posts
 from tests.serving import serving
 
 WAIT = 30.0  # seconds the engine may take to compare the cases in the background
@@ -225,3 +227,31 @@ async def test_dismissing_from_slack_says_why_and_quiets_the_signature(slack: Sl
     listed = await slack.command("candidate list dismissed")
     assert re.search(rf"• \*CAND-{number}\* dismissed: .*\(Known: the bridge", listed.text)
     assert raw_markup(listed.text) == []
+
+
+async def the_post(vendor: RecordingEffects) -> str:
+    """The patterns channel's post of the candidate, once the engine has sent it."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not posts(vendor):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"nothing posted to the patterns channel after {WAIT} s")
+        await asyncio.sleep(0.05)
+    (post,) = posts(vendor)
+    return post
+
+
+async def test_the_commands_the_patterns_channels_post_names_are_these(
+    slack: Slack, vendor: RecordingEffects
+) -> None:
+    number, _ = await proposed(slack)
+    post = await the_post(vendor)
+    typed = [line.strip() for line in post.splitlines() if line.strip().startswith("/incident ")]
+    assert typed == [
+        f"/incident candidate declare CAND-{number}",
+        f"/incident candidate dismiss CAND-{number} <reason>",
+    ]
+    assert parse(typed[0].removeprefix("/incident ")) == DeclareCandidate(candidate_id=number)
+    said = typed[1].removeprefix("/incident ").replace("<reason>", "not ours")
+    assert parse(said) == DismissCandidate(candidate_id=number, reason="not ours")
+    declared = await slack.command(typed[0].removeprefix("/incident "), user=LEAD)
+    assert declared.public and declared.text.startswith(f"*CAND-{number}* declared as *INC-")
