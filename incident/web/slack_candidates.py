@@ -163,8 +163,9 @@ async def _declare(
     found = await patterns.evidence(command.candidate_id)
     linked = sum(1 for case in found.cases if case["incident"] == incident_id)
     customers = len({c["customer_id"] for c in found.cases if c["incident"] == incident_id})
+    how = "linked to the open incident" if body.incident is not None else "declared as"
     return Reply(
-        f"*{candidate.ref}* declared as *{incident.ref}* by {principal.name}: "
+        f"*{candidate.ref}* {how} *{incident.ref}* by {principal.name}: "
         f"*{incident.severity.value}* {_text(incident.title)}\n"
         f"{linked} cases of {customers} customers are linked to it: each customer hears its "
         f"updates and its resolution.\n`{slash} next {incident.ref}` shows its next steps.",

@@ -164,7 +164,10 @@ async def test_its_cases_may_join_an_open_incident_from_slack(slack: Slack) -> N
     incident_id = await slack.declare("P2 Bridge relayer down")
     joined = await slack.command(f"candidate declare CAND-{number} INC-{incident_id}")
     assert joined.public, joined.text
-    assert joined.text.startswith(f"*CAND-{number}* declared as *INC-{incident_id}* by <@")
+    assert joined.text.startswith(
+        f"*CAND-{number}* linked to the open incident *INC-{incident_id}* by <@"
+    )
+    assert "3 cases of 3 customers are linked to it" in joined.text
     found = await patterns(slack).evidence(number)
     assert {c["incident"] for c in found.cases} == {incident_id}
 
