@@ -4,10 +4,11 @@ One command per API operation (`incident declare | list | show | timeline | ack 
 status | note | severity | role | ic | components | public-title | edit | cancel | reopen |
 merge | approve | skip | snooze | resolve | rca | follow-up ... | export | postmortem |
 maintenance ... | outbox | whoami`; support cases' `incident case ...` are in
-case_commands.py). The server and token come from --url / --token or INCIDENT_URL /
-INCIDENT_TOKEN. Output is for people by default (api_output.py) and JSON with --json (the
-API's own response); the Markdown documents (export, postmortem) are printed as they are,
-controls escaped, or written with --output. The arguments are in api_parsers.py.
+case_commands.py, incident candidates' `incident candidate ...` in candidate_commands.py).
+The server and token come from --url / --token or INCIDENT_URL / INCIDENT_TOKEN. Output is
+for people by default (api_output.py) and JSON with --json (the API's own response); the
+Markdown documents (export, postmortem) are printed as they are, controls escaped, or
+written with --output. The arguments are in api_parsers.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from incident.cli import api_output as out
-from incident.cli import api_parsers, case_commands, case_parsers
+from incident.cli import api_parsers, candidate_commands, case_commands, case_parsers
 from incident.cli.client import ApiClient, ClientError
 
 Outcome = tuple[Any, Callable[[Any], str]]  # the API's response, and how people read it
@@ -248,6 +249,7 @@ _RUN: dict[str, Callable[[ApiClient, argparse.Namespace], Outcome]] = {
     "outbox": _outbox,
     "whoami": _whoami,
     "case": case_commands.run,
+    "candidate": candidate_commands.run,
 }
 COMMANDS = tuple(_RUN)
 
@@ -256,6 +258,7 @@ def add_parsers(commands: Any) -> None:
     """Add the API commands to the CLI's subparsers."""
     common = api_parsers.add_parsers(commands)
     case_parsers.add_parsers(commands, common)
+    candidate_commands.add_parsers(commands, common)
     missing = set(COMMANDS) - set(commands.choices)
     assert not missing, f"API commands without a parser: {sorted(missing)}"
 

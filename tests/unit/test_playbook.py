@@ -16,6 +16,7 @@ from incident.domain.incident import Severity
 from incident.domain.playbook import (
     Action,
     PlaybookSet,
+    duration_words,
     format_duration,
     parse_duration,
     parse_playbook,
@@ -66,6 +67,21 @@ def test_p1_encodes_the_source_timing_rules() -> None:
 def test_durations_round_trip(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
     assert parse_duration(format_duration(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("span", "words"),
+    [
+        (timedelta(days=30), "30 days"),
+        (timedelta(days=1), "1 day"),
+        (timedelta(hours=72), "3 days"),
+        (timedelta(hours=6), "6 hours"),
+        (timedelta(minutes=90), "90 minutes"),
+        (timedelta(seconds=30), "less than a minute"),
+    ],
+)
+def test_a_span_in_words_is_in_its_largest_whole_unit(span: timedelta, words: str) -> None:
+    assert duration_words(span) == words
 
 
 @pytest.mark.parametrize("text", ["", "30", "4 hours", "-5m", "h", "1.5h"])

@@ -87,10 +87,13 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/ui/incidents/{incident_id}/timeline.md", guarded(timeline_document))
     app.router.add_get("/ui/incidents/{incident_id}/postmortem.md", guarded(postmortem_document))
     app.router.add_post("/ui/incidents/{incident_id}/{action}", guarded(act))
-    # Support cases have a module of their own, which builds on this one's responses.
+    # Support cases and incident candidates have modules of their own, which build on this
+    # one's responses.
+    from incident.web.dashboard.candidate_routes import add_candidate_routes
     from incident.web.dashboard.case_routes import add_case_routes
 
     add_case_routes(app)
+    add_candidate_routes(app)
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -310,7 +313,11 @@ def _done_message(request: web.Request) -> str:
     return form.done if form is not None else _DONE_ELSEWHERE.get(name, "")
 
 
-_DONE_ELSEWHERE = {"declare": "Incident declared; its playbook has started."}
+_DONE_ELSEWHERE = {
+    "declare": "Incident declared; its playbook has started.",
+    "candidate": "Decided from an incident candidate: every case of it is linked to this "
+    "incident, so each customer hears its updates and its resolution.",
+}
 
 
 async def overview(request: web.Request) -> web.Response:
