@@ -31,7 +31,6 @@ from incident.web.dashboard import candidate_pages as kp
 from incident.web.dashboard import pages
 from incident.web.dashboard.forms import Form, FormInvalid, checked
 from incident.web.dashboard.routes import (
-    _CSRF_REFUSED,
     MAX_ID,
     _invalid_fields,
     _not_modified,
@@ -40,8 +39,9 @@ from incident.web.dashboard.routes import (
     _redirect,
     _session,
     _to_login,
+    posted,
 )
-from incident.web.dashboard.sessions import Session, SessionKeys
+from incident.web.dashboard.sessions import Session
 from incident.web.errors import domain_status, guarded
 
 CANDIDATES = "/ui/candidates"
@@ -238,24 +238,18 @@ async def act(request: web.Request) -> web.Response:
     """Declare, link or dismiss: check the session and the form's CSRF token, decide, then
     to the incident's page (or the candidate's, dismissed), or the candidate's page again
     with the reason it was refused."""
-    session = await _session(request)
     candidate_id = _candidate_id(request)
-    if session is None:
-        return _problem(
-            request,
-            401,
-            "Logged out",
-            "Your session has ended, so nothing was decided. Log in and try again.",
-            None,
-            login_next=f"{CANDIDATES}/{candidate_id}" if candidate_id else CANDIDATES,
-        )
-    name = request.match_info["action"]
-    spec = FORMS.get(name)
-    if spec is None or candidate_id is None:
-        return _problem(request, 404, "Not found", "There is no such form.", session)
-    form = Form(await request.post())
-    if not SessionKeys.csrf_matches(session.csrf, form.get("csrf")):
-        return _problem(request, 403, "Not decided", _CSRF_REFUSED, session)
+    page = f"{CANDIDATES}/{candidate_id}" if candidate_id else CANDIDATES
+    checked_post = await posted(request, candidate_id, FORMS, page=page, done="decided")
+    if isinstance(checked_post, web.Response):
+        return checked_post
+    session, name, spec, form = (
+        checked_post.session,
+        checked_post.name,
+        checked_post.spec,
+        checked_post.form,
+    )
+    assert candidate_id is not None
     try:
         location = await spec.decide(_patterns(request), session.principal, candidate_id, form)
     except DomainError as error:

@@ -48,6 +48,7 @@ from incident.web.dashboard.routes import (
     _redirect,
     _session,
     _to_login,
+    posted,
 )
 from incident.web.dashboard.sessions import Session, SessionKeys
 from incident.web.errors import domain_status, guarded
@@ -335,24 +336,18 @@ def refusal(error: DomainError, form_name: str, kept: dict[str, str]) -> Refusal
 async def act(request: web.Request) -> web.Response:
     """Any change to one case: check the session and the form's CSRF token, make the
     change, then back to the case (or the case again with the reason it was refused)."""
-    session = await _session(request)
     case_id = _case_id(request)
-    if session is None:
-        return _problem(
-            request,
-            401,
-            "Logged out",
-            "Your session has ended, so nothing was changed. Log in and try again.",
-            None,
-            login_next=f"{CASES}/{case_id}" if case_id else CASES,
-        )
-    name = request.match_info["action"]
-    spec = CHANGES.get(name)
-    if spec is None or case_id is None:
-        return _problem(request, 404, "Not found", "There is no such form.", session)
-    form = Form(await request.post())
-    if not SessionKeys.csrf_matches(session.csrf, form.get("csrf")):
-        return _problem(request, 403, "Not changed", _CSRF_REFUSED, session)
+    page = f"{CASES}/{case_id}" if case_id else CASES
+    checked_post = await posted(request, case_id, CHANGES, page=page, done="changed")
+    if isinstance(checked_post, web.Response):
+        return checked_post
+    session, name, spec, form = (
+        checked_post.session,
+        checked_post.name,
+        checked_post.spec,
+        checked_post.form,
+    )
+    assert case_id is not None
     try:
         view = await spec.change(_support(request), session.principal, case_id, form)
     except DomainError as error:

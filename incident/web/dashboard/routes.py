@@ -15,8 +15,9 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -813,27 +814,61 @@ _CSRF_REFUSED = (
 )
 
 
-async def act(request: web.Request) -> web.Response:
-    """Any change to one incident: check the session and the form's CSRF token, make the
-    change, then back to the page (or the page again with the reason it was refused)."""
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Posted(Generic[S]):
+    """A form posted to one subject's page, checked: who sent it, which form, what it holds."""
+
+    session: Session
+    name: str  # the form's name (the path's `action`)
+    spec: S
+    form: Form
+
+
+async def posted(
+    request: web.Request, subject_id: int | None, specs: Mapping[str, S], *, page: str, done: str
+) -> Posted[S] | web.Response:
+    """Check a form posted to one subject's page before anything is done: a live session
+    (else a page to log in again that comes back to `page`), a form of `specs` for an
+    existing id (else 404) and the session's CSRF token (else 403). `done`: what did not
+    happen, in words ("changed"). Every subject's forms (incidents, cases, candidates)."""
     session = await _session(request)
-    incident_id = _incident_id(request)
     if session is None:
         return _problem(
             request,
             401,
             "Logged out",
-            "Your session has ended, so nothing was changed. Log in and try again.",
+            f"Your session has ended, so nothing was {done}. Log in and try again.",
             None,
-            login_next=f"/ui/incidents/{incident_id}" if incident_id else "/ui",
+            login_next=page,
         )
     name = request.match_info["action"]
-    form_spec = CHANGES.get(name)
-    if form_spec is None or incident_id is None:
+    spec = specs.get(name)
+    if spec is None or subject_id is None:
         return _problem(request, 404, "Not found", "There is no such form.", session)
     form = Form(await request.post())
     if not SessionKeys.csrf_matches(session.csrf, form.get("csrf")):
-        return _problem(request, 403, "Not changed", _CSRF_REFUSED, session)
+        return _problem(request, 403, f"Not {done}", _CSRF_REFUSED, session)
+    return Posted(session, name, spec, form)
+
+
+async def act(request: web.Request) -> web.Response:
+    """Any change to one incident: check the session and the form's CSRF token, make the
+    change, then back to the page (or the page again with the reason it was refused)."""
+    incident_id = _incident_id(request)
+    page = f"/ui/incidents/{incident_id}" if incident_id else "/ui"
+    checked_post = await posted(request, incident_id, CHANGES, page=page, done="changed")
+    if isinstance(checked_post, web.Response):
+        return checked_post
+    session, name, form_spec, form = (
+        checked_post.session,
+        checked_post.name,
+        checked_post.spec,
+        checked_post.form,
+    )
+    assert incident_id is not None
     try:
         await form_spec.change(_rt(request), session.principal, incident_id, form)
     except DomainError as error:
