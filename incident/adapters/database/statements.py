@@ -50,6 +50,9 @@ from incident.adapters.database.tables import (
     TimelineRow,
     UTCDateTime,
     VendorRefRow,
+    VerificationFileRow,
+    VerificationRow,
+    VerificationTimelineRow,
 )
 from incident.domain.case import CaseStatus
 from incident.domain.records import UPCOMING_STATES, OccurrenceState
@@ -415,6 +418,39 @@ ALERT_GROUPS_ON = (
 )
 
 
+# --- account-ownership verifications ----------------------------------------------------------
+
+verifications: Table = VerificationRow.__table__  # type: ignore[attr-defined]
+verification_files: Table = VerificationFileRow.__table__  # type: ignore[attr-defined]
+verification_timeline: Table = VerificationTimelineRow.__table__  # type: ignore[attr-defined]
+
+INSERT_VERIFICATION = InsertInto(verifications)
+GET_VERIFICATION = select(verifications).where(verifications.c.id == bindparam("b_id"))
+VERIFICATION_BY_REFERENCE = select(verifications).where(
+    verifications.c.reference == bindparam("b_reference")
+)
+UPDATE_VERIFICATION = update(verifications).where(verifications.c.id == bindparam("b_id"))
+INSERT_VERIFICATION_FILE = InsertInto(verification_files)
+_THIS_FILE = (verification_files.c.verification_id == bindparam("b_id")) & (
+    verification_files.c.sha256 == bindparam("b_sha256")
+)
+VERIFICATION_FILE = select(verification_files).where(_THIS_FILE)
+PURGE_VERIFICATION_FILES = (
+    update(verification_files)
+    .where(
+        verification_files.c.verification_id == bindparam("b_id"),
+        verification_files.c.purged_at.is_(None),
+    )
+    .values(data=None, purged_at=bindparam("b_now", type_=INSTANT))
+)
+INSERT_VERIFICATION_ENTRY = InsertInto(verification_timeline)
+VERIFICATION_TIMELINE_OF = (
+    select(verification_timeline)
+    .where(verification_timeline.c.verification_id == bindparam("b_id"))
+    .order_by(verification_timeline.c.at, verification_timeline.c.id)
+)
+
+
 # --- what differs by database ----------------------------------------------------------------
 
 
@@ -445,6 +481,7 @@ class DialectStatements:
     cluster_key_for_update: Executable
     candidate_for_update: Executable
     cluster_for_update: Executable
+    verification_for_update: Executable
 
 
 def _claim_update(ids: Any) -> Any:
@@ -593,6 +630,7 @@ SQLITE = DialectStatements(
     cluster_key_for_update=CLUSTER_KEY_VERSION,
     candidate_for_update=GET_CANDIDATE,
     cluster_for_update=GET_CLUSTER,
+    verification_for_update=GET_VERIFICATION,
 )
 
 POSTGRES = DialectStatements(
@@ -620,6 +658,7 @@ POSTGRES = DialectStatements(
     cluster_key_for_update=CLUSTER_KEY_VERSION.with_for_update(),
     candidate_for_update=GET_CANDIDATE.with_for_update(),
     cluster_for_update=GET_CLUSTER.with_for_update(),
+    verification_for_update=GET_VERIFICATION.with_for_update(),
 )
 
 _BY_DIALECT = {"sqlite": SQLITE, "postgresql": POSTGRES}

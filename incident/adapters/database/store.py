@@ -25,6 +25,7 @@ from incident.adapters.database.clusters import ClusterRows
 from incident.adapters.database.databases import Database
 from incident.adapters.database.maintenances import MaintenanceRows
 from incident.adapters.database.occurrences import OccurrenceRows, to_occurrence
+from incident.adapters.database.verifications import VerificationRows
 from incident.domain.alerts import AlertGroup, AlertRecord
 from incident.domain.errors import Conflict, NotFound
 from incident.domain.follow_ups import FollowUp
@@ -96,11 +97,12 @@ def _like_escaped(text: str) -> str:
     )
 
 
-class SqlTransaction(OccurrenceRows, MaintenanceRows, CaseRows, ClusterRows):
+class SqlTransaction(OccurrenceRows, MaintenanceRows, CaseRows, ClusterRows, VerificationRows):
     """The `Transaction` port on one SQLAlchemy session (one database transaction): the
     step occurrences (`OccurrenceRows`), the status page's maintenance windows
     (`MaintenanceRows`), support cases (`CaseRows`), their clusters and the incidents
-    proposed from them (`ClusterRows`), and incidents, their timeline,
+    proposed from them (`ClusterRows`), account-ownership verifications
+    (`VerificationRows`), and incidents, their timeline,
     follow-ups, alert groups and the small housekeeping tables here.
     """
 

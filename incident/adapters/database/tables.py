@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -429,6 +438,71 @@ class CandidateRow(SQLModel, table=True):
     decided_at: datetime | None = _at()
     note: str | None = Field(default=None, sa_column=Column(Text))
     incident_id: int | None = None
+
+
+class VerificationRow(SQLModel, table=True):
+    """An account-ownership verification (incident.domain.verification.Verification); its
+    proofs, approvals and decision as JSON, the files' bytes in `verification_files`."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_queue", "status", "opened_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=100, unique=True)  # one per helpdesk ticket
+    customer_id: str = Field(max_length=100, index=True)
+    case_id: int | None = None
+    account_value: str = Field(max_length=40)  # decimal text: exact on every database
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    need: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    opened_at: datetime = _at(nullable=False)
+    opened_by: str
+    two_managers: bool = False
+    status: str = Field(max_length=32)
+    proofs: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    collected_by: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    proof_complete_at: datetime | None = _at()
+    approvals: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = _at()
+    final_notice_at: datetime | None = _at()
+    closed_at: datetime | None = _at()
+
+
+class VerificationFileRow(SQLModel, table=True):
+    """A proof file's bytes, by content hash; `data` emptied when purged (the hash, type and
+    size stay with the proof for the record)."""
+
+    __tablename__ = "verification_files"
+    __table_args__ = (UniqueConstraint("verification_id", "sha256", name="uq_verification_file"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    verification_id: int = Field(foreign_key="verifications.id")
+    sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=100)
+    size: int
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    stored_at: datetime = _at(nullable=False)
+    purged_at: datetime | None = _at()
+
+
+class VerificationTimelineRow(SQLModel, table=True):
+    __tablename__ = "verification_timeline"
+    __table_args__ = (Index("ix_verification_timeline_at", "verification_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    verification_id: int = Field(foreign_key="verifications.id")
+    at: datetime = _at(nullable=False)
+    kind: str = Field(max_length=40)
+    actor: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    step_id: str | None = None
+    occurrence: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 # Every table above: what migrations compare the database with.
