@@ -43,7 +43,16 @@ from incident.services.engine import StepReport, SubjectKinds
 from incident.services.incident_steps import IncidentSteps
 from incident.services.incidents import Runtime
 from incident.services.patterns import Patterns
-from incident.services.ports import Chat, Effects, Messenger, Notifier, Pager, StatusPage
+from incident.services.ports import (
+    AccountSystem,
+    Board,
+    Chat,
+    Effects,
+    Messenger,
+    Notifier,
+    Pager,
+    StatusPage,
+)
 
 # How long readiness waits for its probe write: far longer than writes queue for in an alert
 # storm (a few hundred ms), far shorter than a writer waits for another process's write
@@ -203,6 +212,8 @@ async def build(
         "email": "outbox",
         "status_page": "outbox",
         "customers": "outbox",
+        "board": "outbox",
+        "accounts": "outbox (tasks)",
     }
     if effects is None:
         pager: Pager = outbox
@@ -214,10 +225,15 @@ async def build(
             status_page = _statuspage(settings, database, clock, vendor_tls, closers)
             live["status_page"] = f"Statuspage ({settings.statuspage_api_url})"
         chat: Chat = outbox
+        board: Board = outbox
         slack: SlackChat | None = None
         if settings.slack_bot_token:
-            chat = slack = await _slack(settings, database, clock, closers)
-            live["chat"] = f"Slack ({settings.slack_api_url})"
+            chat = board = slack = await _slack(settings, database, clock, closers)
+            live["chat"] = live["board"] = f"Slack ({settings.slack_api_url})"
+        accounts: AccountSystem = outbox
+        if settings.account_webhook_url:
+            accounts = _account_webhook(settings, clock, vendor_tls, outbox, closers)
+            live["accounts"] = f"outbox (tasks) and signed webhook ({accounts_url(settings)})"
         notifier = _notifier(
             settings,
             database,
@@ -235,6 +251,8 @@ async def build(
             status_page=status_page,
             customers=outbox,
             renderer=JinjaRenderer(settings.comms_dir),
+            board=board,
+            accounts=accounts,
             fallback_chat=outbox if chat is not outbox else None,
         )
     else:
@@ -376,6 +394,41 @@ def _statuspage(
         # Statuspage allows about one request per second per API key: queue, don't fail.
         spacing=RequestSpacing(clock, interval=1.0),
         cancelled_incidents=settings.cancelled_incidents,
+    )
+
+
+def accounts_url(settings: Settings) -> str:
+    """The account webhook's URL as it may be shown (no credentials or query)."""
+    from incident.adapters.vendors.account_webhook import shown_url
+
+    assert settings.account_webhook_url is not None
+    return shown_url(settings.account_webhook_url)
+
+
+def _account_webhook(
+    settings: Settings,
+    clock: Clock,
+    tls: ssl.SSLContext | None,
+    outbox: Outbox,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> AccountSystem:
+    import httpx
+
+    from incident.adapters.vendors.account_webhook import AccountWebhook
+
+    assert settings.account_webhook_url is not None
+    assert settings.account_webhook_secret is not None
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0), verify=tls if tls is not None else True
+    )
+    closers.append(http.aclose)
+    return AccountWebhook(
+        client=http,
+        url=settings.account_webhook_url,
+        secret=settings.account_webhook_secret,
+        clock=clock,
+        record=outbox,  # every instruction is a task people see, sent or not
+        allow_http=settings.account_webhook_allow_http,
     )
 
 

@@ -70,6 +70,9 @@ KNOWN_KEYS = frozenset(
         "pagerduty_escalation_policies",
         "smtp_url",
         "smtp_from",
+        "account_webhook_url",
+        "account_webhook_secret",
+        "account_webhook_allow_http",
         "company_name",
         "status_page_name",
         "components",
@@ -151,6 +154,12 @@ class Settings:
     # E-mail: `email:` destinations go through this server, from `smtp_from`.
     smtp: SmtpServer | None = None
     smtp_from: str | None = None  # `Name <address>` or `address`, checked
+    # The account system: account instructions are POSTed to this URL, signed with the secret
+    # (HMAC-SHA256, see adapters/vendors/account_webhook.py); https:// only, unless
+    # `account_webhook_allow_http` (a local receiver in tests or development).
+    account_webhook_url: str | None = None
+    account_webhook_secret: str | None = field(default=None, repr=False)
+    account_webhook_allow_http: bool = False
     # Our company's name, in e-mail subjects (`[Acme] [INC-12 P1] ...`) and signatures.
     company_name: str = "Service"
     # The built-in public status page: its name and the components it lists.
@@ -174,6 +183,7 @@ class Settings:
             self.statuspage_api_key,
             self.pagerduty_routing_key,
             self.pagerduty_api_token,
+            self.account_webhook_secret,
             *(t.token for t in self.api_tokens),
         ]
         if self.smtp is not None and self.smtp.password:
@@ -386,6 +396,7 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
             "Incidents <incidents@example.com>",
         )
     return {
+        **_account_webhook(source),
         "smtp": smtp,
         "smtp_from": _mailbox(from_where, smtp_from) if smtp_from is not None else None,
         "pagerduty_routing_key": routing_key,
@@ -409,6 +420,54 @@ def _vendors(source: _Source, defaults: Settings) -> dict[str, Any]:
             *source.raw("statuspage_components"), what="service:component_id"
         ),
     }
+
+
+ACCOUNT_WEBHOOK_SECRET_MIN = 32  # characters: a signing key worth its name
+
+
+def _account_webhook(source: _Source) -> dict[str, Any]:
+    """INCIDENT_ACCOUNT_WEBHOOK_URL and _SECRET (both or neither), and _ALLOW_HTTP."""
+    allow_http = _flag(*source.text("account_webhook_allow_http", None))
+    url_where, url = source.text("account_webhook_url", None)
+    secret = source.credential("account_webhook_secret")
+    if (url is None) != (secret is None):
+        raise InvalidValue(
+            f"{ENV_PREFIX}ACCOUNT_WEBHOOK_SECRET",
+            "set both INCIDENT_ACCOUNT_WEBHOOK_URL and INCIDENT_ACCOUNT_WEBHOOK_SECRET, or "
+            "neither (without them, account instructions are kept in the outbox only)",
+        )
+    if url is not None:
+        shown = _without_password(url)
+        if not url.startswith(("https://", "http://")) or not urlsplit(url).hostname:
+            raise InvalidValue(url_where, f"{shown!r} must be an https:// URL")
+        if url.startswith("http://") and not allow_http:
+            raise InvalidValue(
+                url_where,
+                f"{shown!r} is plain http: instructions about customers' accounts go over "
+                "https:// only (set INCIDENT_ACCOUNT_WEBHOOK_ALLOW_HTTP=true for a local "
+                "receiver in tests or development)",
+            )
+    if secret is not None and len(secret) < ACCOUNT_WEBHOOK_SECRET_MIN:
+        raise InvalidValue(
+            f"{ENV_PREFIX}ACCOUNT_WEBHOOK_SECRET",
+            f"is {len(secret)} characters; give at least {ACCOUNT_WEBHOOK_SECRET_MIN} "
+            "(random, shared with the account system only)",
+        )
+    return {
+        "account_webhook_url": url,
+        "account_webhook_secret": secret,
+        "account_webhook_allow_http": allow_http,
+    }
+
+
+def _flag(where: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise InvalidValue(where, f"{value!r}: use true or false")
 
 
 def parse_smtp_url(value: str, *, where: str) -> SmtpServer:

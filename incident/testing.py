@@ -9,6 +9,7 @@ real-time loop calls.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ class Sent:
 
     at: datetime  # on the recorder's clock (the SystemClock in the benches: wall time)
     port: str  # pager, pager.acknowledge, pager.resolve, chat.open, chat.post, chat.refresh,
-    # notifier, messenger, status_page, status_page.withdraw, customers
+    # notifier, messenger, status_page, status_page.withdraw, customers, board (its first
+    # post), accounts
     key: str
     subject: SubjectRef  # what it was about: an incident, or another kind's subject
     target: str
@@ -53,7 +55,8 @@ class Sent:
 
 @dataclass
 class RecordingEffects:
-    """All five effect ports in one recorder, and Messenger, with scriptable faults.
+    """Every effect port in one recorder (Messenger, Board and AccountSystem too), with
+    scriptable faults.
 
     Like a real vendor, it honours idempotency keys: a second send with a key already seen
     is counted in `attempts` (so tests see retries) but produces no second effect in
@@ -73,6 +76,14 @@ class RecordingEffects:
     takes: float = 0.0  # seconds on `clock` each call takes (virtual time: it moves it)
     rota: dict[str, list[OnCall]] = field(default_factory=dict)  # tier -> who is on call
     greetings: dict[int, str] = field(default_factory=dict)  # incident -> its greeting now
+    # Board: key -> every text its message said, in order (a call with the text it says
+    # already adds nothing), and how many times each key's message was posted and edited:
+    # "edited in place, not re-posted" is `board_posts[key] == 1`.
+    shown: dict[str, list[str]] = field(default_factory=dict)
+    board_posts: Counter[str] = field(default_factory=Counter)
+    board_edits: Counter[str] = field(default_factory=Counter)
+    # AccountSystem: key -> the instruction handed over (once per key, as the receiver keeps it).
+    instructions: dict[str, Mapping[str, object]] = field(default_factory=dict)
     # Indexes of `sends`, kept as they grow, so a benchmark's thousands of sends stay cheap.
     _by_key: dict[str, Sent] = field(default_factory=dict, init=False, repr=False)
     _firsts: dict[str, dict[int, Sent]] = field(default_factory=dict, init=False, repr=False)
@@ -86,6 +97,8 @@ class RecordingEffects:
             status_page=self,
             customers=self,
             renderer=renderer,
+            board=self,
+            accounts=self,
         )
 
     def keys(self) -> list[str]:
@@ -119,12 +132,23 @@ class RecordingEffects:
     def _send(
         self, port: str, key: str, about: Incident | SubjectRef, target: str, body: str
     ) -> None:
+        self._may_fail(port, key)
+        self._take_effect(port, key, about, target, body)
+        self._may_crash(key)
+
+    def _may_fail(self, port: str, key: str) -> None:
+        """Count the attempt; raise VendorDown if scripted to fail before taking effect."""
         self.attempts[key] += 1
         if self.fail_next > 0:
             self.fail_next -= 1
             raise VendorDown(f"{port} unavailable (scripted)")
         if self.fail_when is not None and self.fail_when(key):
             raise VendorDown(f"{port} unavailable for {key} (scripted)")
+
+    def _take_effect(
+        self, port: str, key: str, about: Incident | SubjectRef, target: str, body: str
+    ) -> None:
+        """Record the first effect of `key` (later ones of the same key change nothing)."""
         if isinstance(about, Incident):
             assert about.id is not None
             about = SubjectRef.incident(about.id)
@@ -135,6 +159,9 @@ class RecordingEffects:
             if sent.incident_id is not None:
                 self._firsts.setdefault(port, {}).setdefault(sent.incident_id, sent)
             self._sent_one.set()
+
+    def _may_crash(self, key: str) -> None:
+        """Raise SimulatedCrash if scripted to 'die' after taking effect."""
         if self.crash_after_next > 0:
             self.crash_after_next -= 1
             raise SimulatedCrash(key)
@@ -218,6 +245,30 @@ class RecordingEffects:
     ) -> None:
         await self._hold(key)
         self._send("customers", key, incident, "customers", body)
+
+    async def show(self, *, about: Topic, destination: str, text: str, key: str) -> None:
+        """The message of `key`: posted the first time (a `board` send), then edited in
+        place, each new text appended to `shown[key]`; the same text again changes nothing."""
+        await self._hold(key)
+        self._may_fail("board", key)
+        versions = self.shown.setdefault(key, [])
+        if not versions:
+            self.board_posts[key] += 1
+            versions.append(text)
+            self._take_effect("board", key, about.subject, destination, text)
+        elif versions[-1] != text:
+            self.board_edits[key] += 1
+            versions.append(text)
+            self._sent_one.set()
+        self._may_crash(key)
+
+    async def instruct(self, *, about: Topic, instruction: Mapping[str, object], key: str) -> None:
+        await self._hold(key)
+        self._may_fail("accounts", key)
+        self.instructions.setdefault(key, dict(instruction))
+        body = json.dumps(instruction, sort_keys=True, default=str)
+        self._take_effect("accounts", key, about.subject, "account system", body)
+        self._may_crash(key)
 
 
 # --- the virtual-time loop ---------------------------------------------------------------------

@@ -444,6 +444,20 @@ def integrations(settings: Settings) -> list[str]:
             else "e-mail: outbox (set INCIDENT_SMTP_URL and INCIDENT_SMTP_FROM to send it)"
         ),
         "customer messages: outbox (kept in the database; see `incident outbox`)",
+        (
+            "messages kept up to date (verification cases' board): Slack, one message per "
+            "case edited in place"
+            if settings.slack_bot_token
+            else "messages kept up to date (verification cases' board): outbox, one record "
+            "per message (set INCIDENT_SLACK_BOT_TOKEN for Slack)"
+        ),
+        (
+            "account instructions: outbox tasks, and a signed webhook to "
+            f"{bootstrap.accounts_url(settings)}"
+            if settings.account_webhook_url
+            else "account instructions: outbox tasks only (set INCIDENT_ACCOUNT_WEBHOOK_URL "
+            "and INCIDENT_ACCOUNT_WEBHOOK_SECRET for an account system's webhook)"
+        ),
         f"REST API and alert webhooks: {len(settings.api_tokens)} token(s)"
         + (f" ({', '.join(roles)})" if roles else "; set INCIDENT_API_TOKENS to allow calls"),
         "Slack slash commands: "

@@ -174,6 +174,28 @@ class Messenger(Protocol):
         ...
 
 
+class Board(Protocol):
+    """A message kept up to date: one per `key`, edited in place as its subject changes (a
+    verification case's status, the proof asked for and received ...), never posted again."""
+
+    async def show(self, *, about: Topic, destination: str, text: str, key: str) -> None:
+        """Make the message of `key` at `destination` (`chat:#channel`) say `text`: posted
+        by the first call for `key`, edited in place by every later one (nothing sent when
+        it says `text` already, as far as the adapter knows). A retry after a crash anywhere
+        in a call leaves one message, not two."""
+        ...
+
+
+class AccountSystem(Protocol):
+    """Whoever changes customers' accounts: told what to change (an account-ownership
+    decision's instruction), as a task people see and, when configured, a signed webhook."""
+
+    async def instruct(self, *, about: Topic, instruction: Mapping[str, object], key: str) -> None:
+        """Hand over `instruction` (JSON-able) about `about` once per `key`: a retried call
+        delivers it again under the same key, which the receiver recognises."""
+        ...
+
+
 class StatusPage(Protocol):
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
         """Show the incident on the public status page with this status and text."""
@@ -209,6 +231,8 @@ class Effects:
     status_page: StatusPage
     customers: CustomerComms
     renderer: Renderer
+    board: Board  # messages kept up to date (a verification case's, in a management channel)
+    accounts: AccountSystem  # instructions for whoever changes customers' accounts
     # Where the commander hears that a step gave up when `chat` itself is what fails.
     fallback_chat: Chat | None = None
 

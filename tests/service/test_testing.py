@@ -14,7 +14,7 @@ from incident import bootstrap
 from incident.adapters.files.templates import JinjaRenderer
 from incident.bootstrap import Container
 from incident.clock import FakeClock
-from incident.config import Settings
+from incident.config import PROJECT_ROOT, Settings
 from incident.domain.incident import Incident, Severity, Status, war_room_name
 from incident.domain.records import SubjectRef
 from incident.services import incidents as uc
@@ -217,3 +217,38 @@ async def test_the_loop_stops_with_an_error_when_a_due_step_is_held_by_another_r
             gate.set()
             await holder.close()
             await other.close()
+
+
+async def test_the_board_records_each_version_and_counts_posts_and_edits(
+    vendor: RecordingEffects,
+) -> None:
+    about = Topic(SubjectRef("verification", 3), T0, "VER-3")
+    show = vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")).board.show
+    await show(about=about, destination="chat:#verify", text="opened", key="v3/board")
+    await show(about=about, destination="chat:#verify", text="opened", key="v3/board")
+    vendor.crash_after_next = 1  # the edit took effect, then the process died
+    with pytest.raises(SimulatedCrash):
+        await show(about=about, destination="chat:#verify", text="proof asked", key="v3/board")
+    await show(about=about, destination="chat:#verify", text="proof asked", key="v3/board")
+    vendor.fail_next = 1  # failed before taking effect: nothing recorded
+    with pytest.raises(VendorDown):
+        await show(about=about, destination="chat:#verify", text="lost", key="v3/board")
+    await show(about=about, destination="chat:#verify", text="proof received", key="v3/board")
+    assert vendor.shown == {"v3/board": ["opened", "proof asked", "proof received"]}
+    # Edited in place, not re-posted.
+    assert vendor.board_posts["v3/board"] == 1 and vendor.board_edits["v3/board"] == 2
+    [posted] = vendor.sends
+    assert (posted.port, posted.target, posted.body) == ("board", "chat:#verify", "opened")
+
+
+async def test_account_instructions_are_recorded_once_per_key(vendor: RecordingEffects) -> None:
+    about = Topic(SubjectRef("verification", 3), T0, "VER-3")
+    accounts = vendor.effects(JinjaRenderer(PROJECT_ROOT / "comms")).accounts
+    vendor.crash_after_next = 1
+    with pytest.raises(SimulatedCrash):
+        await accounts.instruct(about=about, instruction={"action": "lock"}, key="v3/instruct")
+    await accounts.instruct(about=about, instruction={"action": "lock"}, key="v3/instruct")
+    assert vendor.instructions == {"v3/instruct": {"action": "lock"}}
+    assert vendor.attempts["v3/instruct"] == 2
+    [sent] = vendor.sends
+    assert sent.port == "accounts" and sent.subject == SubjectRef("verification", 3)

@@ -312,3 +312,64 @@ def test_unknown_incident_variables_are_named_with_the_likely_setting() -> None:
         "INCIDENT_DATABSE_URL is not a setting and is ignored; did you mean INCIDENT_DATABASE_URL?",
         "INCIDENT_WHATEVER is not a setting and is ignored",
     ]
+
+
+WEBHOOK_SECRET = "whsec-" + "s3cr3t" * 6
+
+
+def test_the_account_webhook_takes_an_https_url_and_a_secret_kept_secret() -> None:
+    assert load_settings({}).account_webhook_url is None
+    settings = load_settings(
+        {
+            "INCIDENT_ACCOUNT_WEBHOOK_URL": "https://accounts.example.com/hooks/incident",
+            "INCIDENT_ACCOUNT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+    )
+    assert settings.account_webhook_url == "https://accounts.example.com/hooks/incident"
+    assert settings.account_webhook_secret == WEBHOOK_SECRET
+    assert settings.account_webhook_allow_http is False
+    assert WEBHOOK_SECRET in settings.secrets() and WEBHOOK_SECRET not in repr(settings)
+    local = load_settings(
+        {
+            "INCIDENT_ACCOUNT_WEBHOOK_URL": "http://127.0.0.1:9000/hook",
+            "INCIDENT_ACCOUNT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "INCIDENT_ACCOUNT_WEBHOOK_ALLOW_HTTP": "true",
+        }
+    )
+    assert local.account_webhook_allow_http is True
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"INCIDENT_ACCOUNT_WEBHOOK_URL": "https://a.example.com/h"}, "set both"),
+        ({"INCIDENT_ACCOUNT_WEBHOOK_SECRET": WEBHOOK_SECRET}, "set both"),
+        (
+            {
+                "INCIDENT_ACCOUNT_WEBHOOK_URL": "http://a.example.com/h",
+                "INCIDENT_ACCOUNT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
+            "ALLOW_HTTP",
+        ),
+        (
+            {
+                "INCIDENT_ACCOUNT_WEBHOOK_URL": "ftp://a.example.com/h",
+                "INCIDENT_ACCOUNT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
+            "https://",
+        ),
+        (
+            {
+                "INCIDENT_ACCOUNT_WEBHOOK_URL": "https://a.example.com/h",
+                "INCIDENT_ACCOUNT_WEBHOOK_SECRET": "short-s3cr3t",
+            },
+            "at least 32",
+        ),
+        ({"INCIDENT_ACCOUNT_WEBHOOK_ALLOW_HTTP": "maybe"}, "true or false"),
+    ],
+)
+def test_bad_account_webhook_settings_say_what_to_write(environ: dict[str, str], said: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        load_settings(environ)
+    assert said in str(caught.value)
+    assert "short-s3cr3t" not in str(caught.value) and WEBHOOK_SECRET not in str(caught.value)

@@ -9,7 +9,8 @@ case's mail when no SMTP server is configured).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,7 +68,8 @@ class OutboxMessage:
 
 
 class Outbox:
-    """Implements Pager, Chat, Notifier, Messenger, StatusPage and CustomerComms."""
+    """Implements Pager, Chat, Notifier, Messenger, StatusPage, CustomerComms, Board and
+    AccountSystem."""
 
     def __init__(
         self, database: Database, clock: Clock, *, conference_url_template: str | None = None
@@ -88,7 +90,7 @@ class Outbox:
         replace: bool = False,
     ) -> None:
         """Keep one effect, once per `key`; `replace`: a message edited in place (the
-        greeting), whose record follows its latest text."""
+        greeting, a board's message), whose record follows its latest text."""
         values = {
             "idempotency_key": key,
             "subject_kind": about.kind,
@@ -248,6 +250,35 @@ class Outbox:
                 body=body,
             )
 
+    # --- Board ------------------------------------------------------------------------------
+
+    async def show(self, *, about: Topic, destination: str, text: str, key: str) -> None:
+        """One record per `key` (its subject line says so), whose text follows every call:
+        what the message kept up to date would say now."""
+        await self._record(
+            key=key,
+            about=about.subject,
+            channel="chat",
+            destination=destination,
+            subject=BOARD_SUBJECT,
+            body=text,
+            replace=True,
+        )
+
+    # --- AccountSystem ---------------------------------------------------------------------
+
+    async def instruct(self, *, about: Topic, instruction: Mapping[str, object], key: str) -> None:
+        """Keep the instruction as a task for whoever changes accounts, once per `key`: the
+        JSON the account system's webhook would receive (`account_task`)."""
+        await self._record(
+            key=account_task_key(key),
+            about=about.subject,
+            channel="account",
+            destination="account-system",
+            subject=f"account instruction about {about.label}",
+            body=json.dumps(instruction, sort_keys=True, indent=2, default=str),
+        )
+
     # --- StatusPage ------------------------------------------------------------------------
 
     async def publish(self, *, incident: Incident, status: Status, body: str, key: str) -> None:
@@ -340,6 +371,14 @@ class Outbox:
 def _subject(incident: Incident) -> SubjectRef:
     assert incident.id is not None
     return SubjectRef.incident(incident.id)
+
+
+BOARD_SUBJECT = "kept up to date (edited in place)"
+
+
+def account_task_key(key: str) -> str:
+    """The outbox record of an account instruction: apart from any message of that key."""
+    return f"{key}#account-task"
 
 
 def greeting_key(incident: Incident) -> str:

@@ -37,8 +37,9 @@ the bot token (see `slack_api`).
 The parts, each a small class `SlackChat` holds: `slack_api.SlackApi` (one call and the
 bounded retry), `slack_directory.SlackDirectory` (our bot user, people, channels by name),
 `slack_war_room.SlackWarRooms` (the channel, its topic, members and bookmarks),
-`slack_messages.SlackMessages` (a message once per key) and `slack_messages.SlackGreeting`
-(the pinned greeting). `SlackChat` is the Chat port (and Notifier and Messenger for
+`slack_messages.SlackMessages` (a message once per key), `slack_messages.SlackGreeting`
+(the pinned greeting) and `slack_board.SlackBoard` (messages kept up to date, the Board
+port). `SlackChat` is the Chat port (and Notifier and Messenger for
 `chat:`) on them.
 """
 
@@ -61,6 +62,7 @@ from incident.adapters.vendors.slack_api import (
     log,
     slack_client,
 )
+from incident.adapters.vendors.slack_board import SlackBoard
 from incident.adapters.vendors.slack_directory import SlackDirectory
 from incident.adapters.vendors.slack_messages import (
     EVENT_TYPE,
@@ -119,8 +121,8 @@ class SlackWarRoom(WarRoom):
 
 
 class SlackChat:
-    """Implements Chat (and Notifier and Messenger for `chat:` destinations) with Slack's
-    Web API.
+    """Implements Chat (and Notifier, Messenger and Board for `chat:` destinations) with
+    Slack's Web API.
 
     It is handed its client (see `slack_client`; whoever made it closes its session) and
     switches off the client's own retrying: this adapter's bounded retry replaces it.
@@ -146,6 +148,7 @@ class SlackChat:
         self._rooms = SlackWarRooms(api=api, directory=self._directory, refs=refs)
         self._messages = SlackMessages(api=api, refs=refs, clock=clock)
         self._greeting = SlackGreeting(api=api, messages=self._messages, refs=refs)
+        self._board = SlackBoard(messages=self._messages, refs=refs)
         self._conference_url_template = conference_url_template
         self._status_page_url = status_page_url
         self._runbook_url = runbook_url
@@ -243,6 +246,24 @@ class SlackChat:
         if channel is None:
             return [], []
         return await self._rooms.invite(channel, people, incident_id=incident_id)
+
+    # --- Board ---------------------------------------------------------------------------------
+
+    async def show(self, *, about: Topic, destination: str, text: str, key: str) -> None:
+        """Keep the one message of `key` about `about` at `destination` (a `chat:`
+        destination, as `send` takes) saying `text` (plain text, escaped whole for mrkdwn as
+        `send` escapes): posted once, then edited in place (see `slack_board`)."""
+        if not destination.startswith(PREFIX):
+            raise ValueError(f"SlackChat keeps chat: messages only, not {destination}")
+        target = destination.removeprefix(PREFIX)
+        channel = (
+            await self._open_war_room_of(about)
+            if target == WAR_ROOM
+            else await self._destination(about.subject, target)
+        )
+        await self._board.show(
+            subject=about.subject, channel=channel, text=escape(text), key=key, where=destination
+        )
 
     # --- Notifier and Messenger (chat destinations) -------------------------------------------
 

@@ -57,14 +57,14 @@ class SlackMessages:
         whether this call posted it (False: an earlier attempt did, perhaps with another
         text)."""
         incident_id = logged_id(subject)
-        done_name = _ref_name("msg", key)
+        done_name = ref_name("msg", key)
         done = await self._refs.find(subject.id, VENDOR, done_name, kind=subject.kind)
         if done is not None:
             return done, False
         started = self._clock.now().timestamp()
         intent = f"{started:.6f}/{uuid.uuid4().hex}"
         stored = await self._refs.remember(
-            subject.id, VENDOR, _ref_name("try", key), intent, kind=subject.kind
+            subject.id, VENDOR, ref_name("try", key), intent, kind=subject.kind
         )
         # An intent stored before ours: an earlier run may have posted and then died.
         maybe_posted = stored != intent
@@ -114,6 +114,28 @@ class SlackMessages:
             },
         )
         return ts, posted
+
+    async def edit(
+        self, channel: str, ts: str, text: str, *, operation: str, incident_id: int | None
+    ) -> bool:
+        """Edit our message `ts` to say `text`; False if it is gone (deleted by someone).
+        Editing to the text it has already is harmless: a retried edit changes nothing."""
+        data = await self._api.call_retrying(
+            operation,
+            "chat.update",
+            partial(
+                self._api.client.chat_update,
+                channel=channel,
+                ts=ts,
+                text=fit(text),
+                # chat.update's default is `client`, not chat.postMessage's `none`: without
+                # it an edit would be formatted otherwise than the message it replaces.
+                parse="none",
+            ),
+            accept=("message_not_found",),
+            incident_id=incident_id,
+        )
+        return data.get("ok") is True
 
     async def _find_posted(
         self, channel: str, key: str, subject: SubjectRef, *, since: float
@@ -217,23 +239,9 @@ class SlackGreeting:
         return generation, ts
 
     async def _edit(self, channel: str, ts: str, text: str, *, incident_id: int) -> bool:
-        """Edit our message `ts` to say `text`; False if it is gone (deleted by someone)."""
-        data = await self._api.call_retrying(
-            "greeting edit",
-            "chat.update",
-            partial(
-                self._api.client.chat_update,
-                channel=channel,
-                ts=ts,
-                text=fit(text),
-                # chat.update's default is `client`, not chat.postMessage's `none`: without
-                # it an edit would be formatted otherwise than the message it replaces.
-                parse="none",
-            ),
-            accept=("message_not_found",),
-            incident_id=incident_id,
+        return await self._messages.edit(
+            channel, ts, text, operation="greeting edit", incident_id=incident_id
         )
-        return data.get("ok") is True
 
     async def _pin(self, channel: str, ts: str, *, incident_id: int) -> bool:
         """Pin our message `ts` (already pinned is done); False if it is gone."""
@@ -286,7 +294,7 @@ def _carries(message: Any, key: str, subject: SubjectRef) -> bool:
     return all(payload.get(field) == names.get(field) for field in ("incident", "subject"))
 
 
-def _ref_name(prefix: str, key: str) -> str:
+def ref_name(prefix: str, key: str) -> str:
     """A VendorRefs name for a key; long keys are hashed to fit the column."""
     name = f"{prefix}:{key}"
     if len(name) <= REF_NAME_LIMIT:
