@@ -22,6 +22,8 @@ from incident.domain.records import (
     TimelineEntry,
 )
 from incident.domain.status_page import Maintenance
+from incident.domain.verification import Verification, VerificationStatus
+from incident.domain.verification_proof import FileProof
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,35 @@ class Transaction(Protocol):
     ) -> list[Candidate]:
         """Newest first."""
         ...
+
+    # Account-ownership verifications (incident.domain.verification) and their proof files.
+    def add_verification(self, verification: Verification) -> int:
+        """Store a new verification; Conflict when its ticket has one already."""
+        ...
+
+    def get_verification(self, verification_id: int, *, lock: bool = False) -> Verification: ...
+    def save_verification(self, verification: Verification) -> None: ...
+    def list_verifications(
+        self, *, statuses: Sequence[VerificationStatus] = (), limit: int = 100
+    ) -> list[Verification]:
+        """The longest-waiting first."""
+        ...
+
+    def store_proof_file(
+        self, verification_id: int, proof: FileProof, data: bytes, *, at: datetime
+    ) -> None:
+        """Keep a proof file's bytes under its content hash (once per verification)."""
+        ...
+
+    def proof_file(self, verification_id: int, sha256: str) -> bytes | None:
+        """A proof file's bytes; None once purged (or never stored)."""
+        ...
+
+    def purge_proof_files(self, verification_id: int, *, now: datetime) -> None: ...
+    def append_verification_timeline(
+        self, verification_id: int, entries: Sequence[TimelineEntry]
+    ) -> None: ...
+    def verification_timeline(self, verification_id: int) -> list[TimelineEntry]: ...
 
     # Step occurrences, of any kind of subject (`SubjectRef`: incident 7, case 12, ...).
     def step_history(self, subject: SubjectRef) -> dict[str, StepHistory]: ...
