@@ -22,6 +22,7 @@ from incident.adapters.database.wakeups import LocalSignal, PostgresSignal
 from incident.adapters.files.playbook_files import load_playbooks
 from incident.adapters.files.support_files import load_support, support_directory
 from incident.adapters.files.templates import DOCUMENT_SUFFIX, JinjaRenderer
+from incident.adapters.files.verification_files import load_verification
 from incident.adapters.vendors.outbox import Outbox
 from incident.clock import Clock, SystemClock
 from incident.redaction import Redactor
@@ -53,6 +54,7 @@ from incident.services.ports import (
     Pager,
     StatusPage,
 )
+from incident.services.verifications import Verifications
 
 # How long readiness waits for its probe write: far longer than writes queue for in an alert
 # storm (a few hundred ms), far shorter than a writer waits for another process's write
@@ -72,6 +74,7 @@ class Container:
     documents: JinjaRenderer  # the timeline and postmortem documents (comms/*.md.j2)
     support: Support  # what the support cases' use cases work with
     patterns: Patterns  # clusters of cases and the incidents proposed from them
+    verifications: Verifications  # account-ownership verifications
     live: dict[str, str] = field(default_factory=dict)  # port -> what serves it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -278,6 +281,11 @@ async def build(
     # Every production notifier also sends about any subject; a test's recorder may not.
     messenger = effects.notifier if isinstance(effects.notifier, Messenger) else outbox
     patterns = Patterns(support, support_playbook.patterns)
+    verifications = Verifications(
+        # A support playbook made by hand (tests) has none: the shipped policy.
+        support,
+        support_playbook.verification or load_verification(PROJECT_ROOT / "playbooks", []),
+    )
     kinds = SubjectKinds(
         IncidentSteps(runtime, effects, base_url=settings.base_url),
         CaseSteps(
@@ -310,6 +318,7 @@ async def build(
         documents=JinjaRenderer(settings.comms_dir, suffix=DOCUMENT_SUFFIX),
         support=support,
         patterns=patterns,
+        verifications=verifications,
         live=live,
         closers=closers,
     )

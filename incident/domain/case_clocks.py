@@ -31,6 +31,7 @@ from incident.domain.case_routing import Level, Urgency
 from incident.domain.lifecycle import Severity
 from incident.domain.patterns import PatternRules
 from incident.domain.planning import NO_HISTORY, PlannedOccurrence, StepHistory, Stop, Verdict
+from incident.domain.verification_policy import VerificationPolicy
 
 
 class CaseAnchor(StrEnum):
@@ -302,6 +303,9 @@ class SupportPlaybook:
     on_incident_resolved: CaseStatus = CaseStatus.RESOLVED
     # When many customers' cases make an incident candidate (patterns.yaml).
     patterns: PatternRules = field(default_factory=PatternRules)
+    # Account-ownership verifications (verification.yaml); None: not loaded (tests that
+    # build a playbook by hand).
+    verification: VerificationPolicy | None = None
 
     def step(self, step_id: str) -> CaseStep | None:
         return self._by_id.get(step_id)

@@ -20,6 +20,7 @@ import yaml
 
 from incident.adapters.files.calendars import load_calendars
 from incident.adapters.files.pattern_files import load_patterns
+from incident.adapters.files.verification_files import load_verification
 from incident.domain.business_hours import BusinessCalendar
 from incident.domain.case import CaseStatus, Plan
 from incident.domain.case_clocks import (
@@ -114,6 +115,7 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
                     field="template",
                 )
     patterns = load_patterns(directory, problems)
+    verification = load_verification(directory, problems)
     if comms_dir is not None and not (comms_dir / CANDIDATE_TEMPLATE).is_file():
         clocks.add(f"no template {CANDIDATE_TEMPLATE} in {comms_dir}", field="template")
     if problems or ladder is None or on_resolved is None:
@@ -123,6 +125,7 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
         steps=tuple(steps),
         on_incident_resolved=on_resolved,
         patterns=patterns,
+        verification=verification,
     )
 
 
