@@ -54,6 +54,7 @@ from incident.services.ports import (
     Pager,
     StatusPage,
 )
+from incident.services.verification_steps import VerificationSteps
 from incident.services.verifications import Verifications
 
 # How long readiness waits for its probe write: far longer than writes queue for in an alert
@@ -293,6 +294,14 @@ async def build(
         ),
         CandidateSteps(
             support_playbook.patterns, messenger, effects.renderer, base_url=settings.base_url
+        ),
+        VerificationSteps(
+            verifications,
+            messenger=messenger,
+            board=effects.board,
+            accounts=effects.accounts,
+            renderer=effects.renderer,
+            base_url=settings.base_url,
         ),
     )
     engine = Engine(

@@ -148,6 +148,7 @@ class Verification:
     last_reminder_at: datetime | None = None
     final_notice_at: datetime | None = None
     closed_at: datetime | None = None
+    changed_at: datetime | None = None  # its latest change: the management message follows it
     events: list[TimelineEntry] = field(default_factory=list, repr=False, compare=False)
 
     # --- queries ---------------------------------------------------------------------------
@@ -361,6 +362,7 @@ class Verification:
             )
 
     def _record(self, at: datetime, kind: str, by: str, text: str) -> None:
+        self.changed_at = at
         self.events.append(TimelineEntry(at=at, kind=kind, actor=by, text=text))
 
 

@@ -169,6 +169,9 @@ class VerificationPolicy:
     high_value_eur: Decimal = Decimal(10000)
     # Recommended with every approved change: no withdrawal for this long after it.
     withdrawal_hold: timedelta = timedelta(hours=72)
+    # Where each verification's one message is kept up to date (`chat:#account-recovery`);
+    # None: only the outbox keeps it.
+    channel: str | None = None
 
     def needs_two_managers(self, account_value: Decimal) -> bool:
         return account_value >= self.high_value_eur

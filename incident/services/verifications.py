@@ -19,9 +19,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from incident.domain.access import Actor, Principal, actor_name
+from incident.domain.business_hours import BusinessCalendar
 from incident.domain.case_access import CaseRight, SupportRole
+from incident.domain.case_routing import Level
 from incident.domain.records import SubjectRef, TimelineEntry
 from incident.domain.verification import Verification
+from incident.domain.verification_clocks import plan, step
 from incident.domain.verification_policy import AccountState, Change, VerificationPolicy
 from incident.domain.verification_proof import (
     Proof,
@@ -88,6 +91,7 @@ async def open_verification(
         )
         verification_id = tx.add_verification(verification)
         tx.append_verification_timeline(verification_id, verification.events)
+        replan_verification(vs, tx, verification, now=now, new=True)
         return VerificationView(verification, list(verification.events))
 
     view = await vs.support.rt.store.run(work)
@@ -175,6 +179,26 @@ def check_request_fields(fields: Mapping[str, object]) -> None:
     refuse_personal_data(fields)
 
 
+# --- the plan --------------------------------------------------------------------------------
+
+
+def support_calendar(vs: Verifications) -> BusinessCalendar:
+    """The calendar business spans of verifications count in: the first support tier's."""
+    return vs.support.playbook.ladder[Level.TIER_1].calendar
+
+
+def replan_verification(
+    vs: Verifications, tx: Transaction, v: Verification, *, now: datetime, new: bool = False
+) -> None:
+    """Bring the verification's pending steps in line with its facts."""
+    assert v.id is not None
+    subject = verification_ref(v.id)
+    history = {} if new else tx.step_history(subject)
+    planned = plan(v, vs.policy, support_calendar(vs), history)
+    shapes = {p.step_id: shape for p in planned if (shape := step(p.step_id)) is not None}
+    tx.reconcile(subject, planned, shapes, now=now, new=new)
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -221,6 +245,7 @@ async def _change(
             also(tx, verification, now)
         tx.save_verification(verification)
         tx.append_verification_timeline(verification_id, verification.events)
+        replan_verification(vs, tx, verification, now=now)
         return VerificationView(verification, tx.verification_timeline(verification_id))
 
     view = await vs.support.rt.store.run(work)

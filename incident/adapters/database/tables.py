@@ -471,6 +471,7 @@ class VerificationRow(SQLModel, table=True):
     last_reminder_at: datetime | None = _at()
     final_notice_at: datetime | None = _at()
     closed_at: datetime | None = _at()
+    changed_at: datetime | None = _at()
 
 
 class VerificationFileRow(SQLModel, table=True):

@@ -47,6 +47,7 @@ _PLAIN = (
     "last_reminder_at",
     "final_notice_at",
     "closed_at",
+    "changed_at",
 )
 
 

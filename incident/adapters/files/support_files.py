@@ -20,7 +20,7 @@ import yaml
 
 from incident.adapters.files.calendars import load_calendars
 from incident.adapters.files.pattern_files import load_patterns
-from incident.adapters.files.verification_files import load_verification
+from incident.adapters.files.verification_files import load_verification, verification_templates
 from incident.domain.business_hours import BusinessCalendar
 from incident.domain.case import CaseStatus, Plan
 from incident.domain.case_clocks import (
@@ -116,8 +116,11 @@ def load_support(directory: Path, *, comms_dir: Path | None = None) -> SupportPl
                 )
     patterns = load_patterns(directory, problems)
     verification = load_verification(directory, problems)
-    if comms_dir is not None and not (comms_dir / CANDIDATE_TEMPLATE).is_file():
-        clocks.add(f"no template {CANDIDATE_TEMPLATE} in {comms_dir}", field="template")
+    if comms_dir is not None:
+        named = [CANDIDATE_TEMPLATE, *verification_templates(verification)]
+        for template in named:
+            if not (comms_dir / template).is_file():
+                clocks.add(f"no template {template} in {comms_dir}", field="template")
     if problems or ladder is None or on_resolved is None:
         raise InvalidPlaybook(problems)
     return SupportPlaybook(

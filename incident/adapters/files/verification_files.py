@@ -39,7 +39,7 @@ from incident.domain.verification_policy import (
 
 VERIFICATION_FILE = "verification.yaml"
 SHIPPED = PROJECT_ROOT / "playbooks" / "support" / VERIFICATION_FILE
-_KEYS = {"rules", "proof", "high_value_eur", "withdrawal_hold", "clocks"}
+_KEYS = {"rules", "proof", "high_value_eur", "withdrawal_hold", "clocks", "channel"}
 _RULE_KEYS = {"id", "why", "logged_in", *(f.value for f in Feature), *(k.value for k in NeedKind)}
 _PROOF_KEYS = {"content_types", "max_file_size", "min_proofs", "min_transactions", "retention"}
 _CLOCK_KEYS = {"reminders", "final_notice_after", "close_after"}
@@ -93,7 +93,17 @@ def _policy(document: Any) -> VerificationPolicy:
         clocks=_clocks(document.get("clocks", {})),
         high_value_eur=_amount(document.get("high_value_eur", 10000), "high_value_eur"),
         withdrawal_hold=_duration(document.get("withdrawal_hold", "72h"), "withdrawal_hold"),
+        channel=_channel(document.get("channel")),
     )
+
+
+def _channel(value: Any) -> str | None:
+    """The management channel whose one message follows each verification (`chat:#...`)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("chat:#") or len(value) < 7:
+        raise InvalidValue("channel", "give the management channel like chat:#account-recovery")
+    return value
 
 
 def _known(spec: Mapping[str, Any], keys: set[str], where: str) -> None:
@@ -282,3 +292,20 @@ def _check_order(clocks: VerificationClocks) -> None:
             "clocks",
             "reminders in order, then final_notice_after, then close_after, each later",
         )
+
+
+# What the verification steps send, besides the table's own templates (comms/verification/).
+STEP_TEMPLATES = (
+    "board",
+    "verification_reminder",
+    "verification_final_notice",
+    "verification_approved",
+    "verification_refused",
+    "verification_closed_unverified",
+)
+
+
+def verification_templates(policy: VerificationPolicy) -> list[str]:
+    """Every template a verification may send, as paths under comms/."""
+    named = {rule.need.template for rule in policy.rules if rule.need.template}
+    return [f"verification/{name}.txt.j2" for name in sorted(named | set(STEP_TEMPLATES))]

@@ -47,6 +47,7 @@ def upgrade() -> None:
         _at("last_reminder_at"),
         _at("final_notice_at"),
         _at("closed_at"),
+        _at("changed_at"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("reference"),
     )
