@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incident.adapters.database import statements as sql
 from incident.adapters.database.executors import TransactionRows
+from incident.adapters.database.timelines import entries_of, entry_rows
 from incident.domain.case import (
     Approval,
     Case,
@@ -129,34 +130,10 @@ class CaseRows(TransactionRows):
         return [_to_case(r) for r in rows if not wanted or r.status in wanted]
 
     def append_case_timeline(self, case_id: int, entries: Sequence[TimelineEntry]) -> None:
-        rows = [
-            {
-                "case_id": case_id,
-                "at": e.at,
-                "kind": e.kind,
-                "actor": e.actor,
-                "text": e.text,
-                "step_id": e.step_id,
-                "occurrence": e.occurrence,
-                "data": e.data,
-            }
-            for e in entries
-        ]
-        self._execute.insert_many(sql.INSERT_CASE_ENTRY, rows)
+        self._execute.insert_many(sql.INSERT_CASE_ENTRY, entry_rows("case_id", case_id, entries))
 
     def case_timeline(self, case_id: int) -> list[TimelineEntry]:
-        return [
-            TimelineEntry(
-                at=r.at,
-                kind=r.kind,
-                actor=r.actor,
-                text=r.text,
-                step_id=r.step_id,
-                occurrence=r.occurrence,
-                data=r.data,
-            )
-            for r in self._execute.rows(sql.CASE_TIMELINE_OF, {"b_id": case_id})
-        ]
+        return entries_of(self._execute.rows(sql.CASE_TIMELINE_OF, {"b_id": case_id}))
 
 
 def _case_values(case: Case) -> dict[str, Any]:

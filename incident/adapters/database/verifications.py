@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incident.adapters.database import statements as sql
 from incident.adapters.database.executors import TransactionRows
+from incident.adapters.database.timelines import entries_of, entry_rows
 from incident.domain.case_access import SupportRole
 from incident.domain.errors import Conflict, NotFound
 from incident.domain.records import TimelineEntry
@@ -130,34 +131,14 @@ class VerificationRows(TransactionRows):
     def append_verification_timeline(
         self, verification_id: int, entries: Sequence[TimelineEntry]
     ) -> None:
-        rows = [
-            {
-                "verification_id": verification_id,
-                "at": e.at,
-                "kind": e.kind,
-                "actor": e.actor,
-                "text": e.text,
-                "step_id": e.step_id,
-                "occurrence": e.occurrence,
-                "data": e.data,
-            }
-            for e in entries
-        ]
-        self._execute.insert_many(sql.INSERT_VERIFICATION_ENTRY, rows)
+        self._execute.insert_many(
+            sql.INSERT_VERIFICATION_ENTRY, entry_rows("verification_id", verification_id, entries)
+        )
 
     def verification_timeline(self, verification_id: int) -> list[TimelineEntry]:
-        return [
-            TimelineEntry(
-                at=r.at,
-                kind=r.kind,
-                actor=r.actor,
-                text=r.text,
-                step_id=r.step_id,
-                occurrence=r.occurrence,
-                data=r.data,
-            )
-            for r in self._execute.rows(sql.VERIFICATION_TIMELINE_OF, {"b_id": verification_id})
-        ]
+        return entries_of(
+            self._execute.rows(sql.VERIFICATION_TIMELINE_OF, {"b_id": verification_id})
+        )
 
 
 # --- to and from the row ---------------------------------------------------------------------

@@ -31,7 +31,6 @@ from incident.web.dashboard import candidate_pages as kp
 from incident.web.dashboard import pages
 from incident.web.dashboard.forms import Form, FormInvalid, checked
 from incident.web.dashboard.routes import (
-    MAX_ID,
     _invalid_fields,
     _not_modified,
     _page,
@@ -39,6 +38,7 @@ from incident.web.dashboard.routes import (
     _redirect,
     _session,
     _to_login,
+    path_id,
     posted,
 )
 from incident.web.dashboard.sessions import Session
@@ -61,10 +61,7 @@ def _patterns(request: web.Request) -> Patterns:
 
 
 def _candidate_id(request: web.Request) -> int | None:
-    text = request.match_info["candidate_id"]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        return None
-    return int(text)
+    return path_id(request, "candidate_id")
 
 
 def _no_such(request: web.Request) -> str:

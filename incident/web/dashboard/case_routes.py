@@ -39,7 +39,6 @@ from incident.web.dashboard import pages
 from incident.web.dashboard.forms import Form, FormInvalid
 from incident.web.dashboard.routes import (
     _CSRF_REFUSED,
-    MAX_ID,
     SESSIONS,
     _invalid_fields,
     _not_modified,
@@ -48,6 +47,7 @@ from incident.web.dashboard.routes import (
     _redirect,
     _session,
     _to_login,
+    path_id,
     posted,
 )
 from incident.web.dashboard.sessions import Session, SessionKeys
@@ -78,10 +78,7 @@ def _support(request: web.Request) -> Support:
 
 
 def _case_id(request: web.Request) -> int | None:
-    text = request.match_info["case_id"]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        return None
-    return int(text)
+    return path_id(request, "case_id")
 
 
 def _no_such(request: web.Request) -> str:

@@ -168,11 +168,17 @@ def _to_login(request: web.Request) -> web.Response:
     return _redirect(f"/ui/login?next={quote(request.path, safe='/')}")
 
 
-def _incident_id(request: web.Request) -> int | None:
-    text = request.match_info["incident_id"]
+def path_id(request: web.Request, name: str) -> int | None:
+    """The id in the path's `name` part (an incident's, a case's, a candidate's), or None
+    when it is not one: not all digits, or beyond any id the database holds."""
+    text = request.match_info[name]
     if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
         return None
     return int(text)
+
+
+def _incident_id(request: web.Request) -> int | None:
+    return path_id(request, "incident_id")
 
 
 def _not_modified(request: web.Request, etag: str) -> web.Response | None:
